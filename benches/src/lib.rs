@@ -1,0 +1,1 @@
+//! Criterion benches of zio's hot paths live in `benches/`.

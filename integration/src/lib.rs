@@ -1,0 +1,1 @@
+//! Helpers for running programs with and without zio (see tests/).

@@ -1,0 +1,28 @@
+//! The mechanisms of zio, kept apart from the exported hooks.
+//!
+//! `libzio.so` (the `libzio` crate) is a thin layer of exported C symbols;
+//! everything it decides or keeps lives here, in one module per mechanism, so
+//! that each can be read and tested in-process without `LD_PRELOAD`:
+//!
+//! - [`config`]: the options table (`ZIO_*` environment), read once at start.
+//! - [`log`]: messages to a private dup of stderr or `ZIO_LOG_FILE`, never
+//!   allocating.
+//! - [`stats`]: per-thread counters for every hook, summed on read.
+//! - [`thread`]: the per-thread state (re-entrancy guard, counter slot).
+//! - [`real`]: the real libc functions, resolved once, with safe fallbacks.
+//! - [`uffd`]: the userfaultfd descriptor and the availability probe.
+//! - [`runtime`]: start-up and exit of the library as a whole.
+//!
+//! Code in this crate may call libc (and emit `memcpy`) freely: inside
+//! `libzio.so` such calls are redirected at link time to the real functions
+//! (`-Wl,--wrap`), never to the hooks.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod log;
+pub mod real;
+pub mod runtime;
+pub mod stats;
+pub mod thread;
+pub mod uffd;

@@ -1,0 +1,156 @@
+//! Start-up and exit of the library as a whole.
+//!
+//! Start-up order matters: the real functions first (everything after may
+//! copy or write), then options and logging, then the counters, then the
+//! userfaultfd probe that decides whether zio can do anything beyond passing
+//! calls through.
+
+use core::fmt::Write as _;
+use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
+
+use crate::config::{self, Kind, Opt, OPTIONS};
+use crate::log::{Level, Line};
+use crate::{real, stats, thread, uffd, zio_log};
+
+/// What the library can do in this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// The constructor has not run yet.
+    Starting = 0,
+    /// `ZIO_ENABLE=0`: every call passes through.
+    Disabled = 1,
+    /// userfaultfd could not be opened: every call passes through.
+    NoUserfaultfd = 2,
+    /// userfaultfd works; copy elision may be used.
+    Ready = 3,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Starting as u8);
+static UFFD_FEATURES: AtomicU64 = AtomicU64::new(0);
+static UFFD_ERRNO: AtomicI32 = AtomicI32::new(0);
+static START_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The current mode.
+pub fn mode() -> Mode {
+    match MODE.load(Ordering::Relaxed) {
+        1 => Mode::Disabled,
+        2 => Mode::NoUserfaultfd,
+        3 => Mode::Ready,
+        _ => Mode::Starting,
+    }
+}
+
+/// The userfaultfd features the kernel offered at start (0 if none).
+pub fn uffd_features() -> u64 {
+    UFFD_FEATURES.load(Ordering::Relaxed)
+}
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The library constructor's work. Runs once, before `main`.
+pub fn init() {
+    let _inside = thread::enter();
+    real::resolve_all();
+    START_NS.store(now_ns(), Ordering::Relaxed);
+    config::init_from_env();
+    stats::init();
+
+    let mode = if !config::enabled() {
+        Mode::Disabled
+    } else {
+        match uffd::probe() {
+            Ok(features) => {
+                UFFD_FEATURES.store(features, Ordering::Relaxed);
+                Mode::Ready
+            }
+            Err(e) => {
+                UFFD_ERRNO.store(e.errno, Ordering::Relaxed);
+                let hint = if e.errno == libc::EPERM {
+                    " (unprivileged processes need vm.unprivileged_userfaultfd=1 or CAP_SYS_PTRACE)"
+                } else {
+                    ""
+                };
+                zio_log!(
+                    Level::Warn,
+                    "userfaultfd unavailable: {} failed with {}{}; running as pure pass-through, no copies will be elided",
+                    e.step,
+                    uffd::errno_name(e.errno),
+                    hint
+                );
+                Mode::NoUserfaultfd
+            }
+        }
+    };
+    MODE.store(mode as u8, Ordering::Release);
+    if crate::log::enabled(Level::Info) {
+        banner(mode);
+    }
+}
+
+fn write_mode(w: &mut Line, mode: Mode) {
+    let _ = match mode {
+        Mode::Ready => write!(w, "ready, userfaultfd features {:#x}", uffd_features()),
+        Mode::Disabled => write!(w, "pass-through (ZIO_ENABLE=0)"),
+        Mode::NoUserfaultfd => write!(
+            w,
+            "pass-through (userfaultfd unavailable: {})",
+            uffd::errno_name(UFFD_ERRNO.load(Ordering::Relaxed))
+        ),
+        Mode::Starting => write!(w, "starting"),
+    };
+}
+
+/// One line with the mode and every option that differs from its default,
+/// so a log shows what a process ran with.
+fn banner(mode: Mode) {
+    let mut line = Line::new();
+    let _ = write!(line, "loaded: ");
+    write_mode(&mut line, mode);
+    let mut first = true;
+    for (i, d) in OPTIONS.iter().enumerate() {
+        let opt = config::ALL[i];
+        let changed = match d.kind {
+            Kind::Path => config::raw(opt).is_some_and(|p| !p.is_empty()),
+            _ => config::get(opt) != d.default,
+        };
+        if !changed {
+            continue;
+        }
+        let _ = line.write_str(if first { "; set: " } else { ", " });
+        first = false;
+        let _ = write!(line, "{}=", d.name);
+        if let Some(t) = config::raw(opt) {
+            let _ = line.write_str_escaped(t);
+        }
+    }
+    crate::log::emit(Level::Info, line.as_str());
+}
+
+/// The library destructor's work: the stats summary if asked for.
+pub fn at_exit() {
+    let _inside = thread::enter();
+    if config::get(Opt::Stats) == 0 {
+        return;
+    }
+    let secs = now_ns().saturating_sub(START_NS.load(Ordering::Relaxed)) as f64 / 1e9;
+    let mut header = Line::new();
+    let _ = write!(header, "{secs:.2} s, ");
+    write_mode(&mut header, mode());
+    stats::write_summary(&stats::snapshot(), header.as_str());
+}
+
+/// In the child of a `fork`: the counters and the clock start again, so the
+/// child's summary covers the child alone.
+pub fn after_fork_in_child() {
+    stats::reset_after_fork();
+    START_NS.store(now_ns(), Ordering::Relaxed);
+}

@@ -1,0 +1,341 @@
+//! Counters for every hook, kept per thread and summed on read.
+//!
+//! Each thread claims a [`Slot`] from a static array the first time it is
+//! counted and then owns it alone, so an increment is a plain load and store
+//! to a cache line no other thread writes: no lock prefix, no contention.
+//! When the thread exits (a pthread key destructor) its counts are folded into
+//! a retired slot and the slot is freed for the next thread. Threads beyond
+//! [`MAX_SLOTS`], calls made before start-up and calls made after a thread's
+//! exit handling share one slot updated with atomic adds.
+
+use core::fmt::Write as _;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::log::Line;
+use crate::thread;
+
+macro_rules! hooks {
+    ($($variant:ident = $name:literal,)*) => {
+        /// Every exported hook, in the order of `libzio/hooked-symbols.txt`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        #[allow(missing_docs)]
+        pub enum Hook { $($variant,)* }
+
+        /// The exported symbol name of each [`Hook`].
+        pub const HOOK_NAMES: &[&str] = &[$($name,)*];
+
+        /// Every hook, in order.
+        pub const ALL_HOOKS: &[Hook] = &[$(Hook::$variant,)*];
+    };
+}
+
+hooks! {
+    Memcpy = "memcpy",
+    Memmove = "memmove",
+    Mempcpy = "mempcpy",
+    MemcpyChk = "__memcpy_chk",
+    MemmoveChk = "__memmove_chk",
+    MempcpyChk = "__mempcpy_chk",
+    Read = "read",
+    ReadChk = "__read_chk",
+    Pread = "pread",
+    Pread64 = "pread64",
+    PreadChk = "__pread_chk",
+    Pread64Chk = "__pread64_chk",
+    Readv = "readv",
+    Preadv = "preadv",
+    Preadv2 = "preadv2",
+    Recv = "recv",
+    RecvChk = "__recv_chk",
+    Recvfrom = "recvfrom",
+    RecvfromChk = "__recvfrom_chk",
+    Recvmsg = "recvmsg",
+    Recvmmsg = "recvmmsg",
+    Write = "write",
+    Pwrite = "pwrite",
+    Pwrite64 = "pwrite64",
+    Writev = "writev",
+    Pwritev = "pwritev",
+    Pwritev2 = "pwritev2",
+    Send = "send",
+    Sendto = "sendto",
+    Sendmsg = "sendmsg",
+    Sendmmsg = "sendmmsg",
+    Free = "free",
+    Realloc = "realloc",
+    Munmap = "munmap",
+    Mremap = "mremap",
+    Madvise = "madvise",
+    Fork = "fork",
+}
+
+/// Number of hooks.
+pub const NHOOKS: usize = HOOK_NAMES.len();
+
+/// Threads that get a private slot; later threads share one.
+pub const MAX_SLOTS: usize = 256;
+
+/// One thread's counters.
+#[repr(align(64))]
+pub struct Slot {
+    owned: AtomicBool,
+    /// Updated by several threads at once: increments must be atomic adds.
+    shared: bool,
+    calls: [AtomicU64; NHOOKS],
+    bytes: [AtomicU64; NHOOKS],
+}
+
+impl Slot {
+    const fn new(shared: bool) -> Slot {
+        Slot {
+            owned: AtomicBool::new(false),
+            shared,
+            calls: [const { AtomicU64::new(0) }; NHOOKS],
+            bytes: [const { AtomicU64::new(0) }; NHOOKS],
+        }
+    }
+
+    #[inline(always)]
+    fn add(&self, hook: Hook, bytes: u64) {
+        let i = hook as usize;
+        if self.shared {
+            self.calls[i].fetch_add(1, Ordering::Relaxed);
+            self.bytes[i].fetch_add(bytes, Ordering::Relaxed);
+        } else {
+            // Single writer: a load and a store, no read-modify-write
+            // instruction. Readers on other threads see a recent value.
+            bump(&self.calls[i], 1);
+            bump(&self.bytes[i], bytes);
+        }
+    }
+
+    fn zero(&self) {
+        for c in self.calls.iter().chain(self.bytes.iter()) {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[inline(always)]
+fn bump(c: &AtomicU64, by: u64) {
+    c.store(
+        c.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+static SLOTS: [Slot; MAX_SLOTS] = [const { Slot::new(false) }; MAX_SLOTS];
+static SHARED: Slot = Slot::new(true);
+static RETIRED: Slot = Slot::new(true);
+
+/// The pthread key whose destructor retires a thread's slot; `u32::MAX` until
+/// [`init`] has created it.
+static EXIT_KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Creates the thread-exit key. Called once at start-up.
+pub fn init() {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; `retire` matches the destructor
+    // signature pthread expects.
+    if unsafe { libc::pthread_key_create(&mut key, Some(retire)) } == 0 {
+        EXIT_KEY.store(key, Ordering::Release);
+    }
+}
+
+/// Counts one call of `hook` that moved `bytes` bytes.
+#[inline(always)]
+pub fn count(hook: Hook, bytes: u64) {
+    thread::with(|t| {
+        let mut slot = t.slot.get();
+        if slot.is_null() {
+            slot = claim(t);
+        }
+        // SAFETY: slot pointers only ever point at the statics above.
+        unsafe { &*slot }.add(hook, bytes);
+    });
+}
+
+#[cold]
+fn claim(t: &thread::ThreadState) -> *const Slot {
+    let key = EXIT_KEY.load(Ordering::Acquire);
+    if key == u32::MAX {
+        // Before start-up: count in the shared slot and try again next call.
+        return &SHARED;
+    }
+    for s in SLOTS.iter() {
+        if !s.owned.load(Ordering::Relaxed)
+            && s.owned
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            // SAFETY: key was created by `init`; the value is only read back
+            // by `retire`. For keys below PTHREAD_KEY_2NDLEVEL_SIZE glibc
+            // stores it in the thread descriptor without allocating.
+            unsafe { libc::pthread_setspecific(key, (s as *const Slot).cast()) };
+            t.slot.set(s);
+            return s;
+        }
+    }
+    t.slot.set(&SHARED);
+    &SHARED
+}
+
+/// pthread key destructor: folds the exiting thread's counts into RETIRED.
+extern "C" fn retire(p: *mut libc::c_void) {
+    // SAFETY: the only values stored under the key are pointers into SLOTS.
+    let s = unsafe { &*(p as *const Slot) };
+    // Calls made later in this thread's exit (other destructors freeing
+    // memory) go to the shared slot, never back into a freed slot.
+    thread::with(|t| t.slot.set(&SHARED));
+    for i in 0..NHOOKS {
+        RETIRED.calls[i].fetch_add(s.calls[i].load(Ordering::Relaxed), Ordering::Relaxed);
+        RETIRED.bytes[i].fetch_add(s.bytes[i].load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    s.zero();
+    s.owned.store(false, Ordering::Release);
+}
+
+/// In a child after `fork`: only the calling thread survives. Its counts and
+/// everybody else's belong to the parent, so start from zero and free the
+/// slots of threads that no longer exist.
+pub fn reset_after_fork() {
+    let mine = thread::with(|t| t.slot.get());
+    for s in SLOTS.iter() {
+        s.zero();
+        if !ptr::eq(s, mine) {
+            s.owned.store(false, Ordering::Relaxed);
+        }
+    }
+    SHARED.zero();
+    RETIRED.zero();
+}
+
+/// Totals of every counter at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Calls per hook, indexed by `Hook as usize`.
+    pub calls: [u64; NHOOKS],
+    /// Bytes per hook.
+    pub bytes: [u64; NHOOKS],
+}
+
+impl Snapshot {
+    /// Calls of one hook.
+    pub fn calls(&self, h: Hook) -> u64 {
+        self.calls[h as usize]
+    }
+    /// Bytes of one hook.
+    pub fn bytes(&self, h: Hook) -> u64 {
+        self.bytes[h as usize]
+    }
+}
+
+/// Sums every slot. Values from threads running concurrently are recent, not
+/// exact; a thread that is exiting at that moment may be counted twice or not
+/// at all for that one read.
+pub fn snapshot() -> Snapshot {
+    let mut snap = Snapshot {
+        calls: [0; NHOOKS],
+        bytes: [0; NHOOKS],
+    };
+    for s in SLOTS.iter().chain([&SHARED, &RETIRED]) {
+        for i in 0..NHOOKS {
+            snap.calls[i] += s.calls[i].load(Ordering::Relaxed);
+            snap.bytes[i] += s.bytes[i].load(Ordering::Relaxed);
+        }
+    }
+    snap
+}
+
+/// Writes the human-readable summary, one `write(2)` per line, to the log
+/// destination. `header` is the first line's text after the pid.
+pub fn write_summary(snap: &Snapshot, header: &str) {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let mut line = Line::new();
+    let _ = writeln!(line, "zio[{pid}] stats: {header}");
+    crate::log::write_raw(line.as_str().as_bytes());
+    let mut line = Line::new();
+    let _ = writeln!(
+        line,
+        "zio[{pid}]   {:<16} {:>14} {:>18}",
+        "hook", "calls", "bytes"
+    );
+    crate::log::write_raw(line.as_str().as_bytes());
+    for (i, name) in HOOK_NAMES.iter().enumerate() {
+        if snap.calls[i] == 0 {
+            continue;
+        }
+        let mut line = Line::new();
+        let _ = write!(
+            line,
+            "zio[{pid}]   {name:<16} {:>14} {:>18}",
+            snap.calls[i], snap.bytes[i]
+        );
+        if snap.bytes[i] >= 1 << 20 {
+            let _ = write!(
+                line,
+                "  ({:.1} MiB)",
+                snap.bytes[i] as f64 / (1 << 20) as f64
+            );
+        }
+        let _ = line.write_char('\n');
+        crate::log::write_raw(line.as_str().as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_table_matches_the_exported_symbol_list() {
+        let listed: Vec<&str> = include_str!("../../libzio/hooked-symbols.txt")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(listed, HOOK_NAMES);
+        assert_eq!(ALL_HOOKS.len(), NHOOKS);
+        for (i, h) in ALL_HOOKS.iter().enumerate() {
+            assert_eq!(*h as usize, i);
+        }
+    }
+
+    #[test]
+    fn threads_count_privately_and_retire_into_the_total() {
+        init();
+        let before = snapshot();
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..1000 {
+                        count(Hook::Sendmmsg, 3);
+                    }
+                    let mine = thread::with(|t| t.slot.get());
+                    assert!(!mine.is_null() && !ptr::eq(mine, &SHARED));
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let after = snapshot();
+        // Other tests in this process use other hooks, so this is exact.
+        assert_eq!(
+            after.calls(Hook::Sendmmsg) - before.calls(Hook::Sendmmsg),
+            8000
+        );
+        assert_eq!(
+            after.bytes(Hook::Sendmmsg) - before.bytes(Hook::Sendmmsg),
+            24000
+        );
+        // The exited threads' slots were freed for reuse.
+        let owned = SLOTS
+            .iter()
+            .filter(|s| s.owned.load(Ordering::Relaxed))
+            .count();
+        assert!(owned < MAX_SLOTS / 2, "{owned} slots still owned");
+    }
+}

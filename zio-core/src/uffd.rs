@@ -1,0 +1,183 @@
+//! userfaultfd: opening the descriptor and the start-up availability probe.
+//!
+//! The system headers here are from Linux 6.1, so the ioctl numbers and
+//! feature bits are written out by hand (from `linux/userfaultfd.h`).
+
+use core::ffi::c_int;
+
+/// `UFFD_API`: the only API version.
+pub const UFFD_API: u64 = 0xAA;
+/// `_IOWR(0xAA, 0x3F, struct uffdio_api)`.
+pub const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+/// `_IO(0xAA, 0x00)` on `/dev/userfaultfd`.
+pub const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00;
+
+/// Feature bits zio cares about (`UFFD_FEATURE_*`).
+pub mod feature {
+    /// Write-protect faults (`UFFD_FEATURE_PAGEFAULT_FLAG_WP`).
+    pub const PAGEFAULT_FLAG_WP: u64 = 1 << 0;
+    /// Fork events.
+    pub const EVENT_FORK: u64 = 1 << 1;
+    /// `mremap` events.
+    pub const EVENT_REMAP: u64 = 1 << 2;
+    /// `MADV_DONTNEED`/`MADV_REMOVE` events.
+    pub const EVENT_REMOVE: u64 = 1 << 3;
+    /// `munmap` events.
+    pub const EVENT_UNMAP: u64 = 1 << 6;
+    /// Faulting thread id in messages.
+    pub const THREAD_ID: u64 = 1 << 8;
+    /// WP of never-touched pages traps.
+    pub const WP_UNPOPULATED: u64 = 1 << 13;
+    /// `UFFDIO_MOVE`.
+    pub const MOVE: u64 = 1 << 15;
+}
+
+#[repr(C)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+/// How an attempt to get a userfaultfd failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenError {
+    /// `errno` of the failing step.
+    pub errno: i32,
+    /// Which step failed.
+    pub step: &'static str,
+}
+
+/// An open userfaultfd with its API handshake done.
+#[derive(Debug)]
+pub struct Uffd {
+    /// The descriptor (close-on-exec, non-blocking).
+    pub fd: c_int,
+    /// Features enabled on it.
+    pub features: u64,
+}
+
+impl Drop for Uffd {
+    fn drop(&mut self) {
+        // SAFETY: we own this descriptor.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn errno() -> i32 {
+    crate::log::errno()
+}
+
+fn raw_open() -> Result<c_int, OpenError> {
+    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
+    // SAFETY: the userfaultfd system call takes only flags.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) } as c_int;
+    if fd >= 0 {
+        return Ok(fd);
+    }
+    let sys_err = errno();
+    // Kernels built without the syscall, or seccomp filters that forbid it,
+    // may still allow /dev/userfaultfd (Linux 6.1+).
+    // SAFETY: the path is a NUL-terminated literal.
+    let dev = unsafe { libc::open(c"/dev/userfaultfd".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if dev < 0 {
+        return Err(OpenError {
+            errno: sys_err,
+            step: "userfaultfd()",
+        });
+    }
+    // SAFETY: USERFAULTFD_IOC_NEW takes the flags as its argument.
+    let fd = unsafe { libc::ioctl(dev, USERFAULTFD_IOC_NEW, flags) };
+    let e = errno();
+    // SAFETY: closing the device fd we opened.
+    unsafe { libc::close(dev) };
+    if fd < 0 {
+        return Err(OpenError {
+            errno: e,
+            step: "/dev/userfaultfd",
+        });
+    }
+    Ok(fd)
+}
+
+fn handshake(fd: c_int, features: u64) -> Result<u64, OpenError> {
+    let mut api = UffdioApi {
+        api: UFFD_API,
+        features,
+        ioctls: 0,
+    };
+    // SAFETY: `api` is a valid uffdio_api for the duration of the call.
+    if unsafe { libc::ioctl(fd, UFFDIO_API, &mut api) } < 0 {
+        return Err(OpenError {
+            errno: errno(),
+            step: "UFFDIO_API",
+        });
+    }
+    Ok(api.features)
+}
+
+/// The features this kernel offers to this process, or why it offers none.
+pub fn probe() -> Result<u64, OpenError> {
+    // Asking for no features makes the kernel report all it supports.
+    let fd = raw_open()?;
+    let r = handshake(fd, 0);
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    r
+}
+
+/// Opens a userfaultfd with `wanted` features (those the kernel lacks are
+/// left out; check [`Uffd::features`]).
+pub fn open(wanted: u64) -> Result<Uffd, OpenError> {
+    let available = probe()?;
+    let fd = raw_open()?;
+    match handshake(fd, wanted & available) {
+        Ok(_) => Ok(Uffd {
+            fd,
+            features: wanted & available,
+        }),
+        Err(e) => {
+            // SAFETY: closing the descriptor opened above.
+            unsafe { libc::close(fd) };
+            Err(e)
+        }
+    }
+}
+
+/// A short name for common errno values, for messages that must not call
+/// `strerror` (it may allocate for unknown values in some locales).
+pub fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::ENOSYS => "ENOSYS",
+        libc::EINVAL => "EINVAL",
+        libc::ENOMEM => "ENOMEM",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::ENOENT => "ENOENT",
+        libc::EFAULT => "EFAULT",
+        _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_as_root_sees_features() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            // The unprivileged path is tested under LD_PRELOAD with setpriv.
+            return;
+        }
+        let f = probe().expect("root may always open a userfaultfd");
+        assert!(f & feature::PAGEFAULT_FLAG_WP != 0, "features {f:#x}");
+        let u = open(feature::PAGEFAULT_FLAG_WP | feature::EVENT_FORK).unwrap();
+        assert_eq!(
+            u.features & feature::PAGEFAULT_FLAG_WP,
+            feature::PAGEFAULT_FLAG_WP
+        );
+    }
+}
