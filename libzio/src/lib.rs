@@ -42,6 +42,67 @@ unsafe fn mmsg_bytes(v: *const mmsghdr, ret: c_int) -> u64 {
     total
 }
 
+/// Copy hooks: the byte count is known before the call, so count first and
+/// end in a tail call to libc (no frame of our own around the copy).
+macro_rules! copy_hooks {
+    ($( $name:ident / $wrap:ident ( $($a:ident : $t:ty),* ), $hook:ident, $len:ident; )*) => {$(
+        #[doc = concat!("Exported `", stringify!($name), "`: counts the call and forwards to libc.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($a: $t),*) -> *mut c_void {
+            if !stats::count_fast(Hook::$hook, $len as u64) {
+                // SAFETY: same contract, passed on.
+                return unsafe { slow::$name($($a),*) };
+            }
+            // SAFETY: the caller gives us exactly the libc function's contract.
+            unsafe { real::$name($($a),*) }
+        }
+
+        #[doc = concat!("Internal calls to `", stringify!($name), "` land here (`--wrap`): straight to libc.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $wrap($($a: $t),*) -> *mut c_void {
+            // SAFETY: same contract as the libc function.
+            unsafe { real::$name($($a),*) }
+        }
+    )*};
+}
+
+/// The first call on a thread (it claims its counter slot): out of line, so
+/// the hooks above stay frame-less.
+mod slow {
+    use super::*;
+
+    macro_rules! slow_copies {
+        ($($name:ident / $hook:ident ( $($a:ident : $t:ty),* ), $len:ident;)*) => {$(
+            #[cold]
+            #[inline(never)]
+            pub(crate) unsafe fn $name($($a: $t),*) -> *mut c_void {
+                stats::count(Hook::$hook, $len as u64);
+                // SAFETY: same contract as the libc function.
+                unsafe { real::$name($($a),*) }
+            }
+        )*};
+    }
+
+    slow_copies! {
+        memcpy / Memcpy (d: *mut c_void, s: *const c_void, n: usize), n;
+        memmove / Memmove (d: *mut c_void, s: *const c_void, n: usize), n;
+        mempcpy / Mempcpy (d: *mut c_void, s: *const c_void, n: usize), n;
+        __memcpy_chk / MemcpyChk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), n;
+        __memmove_chk / MemmoveChk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), n;
+        __mempcpy_chk / MempcpyChk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), n;
+    }
+}
+
+copy_hooks! {
+    memcpy / __wrap_memcpy (d: *mut c_void, s: *const c_void, n: usize), Memcpy, n;
+    memmove / __wrap_memmove (d: *mut c_void, s: *const c_void, n: usize), Memmove, n;
+    mempcpy / __wrap_mempcpy (d: *mut c_void, s: *const c_void, n: usize), Mempcpy, n;
+    __memcpy_chk / __wrap___memcpy_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemcpyChk, n;
+    __memmove_chk / __wrap___memmove_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemmoveChk, n;
+    __mempcpy_chk / __wrap___mempcpy_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MempcpyChk, n;
+}
+
+/// IO and memory hooks: forward, then count what the call reports it moved.
 macro_rules! hooks {
     ($( $name:ident / $wrap:ident ( $($a:ident : $t:ty),* ) -> $r:ty, $hook:ident, |$ret:ident| $bytes:expr ; )*) => {$(
         #[doc = concat!("Exported `", stringify!($name), "`: forwards to libc and counts the call.")]
@@ -65,12 +126,6 @@ macro_rules! hooks {
 }
 
 hooks! {
-    memcpy / __wrap_memcpy (d: *mut c_void, s: *const c_void, n: usize) -> *mut c_void, Memcpy, |_r| n as u64;
-    memmove / __wrap_memmove (d: *mut c_void, s: *const c_void, n: usize) -> *mut c_void, Memmove, |_r| n as u64;
-    mempcpy / __wrap_mempcpy (d: *mut c_void, s: *const c_void, n: usize) -> *mut c_void, Mempcpy, |_r| n as u64;
-    __memcpy_chk / __wrap___memcpy_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize) -> *mut c_void, MemcpyChk, |_r| n as u64;
-    __memmove_chk / __wrap___memmove_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize) -> *mut c_void, MemmoveChk, |_r| n as u64;
-    __mempcpy_chk / __wrap___mempcpy_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize) -> *mut c_void, MempcpyChk, |_r| n as u64;
     read / __wrap_read (fd: c_int, b: *mut c_void, n: usize) -> ssize_t, Read, |r| io(r);
     __read_chk / __wrap___read_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize) -> ssize_t, ReadChk, |r| io(r);
     pread / __wrap_pread (fd: c_int, b: *mut c_void, n: usize, o: off_t) -> ssize_t, Pread, |r| io(r);

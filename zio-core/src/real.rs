@@ -37,10 +37,27 @@ macro_rules! real_fns {
             /// Same contract as the libc function.
             #[inline(always)]
             pub unsafe fn $name($($a: $t),*) -> $r {
-                let mut p = slot::$name.load(Ordering::Relaxed);
+                let p = slot::$name.load(Ordering::Relaxed);
                 if p == 0 {
-                    p = resolve_slow(&slot::$name);
+                    // SAFETY: same contract, passed on.
+                    return unsafe { unresolved::$name($($a),*) };
                 }
+                // SAFETY: `p` was returned by dlsym for this name, whose C
+                // prototype is the one written here.
+                let f: unsafe extern "C" fn($($t),*) -> $r = unsafe { core::mem::transmute(p) };
+                unsafe { f($($a),*) }
+            }
+        )*
+
+        /// Calls made before resolution: kept out of line so the hot path
+        /// above is a load and a tail call.
+        mod unresolved {
+            use super::*;
+            $(
+            #[cold]
+            #[inline(never)]
+            pub(super) unsafe fn $name($($a: $t),*) -> $r {
+                let p = resolve_slow(&slot::$name);
                 if p == 0 {
                     // SAFETY: the fallback has the same contract as the function.
                     #[allow(unused_unsafe)]
@@ -52,7 +69,8 @@ macro_rules! real_fns {
                     unsafe { f($($a),*) }
                 }
             }
-        )*
+            )*
+        }
     };
 }
 

@@ -7,6 +7,10 @@
 //! a retired slot and the slot is freed for the next thread. Threads beyond
 //! [`MAX_SLOTS`], calls made before start-up and calls made after a thread's
 //! exit handling share one slot updated with atomic adds.
+//!
+//! [`count_fast`] is the whole hot path: one TLS load, a null test and two
+//! plain increments. Everything else is out of line, so the copy hooks need
+//! no stack frame.
 
 use core::fmt::Write as _;
 use core::ptr;
@@ -77,38 +81,37 @@ pub const NHOOKS: usize = HOOK_NAMES.len();
 /// Threads that get a private slot; later threads share one.
 pub const MAX_SLOTS: usize = 256;
 
-/// One thread's counters.
+/// One thread's counters (or the shared or retired totals).
 #[repr(align(64))]
 pub struct Slot {
     owned: AtomicBool,
-    /// Updated by several threads at once: increments must be atomic adds.
-    shared: bool,
     calls: [AtomicU64; NHOOKS],
     bytes: [AtomicU64; NHOOKS],
 }
 
 impl Slot {
-    const fn new(shared: bool) -> Slot {
+    const fn new() -> Slot {
         Slot {
             owned: AtomicBool::new(false),
-            shared,
             calls: [const { AtomicU64::new(0) }; NHOOKS],
             bytes: [const { AtomicU64::new(0) }; NHOOKS],
         }
     }
 
+    /// Single writer: a load and a store, no read-modify-write instruction.
+    /// Readers on other threads see a recent value.
     #[inline(always)]
-    fn add(&self, hook: Hook, bytes: u64) {
+    fn add_private(&self, hook: Hook, bytes: u64) {
         let i = hook as usize;
-        if self.shared {
-            self.calls[i].fetch_add(1, Ordering::Relaxed);
-            self.bytes[i].fetch_add(bytes, Ordering::Relaxed);
-        } else {
-            // Single writer: a load and a store, no read-modify-write
-            // instruction. Readers on other threads see a recent value.
-            bump(&self.calls[i], 1);
-            bump(&self.bytes[i], bytes);
-        }
+        bump(&self.calls[i], 1);
+        bump(&self.bytes[i], bytes);
+    }
+
+    /// Several writers: atomic adds.
+    fn add_shared(&self, hook: Hook, bytes: u64) {
+        let i = hook as usize;
+        self.calls[i].fetch_add(1, Ordering::Relaxed);
+        self.bytes[i].fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn zero(&self) {
@@ -126,9 +129,9 @@ fn bump(c: &AtomicU64, by: u64) {
     );
 }
 
-static SLOTS: [Slot; MAX_SLOTS] = [const { Slot::new(false) }; MAX_SLOTS];
-static SHARED: Slot = Slot::new(true);
-static RETIRED: Slot = Slot::new(true);
+static SLOTS: [Slot; MAX_SLOTS] = [const { Slot::new() }; MAX_SLOTS];
+static SHARED: Slot = Slot::new();
+static RETIRED: Slot = Slot::new();
 
 /// The pthread key whose destructor retires a thread's slot; `u32::MAX` until
 /// [`init`] has created it.
@@ -144,25 +147,48 @@ pub fn init() {
     }
 }
 
-/// Counts one call of `hook` that moved `bytes` bytes.
+/// Counts one call if this thread already has its private slot; returns
+/// false (counting nothing) otherwise, and the caller must use [`count`].
 #[inline(always)]
-pub fn count(hook: Hook, bytes: u64) {
+pub fn count_fast(hook: Hook, bytes: u64) -> bool {
     thread::with(|t| {
-        let mut slot = t.slot.get();
+        let slot = t.slot.get();
         if slot.is_null() {
-            slot = claim(t);
+            return false;
         }
-        // SAFETY: slot pointers only ever point at the statics above.
-        unsafe { &*slot }.add(hook, bytes);
-    });
+        // SAFETY: non-null slot pointers point into SLOTS, and this thread
+        // owns the slot until `retire` clears the pointer.
+        unsafe { &*slot }.add_private(hook, bytes);
+        true
+    })
+}
+
+/// Counts one call of `hook` that moved `bytes` bytes.
+#[inline]
+pub fn count(hook: Hook, bytes: u64) {
+    if !count_fast(hook, bytes) {
+        count_slow(hook, bytes);
+    }
 }
 
 #[cold]
-fn claim(t: &thread::ThreadState) -> *const Slot {
+#[inline(never)]
+fn count_slow(hook: Hook, bytes: u64) {
+    match thread::with(claim) {
+        Some(slot) => slot.add_private(hook, bytes),
+        None => SHARED.add_shared(hook, bytes),
+    }
+}
+
+/// Gives the thread a private slot, or `None` if it must use the shared one.
+fn claim(t: &thread::ThreadState) -> Option<&'static Slot> {
+    if t.overflow.get() {
+        return None;
+    }
     let key = EXIT_KEY.load(Ordering::Acquire);
     if key == u32::MAX {
         // Before start-up: count in the shared slot and try again next call.
-        return &SHARED;
+        return None;
     }
     for s in SLOTS.iter() {
         if !s.owned.load(Ordering::Relaxed)
@@ -175,11 +201,11 @@ fn claim(t: &thread::ThreadState) -> *const Slot {
             // stores it in the thread descriptor without allocating.
             unsafe { libc::pthread_setspecific(key, (s as *const Slot).cast()) };
             t.slot.set(s);
-            return s;
+            return Some(s);
         }
     }
-    t.slot.set(&SHARED);
-    &SHARED
+    t.overflow.set(true);
+    None
 }
 
 /// pthread key destructor: folds the exiting thread's counts into RETIRED.
@@ -188,7 +214,10 @@ extern "C" fn retire(p: *mut libc::c_void) {
     let s = unsafe { &*(p as *const Slot) };
     // Calls made later in this thread's exit (other destructors freeing
     // memory) go to the shared slot, never back into a freed slot.
-    thread::with(|t| t.slot.set(&SHARED));
+    thread::with(|t| {
+        t.slot.set(ptr::null());
+        t.overflow.set(true);
+    });
     for i in 0..NHOOKS {
         RETIRED.calls[i].fetch_add(s.calls[i].load(Ordering::Relaxed), Ordering::Relaxed);
         RETIRED.bytes[i].fetch_add(s.bytes[i].load(Ordering::Relaxed), Ordering::Relaxed);
@@ -314,7 +343,7 @@ mod tests {
                         count(Hook::Sendmmsg, 3);
                     }
                     let mine = thread::with(|t| t.slot.get());
-                    assert!(!mine.is_null() && !ptr::eq(mine, &SHARED));
+                    assert!(!mine.is_null(), "a private slot was claimed");
                 })
             })
             .collect();

@@ -1,33 +1,75 @@
 //! Per-thread state: the re-entrancy guard and the thread's counter slot.
 //!
-//! Both live in one const-initialized thread-local without a destructor, so an
-//! access is a plain TLS load: no lazy initialization, no registration, no
-//! allocation, safe in a signal handler.
-
-use core::cell::Cell;
-use core::ptr;
+//! Both live in one small block of thread-local storage that this module
+//! defines itself (in `.tbss`) and reaches with the initial-exec TLS model: an
+//! offset from the GOT added to the thread pointer (`%fs:0`). Rust's
+//! `thread_local!` in a shared library uses the general-dynamic model, a call
+//! to `__tls_get_addr` on every access, which cost more than the whole
+//! pass-through budget of the memcpy hook. Initial-exec puts the block in the
+//! static TLS area that exists from the moment a thread is created: no lazy
+//! initialization, no allocation, no destructor, safe in a signal handler.
+//! (A library using initial-exec TLS can still be `dlopen`ed: glibc keeps a
+//! static TLS reserve for exactly this, and the block is 16 bytes.)
 
 use crate::stats::Slot;
+use core::cell::Cell;
 
 /// What zio keeps per thread.
 pub struct ThreadState {
     /// Set while zio's own code runs on this thread (and permanently on zio's
     /// own threads): hooks reached then forward straight to libc.
     inside: Cell<bool>,
-    /// This thread's counter slot; null until the first counted call.
+    /// This thread's private counter slot; null until the first counted
+    /// call, and again after the thread's exit handling.
     pub(crate) slot: Cell<*const Slot>,
+    /// The thread counts in the shared slot (no private slot was free, or it
+    /// has already retired its own).
+    pub(crate) overflow: Cell<bool>,
 }
 
-thread_local! {
-    static STATE: ThreadState = const {
-        ThreadState { inside: Cell::new(false), slot: Cell::new(ptr::null()) }
-    };
+// The block: 16 zero bytes per thread, which is a valid `ThreadState` (guard
+// off, no slot yet). Global so that accesses inlined into other crates'
+// objects resolve at link time; hidden so that it is not exported.
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".globl zio_thread_state",
+    ".hidden zio_thread_state",
+    ".type zio_thread_state, @object",
+    ".size zio_thread_state, 16",
+    ".p2align 3",
+    "zio_thread_state:",
+    ".zero 16",
+    ".popsection",
+);
+
+const _: () = assert!(core::mem::size_of::<ThreadState>() <= 16);
+const _: () = assert!(core::mem::align_of::<ThreadState>() <= 8);
+
+/// This thread's state.
+#[inline(always)]
+fn state() -> &'static ThreadState {
+    let p: *const ThreadState;
+    // SAFETY: `zio_thread_state@GOTTPOFF` is the (link- or load-time
+    // constant) offset of our TLS block from the thread pointer, and `%fs:0`
+    // holds the thread pointer itself on x86-64 glibc. The sum addresses this
+    // thread's copy of the 16-byte block, which lives as long as the thread
+    // and is only ever accessed from it (the `'static` lifetime is limited
+    // in practice by `with`, which never lets the reference escape).
+    unsafe {
+        core::arch::asm!(
+            "mov {p}, qword ptr [rip + zio_thread_state@GOTTPOFF]",
+            "add {p}, qword ptr fs:[0]",
+            p = out(reg) p,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+        &*p
+    }
 }
 
 /// Runs `f` with this thread's state.
 #[inline(always)]
 pub fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
-    STATE.with(f)
+    f(state())
 }
 
 /// True while zio's own code is running on this thread.
