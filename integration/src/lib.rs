@@ -1,1 +1,303 @@
-//! Helpers for running programs with and without zio (see tests/).
+//! Helpers for running real programs with and without zio and reading zio's
+//! counters back.
+//!
+//! A run under zio sets `LD_PRELOAD`, `ZIO_STATS=1` and a per-run
+//! `ZIO_LOG_FILE=<dir>/zio.%p.log`; after the program exits, every
+//! process's summary is parsed from those files, so tests can prove that the
+//! hooks really saw the traffic (not merely that the output was right).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Root of the workspace.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The built libzio.so (`ZIO_TEST_LIB` overrides).
+pub fn lib_path() -> PathBuf {
+    let p = std::env::var_os("ZIO_TEST_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/release/libzio.so"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --release` (or `make test`) first",
+        p.display()
+    );
+    std::fs::canonicalize(p).unwrap()
+}
+
+/// The built zio-run launcher.
+pub fn zio_run_path() -> PathBuf {
+    let p = lib_path().with_file_name("zio-run");
+    assert!(p.is_file(), "{} is missing: run `cargo build --release`", p.display());
+    p
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `/tmp/zio-test-<pid>-<n>-<tag>` with mode 0755 (other users,
+    /// such as `nobody` in the fallback test, may enter it).
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "zio-test-{}-{}-{tag}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(p)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One hook's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    /// Calls.
+    pub calls: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// Counters of every process of a run, as printed in their summaries.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// pid -> hook name -> counters.
+    pub per_pid: BTreeMap<u32, BTreeMap<String, Count>>,
+    /// pid -> the summary's header line (mode and duration).
+    pub headers: BTreeMap<u32, String>,
+}
+
+impl Stats {
+    /// Parses summary text (any number of processes, other lines ignored).
+    pub fn parse(text: &str) -> Stats {
+        let mut s = Stats::default();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("zio[") else {
+                continue;
+            };
+            let Some((pid, rest)) = rest.split_once(']') else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            if let Some(h) = rest.strip_prefix(" stats: ") {
+                s.headers.insert(pid, h.to_string());
+                continue;
+            }
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if f.len() >= 3 {
+                if let (Ok(calls), Ok(bytes)) = (f[1].parse(), f[2].parse()) {
+                    s.per_pid
+                        .entry(pid)
+                        .or_default()
+                        .insert(f[0].to_string(), Count { calls, bytes });
+                }
+            }
+        }
+        s
+    }
+
+    /// A hook's counters summed over all processes.
+    pub fn get(&self, hook: &str) -> Count {
+        let mut c = Count::default();
+        for m in self.per_pid.values() {
+            if let Some(x) = m.get(hook) {
+                c.calls += x.calls;
+                c.bytes += x.bytes;
+            }
+        }
+        c
+    }
+
+    /// Number of processes that printed a summary.
+    pub fn processes(&self) -> usize {
+        self.headers.len()
+    }
+}
+
+/// The result of running a program.
+pub struct Run {
+    /// Its exit status, stdout and stderr.
+    pub output: Output,
+    /// zio's counters (empty without zio).
+    pub stats: Stats,
+    /// Everything zio logged (summaries and messages).
+    pub log: String,
+}
+
+impl Run {
+    /// Stdout as text (lossy).
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    /// Stderr as text (lossy).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    /// Panics with the program's stderr unless it exited with status 0.
+    pub fn assert_success(&self, what: &str) -> &Run {
+        assert!(
+            self.output.status.success(),
+            "{what} failed: {:?}\nstderr:\n{}\nzio log:\n{}",
+            self.output.status,
+            self.stderr(),
+            self.log
+        );
+        self
+    }
+}
+
+/// Adds the zio environment to `cmd`: preload, stats on, log files in `logs`.
+pub fn with_zio(cmd: &mut Command, logs: &Path) {
+    cmd.env("LD_PRELOAD", lib_path())
+        .env("ZIO_STATS", "1")
+        .env("ZIO_LOG_FILE", logs.join("zio.%p.log"));
+}
+
+/// Reads and removes the zio log files in `logs`.
+pub fn collect_logs(logs: &Path) -> String {
+    collect_logs_named(logs, "zio.")
+}
+
+/// Reads and removes the files `<prefix>*.log` in `logs`.
+pub fn collect_logs_named(logs: &Path, prefix: &str) -> String {
+    let mut all = String::new();
+    let mut files: Vec<_> = std::fs::read_dir(logs)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for p in files {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(prefix) && name.ends_with(".log") {
+            all.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+    all
+}
+
+/// Runs `cmd` to completion, under zio if `zio` is true, with `stdin` fed.
+pub fn run(mut cmd: Command, zio: bool, stdin: Option<&[u8]>) -> Run {
+    let logs = TempDir::new("logs");
+    if zio {
+        with_zio(&mut cmd, logs.path());
+    } else {
+        cmd.env_remove("LD_PRELOAD");
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(data) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = w.write_all(&data);
+        });
+    }
+    let output = child.wait_with_output().unwrap();
+    let log = collect_logs(logs.path());
+    Run {
+        output,
+        stats: Stats::parse(&log),
+        log,
+    }
+}
+
+/// Runs `make()` once without and once with zio, asserts both succeed with
+/// identical stdout, and returns the zio run.
+pub fn differential(what: &str, make: impl Fn() -> Command) -> Run {
+    let plain = run(make(), false, None);
+    plain.assert_success(&format!("{what} without zio"));
+    let zio = run(make(), true, None);
+    zio.assert_success(&format!("{what} under zio"));
+    assert!(
+        plain.output.stdout == zio.output.stdout,
+        "{what}: output differs with zio ({} vs {} bytes)",
+        plain.output.stdout.len(),
+        zio.output.stdout.len()
+    );
+    assert!(zio.stats.processes() >= 1, "{what}: no zio summary\n{}", zio.log);
+    zio
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so runs are reproducible.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests
+/// that start one server at a time on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Compiles a C test program from `integration/c/<name>.c` into `dir`.
+pub fn compile_c(name: &str, dir: &Path) -> PathBuf {
+    let src = workspace().join("integration/c").join(format!("{name}.c"));
+    let out = dir.join(name);
+    let st = Command::new("cc")
+        .args(["-O1", "-g", "-fno-builtin", "-Wall", "-Werror", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("a C compiler (cc) is needed: install gcc");
+    assert!(st.success(), "compiling {} failed", src.display());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_summaries_of_several_processes() {
+        let text = "zio[10] stats: 0.10 s, ready, userfaultfd features 0x1ffff\n\
+                    zio[10]   hook   calls   bytes\n\
+                    zio[10]   read       3    4096  (x)\n\
+                    zio[11]: warn: something\n\
+                    zio[11] stats: 0.01 s, pass-through (ZIO_ENABLE=0)\n\
+                    zio[11]   read       2      10\n";
+        let s = Stats::parse(text);
+        assert_eq!(s.processes(), 2);
+        assert_eq!(s.get("read"), Count { calls: 5, bytes: 4106 });
+        assert_eq!(s.get("write"), Count::default());
+        assert!(s.headers[&11].contains("ZIO_ENABLE=0"));
+    }
+}
