@@ -33,7 +33,10 @@ fn symbols() -> (Memcpy, Memcpy) {
         let hook = libc::dlsym(h, c"memcpy".as_ptr());
         let libc_fn = libc::dlsym(libc::RTLD_DEFAULT, c"memcpy".as_ptr());
         assert!(!hook.is_null() && !libc_fn.is_null() && hook != libc_fn);
-        (std::mem::transmute(hook), std::mem::transmute(libc_fn))
+        (
+            std::mem::transmute::<*mut c_void, Memcpy>(hook),
+            std::mem::transmute::<*mut c_void, Memcpy>(libc_fn),
+        )
     }
 }
 

@@ -32,7 +32,11 @@ pub fn lib_path() -> PathBuf {
 /// The built zio-run launcher.
 pub fn zio_run_path() -> PathBuf {
     let p = lib_path().with_file_name("zio-run");
-    assert!(p.is_file(), "{} is missing: run `cargo build --release`", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --release`",
+        p.display()
+    );
     p
 }
 
@@ -210,7 +214,9 @@ pub fn run(mut cmd: Command, zio: bool, stdin: Option<&[u8]>) -> Run {
     } else {
         Stdio::null()
     });
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if let Some(data) = stdin {
         let mut w = child.stdin.take().unwrap();
         let data = data.to_vec();
@@ -241,7 +247,11 @@ pub fn differential(what: &str, make: impl Fn() -> Command) -> Run {
         plain.output.stdout.len(),
         zio.output.stdout.len()
     );
-    assert!(zio.stats.processes() >= 1, "{what}: no zio summary\n{}", zio.log);
+    assert!(
+        zio.stats.processes() >= 1,
+        "{what}: no zio summary\n{}",
+        zio.log
+    );
     zio
 }
 
@@ -296,7 +306,13 @@ mod tests {
                     zio[11]   read       2      10\n";
         let s = Stats::parse(text);
         assert_eq!(s.processes(), 2);
-        assert_eq!(s.get("read"), Count { calls: 5, bytes: 4106 });
+        assert_eq!(
+            s.get("read"),
+            Count {
+                calls: 5,
+                bytes: 4106
+            }
+        );
         assert_eq!(s.get("write"), Count::default());
         assert!(s.headers[&11].contains("ZIO_ENABLE=0"));
     }

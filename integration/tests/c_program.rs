@@ -75,5 +75,10 @@ fn every_hooked_symbol_is_reached_and_forwarded_exactly() {
             missing.push(format!("{name}: {c:?}, expected >= {min_bytes} bytes"));
         }
     }
-    assert!(missing.is_empty(), "hooks not reached as expected:\n{}\nlog:\n{}", missing.join("\n"), run.log);
+    assert!(
+        missing.is_empty(),
+        "hooks not reached as expected:\n{}\nlog:\n{}",
+        missing.join("\n"),
+        run.log
+    );
 }

@@ -42,7 +42,9 @@ fn bad_option_values_are_named_once_and_defaulted() {
     };
     warn("ZIO_THRESHOLD=\"banana\" is not valid (expected a size in bytes with optional K/M/G suffix, e.g. 16K); using the default 16K");
     warn("ZIO_GC_MS=\"0\" is out of range (must be between 1 and 3600000); using the default 1000");
-    warn("ZIO_FAULT_RATIO=\"1.5\" is out of range (must be between 0 and 1); using the default 0.06");
+    warn(
+        "ZIO_FAULT_RATIO=\"1.5\" is out of range (must be between 0 and 1); using the default 0.06",
+    );
     warn("ZIO_LOG=\"loud\" is not valid (expected one of off, error, warn, info, debug, trace); using the default warn");
     warn("ZIO_TRESHOLD is not a zio option");
     // The good one (ZIO_STATS=yes) took effect: a summary was printed.
@@ -74,7 +76,11 @@ fn log_file_pid_expansion_and_info_banner() {
         .collect();
     assert_eq!(logs.len(), 1);
     let name = logs[0].file_name().to_string_lossy().into_owned();
-    let pid: u32 = name.trim_start_matches("z-").trim_end_matches(".log").parse().unwrap();
+    let pid: u32 = name
+        .trim_start_matches("z-")
+        .trim_end_matches(".log")
+        .parse()
+        .unwrap();
     let text = std::fs::read_to_string(logs[0].path()).unwrap();
     assert!(
         text.contains(&format!("zio[{pid}]: info: loaded: ready"))
@@ -102,9 +108,18 @@ fn disabled_runs_as_pass_through() {
 #[test]
 fn unprivileged_user_falls_back_to_pass_through() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "this test switches to nobody and needs root");
-    let sysctl = std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd").unwrap_or_default();
-    assert_eq!(sysctl.trim(), "0", "the fallback test expects vm.unprivileged_userfaultfd=0");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test switches to nobody and needs root"
+    );
+    let sysctl =
+        std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd").unwrap_or_default();
+    assert_eq!(
+        sysctl.trim(),
+        "0",
+        "the fallback test expects vm.unprivileged_userfaultfd=0"
+    );
 
     let dir = TempDir::new("nobody");
     let (path, data) = data_file(&dir, 4 << 20);
@@ -136,12 +151,19 @@ fn unprivileged_user_falls_back_to_pass_through() {
     );
     let stats = Stats::parse(&err);
     let header = stats.headers.values().next().expect("summary");
-    assert!(header.contains("pass-through (userfaultfd unavailable: EPERM)"), "{header}");
+    assert!(
+        header.contains("pass-through (userfaultfd unavailable: EPERM)"),
+        "{header}"
+    );
     assert!(stats.get("read").bytes >= data.len() as u64);
     assert!(stats.get("write").bytes >= data.len() as u64);
 
     // And as root the same run has no warning at all.
-    let out = Command::new("cat").arg(&path).env("LD_PRELOAD", &lib).output().unwrap();
+    let out = Command::new("cat")
+        .arg(&path)
+        .env("LD_PRELOAD", &lib)
+        .output()
+        .unwrap();
     assert!(zio_lines(&String::from_utf8_lossy(&out.stderr)).is_empty());
 }
 
@@ -158,10 +180,21 @@ fn zio_run() -> Command {
 
 #[test]
 fn zio_run_check_is_strict() {
-    let out = zio_run().arg("--check").env("ZIO_THRESHOLD", "32K").output().unwrap();
+    let out = zio_run()
+        .arg("--check")
+        .env("ZIO_THRESHOLD", "32K")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("ZIO_THRESHOLD    32K          (environment)"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("ZIO_THRESHOLD    32K          (environment)"),
+        "{text}"
+    );
     assert!(text.contains("userfaultfd      available"), "{text}");
     assert!(text.trim_end().ends_with("ok"));
 
@@ -193,24 +226,56 @@ fn zio_run_launches_with_options_and_passes_the_status_through() {
     assert!(out.status.success());
     assert!(out.stdout == data);
     let log = zio_integration::collect_logs_named(dir.path(), "run.");
-    assert!(log.contains("set: ZIO_THRESHOLD=32K, ZIO_STATS=1, ZIO_LOG=info"), "{log}");
-    assert!(Stats::parse(&log).get("read").bytes >= data.len() as u64, "{log}");
+    assert!(
+        log.contains("set: ZIO_THRESHOLD=32K, ZIO_STATS=1, ZIO_LOG=info"),
+        "{log}"
+    );
+    assert!(
+        Stats::parse(&log).get("read").bytes >= data.len() as u64,
+        "{log}"
+    );
 
-    let st = zio_run().args(["--", "sh", "-c", "exit 7"]).status().unwrap();
-    assert_eq!(st.code(), Some(7), "the program's exit status passes through");
-    let st = zio_run().args(["--threshold", "tiny", "true"]).output().unwrap();
+    let st = zio_run()
+        .args(["--", "sh", "-c", "exit 7"])
+        .status()
+        .unwrap();
+    assert_eq!(
+        st.code(),
+        Some(7),
+        "the program's exit status passes through"
+    );
+    let st = zio_run()
+        .args(["--threshold", "tiny", "true"])
+        .output()
+        .unwrap();
     assert_eq!(st.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&st.stderr).contains("--threshold: ZIO_THRESHOLD=\"tiny\" is not valid"));
+    assert!(String::from_utf8_lossy(&st.stderr)
+        .contains("--threshold: ZIO_THRESHOLD=\"tiny\" is not valid"));
     let st = zio_run().args(["--frobnicate", "true"]).output().unwrap();
     assert_eq!(st.status.code(), Some(2));
     let st = zio_run().arg("/nonexistent/program").output().unwrap();
     assert_eq!(st.status.code(), Some(127));
-    let st = zio_run().args(["--lib", "/nonexistent/libzio.so", "true"]).output().unwrap();
+    let st = zio_run()
+        .args(["--lib", "/nonexistent/libzio.so", "true"])
+        .output()
+        .unwrap();
     assert_eq!(st.status.code(), Some(2));
 
     let help = zio_run().arg("--help").output().unwrap();
     let h = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--threshold", "--fault-ratio", "--max-records", "--quarantine", "--gc-ms", "--stats", "--log", "--log-file", "--disable", "--lib", "--check"] {
+    for flag in [
+        "--threshold",
+        "--fault-ratio",
+        "--max-records",
+        "--quarantine",
+        "--gc-ms",
+        "--stats",
+        "--log",
+        "--log-file",
+        "--disable",
+        "--lib",
+        "--check",
+    ] {
         assert!(h.contains(flag), "--help lacks {flag}");
     }
 }

@@ -66,8 +66,16 @@ fn cat_and_sort_over_a_large_file() {
     });
     assert!(cat.output.stdout == text, "cat under zio changed the bytes");
     let size = text.len() as u64;
-    assert!(cat.stats.get("read").bytes >= size, "{:?}", cat.stats.get("read"));
-    assert!(cat.stats.get("write").bytes >= size, "{:?}", cat.stats.get("write"));
+    assert!(
+        cat.stats.get("read").bytes >= size,
+        "{:?}",
+        cat.stats.get("read")
+    );
+    assert!(
+        cat.stats.get("write").bytes >= size,
+        "{:?}",
+        cat.stats.get("write")
+    );
 
     let sort = differential("sort", || {
         let mut c = Command::new("sort");
@@ -78,6 +86,9 @@ fn cat_and_sort_over_a_large_file() {
     // sort reads through stdio (invisible to any preload library) but moves
     // its lines with memcpy/memmove and manages buffers with free/realloc.
     let moves = sort.stats.get("memcpy").calls + sort.stats.get("memmove").calls;
-    assert!(moves > 1000, "sort made only {moves} copies through the hooks");
+    assert!(
+        moves > 1000,
+        "sort made only {moves} copies through the hooks"
+    );
     assert!(sort.stats.get("free").calls > 0);
 }

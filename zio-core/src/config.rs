@@ -291,7 +291,7 @@ impl OptDesc {
 /// Writes a byte count the way a user would type it (`16K`, `64M`, `12345`).
 pub fn write_size(w: &mut dyn fmt::Write, v: u64) -> fmt::Result {
     for (unit, s) in [(TIB, "T"), (GIB, "G"), (MIB, "M"), (KIB, "K")] {
-        if v >= unit && v % unit == 0 {
+        if v >= unit && v.is_multiple_of(unit) {
             return write!(w, "{}{}", v / unit, s);
         }
     }

@@ -83,7 +83,7 @@ pub fn init(level: Level, file: Option<&[u8]>) {
                 libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
                 0o644,
             );
-            if fd >= 0 && fd < PRIVATE_FD_MIN {
+            if (0..PRIVATE_FD_MIN).contains(&fd) {
                 let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, PRIVATE_FD_MIN);
                 libc::close(fd);
                 high

@@ -250,6 +250,20 @@ mod tests {
     }
 
     #[test]
+    fn readme_options_table_matches_the_code() {
+        let readme = include_str!("../../README.md");
+        for d in &OPTIONS {
+            let default = if d.default_text.is_empty() {
+                "stderr"
+            } else {
+                d.default_text
+            };
+            let row = format!("| `{}` | {} | {} |", d.name, default, d.help);
+            assert!(readme.contains(&row), "README lacks the row: {row}");
+        }
+    }
+
+    #[test]
     fn help_lists_every_option() {
         let h = help();
         for d in &OPTIONS {

@@ -1,0 +1,37 @@
+# zio: build, test, bench and demo entry points. `make test` is what CI runs.
+CARGO ?= cargo
+
+.PHONY: all build deps lint test unit integration bench demo clean
+
+all: build
+
+build:
+	$(CARGO) build --release --workspace
+
+# Debian packages the tests use (redis-server, redis-tools, gcc), when missing.
+deps:
+	bash scripts/deps.sh
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# In-process tests of the mechanisms (no LD_PRELOAD).
+unit:
+	$(CARGO) test --release -p zio-core -p zio-run
+
+# Real programs under LD_PRELOAD (needs the built libzio.so).
+integration: deps build
+	$(CARGO) test --release -p zio-integration
+
+test: deps build lint
+	$(CARGO) test --release --workspace
+
+bench: build
+	$(CARGO) bench -p zio-benches
+
+demo: deps build
+	bash scripts/demo.sh
+
+clean:
+	$(CARGO) clean

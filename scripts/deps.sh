@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs when it is missing (Debian packages).
+# Idempotent and quiet when everything is present.
+set -euo pipefail
+
+need=()
+command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v python3 >/dev/null || need+=(python3)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "deps: installing ${need[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: not root; install these Debian packages by hand: ${need[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# redis-server's package starts a system service on install where it can;
+# the tests start their own servers on free ports, so that one is irrelevant.
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Do not leave a packaged redis-server running on 6379 behind us.
+if command -v service >/dev/null && [ -x /etc/init.d/redis-server ]; then
+    service redis-server stop >/dev/null 2>&1 || true
+fi
+echo "deps: ok"
