@@ -149,12 +149,17 @@ pub fn init() {
 
 /// Counts one call if this thread already has its private slot; returns
 /// false (counting nothing) otherwise, and the caller must use [`count`].
+/// Calls made while zio's own code runs on this thread are zio's, not the
+/// program's, and are not counted.
 #[inline(always)]
 pub fn count_fast(hook: Hook, bytes: u64) -> bool {
     thread::with(|t| {
         let slot = t.slot.get();
         if slot.is_null() {
             return false;
+        }
+        if t.inside.get() {
+            return true;
         }
         // SAFETY: non-null slot pointers point into SLOTS, and this thread
         // owns the slot until `retire` clears the pointer.
@@ -174,6 +179,9 @@ pub fn count(hook: Hook, bytes: u64) {
 #[cold]
 #[inline(never)]
 fn count_slow(hook: Hook, bytes: u64) {
+    if thread::inside() {
+        return;
+    }
     match thread::with(claim) {
         Some(slot) => slot.add_private(hook, bytes),
         None => SHARED.add_shared(hook, bytes),
@@ -330,6 +338,24 @@ mod tests {
         for (i, h) in ALL_HOOKS.iter().enumerate() {
             assert_eq!(*h as usize, i);
         }
+    }
+
+    #[test]
+    fn calls_made_inside_zio_are_not_counted() {
+        init();
+        std::thread::spawn(|| {
+            count(Hook::Pwritev2, 5); // claims the slot
+            let before = snapshot().calls(Hook::Pwritev2);
+            {
+                let _g = thread::enter().unwrap();
+                count(Hook::Pwritev2, 5);
+                assert!(count_fast(Hook::Pwritev2, 5), "handled (by not counting)");
+            }
+            count(Hook::Pwritev2, 5);
+            assert_eq!(snapshot().calls(Hook::Pwritev2) - before, 1);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -18,7 +18,7 @@ use core::cell::Cell;
 pub struct ThreadState {
     /// Set while zio's own code runs on this thread (and permanently on zio's
     /// own threads): hooks reached then forward straight to libc.
-    inside: Cell<bool>,
+    pub(crate) inside: Cell<bool>,
     /// This thread's private counter slot; null until the first counted
     /// call, and again after the thread's exit handling.
     pub(crate) slot: Cell<*const Slot>,
