@@ -82,3 +82,32 @@ fn every_hooked_symbol_is_reached_and_forwarded_exactly() {
         run.log
     );
 }
+
+/// 300 threads alive at once (more than the 256 private counter slots), each
+/// making 2000 copies of 777 bytes: no count is lost or doubled on either the
+/// private or the shared path, and exited threads' counts reach the total.
+#[test]
+fn counters_are_exact_across_many_threads() {
+    const THREADS: u64 = 300;
+    const COPIES: u64 = 2000;
+    let dir = TempDir::new("threads");
+    let bin = compile_c("threads", dir.path());
+    let run = differential("threads", || {
+        let mut c = Command::new(&bin);
+        c.args([THREADS.to_string(), COPIES.to_string()]);
+        c
+    });
+    let m = run.stats.get("memcpy");
+    let want = THREADS * COPIES;
+    // glibc itself makes a handful of memcpy calls through the PLT at
+    // start-up and in pthread_create; allow a small margin above, none below.
+    assert!(
+        m.calls >= want && m.calls < want + 2000,
+        "memcpy calls {} (expected {want} plus a few)",
+        m.calls
+    );
+    assert!(
+        m.bytes >= want * 777 && m.bytes < want * 777 + (1 << 20),
+        "{m:?}"
+    );
+}

@@ -4,13 +4,14 @@
 //! used without libzio.so, so a program's own allocator is respected) in the
 //! library constructor, and cached in atomics: a call through here is one
 //! relaxed load and one indirect call. A hook may run before the constructor
-//! (another library's constructor copying memory) or while `dlsym` itself is
-//! resolving; then a fallback with the same semantics runs instead: `rep
-//! movsb` for copies, the raw system call for IO, glibc's `__libc_free` and
-//! `__libc_realloc` for the allocator.
+//! (another library's constructor copying memory): it then resolves
+//! everything on the spot. Only a call re-entered from inside `dlsym` on the
+//! resolving thread uses a fallback with the same semantics: `rep movsb` for
+//! copies, the raw system call for IO, glibc's `__libc_free` and
+//! `__libc_realloc` for the allocator (what glibc-internal memory needs).
 
 use core::ffi::{c_int, c_uint, c_void};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 use libc::{iovec, mmsghdr, msghdr, off_t, pid_t, sockaddr, socklen_t, ssize_t, timespec};
 
@@ -138,6 +139,14 @@ real_fns! {
     fork() -> pid_t = fallback::no_fork();
 }
 
+/// The thread (kernel tid) running [`resolve_all`] while `STATE` is 1.
+static RESOLVER: AtomicI32 = AtomicI32::new(0);
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
 /// Resolves every real function. Called by the library constructor; safe to
 /// call again (later calls do nothing).
 pub fn resolve_all() {
@@ -147,6 +156,7 @@ pub fn resolve_all() {
     {
         return;
     }
+    RESOLVER.store(gettid(), Ordering::Relaxed);
     for (name, cell) in TABLE {
         // SAFETY: `name` is NUL-terminated (built with concat!). RTLD_NEXT
         // finds the next definition after the object containing this code.
@@ -163,10 +173,23 @@ pub fn resolved() -> bool {
 
 #[cold]
 fn resolve_slow(cell: &AtomicUsize) -> usize {
-    // A hook reached before the constructor: resolve now, unless a resolution
-    // is already running (possibly this very call, re-entered from dlsym),
-    // in which case the caller uses its fallback.
+    // A hook reached before the constructor: resolve now.
     resolve_all();
+    if STATE.load(Ordering::Acquire) == 1 {
+        if RESOLVER.load(Ordering::Relaxed) == gettid() {
+            // Re-entered from inside dlsym on the resolving thread: the
+            // caller uses its fallback (glibc-internal memory, so
+            // `__libc_free` is the right allocator for it).
+            return 0;
+        }
+        // Another thread is resolving. Wait for it rather than fall back:
+        // the fallback allocator would be wrong for memory from a program's
+        // own malloc (jemalloc in Redis). Resolution is a few dozen dlsym
+        // calls, so this wait is short and bounded.
+        while STATE.load(Ordering::Acquire) != 2 {
+            core::hint::spin_loop();
+        }
+    }
     cell.load(Ordering::Relaxed)
 }
 
