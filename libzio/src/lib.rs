@@ -43,15 +43,23 @@ unsafe fn mmsg_bytes(v: *const mmsghdr, ret: c_int) -> u64 {
 }
 
 /// Copy hooks: the byte count is known before the call, so count first and
-/// end in a tail call to libc (no frame of our own around the copy).
+/// end in a tail call to libc (no frame of our own around the copy). The
+/// first call on a thread claims its counter slot out of line, in `slow`.
 macro_rules! copy_hooks {
     ($( $name:ident / $wrap:ident ( $($a:ident : $t:ty),* ), $hook:ident, $len:ident; )*) => {$(
         #[doc = concat!("Exported `", stringify!($name), "`: counts the call and forwards to libc.")]
         #[no_mangle]
         pub unsafe extern "C" fn $name($($a: $t),*) -> *mut c_void {
+            #[cold]
+            #[inline(never)]
+            unsafe fn slow($($a: $t),*) -> *mut c_void {
+                stats::count(Hook::$hook, $len as u64);
+                // SAFETY: same contract as the libc function.
+                unsafe { real::$name($($a),*) }
+            }
             if !stats::count_fast(Hook::$hook, $len as u64) {
                 // SAFETY: same contract, passed on.
-                return unsafe { slow::$name($($a),*) };
+                return unsafe { slow($($a),*) };
             }
             // SAFETY: the caller gives us exactly the libc function's contract.
             unsafe { real::$name($($a),*) }
@@ -64,33 +72,6 @@ macro_rules! copy_hooks {
             unsafe { real::$name($($a),*) }
         }
     )*};
-}
-
-/// The first call on a thread (it claims its counter slot): out of line, so
-/// the hooks above stay frame-less.
-mod slow {
-    use super::*;
-
-    macro_rules! slow_copies {
-        ($($name:ident / $hook:ident ( $($a:ident : $t:ty),* ), $len:ident;)*) => {$(
-            #[cold]
-            #[inline(never)]
-            pub(crate) unsafe fn $name($($a: $t),*) -> *mut c_void {
-                stats::count(Hook::$hook, $len as u64);
-                // SAFETY: same contract as the libc function.
-                unsafe { real::$name($($a),*) }
-            }
-        )*};
-    }
-
-    slow_copies! {
-        memcpy / Memcpy (d: *mut c_void, s: *const c_void, n: usize), n;
-        memmove / Memmove (d: *mut c_void, s: *const c_void, n: usize), n;
-        mempcpy / Mempcpy (d: *mut c_void, s: *const c_void, n: usize), n;
-        __memcpy_chk / MemcpyChk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), n;
-        __memmove_chk / MemmoveChk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), n;
-        __mempcpy_chk / MempcpyChk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), n;
-    }
 }
 
 copy_hooks! {
