@@ -12,6 +12,8 @@
 //! - [`real`]: the real libc functions, resolved once, with safe fallbacks.
 //! - [`uffd`]: the userfaultfd descriptor and the availability probe.
 //! - [`runtime`]: start-up and exit of the library as a whole.
+//! - [`engine`]: the copy-elision algorithm, over a memory trait, on top of
+//!   [`tracker`] (the record index) and [`ranges`] (page arithmetic).
 //!
 //! Code in this crate may call libc (and emit `memcpy`) freely: inside
 //! `libzio.so` such calls are redirected at link time to the real functions
@@ -20,9 +22,13 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod engine;
 pub mod log;
+mod model;
+pub mod ranges;
 pub mod real;
 pub mod runtime;
 pub mod stats;
 pub mod thread;
+pub mod tracker;
 pub mod uffd;

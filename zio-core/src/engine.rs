@@ -1,0 +1,1029 @@
+//! The algorithm: record input, elide copies, resolve faults and outputs,
+//! handle frees, writes to originals and fork. Decides *what* to do; the
+//! memory operations go through [`Mem`], so the same code runs against the
+//! real address space (userfaultfd, in `crate::uffd`) and against the
+//! simulated one the model tests use.
+//!
+//! Locking contract (kept by the caller, `crate::elide`): the engine runs
+//! under one lock and never touches program memory itself except to read
+//! originals (always present) when rebuilding a page. Copies the program
+//! asked for are returned as a [`CopyPlan`] and executed by the caller after
+//! the lock is released, so a fault they raise can always be served by the
+//! handler thread.
+
+use std::collections::BTreeMap;
+
+use crate::ranges::{core, overlaps, page_down, page_up, RangeSet, PAGE};
+use crate::tracker::{OrigId, Piece, Tracker};
+
+/// Memory operations the engine needs. Addresses are page-aligned where the
+/// name says "page" or the doc says so.
+pub trait Mem {
+    /// Reads present memory (originals) into `out`.
+    fn read(&self, addr: usize, out: &mut [u8]);
+    /// Makes the page-aligned `[a, a+len)` elidable and drops its contents:
+    /// checks it is private anonymous memory, registers it for missing
+    /// faults, and discards its pages. Returns false, changing nothing, if
+    /// the range cannot be elided into.
+    fn unmap(&mut self, a: usize, len: usize) -> bool;
+    /// Fills the missing page at `page` with `data`, atomically.
+    fn fill(&mut self, page: usize, data: &[u8]);
+    /// Fills the missing page at `page` with zeros.
+    fn zero(&mut self, page: usize);
+    /// Write-protects (`on`) or unprotects the page-aligned `[a, a+len)`,
+    /// registering it first if needed. Returns false if refused.
+    fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;
+    /// The program unmapped `[a, a+len)`: forget what is known about it.
+    fn forget(&mut self, _a: usize, _len: usize) {}
+}
+
+/// Tunables, from the options.
+#[derive(Clone, Copy, Debug)]
+pub struct Cfg {
+    /// Smallest destination core elided.
+    pub threshold: usize,
+    /// Touched/elided ratio above which a site or buffer stops eliding.
+    pub fault_ratio: f64,
+    /// Bound on pieces and on originals before collection.
+    pub max_records: usize,
+    /// Bytes of freed originals kept for their dependents.
+    pub quarantine: usize,
+}
+
+impl Default for Cfg {
+    fn default() -> Cfg {
+        Cfg {
+            threshold: 16 << 10,
+            fault_ratio: 0.06,
+            max_records: 16384,
+            quarantine: 64 << 20,
+        }
+    }
+}
+
+/// Why a page was materialized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Cause {
+    /// The program touched it.
+    Fault = 0,
+    /// Its original was about to change (write, input, free, unmap).
+    Write = 1,
+    /// Garbage collection.
+    Gc = 2,
+    /// Before `fork`.
+    Fork = 3,
+    /// The engine itself needed it (partial overwrite, overlapping move,
+    /// input into it, `mremap`).
+    Other = 4,
+}
+
+/// Counters of what the engine did (kept under its lock).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Copies with at least one elided page.
+    pub elided_copies: u64,
+    /// Bytes elided (destination pages left unmapped).
+    pub elided_bytes: u64,
+    /// Bytes the engine's copy plans copied for real (fringes and the rest).
+    pub copied_bytes: u64,
+    /// Missing faults rebuilt from pieces.
+    pub faults_missing: u64,
+    /// Missing faults with no piece (answered with a zero page).
+    pub faults_zero: u64,
+    /// Write-protect faults on originals.
+    pub faults_wp: u64,
+    /// Pages materialized, by [`Cause`].
+    pub materialized: [u64; 5],
+    /// Output calls that had a piece substituted.
+    pub outputs_substituted: u64,
+    /// Bytes sent from originals instead of unmapped pages.
+    pub bytes_substituted: u64,
+    /// Elided bytes freed before anyone touched them: copies gone for good.
+    pub bytes_dropped: u64,
+    /// Live pieces (intermediate records) and the peak.
+    pub live_pieces: u64,
+    /// Peak of `live_pieces`.
+    pub peak_pieces: u64,
+    /// Live originals.
+    pub live_originals: u64,
+    /// Bytes in quarantine now.
+    pub quarantined_bytes: u64,
+    /// Allocations quarantined so far.
+    pub quarantined_total: u64,
+    /// Copies not elided because the policy stopped their site or buffer.
+    pub policy_skips: u64,
+    /// Elision refused by memory kind (shared, file-backed, registration).
+    pub refused: u64,
+}
+
+/// A copy the caller must perform for real, after releasing the lock.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyPlan {
+    /// `(dst, src, len)` copies; sources of elided data point at originals.
+    pub real: Vec<(usize, usize, usize)>,
+    /// Use `memmove` for the single entry (source and destination overlap).
+    pub overlapping: bool,
+    /// Originals to unpin (with [`Engine::unpin`]) once the copies are done.
+    pub pins: Vec<OrigId>,
+    /// Bytes elided by this copy.
+    pub elided: usize,
+}
+
+/// Where the bytes of a source range are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Src {
+    /// In an unmapped page: they are at `addr` in original `orig`.
+    Piece { addr: usize, orig: OrigId },
+    /// In memory, inside an original.
+    Orig(OrigId),
+    /// In memory, untracked.
+    Plain,
+}
+
+/// An output's gather list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gather {
+    /// `(addr, len)` to hand to the kernel in order.
+    pub iov: Vec<(usize, usize)>,
+    /// Originals to unpin after the call.
+    pub pins: Vec<OrigId>,
+    /// Bytes taken from originals.
+    pub substituted: usize,
+}
+
+/// What `free` should do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeAction {
+    /// Free it for real now.
+    Now,
+    /// Kept alive for dependents; zio frees it later.
+    Quarantined,
+}
+
+/// The caller must release the lock, let other threads run, and retry: an
+/// original it needs to change is pinned by an output in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Busy;
+
+const POLICY_SLOTS: usize = 256;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    key: usize,
+    elided: u64,
+    touched: u64,
+    skipped: u64,
+}
+
+/// Per call site and per buffer: how much of what was elided got touched.
+#[derive(Debug)]
+struct Policy {
+    sites: Vec<Usage>,
+    bufs: Vec<Usage>,
+}
+
+impl Policy {
+    fn new() -> Policy {
+        Policy {
+            sites: vec![Usage::default(); POLICY_SLOTS],
+            bufs: vec![Usage::default(); POLICY_SLOTS],
+        }
+    }
+
+    fn slot(table: &mut [Usage], key: usize) -> u16 {
+        let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % POLICY_SLOTS;
+        if table[h].key != key {
+            table[h] = Usage {
+                key,
+                ..Usage::default()
+            };
+        }
+        h as u16
+    }
+
+    /// May this site elide into this buffer? Once the touched share passes
+    /// the ratio (over at least `sample` elided bytes), no: a fault costs far
+    /// more than the copy it replaced. One attempt in 64 is let through to
+    /// notice when the program's behaviour changes.
+    fn allows(&mut self, site: usize, buf: usize, ratio: f64, sample: u64) -> (bool, u16, u16) {
+        let s = Self::slot(&mut self.sites, site);
+        let b = Self::slot(&mut self.bufs, buf);
+        let mut ok = true;
+        for u in [&mut self.sites[s as usize], &mut self.bufs[b as usize]] {
+            if u.elided >= sample && u.touched as f64 > ratio * u.elided as f64 {
+                u.skipped += 1;
+                if u.skipped % 64 != 0 {
+                    ok = false;
+                }
+            }
+        }
+        (ok, s, b)
+    }
+
+    fn elided(&mut self, s: u16, b: u16, bytes: u64) {
+        for u in [&mut self.sites[s as usize], &mut self.bufs[b as usize]] {
+            u.elided += bytes;
+            if u.elided > 1 << 30 {
+                u.elided /= 2;
+                u.touched /= 2;
+            }
+        }
+    }
+
+    fn touched(&mut self, s: u16, b: u16, bytes: u64) {
+        self.sites[s as usize].touched += bytes;
+        self.bufs[b as usize].touched += bytes;
+    }
+}
+
+/// The engine: records plus the memory they describe.
+pub struct Engine<M: Mem> {
+    /// The memory backend.
+    pub mem: M,
+    /// Tunables.
+    pub cfg: Cfg,
+    /// What it did.
+    pub counters: Counters,
+    t: Tracker,
+    /// Write-protected pages.
+    wp: RangeSet,
+    /// Write-protect faults waiting for an original to be unpinned.
+    deferred_wp: Vec<usize>,
+    /// Quarantined allocations: start -> (size, stamp).
+    quarantine: BTreeMap<usize, (usize, u64)>,
+    /// Allocations the caller must free for real (outside the lock).
+    to_free: Vec<usize>,
+    policy: Policy,
+    clock: u64,
+}
+
+impl<M: Mem> Engine<M> {
+    /// An engine with nothing tracked.
+    pub fn new(mem: M, cfg: Cfg) -> Engine<M> {
+        Engine {
+            mem,
+            cfg,
+            counters: Counters::default(),
+            t: Tracker::new(),
+            wp: RangeSet::new(),
+            deferred_wp: Vec::new(),
+            quarantine: BTreeMap::new(),
+            to_free: Vec::new(),
+            policy: Policy::new(),
+            clock: 0,
+        }
+    }
+
+    /// The record index (read-only).
+    pub fn tracker(&self) -> &Tracker {
+        &self.t
+    }
+
+    /// True if nothing is tracked.
+    pub fn is_idle(&self) -> bool {
+        self.t.is_empty()
+    }
+
+    /// Write-protected ranges (read-only).
+    pub fn protected(&self) -> &RangeSet {
+        &self.wp
+    }
+
+    /// Takes the allocations that must now be freed for real.
+    pub fn take_to_free(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.to_free)
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn sync_counts(&mut self) {
+        let c = &mut self.counters;
+        c.live_pieces = self.t.piece_count() as u64;
+        c.peak_pieces = c.peak_pieces.max(c.live_pieces);
+        c.live_originals = self.t.orig_count() as u64;
+    }
+
+    // ----- materialization -------------------------------------------------
+
+    /// Rebuilds the unmapped page at `page` from its pieces and maps it.
+    /// Returns false if the page has no pieces.
+    pub fn materialize_page(&mut self, page: usize, cause: Cause) -> bool {
+        let keys = self.t.pieces_in(page, page + PAGE);
+        if keys.is_empty() {
+            return false;
+        }
+        let mut buf = [0u8; PAGE];
+        let mut covered = 0;
+        for &k in &keys {
+            let p = *self.t.piece(k).unwrap();
+            let lo = k.max(page);
+            let hi = (k + p.len).min(page + PAGE);
+            self.mem
+                .read(p.src + (lo - k), &mut buf[lo - page..hi - page]);
+            covered += hi - lo;
+            if cause == Cause::Fault {
+                self.policy.touched(p.site, p.buf, (hi - lo) as u64);
+            }
+        }
+        debug_assert_eq!(
+            covered, PAGE,
+            "unmapped page {page:#x} not fully covered by pieces"
+        );
+        self.mem.fill(page, &buf);
+        for k in keys {
+            let o = self.t.cut_piece(k, page, page + PAGE);
+            self.orig_changed(o);
+        }
+        self.counters.materialized[cause as usize] += 1;
+        true
+    }
+
+    /// Materializes every page holding a piece that shares a byte with `[a, b)`.
+    fn materialize_range(&mut self, a: usize, b: usize, cause: Cause) {
+        for k in self.t.pieces_in(a, b) {
+            let Some(p) = self.t.piece(k).copied() else {
+                continue; // already cut away by an earlier page
+            };
+            let (lo, hi) = (k.max(a), (k + p.len).min(b));
+            let mut page = page_down(lo);
+            while page < hi {
+                self.materialize_page(page, cause);
+                page += PAGE;
+            }
+        }
+    }
+
+    /// Drops the pieces covering whole pages inside `[a, b)` without
+    /// materializing them (their bytes are about to be overwritten or were
+    /// freed); pages sticking out are materialized.
+    fn drop_pieces(&mut self, a: usize, b: usize) -> usize {
+        let (c0, c1) = core(a, b - a);
+        let mut dropped = 0;
+        for k in self.t.pieces_in(a, b) {
+            let Some(p) = self.t.piece(k).copied() else {
+                continue;
+            };
+            let (lo, hi) = (k.max(c0), (k + p.len).min(c1));
+            if lo < hi {
+                dropped += hi - lo;
+                let o = self.t.cut_piece(k, lo, hi);
+                self.orig_changed(o);
+            }
+        }
+        // What remains in [a, b) lies in partially covered pages.
+        self.materialize_range(a, b, Cause::Other);
+        dropped
+    }
+
+    /// After an original lost dependents or pins: unprotect the pages that no
+    /// longer need protection, and release its quarantine if it is idle.
+    fn orig_changed(&mut self, id: OrigId) {
+        let o = self.t.orig(id);
+        if o.busy() {
+            return;
+        }
+        let (a, b) = (page_down(o.start), page_up(o.end()));
+        let q = o.quarantined;
+        self.unprotect_idle(a, b);
+        if let Some(alloc) = q {
+            self.try_release_quarantine(alloc);
+        }
+    }
+
+    /// Unprotects the protected pages of `[a, b)` that no piece and no pin
+    /// needs any more. Pages at the edges of an original are often shared
+    /// with a neighbour whose dependents still need them.
+    fn unprotect_idle(&mut self, a: usize, b: usize) {
+        for (s, e) in self.wp.clipped(a, b) {
+            let mut page = s;
+            while page < e {
+                if !self.page_has_dependents(page) && !self.page_pinned(page) {
+                    self.mem.protect(page, PAGE, false);
+                    self.wp.remove(page, page + PAGE);
+                }
+                page += PAGE;
+            }
+        }
+    }
+
+    /// True if some piece's bytes live in `[page, page+PAGE)`.
+    fn page_has_dependents(&self, page: usize) -> bool {
+        self.t.origs_in(page, page + PAGE).into_iter().any(|id| {
+            self.t.orig(id).deps.iter().any(|k| {
+                let p = self.t.piece(*k).unwrap();
+                overlaps(p.src, p.src + p.len, page, page + PAGE)
+            })
+        })
+    }
+
+    fn page_pinned(&self, page: usize) -> bool {
+        self.t
+            .origs_in(page, page + PAGE)
+            .into_iter()
+            .any(|id| self.t.orig(id).pins > 0)
+    }
+
+    /// Before `[a, b)` of memory changes: materialize every piece whose bytes
+    /// live in the pages of `[a, b)` and unprotect those pages. `Busy` if an
+    /// original there is pinned (the dependents are materialized anyway; the
+    /// caller retries later).
+    pub fn release_src(&mut self, a: usize, b: usize, cause: Cause) -> Result<(), Busy> {
+        let (pa, pb) = (page_down(a), page_up(b));
+        let mut busy = false;
+        for id in self.t.origs_in(pa, pb) {
+            let deps: Vec<usize> = self.t.orig(id).deps.iter().copied().collect();
+            for k in deps {
+                let Some(p) = self.t.piece(k).copied() else {
+                    continue;
+                };
+                let (lo, hi) = (p.src.max(pa), (p.src + p.len).min(pb));
+                if lo < hi {
+                    let (d0, d1) = (k + (lo - p.src), k + (hi - p.src));
+                    self.materialize_range(d0, d1, cause);
+                }
+            }
+            busy |= self.t.orig(id).pins > 0;
+        }
+        if busy {
+            return Err(Busy);
+        }
+        self.unprotect_range(pa, pb);
+        Ok(())
+    }
+
+    fn unprotect_range(&mut self, pa: usize, pb: usize) {
+        for (s, e) in self.wp.clipped(pa, pb) {
+            self.mem.protect(s, e - s, false);
+        }
+        self.wp.remove(pa, pb);
+    }
+
+    // ----- source resolution -------------------------------------------------
+
+    /// Splits `[a, b)` by where its bytes are.
+    fn resolve(&self, a: usize, b: usize) -> Vec<(usize, usize, Src)> {
+        let pieces = self.t.pieces_in(a, b);
+        let origs = self.t.origs_in(a, b);
+        let mut out: Vec<(usize, usize, Src)> = Vec::new();
+        let mut push = |lo: usize, hi: usize, s: Src, out: &mut Vec<(usize, usize, Src)>| {
+            if lo >= hi {
+                return;
+            }
+            if let Some(last) = out.last_mut() {
+                let contiguous = match (last.2, s) {
+                    (Src::Piece { addr: x, orig: o1 }, Src::Piece { addr: y, orig: o2 }) => {
+                        o1 == o2 && x + (last.1 - last.0) == y
+                    }
+                    (l, r) => l == r,
+                };
+                if contiguous && last.1 == lo {
+                    last.1 = hi;
+                    return;
+                }
+            }
+            out.push((lo, hi, s));
+        };
+        // Memory outside pieces, split by originals.
+        let plain =
+            |lo: usize,
+             hi: usize,
+             out: &mut Vec<(usize, usize, Src)>,
+             push: &mut dyn FnMut(usize, usize, Src, &mut Vec<(usize, usize, Src)>)| {
+                let mut pos = lo;
+                for &id in &origs {
+                    let o = self.t.orig(id);
+                    let (s, e) = (o.start.max(lo), o.end().min(hi));
+                    if s >= e {
+                        continue;
+                    }
+                    push(pos, s, Src::Plain, out);
+                    push(s, e, Src::Orig(id), out);
+                    pos = e;
+                }
+                push(pos, hi, Src::Plain, out);
+            };
+        let mut pos = a;
+        for k in pieces {
+            let p = self.t.piece(k).unwrap();
+            let (s, e) = (k.max(a), (k + p.len).min(b));
+            plain(pos, s, &mut out, &mut push);
+            push(
+                s,
+                e,
+                Src::Piece {
+                    addr: p.src + (s - k),
+                    orig: p.orig,
+                },
+                &mut out,
+            );
+            pos = e;
+        }
+        plain(pos, b, &mut out, &mut push);
+        out
+    }
+
+    // ----- the operations ---------------------------------------------------
+
+    /// Prepares an input call writing up to `n` bytes at `a`: the bytes there
+    /// are about to change.
+    pub fn input_prepare(&mut self, a: usize, n: usize) -> Result<(), Busy> {
+        if n == 0 || self.t.is_empty() {
+            return Ok(());
+        }
+        self.materialize_range(a, a + n, Cause::Other);
+        self.release_src(a, a + n, Cause::Write)
+    }
+
+    /// An input call put `got` bytes at `a`: record them as an original if
+    /// they reach the threshold.
+    pub fn input_done(&mut self, a: usize, got: usize) {
+        if got < self.cfg.threshold {
+            return;
+        }
+        // Another thread may have copied from here during the call (a race in
+        // the program); keep the index consistent regardless.
+        self.materialize_range(a, a + got, Cause::Other);
+        let _ = self.release_src(a, a + got, Cause::Write);
+        if self
+            .t
+            .origs_in(a, a + got)
+            .iter()
+            .any(|&id| self.t.orig(id).pins > 0)
+        {
+            return; // pinned: leave the old record, skip this one
+        }
+        self.t.trim_originals(a, a + got);
+        let now = self.tick();
+        self.t.add_original(a, got, now);
+        self.sync_counts();
+    }
+
+    /// Decides a copy of `n` bytes from `s` to `d` made at call site `site`.
+    /// `None`: nothing tracked is involved, copy for real as usual.
+    pub fn copy(
+        &mut self,
+        d: usize,
+        s: usize,
+        n: usize,
+        site: usize,
+    ) -> Result<Option<CopyPlan>, Busy> {
+        if n == 0 || self.t.is_empty() {
+            return Ok(None);
+        }
+        let src_tracked = self.t.has_pieces_in(s, s + n) || !self.t.origs_in(s, s + n).is_empty();
+        if !src_tracked {
+            return Ok(None);
+        }
+        if overlaps(d, d + n, s, s + n) {
+            self.materialize_range(s, s + n, Cause::Other);
+            self.materialize_range(d, d + n, Cause::Other);
+            self.release_src(d, d + n, Cause::Write)?;
+            self.t.trim_originals(d, d + n);
+            self.sync_counts();
+            return Ok(Some(CopyPlan {
+                real: vec![(d, s, n)],
+                overlapping: true,
+                ..CopyPlan::default()
+            }));
+        }
+
+        // The destination is overwritten: whole pages' old pieces are
+        // dropped, partial pages rebuilt, originals there released.
+        self.counters.bytes_dropped += self.drop_pieces(d, d + n) as u64;
+        self.release_src(d, d + n, Cause::Write)?;
+        self.t.trim_originals(d, d + n);
+
+        let mut plan = CopyPlan::default();
+        let (c0, c1) = core(d, n);
+        let mut elided_runs: Vec<(usize, usize)> = Vec::new();
+        if c1 - c0 >= self.cfg.threshold {
+            let sample = 4 * self.cfg.threshold as u64;
+            let (ok, site_slot, buf_slot) =
+                self.policy.allows(site, c0, self.cfg.fault_ratio, sample);
+            if ok {
+                elided_runs = self.elide_core(d, s, c0, c1, site_slot, buf_slot);
+            } else {
+                self.counters.policy_skips += 1;
+            }
+        }
+
+        // Everything not elided is copied for real, from where its bytes are.
+        let mut pos = d;
+        let mut real_parts = Vec::new();
+        for &(r0, r1) in &elided_runs {
+            real_parts.push((pos, r0));
+            pos = r1;
+        }
+        real_parts.push((pos, d + n));
+        for (lo, hi) in real_parts {
+            if lo >= hi {
+                continue;
+            }
+            for (a, b, src) in self.resolve(s + (lo - d), s + (hi - d)) {
+                let dst = d + (a - s);
+                let from = match src {
+                    Src::Piece { addr, orig } => {
+                        if !plan.pins.contains(&orig) {
+                            self.t.orig_mut(orig).pins += 1;
+                            plan.pins.push(orig);
+                        }
+                        addr
+                    }
+                    _ => a,
+                };
+                plan.real.push((dst, from, b - a));
+                self.counters.copied_bytes += (b - a) as u64;
+            }
+        }
+        plan.elided = elided_runs.iter().map(|(a, b)| b - a).sum();
+        if plan.elided > 0 {
+            self.counters.elided_copies += 1;
+            self.counters.elided_bytes += plan.elided as u64;
+        }
+        self.sync_counts();
+        Ok(Some(plan))
+    }
+
+    /// Elides what it can of the destination core `[c0, c1)`; returns the
+    /// elided runs.
+    fn elide_core(
+        &mut self,
+        d: usize,
+        s: usize,
+        c0: usize,
+        c1: usize,
+        site: u16,
+        buf: u16,
+    ) -> Vec<(usize, usize)> {
+        let segs = self.resolve(s + (c0 - d), s + (c1 - d));
+        // A destination page is elidable if all its source bytes are tracked.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut page = c0;
+        let mut i = 0;
+        while page < c1 {
+            let (sa, sb) = (s + (page - d), s + (page - d) + PAGE);
+            while i < segs.len() && segs[i].1 <= sa {
+                i += 1;
+            }
+            let mut j = i;
+            let mut ok = true;
+            while j < segs.len() && segs[j].0 < sb {
+                ok &= segs[j].2 != Src::Plain;
+                j += 1;
+            }
+            if ok {
+                match runs.last_mut() {
+                    Some(r) if r.1 == page => r.1 += PAGE,
+                    _ => runs.push((page, page + PAGE)),
+                }
+            }
+            page += PAGE;
+        }
+        runs.retain(|(a, b)| b - a >= PAGE);
+
+        let now = self.tick();
+        let mut done = Vec::new();
+        for (r0, r1) in runs {
+            let (sa, sb) = (s + (r0 - d), s + (r1 - d));
+            // Protect the sources first: once they are protected, a write to
+            // them is caught before it can change bytes a piece points at.
+            let mut protected = true;
+            for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
+                let (lo, hi) = match src {
+                    Src::Orig(_) => (a.max(sa), b.min(sb)),
+                    Src::Piece { addr, .. } => {
+                        let lo = a.max(sa);
+                        (addr + (lo - a), addr + (b.min(sb) - a))
+                    }
+                    Src::Plain => unreachable!(),
+                };
+                let (pa, pb) = (page_down(lo), page_up(hi));
+                for (ga, gb) in gaps(&self.wp, pa, pb) {
+                    if self.mem.protect(ga, gb - ga, true) {
+                        self.wp.insert(ga, gb);
+                    } else {
+                        protected = false;
+                    }
+                }
+            }
+            if !protected || !self.mem.unmap(r0, r1 - r0) {
+                self.counters.refused += 1;
+                continue;
+            }
+            for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
+                let (lo, hi) = (a.max(sa), b.min(sb));
+                let (addr, orig) = match src {
+                    Src::Orig(id) => (lo, id),
+                    Src::Piece { addr, orig } => (addr + (lo - a), orig),
+                    Src::Plain => unreachable!(),
+                };
+                let piece = Piece {
+                    len: hi - lo,
+                    src: addr,
+                    orig,
+                    stamp: now,
+                    site,
+                    buf,
+                };
+                self.t.insert_piece(d + (lo - s), piece);
+            }
+            self.policy.elided(site, buf, (r1 - r0) as u64);
+            done.push((r0, r1));
+        }
+        done
+    }
+
+    /// Releases the pins a plan or gather list took.
+    pub fn unpin(&mut self, pins: &[OrigId]) {
+        for &id in pins {
+            let o = self.t.orig_mut(id);
+            o.pins -= 1;
+            if o.pins == 0 {
+                let (a, b) = (page_down(o.start), page_up(o.end()));
+                // Write-protect faults that waited for this original.
+                let waiting: Vec<usize> = self
+                    .deferred_wp
+                    .iter()
+                    .copied()
+                    .filter(|&p| p >= a && p < b)
+                    .collect();
+                self.deferred_wp.retain(|&p| !(p >= a && p < b));
+                for p in waiting {
+                    if self.release_src(p, p + PAGE, Cause::Write).is_err() {
+                        self.deferred_wp.push(p);
+                    } else {
+                        // Unprotecting wakes the waiting thread; if the page
+                        // was already unprotected, it must still be woken.
+                        self.mem.protect(p, PAGE, false);
+                    }
+                }
+                self.orig_changed(id);
+            }
+        }
+    }
+
+    /// The gather list for an output of `[a, a+n)`: unmapped pieces are sent
+    /// from their originals (pinned until [`Engine::unpin`]).
+    pub fn output(&mut self, a: usize, n: usize) -> Gather {
+        let mut g = Gather::default();
+        if n == 0 || !self.t.has_pieces_in(a, a + n) {
+            g.iov.push((a, n));
+            return g;
+        }
+        for (lo, hi, src) in self.resolve(a, a + n) {
+            let from = match src {
+                Src::Piece { addr, orig } => {
+                    if !g.pins.contains(&orig) {
+                        self.t.orig_mut(orig).pins += 1;
+                        g.pins.push(orig);
+                    }
+                    g.substituted += hi - lo;
+                    addr
+                }
+                _ => lo,
+            };
+            match g.iov.last_mut() {
+                Some(last) if last.0 + last.1 == from => last.1 += hi - lo,
+                _ => g.iov.push((from, hi - lo)),
+            }
+        }
+        if g.substituted > 0 {
+            self.counters.outputs_substituted += 1;
+            self.counters.bytes_substituted += g.substituted as u64;
+        }
+        g
+    }
+
+    /// The program frees the allocation `[p, p+size)`.
+    pub fn free(&mut self, p: usize, size: usize) -> FreeAction {
+        if self.t.is_empty() || size == 0 {
+            return FreeAction::Now;
+        }
+        let b = p + size;
+        // Elided bytes in it are gone for good: the copy never happened.
+        let (c0, c1) = core(p, size);
+        for k in self.t.pieces_in(c0, c1) {
+            let piece = *self.t.piece(k).unwrap();
+            let (lo, hi) = (k.max(c0), (k + piece.len).min(c1));
+            self.counters.bytes_dropped += (hi - lo) as u64;
+            let o = self.t.cut_piece(k, lo, hi);
+            self.orig_changed(o);
+        }
+        // Pieces in the partial pages at the edges belong to neighbours'
+        // bytes too; rebuild those pages.
+        self.materialize_range(p, b, Cause::Other);
+        let origs = self.t.origs_in(p, b);
+        let action = if origs.iter().any(|&id| self.t.orig(id).busy()) {
+            for &id in &origs {
+                self.t.orig_mut(id).quarantined = Some(p);
+            }
+            let now = self.tick();
+            self.quarantine.insert(p, (size, now));
+            self.counters.quarantined_bytes += size as u64;
+            self.counters.quarantined_total += 1;
+            self.enforce_quarantine();
+            FreeAction::Quarantined
+        } else {
+            self.t.trim_originals(p, b);
+            self.unprotect_idle(page_down(p), page_up(b));
+            FreeAction::Now
+        };
+        self.sync_counts();
+        action
+    }
+
+    fn try_release_quarantine(&mut self, alloc: usize) {
+        let Some(&(size, _)) = self.quarantine.get(&alloc) else {
+            return;
+        };
+        let origs = self.t.origs_in(alloc, alloc + size);
+        if origs.iter().any(|&id| self.t.orig(id).busy()) {
+            return;
+        }
+        self.quarantine.remove(&alloc);
+        self.counters.quarantined_bytes -= size as u64;
+        self.t.trim_originals(alloc, alloc + size);
+        self.unprotect_idle(page_down(alloc), page_up(alloc + size));
+        self.to_free.push(alloc);
+    }
+
+    /// Over budget: the oldest quarantined allocations give up their
+    /// dependents (materialized) and are freed.
+    fn enforce_quarantine(&mut self) {
+        while self.counters.quarantined_bytes > self.cfg.quarantine as u64 {
+            let Some((&alloc, &(size, _))) = self.quarantine.iter().min_by_key(|(_, v)| v.1) else {
+                break;
+            };
+            if self.release_src(alloc, alloc + size, Cause::Gc).is_err() {
+                break; // pinned: try again at the next collection
+            }
+            self.try_release_quarantine(alloc);
+        }
+    }
+
+    /// The program is about to unmap (`munmap`), move (`mremap`) or discard
+    /// (`madvise`) `[a, a+len)`. `keep_data`: the bytes must survive (mremap),
+    /// so pieces there are materialized rather than dropped.
+    pub fn discard(
+        &mut self,
+        a: usize,
+        len: usize,
+        keep_data: bool,
+        unmapping: bool,
+    ) -> Result<(), Busy> {
+        if self.t.is_empty() && self.wp.is_empty() {
+            if unmapping {
+                self.mem.forget(a, len);
+            }
+            return Ok(());
+        }
+        let b = a + len;
+        self.release_src(a, b, Cause::Write)?;
+        if keep_data {
+            self.materialize_range(a, b, Cause::Other);
+        } else {
+            // The kernel discards whole pages only; partial ones keep data.
+            self.counters.bytes_dropped += self.drop_pieces(a, b) as u64;
+        }
+        self.t.trim_originals(a, b);
+        if unmapping {
+            self.wp.remove(page_down(a), page_up(b));
+            self.mem.forget(a, len);
+        }
+        self.sync_counts();
+        Ok(())
+    }
+
+    /// Before `fork`: the child inherits no userfaultfd state, so every
+    /// unmapped page is materialized and every protection dropped. The engine
+    /// is empty afterwards (quarantined allocations are handed back to free).
+    pub fn prepare_fork(&mut self) {
+        // Materializing a page can split a neighbouring piece under a new
+        // key, so take the first remaining piece each time.
+        loop {
+            let first = self.t.pieces().next().map(|(k, p)| (k, p.len));
+            let Some((k, len)) = first else { break };
+            self.materialize_range(k, k + len, Cause::Fork);
+        }
+        let ranges: Vec<(usize, usize)> = self.wp.iter().collect();
+        for (s, e) in ranges {
+            self.mem.protect(s, e - s, false);
+        }
+        self.wp.clear();
+        let allocs: Vec<usize> = self.quarantine.keys().copied().collect();
+        for alloc in allocs {
+            self.try_release_quarantine(alloc);
+        }
+        for id in self.t.orig_ids() {
+            let o = self.t.orig(id);
+            let (s, e) = (o.start, o.end());
+            if o.pins == 0 {
+                self.t.trim_originals(s, e);
+            }
+        }
+        self.sync_counts();
+    }
+
+    /// A missing fault at `addr` (the program or the kernel touched an
+    /// unmapped page): rebuild it, or give it zeros if no piece covers it.
+    pub fn on_missing_fault(&mut self, addr: usize) {
+        let page = page_down(addr);
+        if self.materialize_page(page, Cause::Fault) {
+            self.counters.faults_missing += 1;
+        } else {
+            self.mem.zero(page);
+            self.counters.faults_zero += 1;
+        }
+        self.sync_counts();
+    }
+
+    /// A write-protect fault at `addr` (a write to an original): materialize
+    /// its dependents, then unprotect (which wakes the writer). Returns
+    /// `Busy` if the original is pinned: the writer stays blocked until
+    /// [`Engine::unpin`] lets it go.
+    pub fn on_wp_fault(&mut self, addr: usize) -> Result<(), Busy> {
+        let page = page_down(addr);
+        self.counters.faults_wp += 1;
+        let r = self.release_src(page, page + PAGE, Cause::Write);
+        match r {
+            Ok(()) => {
+                // Wake the writer even if the page was already unprotected.
+                self.mem.protect(page, PAGE, false);
+            }
+            Err(Busy) => self.deferred_wp.push(page),
+        }
+        self.sync_counts();
+        r
+    }
+
+    /// Periodic collection: materialize the least recently copied pieces
+    /// beyond the record bound, forget the oldest idle originals beyond it,
+    /// and enforce the quarantine budget.
+    pub fn collect(&mut self) {
+        let max = self.cfg.max_records;
+        // Oldest first; a piece split by an earlier materialization keeps its
+        // stamp under a new key, hence the outer loop (each pass removes at
+        // least one piece, so it ends).
+        while self.t.piece_count() > max {
+            let mut by_age: Vec<(u64, usize)> =
+                self.t.pieces().map(|(k, p)| (p.stamp, k)).collect();
+            by_age.sort_unstable();
+            let excess = self.t.piece_count() - max;
+            for &(_, k) in by_age.iter().take(excess) {
+                if let Some(p) = self.t.piece(k).copied() {
+                    self.materialize_range(k, k + p.len, Cause::Gc);
+                }
+            }
+        }
+        if self.t.orig_count() > max {
+            let mut idle: Vec<(u64, usize, usize)> = self
+                .t
+                .orig_ids()
+                .into_iter()
+                .map(|id| self.t.orig(id))
+                .filter(|o| !o.busy() && o.quarantined.is_none())
+                .map(|o| (o.stamp, o.start, o.end()))
+                .collect();
+            idle.sort_unstable();
+            let excess = self.t.orig_count() - max;
+            for &(_, s, e) in idle.iter().take(excess) {
+                self.t.trim_originals(s, e);
+                self.unprotect_idle(page_down(s), page_up(e));
+            }
+        }
+        self.enforce_quarantine();
+        self.sync_counts();
+    }
+
+    /// Checks internal invariants (tests).
+    pub fn check(&self) {
+        self.t.check();
+        // Every piece's source bytes are write-protected.
+        for (k, p) in self.t.pieces() {
+            assert!(
+                self.wp.covers(page_down(p.src), page_up(p.src + p.len)),
+                "source of piece {k:#x} is not protected"
+            );
+        }
+    }
+}
+
+/// The parts of `[a, b)` not in `set`.
+fn gaps(set: &RangeSet, a: usize, b: usize) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    let mut pos = a;
+    for (s, e) in set.clipped(a, b) {
+        if s > pos {
+            v.push((pos, s));
+        }
+        pos = e;
+    }
+    if pos < b {
+        v.push((pos, b));
+    }
+    v
+}

@@ -1,0 +1,360 @@
+//! The record index: what is elided and where its bytes really are.
+//!
+//! Two kinds of record, both pure data (no syscalls):
+//!
+//! - A **piece** says "the bytes `[dst, dst+len)` are not in memory; they are
+//!   the bytes at `[src, src+len)` of original `orig`". Pieces are keyed by
+//!   `dst` and never overlap. Every byte of an unmapped (elided) page belongs
+//!   to exactly one piece, so a page can always be rebuilt from its pieces.
+//! - An **original** is memory that received IO data. Pieces only ever point
+//!   into originals (a copy of an intermediate points at the same original),
+//!   and each original keeps the keys of the pieces that depend on it, so
+//!   "which intermediates depend on original page p" costs O(log n + k).
+//!
+//! Lookups by address are `BTreeMap` range queries: O(log n).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ranges::overlaps;
+
+/// Stable identifier of an original (its slot in the table).
+pub type OrigId = u32;
+
+/// Elided bytes and where they live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Length in bytes.
+    pub len: usize,
+    /// Address of the first byte in the original.
+    pub src: usize,
+    /// The original holding the bytes.
+    pub orig: OrigId,
+    /// When the copy was made (engine clock), for LRU collection.
+    pub stamp: u64,
+    /// Policy slots of the call site and of the destination buffer.
+    pub site: u16,
+    /// See `site`.
+    pub buf: u16,
+}
+
+/// Memory that received IO data.
+#[derive(Clone, Debug, Default)]
+pub struct Original {
+    /// First byte.
+    pub start: usize,
+    /// Length in bytes.
+    pub len: usize,
+    /// Keys (`dst`) of the pieces whose bytes live here.
+    pub deps: BTreeSet<usize>,
+    /// Output calls and real copies in flight reading this original.
+    pub pins: u32,
+    /// The allocation this original is in, if the program freed it while it
+    /// still had dependents (quarantined: its real `free` is deferred).
+    pub quarantined: Option<usize>,
+    /// Last input (engine clock).
+    pub stamp: u64,
+}
+
+impl Original {
+    /// One past the last byte.
+    pub fn end(&self) -> usize {
+        self.start + self.len
+    }
+    /// True if something still needs its bytes unchanged.
+    pub fn busy(&self) -> bool {
+        !self.deps.is_empty() || self.pins > 0
+    }
+}
+
+/// All records.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    pieces: BTreeMap<usize, Piece>,
+    origs: Vec<Option<Original>>,
+    free_ids: Vec<OrigId>,
+    by_start: BTreeMap<usize, OrigId>,
+    piece_bytes: usize,
+}
+
+impl Tracker {
+    /// An empty index.
+    pub fn new() -> Tracker {
+        Tracker::default()
+    }
+
+    /// Number of pieces.
+    pub fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Bytes covered by pieces.
+    pub fn piece_bytes(&self) -> usize {
+        self.piece_bytes
+    }
+
+    /// Number of originals.
+    pub fn orig_count(&self) -> usize {
+        self.by_start.len()
+    }
+
+    /// True if nothing is tracked (the fast "nothing to do" check).
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty() && self.by_start.is_empty()
+    }
+
+    /// The piece with key `k`.
+    pub fn piece(&self, k: usize) -> Option<&Piece> {
+        self.pieces.get(&k)
+    }
+
+    /// All pieces, in address order.
+    pub fn pieces(&self) -> impl Iterator<Item = (usize, &Piece)> {
+        self.pieces.iter().map(|(&k, p)| (k, p))
+    }
+
+    /// Keys of the pieces sharing a byte with `[a, b)`, in address order.
+    pub fn pieces_in(&self, a: usize, b: usize) -> Vec<usize> {
+        let mut v = Vec::new();
+        if let Some((&k, p)) = self.pieces.range(..a).next_back() {
+            if k + p.len > a {
+                v.push(k);
+            }
+        }
+        v.extend(self.pieces.range(a..b.max(a)).map(|(&k, _)| k));
+        v
+    }
+
+    /// True if some piece shares a byte with `[a, b)`.
+    pub fn has_pieces_in(&self, a: usize, b: usize) -> bool {
+        if let Some((&k, p)) = self.pieces.range(..a).next_back() {
+            if k + p.len > a {
+                return true;
+            }
+        }
+        self.pieces.range(a..b.max(a)).next().is_some()
+    }
+
+    /// Adds a piece (caller guarantees no overlap) and links it to its original.
+    pub fn insert_piece(&mut self, dst: usize, p: Piece) {
+        debug_assert!(!self.has_pieces_in(dst, dst + p.len), "overlapping piece");
+        let o = self.orig_mut(p.orig);
+        debug_assert!(
+            p.src >= o.start && p.src + p.len <= o.end(),
+            "piece outside original"
+        );
+        o.deps.insert(dst);
+        self.piece_bytes += p.len;
+        self.pieces.insert(dst, p);
+    }
+
+    /// Removes the part of piece `k` inside `[a, b)`, keeping what sticks out.
+    /// Returns the original it pointed into.
+    pub fn cut_piece(&mut self, k: usize, a: usize, b: usize) -> OrigId {
+        let p = self.pieces.remove(&k).expect("cut of a missing piece");
+        self.piece_bytes -= p.len;
+        let orig = p.orig;
+        self.orig_mut(orig).deps.remove(&k);
+        let end = k + p.len;
+        if k < a {
+            let left = Piece { len: a - k, ..p };
+            self.insert_piece(k, left);
+        }
+        if end > b {
+            let off = b.max(k) - k;
+            let right = Piece {
+                len: end - b.max(k),
+                src: p.src + off,
+                ..p
+            };
+            self.insert_piece(b.max(k), right);
+        }
+        orig
+    }
+
+    /// Adds an original (caller guarantees no overlap with another).
+    pub fn add_original(&mut self, start: usize, len: usize, stamp: u64) -> OrigId {
+        debug_assert!(self.origs_in(start, start + len).is_empty());
+        let o = Original {
+            start,
+            len,
+            stamp,
+            ..Original::default()
+        };
+        let id = match self.free_ids.pop() {
+            Some(id) => {
+                self.origs[id as usize] = Some(o);
+                id
+            }
+            None => {
+                self.origs.push(Some(o));
+                (self.origs.len() - 1) as OrigId
+            }
+        };
+        self.by_start.insert(start, id);
+        id
+    }
+
+    /// The original with this id.
+    pub fn orig(&self, id: OrigId) -> &Original {
+        self.origs[id as usize].as_ref().expect("stale original id")
+    }
+
+    /// The original with this id, mutable.
+    pub fn orig_mut(&mut self, id: OrigId) -> &mut Original {
+        self.origs[id as usize].as_mut().expect("stale original id")
+    }
+
+    /// Ids of the originals sharing a byte with `[a, b)`, in address order.
+    pub fn origs_in(&self, a: usize, b: usize) -> Vec<OrigId> {
+        let mut v = Vec::new();
+        if let Some((_, &id)) = self.by_start.range(..a).next_back() {
+            if self.orig(id).end() > a {
+                v.push(id);
+            }
+        }
+        v.extend(self.by_start.range(a..b.max(a)).map(|(_, &id)| id));
+        v
+    }
+
+    /// All original ids, in address order.
+    pub fn orig_ids(&self) -> Vec<OrigId> {
+        self.by_start.values().copied().collect()
+    }
+
+    /// Removes `[a, b)` from every original. The caller guarantees no piece
+    /// points into `[a, b)`; pieces pointing into a part that splits off get
+    /// the new part's id.
+    pub fn trim_originals(&mut self, a: usize, b: usize) {
+        for id in self.origs_in(a, b) {
+            let o = self.orig(id).clone();
+            debug_assert!(o.deps.iter().all(|k| {
+                let p = &self.pieces[k];
+                !overlaps(p.src, p.src + p.len, a, b)
+            }));
+            self.by_start.remove(&o.start);
+            let left = o.start < a;
+            let right = o.end() > b;
+            if left {
+                let l = self.orig_mut(id);
+                l.len = a - o.start;
+                self.by_start.insert(o.start, id);
+            }
+            if right {
+                // The right part keeps this id if there is no left part.
+                let rid = if left {
+                    let rid = self.add_original(b, o.end() - b, o.stamp);
+                    let moved: Vec<usize> = o
+                        .deps
+                        .iter()
+                        .copied()
+                        .filter(|k| self.pieces[k].src >= b)
+                        .collect();
+                    for k in moved {
+                        self.pieces.get_mut(&k).unwrap().orig = rid;
+                        self.orig_mut(id).deps.remove(&k);
+                        self.orig_mut(rid).deps.insert(k);
+                    }
+                    self.orig_mut(rid).quarantined = o.quarantined;
+                    rid
+                } else {
+                    let r = self.orig_mut(id);
+                    r.start = b;
+                    r.len = o.end() - b;
+                    self.by_start.insert(b, id);
+                    id
+                };
+                let _ = rid;
+            }
+            if !left && !right {
+                debug_assert!(o.deps.is_empty());
+                self.origs[id as usize] = None;
+                self.free_ids.push(id);
+            }
+        }
+    }
+
+    /// Forgets every record.
+    pub fn clear(&mut self) {
+        *self = Tracker::default();
+    }
+
+    /// Checks the invariants (tests and debug builds).
+    pub fn check(&self) {
+        let mut last_end = 0;
+        let mut bytes = 0;
+        for (&k, p) in &self.pieces {
+            assert!(k >= last_end, "pieces overlap at {k:#x}");
+            assert!(p.len > 0);
+            last_end = k + p.len;
+            bytes += p.len;
+            let o = self.orig(p.orig);
+            assert!(
+                o.deps.contains(&k),
+                "piece {k:#x} not linked to its original"
+            );
+            assert!(
+                p.src >= o.start && p.src + p.len <= o.end(),
+                "piece {k:#x} outside its original"
+            );
+        }
+        assert_eq!(bytes, self.piece_bytes);
+        let mut last_end = 0;
+        for (&s, &id) in &self.by_start {
+            let o = self.orig(id);
+            assert_eq!(o.start, s);
+            assert!(s >= last_end, "originals overlap at {s:#x}");
+            last_end = o.end();
+            for k in &o.deps {
+                assert_eq!(self.pieces[k].orig, id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(len: usize, src: usize, orig: OrigId) -> Piece {
+        Piece {
+            len,
+            src,
+            orig,
+            stamp: 0,
+            site: 0,
+            buf: 0,
+        }
+    }
+
+    #[test]
+    fn cut_splits_and_relinks() {
+        let mut t = Tracker::new();
+        let o = t.add_original(0x10000, 0x10000, 0);
+        t.insert_piece(0x40000, piece(0x3000, 0x10100, o));
+        assert_eq!(t.pieces_in(0x40fff, 0x41000), vec![0x40000]);
+        t.cut_piece(0x40000, 0x41000, 0x42000);
+        assert_eq!(t.pieces_in(0x40000, 0x43000), vec![0x40000, 0x42000]);
+        assert_eq!(t.piece(0x42000).unwrap().src, 0x12100);
+        assert_eq!(t.orig(o).deps.len(), 2);
+        assert_eq!(t.piece_bytes(), 0x2000);
+        t.check();
+    }
+
+    #[test]
+    fn trim_splits_originals_and_moves_dependents() {
+        let mut t = Tracker::new();
+        let o = t.add_original(0x10000, 0x10000, 0);
+        t.insert_piece(0x40000, piece(0x1000, 0x10000, o));
+        t.insert_piece(0x50000, piece(0x1000, 0x1e000, o));
+        t.trim_originals(0x14000, 0x15000);
+        t.check();
+        let ids = t.origs_in(0, usize::MAX);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(t.piece(0x50000).unwrap().orig, ids[1]);
+        assert_eq!(t.orig(ids[1]).start, 0x15000);
+        t.cut_piece(0x40000, 0x40000, 0x41000);
+        t.trim_originals(0x10000, 0x14000);
+        assert_eq!(t.orig_count(), 1);
+        t.check();
+    }
+}
