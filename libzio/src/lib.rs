@@ -1,22 +1,34 @@
 //! libzio.so: the symbols that `LD_PRELOAD` puts in front of libc.
 //!
-//! This crate is deliberately thin. Each exported hook forwards to the real
-//! function ([`zio_core::real`]) and counts the call ([`zio_core::stats`]);
-//! later mechanisms decide in `zio_core` and are called from here. For every
-//! hook there is also a `__wrap_` twin: the link step (see `build.rs`) points
-//! the library's own calls at the twins so zio never intercepts itself.
+//! This crate is deliberately thin: each hook counts the call
+//! ([`zio_core::stats`]), and either forwards to the real function
+//! ([`zio_core::real`]) or, when something tracked may be involved, hands the
+//! call to [`zio_core::elide`], where every decision is made. For every hook
+//! there is also a `__wrap_` twin: the link step (see `build.rs`) points the
+//! library's own calls at the twins so zio never intercepts itself.
+//!
+//! Where a `memcpy` is decided, in one step: `copy_hooks!` below, then
+//! `zio_core::elide::copy`, then `zio_core::engine::Engine::copy`.
 //!
 //! Rules for code in this file: no allocation, no lock, no copy of a struct
-//! (which would emit a `memcpy` call that binds to our own hook), nothing but
-//! forwarding on the pass-through path.
+//! (which would emit a `memcpy` call that binds to our own hook) on the
+//! pass-through path.
 
 #![allow(clippy::missing_safety_doc)] // each hook has exactly its libc function's contract
 
 use core::ffi::{c_int, c_uint, c_void};
 
 use libc::{iovec, mmsghdr, msghdr, off_t, pid_t, sockaddr, socklen_t, ssize_t, timespec};
+use zio_core::elide;
+use zio_core::heap::ZioHeap;
 use zio_core::real;
 use zio_core::stats::{self, Hook};
+
+/// zio's own allocations never come from the program's allocator.
+#[global_allocator]
+static HEAP: ZioHeap = ZioHeap;
+
+const IOV_MAX: usize = 1024;
 
 /// Bytes moved according to a read/write style return value.
 #[inline(always)]
@@ -42,24 +54,87 @@ unsafe fn mmsg_bytes(v: *const mmsghdr, ret: c_int) -> u64 {
     total
 }
 
-/// Copy hooks: the byte count is known before the call, so count first and
-/// end in a tail call to libc (no frame of our own around the copy). The
-/// first call on a thread claims its counter slot out of line, in `slow`.
+/// The `(base, len)` pairs of an iovec array.
+///
+/// # Safety
+/// `v` holds `cnt` valid entries (or `cnt <= 0`).
+unsafe fn parts(v: *const iovec, cnt: c_int) -> Vec<(usize, usize)> {
+    (0..cnt.max(0) as usize)
+        // SAFETY: within the caller's array.
+        .map(|i| unsafe { ((*v.add(i)).iov_base as usize, (*v.add(i)).iov_len) })
+        .collect()
+}
+
+fn to_iovecs(iov: &[(usize, usize)]) -> Vec<iovec> {
+    iov.iter()
+        .map(|&(a, n)| iovec {
+            iov_base: a as *mut c_void,
+            iov_len: n,
+        })
+        .collect()
+}
+
+/// Sends a gather list in `IOV_MAX` chunks with `call(iov, cnt, done)`
+/// (`done` = bytes already written, for offsets). Stops at the first short
+/// write or error, returning what was written, as a single large write
+/// would; an error before any byte is returned as is.
+fn send_chunks(
+    iov: &[(usize, usize)],
+    mut call: impl FnMut(*const iovec, c_int, usize) -> ssize_t,
+) -> ssize_t {
+    let v = to_iovecs(iov);
+    let mut done = 0usize;
+    for chunk in v.chunks(IOV_MAX) {
+        let want: usize = chunk.iter().map(|x| x.iov_len).sum();
+        let r = call(chunk.as_ptr(), chunk.len() as c_int, done);
+        if r < 0 {
+            return if done > 0 { done as ssize_t } else { r };
+        }
+        done += r as usize;
+        if (r as usize) < want {
+            break;
+        }
+    }
+    done as ssize_t
+}
+
+// ----- copies ---------------------------------------------------------------
+
+/// Copy hooks. Each exported symbol is a two-instruction naked trampoline
+/// that passes the caller's return address (the call site, for the policy)
+/// as an extra argument to the body. The body counts the call and either
+/// tail-calls libc (below the threshold or with nothing tracked) or asks the
+/// engine.
 macro_rules! copy_hooks {
-    ($( $name:ident / $wrap:ident ( $($a:ident : $t:ty),* ), $hook:ident, $len:ident; )*) => {$(
-        #[doc = concat!("Exported `", stringify!($name), "`: counts the call and forwards to libc.")]
+    ($( $name:ident / $wrap:ident / $body:ident, $ra:literal ( $($a:ident : $t:ty),* ), $hook:ident, |$d:ident, $s:ident, $n:ident| $ret:expr, $check:expr; )*) => {$(
+        #[doc = concat!("Exported `", stringify!($name), "` (trampoline to its body with the call site).")]
+        #[unsafe(naked)]
         #[no_mangle]
         pub unsafe extern "C" fn $name($($a: $t),*) -> *mut c_void {
+            core::arch::naked_asm!(
+                concat!("mov ", $ra, ", qword ptr [rsp]"),
+                "jmp {body}",
+                body = sym $body,
+            )
+        }
+
+        unsafe extern "C" fn $body($($a: $t,)* site: usize) -> *mut c_void {
             #[cold]
             #[inline(never)]
-            unsafe fn slow($($a: $t),*) -> *mut c_void {
-                stats::count(Hook::$hook, $len as u64);
+            unsafe fn slow($($a: $t,)* site: usize) -> *mut c_void {
+                stats::count(Hook::$hook, $n as u64);
+                // A fortified call with too small a destination aborts in
+                // libc, exactly as without zio.
+                // SAFETY: the caller's contract; ranges valid for `n` bytes.
+                if $check && unsafe { elide::copy($d as usize, $s as usize, $n, site) } {
+                    return $ret;
+                }
                 // SAFETY: same contract as the libc function.
                 unsafe { real::$name($($a),*) }
             }
-            if !stats::count_fast(Hook::$hook, $len as u64) {
+            if !stats::count_fast(Hook::$hook, $n as u64) || elide::copy_needs_engine($n) {
                 // SAFETY: same contract, passed on.
-                return unsafe { slow($($a),*) };
+                return unsafe { slow($($a,)* site) };
             }
             // SAFETY: the caller gives us exactly the libc function's contract.
             unsafe { real::$name($($a),*) }
@@ -75,28 +150,561 @@ macro_rules! copy_hooks {
 }
 
 copy_hooks! {
-    memcpy / __wrap_memcpy (d: *mut c_void, s: *const c_void, n: usize), Memcpy, n;
-    memmove / __wrap_memmove (d: *mut c_void, s: *const c_void, n: usize), Memmove, n;
-    mempcpy / __wrap_mempcpy (d: *mut c_void, s: *const c_void, n: usize), Mempcpy, n;
-    __memcpy_chk / __wrap___memcpy_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemcpyChk, n;
-    __memmove_chk / __wrap___memmove_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemmoveChk, n;
-    __mempcpy_chk / __wrap___mempcpy_chk (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MempcpyChk, n;
+    memcpy / __wrap_memcpy / memcpy_body, "rcx" (d: *mut c_void, s: *const c_void, n: usize), Memcpy, |d, s, n| d, true;
+    memmove / __wrap_memmove / memmove_body, "rcx" (d: *mut c_void, s: *const c_void, n: usize), Memmove, |d, s, n| d, true;
+    mempcpy / __wrap_mempcpy / mempcpy_body, "rcx" (d: *mut c_void, s: *const c_void, n: usize), Mempcpy, |d, s, n| d.cast::<u8>().add(n).cast(), true;
+    __memcpy_chk / __wrap___memcpy_chk / memcpy_chk_body, "r8" (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemcpyChk, |d, s, n| d, n <= dl;
+    __memmove_chk / __wrap___memmove_chk / memmove_chk_body, "r8" (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemmoveChk, |d, s, n| d, n <= dl;
+    __mempcpy_chk / __wrap___mempcpy_chk / mempcpy_chk_body, "r8" (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MempcpyChk, |d, s, n| d.cast::<u8>().add(n).cast(), n <= dl;
 }
 
-/// IO and memory hooks: forward, then count what the call reports it moved.
-macro_rules! hooks {
-    ($( $name:ident / $wrap:ident ( $($a:ident : $t:ty),* ) -> $r:ty, $hook:ident, |$ret:ident| $bytes:expr ; )*) => {$(
-        #[doc = concat!("Exported `", stringify!($name), "`: forwards to libc and counts the call.")]
+// ----- input ----------------------------------------------------------------
+
+/// Input hooks into one buffer: prepare the target, call, record the bytes
+/// received as an original.
+macro_rules! input_hooks {
+    ($( $name:ident / $wrap:ident ( $($a:ident : $t:ty),* ), $hook:ident, $buf:ident, $len:ident; )*) => {$(
+        #[doc = concat!("Exported `", stringify!($name), "`: an input call into one buffer.")]
         #[no_mangle]
-        pub unsafe extern "C" fn $name($($a: $t),*) -> $r {
-            // SAFETY: the caller gives us exactly the libc function's contract.
-            let $ret = unsafe { real::$name($($a),*) };
-            #[allow(unused_unsafe)]
-            // SAFETY: `$bytes` only reads what the call just produced.
-            stats::count(Hook::$hook, unsafe { $bytes });
-            $ret
+        pub unsafe extern "C" fn $name($($a: $t),*) -> ssize_t {
+            if !elide::input_needs_engine($len) {
+                // SAFETY: the caller's contract.
+                let r = unsafe { real::$name($($a),*) };
+                stats::count(Hook::$hook, io(r));
+                return r;
+            }
+            elide::input_prepare($buf as usize, $len);
+            // SAFETY: the caller's contract.
+            let r = unsafe { real::$name($($a),*) };
+            if r > 0 {
+                elide::input_done($buf as usize, r as usize);
+            }
+            stats::count(Hook::$hook, io(r));
+            r
         }
 
+        #[doc = concat!("Internal calls to `", stringify!($name), "` land here (`--wrap`).")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $wrap($($a: $t),*) -> ssize_t {
+            // SAFETY: same contract as the libc function.
+            unsafe { real::$name($($a),*) }
+        }
+    )*};
+}
+
+input_hooks! {
+    read / __wrap_read (fd: c_int, b: *mut c_void, n: usize), Read, b, n;
+    __read_chk / __wrap___read_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize), ReadChk, b, n;
+    pread / __wrap_pread (fd: c_int, b: *mut c_void, n: usize, o: off_t), Pread, b, n;
+    pread64 / __wrap_pread64 (fd: c_int, b: *mut c_void, n: usize, o: off_t), Pread64, b, n;
+    __pread_chk / __wrap___pread_chk (fd: c_int, b: *mut c_void, n: usize, o: off_t, bl: usize), PreadChk, b, n;
+    __pread64_chk / __wrap___pread64_chk (fd: c_int, b: *mut c_void, n: usize, o: off_t, bl: usize), Pread64Chk, b, n;
+    recv / __wrap_recv (fd: c_int, b: *mut c_void, n: usize, f: c_int), Recv, b, n;
+    __recv_chk / __wrap___recv_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize, f: c_int), RecvChk, b, n;
+    recvfrom / __wrap_recvfrom (fd: c_int, b: *mut c_void, n: usize, f: c_int, a: *mut sockaddr, al: *mut socklen_t), Recvfrom, b, n;
+    __recvfrom_chk / __wrap___recvfrom_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize, f: c_int, a: *mut sockaddr, al: *mut socklen_t), RecvfromChk, b, n;
+}
+
+/// Input into an iovec: every buffer is prepared, and the bytes received are
+/// recorded buffer by buffer, in order.
+///
+/// # Safety
+/// `v` holds `cnt` valid entries.
+unsafe fn vec_input(v: *const iovec, cnt: c_int, call: impl FnOnce() -> ssize_t) -> ssize_t {
+    // SAFETY: the caller's array.
+    let total: usize = unsafe { parts(v, cnt) }.iter().map(|p| p.1).sum();
+    if !elide::input_needs_engine(total) {
+        return call();
+    }
+    // SAFETY: the caller's array.
+    let ps = unsafe { parts(v, cnt) };
+    for &(a, n) in &ps {
+        elide::input_prepare(a, n);
+    }
+    let r = call();
+    if r > 0 {
+        let mut left = r as usize;
+        for (a, n) in ps {
+            let got = n.min(left);
+            elide::input_done(a, got);
+            left -= got;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    r
+}
+
+/// Exported `readv`.
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, v: *const iovec, c: c_int) -> ssize_t {
+    // SAFETY: the caller's contract.
+    let r = unsafe { vec_input(v, c, || real::readv(fd, v, c)) };
+    stats::count(Hook::Readv, io(r));
+    r
+}
+
+/// Exported `preadv`.
+#[no_mangle]
+pub unsafe extern "C" fn preadv(fd: c_int, v: *const iovec, c: c_int, o: off_t) -> ssize_t {
+    // SAFETY: the caller's contract.
+    let r = unsafe { vec_input(v, c, || real::preadv(fd, v, c, o)) };
+    stats::count(Hook::Preadv, io(r));
+    r
+}
+
+/// Exported `preadv2`.
+#[no_mangle]
+pub unsafe extern "C" fn preadv2(
+    fd: c_int,
+    v: *const iovec,
+    c: c_int,
+    o: off_t,
+    f: c_int,
+) -> ssize_t {
+    // SAFETY: the caller's contract.
+    let r = unsafe { vec_input(v, c, || real::preadv2(fd, v, c, o, f)) };
+    stats::count(Hook::Preadv2, io(r));
+    r
+}
+
+/// Exported `recvmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, m: *mut msghdr, f: c_int) -> ssize_t {
+    // SAFETY: the caller's msghdr is valid.
+    let (v, c) = unsafe { ((*m).msg_iov as *const iovec, (*m).msg_iovlen as c_int) };
+    // SAFETY: the caller's contract.
+    let r = unsafe { vec_input(v, c, || real::recvmsg(fd, m, f)) };
+    stats::count(Hook::Recvmsg, io(r));
+    r
+}
+
+/// Exported `recvmmsg`: each message's buffers are prepared and recorded.
+#[no_mangle]
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    m: *mut mmsghdr,
+    n: c_uint,
+    f: c_int,
+    t: *mut timespec,
+) -> c_int {
+    let active = elide::input_needs_engine(usize::MAX);
+    if active {
+        for i in 0..n as usize {
+            // SAFETY: the caller's vector holds `n` entries.
+            let h = unsafe { &(*m.add(i)).msg_hdr };
+            // SAFETY: each header's iovec is valid.
+            for (a, len) in unsafe { parts(h.msg_iov, h.msg_iovlen as c_int) } {
+                elide::input_prepare(a, len);
+            }
+        }
+    }
+    // SAFETY: the caller's contract.
+    let r = unsafe { real::recvmmsg(fd, m, n, f, t) };
+    if active && r > 0 {
+        for i in 0..r as usize {
+            // SAFETY: the kernel filled `r` entries.
+            let (h, mut left) = unsafe { (&(*m.add(i)).msg_hdr, (*m.add(i)).msg_len as usize) };
+            // SAFETY: each header's iovec is valid.
+            for (a, len) in unsafe { parts(h.msg_iov, h.msg_iovlen as c_int) } {
+                let got = len.min(left);
+                elide::input_done(a, got);
+                left -= got;
+            }
+        }
+    }
+    // SAFETY: `r` entries were filled.
+    stats::count(Hook::Recvmmsg, unsafe { mmsg_bytes(m, r) });
+    r
+}
+
+// ----- output ---------------------------------------------------------------
+
+/// Exported `write`: unmapped pieces are written from their originals.
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, b: *const c_void, n: usize) -> ssize_t {
+    let r = match elide::output(b as usize, n) {
+        None => unsafe { real::write(fd, b, n) },
+        Some(g) => {
+            // SAFETY: the gather list points at mapped memory (originals,
+            // pinned, and the caller's own buffer).
+            let r = send_chunks(&g.iov, |v, c, _| unsafe { real::writev(fd, v, c) });
+            elide::output_done(&g.pins);
+            r
+        }
+    };
+    stats::count(Hook::Write, io(r));
+    r
+}
+
+macro_rules! pwrite_hooks {
+    ($($name:ident, $hook:ident;)*) => {$(
+        #[doc = concat!("Exported `", stringify!($name), "`: unmapped pieces are written from their originals.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(fd: c_int, b: *const c_void, n: usize, o: off_t) -> ssize_t {
+            let r = match elide::output(b as usize, n) {
+                // SAFETY: the caller's contract.
+                None => unsafe { real::$name(fd, b, n, o) },
+                Some(g) => {
+                    // SAFETY: as in `write`; offsets advance per chunk.
+                    let r = send_chunks(&g.iov, |v, c, done| unsafe { real::pwritev(fd, v, c, o + done as off_t) });
+                    elide::output_done(&g.pins);
+                    r
+                }
+            };
+            stats::count(Hook::$hook, io(r));
+            r
+        }
+    )*};
+}
+
+pwrite_hooks! {
+    pwrite, Pwrite;
+    pwrite64, Pwrite64;
+}
+
+/// Output from an iovec: the whole vector is rewritten, then sent in
+/// `IOV_MAX` chunks with `call`.
+///
+/// # Safety
+/// `v` holds `cnt` valid entries.
+unsafe fn vec_output(
+    v: *const iovec,
+    cnt: c_int,
+    direct: impl FnOnce() -> ssize_t,
+    call: impl FnMut(*const iovec, c_int, usize) -> ssize_t,
+) -> ssize_t {
+    if !elide::tracking() {
+        return direct();
+    }
+    // SAFETY: the caller's array.
+    match elide::output_vec(&unsafe { parts(v, cnt) }) {
+        None => direct(),
+        Some(g) => {
+            let r = send_chunks(&g.iov, call);
+            elide::output_done(&g.pins);
+            r
+        }
+    }
+}
+
+/// Exported `writev`.
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, v: *const iovec, c: c_int) -> ssize_t {
+    // SAFETY: the caller's contract; chunks point at mapped memory.
+    let r = unsafe {
+        vec_output(
+            v,
+            c,
+            || real::writev(fd, v, c),
+            |v2, c2, _| real::writev(fd, v2, c2),
+        )
+    };
+    stats::count(Hook::Writev, io(r));
+    r
+}
+
+/// Exported `pwritev`.
+#[no_mangle]
+pub unsafe extern "C" fn pwritev(fd: c_int, v: *const iovec, c: c_int, o: off_t) -> ssize_t {
+    // SAFETY: as in `writev`.
+    let r = unsafe {
+        vec_output(
+            v,
+            c,
+            || real::pwritev(fd, v, c, o),
+            |v2, c2, done| real::pwritev(fd, v2, c2, o + done as off_t),
+        )
+    };
+    stats::count(Hook::Pwritev, io(r));
+    r
+}
+
+/// Exported `pwritev2`. With offset -1 (the current position) every chunk
+/// also writes at the current position, which advances, as one call would.
+#[no_mangle]
+pub unsafe extern "C" fn pwritev2(
+    fd: c_int,
+    v: *const iovec,
+    c: c_int,
+    o: off_t,
+    f: c_int,
+) -> ssize_t {
+    // SAFETY: as in `writev`.
+    let r = unsafe {
+        vec_output(
+            v,
+            c,
+            || real::pwritev2(fd, v, c, o, f),
+            |v2, c2, done| {
+                let off = if o < 0 { o } else { o + done as off_t };
+                real::pwritev2(fd, v2, c2, off, f)
+            },
+        )
+    };
+    stats::count(Hook::Pwritev2, io(r));
+    r
+}
+
+/// Sends a gather list as one message (`sendmsg`) with the caller's name,
+/// control data and flags. A message needing more than `IOV_MAX` pieces is
+/// not substituted (splitting it could split a datagram): it goes out from
+/// the caller's buffer, whose unmapped pages the kernel faults in.
+///
+/// # Safety
+/// `tmpl` is a valid msghdr whose iovec is replaced.
+unsafe fn send_gather(fd: c_int, g: &zio_core::engine::Gather, tmpl: &msghdr, f: c_int) -> ssize_t {
+    let v = to_iovecs(&g.iov);
+    let mut m: msghdr = unsafe { core::ptr::read(tmpl) };
+    m.msg_iov = v.as_ptr() as *mut iovec;
+    m.msg_iovlen = v.len() as _;
+    // SAFETY: `m` is the caller's message with a valid, mapped iovec.
+    unsafe { real::sendmsg(fd, &m, f) }
+}
+
+fn empty_msg() -> msghdr {
+    // SAFETY: an all-zero msghdr is a valid empty message.
+    unsafe { core::mem::zeroed() }
+}
+
+/// Exported `send`.
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, b: *const c_void, n: usize, f: c_int) -> ssize_t {
+    let r = match elide::output(b as usize, n) {
+        Some(g) if g.iov.len() <= IOV_MAX => {
+            // SAFETY: an empty template: no name, no control data.
+            let r = unsafe { send_gather(fd, &g, &empty_msg(), f) };
+            elide::output_done(&g.pins);
+            r
+        }
+        other => {
+            if let Some(g) = other {
+                elide::output_done(&g.pins);
+            }
+            // SAFETY: the caller's contract.
+            unsafe { real::send(fd, b, n, f) }
+        }
+    };
+    stats::count(Hook::Send, io(r));
+    r
+}
+
+/// Exported `sendto`.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    b: *const c_void,
+    n: usize,
+    f: c_int,
+    a: *const sockaddr,
+    al: socklen_t,
+) -> ssize_t {
+    let r = match elide::output(b as usize, n) {
+        Some(g) if g.iov.len() <= IOV_MAX => {
+            let mut m = empty_msg();
+            m.msg_name = a as *mut c_void;
+            m.msg_namelen = al;
+            // SAFETY: the caller's address, as sendto would pass it.
+            let r = unsafe { send_gather(fd, &g, &m, f) };
+            elide::output_done(&g.pins);
+            r
+        }
+        other => {
+            if let Some(g) = other {
+                elide::output_done(&g.pins);
+            }
+            // SAFETY: the caller's contract.
+            unsafe { real::sendto(fd, b, n, f, a, al) }
+        }
+    };
+    stats::count(Hook::Sendto, io(r));
+    r
+}
+
+/// Exported `sendmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, m: *const msghdr, f: c_int) -> ssize_t {
+    let g = if elide::tracking() {
+        // SAFETY: the caller's msghdr and its iovec are valid.
+        elide::output_vec(&unsafe { parts((*m).msg_iov, (*m).msg_iovlen as c_int) })
+    } else {
+        None
+    };
+    let r = match g {
+        Some(g) if g.iov.len() <= IOV_MAX => {
+            // SAFETY: the caller's message with its iovec replaced.
+            let r = unsafe { send_gather(fd, &g, &*m, f) };
+            elide::output_done(&g.pins);
+            r
+        }
+        other => {
+            if let Some(g) = other {
+                elide::output_done(&g.pins);
+            }
+            // SAFETY: the caller's contract.
+            unsafe { real::sendmsg(fd, m, f) }
+        }
+    };
+    stats::count(Hook::Sendmsg, io(r));
+    r
+}
+
+/// Exported `sendmmsg`: every message is rewritten like `sendmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmmsg(fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_int) -> c_int {
+    if !elide::tracking() {
+        // SAFETY: the caller's contract.
+        let r = unsafe { real::sendmmsg(fd, m, n, f) };
+        // SAFETY: `r` entries were filled.
+        stats::count(Hook::Sendmmsg, unsafe { mmsg_bytes(m, r) });
+        return r;
+    }
+    let mut copies: Vec<mmsghdr> = Vec::with_capacity(n as usize);
+    let mut vecs: Vec<Vec<iovec>> = Vec::with_capacity(n as usize);
+    let mut pins = Vec::new();
+    for i in 0..n as usize {
+        // SAFETY: the caller's vector holds `n` entries.
+        let mut h: mmsghdr = unsafe { core::ptr::read(m.add(i)) };
+        // SAFETY: each header's iovec is valid.
+        let g =
+            elide::output_vec(&unsafe { parts(h.msg_hdr.msg_iov, h.msg_hdr.msg_iovlen as c_int) });
+        if let Some(g) = g {
+            pins.extend_from_slice(&g.pins);
+            if g.iov.len() <= IOV_MAX {
+                let v = to_iovecs(&g.iov);
+                h.msg_hdr.msg_iov = v.as_ptr() as *mut iovec;
+                h.msg_hdr.msg_iovlen = v.len() as _;
+                vecs.push(v);
+            }
+        }
+        copies.push(h);
+    }
+    // SAFETY: the copies are the caller's messages with mapped iovecs.
+    let r = unsafe { real::sendmmsg(fd, copies.as_mut_ptr(), n, f) };
+    for (i, c) in copies.iter().enumerate().take(r.max(0) as usize) {
+        // SAFETY: report each message's length back in the caller's vector.
+        unsafe { (*m.add(i)).msg_len = c.msg_len };
+    }
+    elide::output_done(&pins);
+    drop(vecs);
+    // SAFETY: `r` entries were filled.
+    stats::count(Hook::Sendmmsg, unsafe { mmsg_bytes(m, r) });
+    r
+}
+
+// ----- memory ---------------------------------------------------------------
+
+/// Exported `free`: tracked allocations go through the engine first
+/// (quarantined if they hold data that unmapped copies still need).
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: `p` is the caller's live allocation.
+    if elide::tracking() && unsafe { elide::free(p as usize) } {
+        stats::count(Hook::Free, 0);
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { real::free(p) };
+    stats::count(Hook::Free, 0);
+}
+
+/// Exported `realloc`: of tracked memory, an elided copy into a fresh
+/// allocation plus a free; otherwise libc's.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, n: usize) -> *mut c_void {
+    stats::count(Hook::Realloc, n as u64);
+    // SAFETY: `p` is the caller's live allocation (or null).
+    if n > 0 && elide::tracking() {
+        if let Some(old) = unsafe { elide::realloc_tracked(p as usize) } {
+            // SAFETY: a fresh block from the program's own allocator.
+            let q = unsafe { libc::malloc(n) };
+            if q.is_null() {
+                return q; // realloc failure: the old block stays valid
+            }
+            let len = old.min(n);
+            // SAFETY: both blocks hold at least `len` bytes and are disjoint.
+            unsafe {
+                if !elide::copy(q as usize, p as usize, len, realloc as *const () as usize) {
+                    real::memcpy(q, p, len);
+                }
+                if !elide::free(p as usize) {
+                    real::free(p);
+                }
+            }
+            return q;
+        }
+    }
+    // SAFETY: the caller's contract.
+    unsafe { real::realloc(p, n) }
+}
+
+/// Exported `munmap`.
+#[no_mangle]
+pub unsafe extern "C" fn munmap(a: *mut c_void, n: usize) -> c_int {
+    elide::discard(a as usize, n, false, true);
+    // SAFETY: the caller's contract.
+    let r = unsafe { real::munmap(a, n) };
+    stats::count(Hook::Munmap, n as u64);
+    r
+}
+
+/// Exported `mremap`. It is variadic in C (the fifth argument only with
+/// MREMAP_FIXED or MREMAP_DONTUNMAP); on x86-64 variadic integer arguments
+/// travel in the same registers as fixed ones, so taking five and passing
+/// five on is exact: the real mremap reads the fifth only when the flags say
+/// so. Data moving to a new place must be in memory first: the moved range
+/// would lose its registration.
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    a: *mut c_void,
+    o: usize,
+    n: usize,
+    f: c_int,
+    na: *mut c_void,
+) -> *mut c_void {
+    elide::discard(a as usize, o, true, true);
+    // SAFETY: the caller's contract.
+    let r = unsafe { real::mremap(a, o, n, f, na) };
+    stats::count(Hook::Mremap, n as u64);
+    r
+}
+
+/// Exported `madvise`: advice that discards contents drops what zio tracks
+/// there first.
+#[no_mangle]
+pub unsafe extern "C" fn madvise(a: *mut c_void, n: usize, adv: c_int) -> c_int {
+    const MADV_DONTNEED_LOCKED: c_int = 24;
+    if matches!(
+        adv,
+        libc::MADV_DONTNEED | libc::MADV_FREE | libc::MADV_REMOVE | MADV_DONTNEED_LOCKED
+    ) {
+        elide::discard(a as usize, n, false, false);
+    }
+    // SAFETY: the caller's contract.
+    let r = unsafe { real::madvise(a, n, adv) };
+    stats::count(Hook::Madvise, n as u64);
+    r
+}
+
+/// Exported `fork`: everything elided is materialized first (the child gets
+/// no userfaultfd state); the child starts its own counters and engine.
+#[no_mangle]
+pub unsafe extern "C" fn fork() -> pid_t {
+    let g = elide::fork_prepare();
+    // SAFETY: fork has no preconditions.
+    let pid = unsafe { real::fork() };
+    elide::fork_finish(g, pid == 0);
+    if pid == 0 {
+        zio_core::runtime::after_fork_in_child();
+    }
+    stats::count(Hook::Fork, 0);
+    pid
+}
+
+/// Forwarding twins for the hooks written out by hand above.
+macro_rules! wraps {
+    ($( $wrap:ident / $name:ident ( $($a:ident : $t:ty),* ) -> $r:ty; )*) => {$(
         #[doc = concat!("Internal calls to `", stringify!($name), "` land here (`--wrap`): straight to libc.")]
         #[no_mangle]
         pub unsafe extern "C" fn $wrap($($a: $t),*) -> $r {
@@ -106,60 +714,28 @@ macro_rules! hooks {
     )*};
 }
 
-hooks! {
-    read / __wrap_read (fd: c_int, b: *mut c_void, n: usize) -> ssize_t, Read, |r| io(r);
-    __read_chk / __wrap___read_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize) -> ssize_t, ReadChk, |r| io(r);
-    pread / __wrap_pread (fd: c_int, b: *mut c_void, n: usize, o: off_t) -> ssize_t, Pread, |r| io(r);
-    pread64 / __wrap_pread64 (fd: c_int, b: *mut c_void, n: usize, o: off_t) -> ssize_t, Pread64, |r| io(r);
-    __pread_chk / __wrap___pread_chk (fd: c_int, b: *mut c_void, n: usize, o: off_t, bl: usize) -> ssize_t, PreadChk, |r| io(r);
-    __pread64_chk / __wrap___pread64_chk (fd: c_int, b: *mut c_void, n: usize, o: off_t, bl: usize) -> ssize_t, Pread64Chk, |r| io(r);
-    readv / __wrap_readv (fd: c_int, v: *const iovec, c: c_int) -> ssize_t, Readv, |r| io(r);
-    preadv / __wrap_preadv (fd: c_int, v: *const iovec, c: c_int, o: off_t) -> ssize_t, Preadv, |r| io(r);
-    preadv2 / __wrap_preadv2 (fd: c_int, v: *const iovec, c: c_int, o: off_t, f: c_int) -> ssize_t, Preadv2, |r| io(r);
-    recv / __wrap_recv (fd: c_int, b: *mut c_void, n: usize, f: c_int) -> ssize_t, Recv, |r| io(r);
-    __recv_chk / __wrap___recv_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize, f: c_int) -> ssize_t, RecvChk, |r| io(r);
-    recvfrom / __wrap_recvfrom (fd: c_int, b: *mut c_void, n: usize, f: c_int, a: *mut sockaddr, al: *mut socklen_t) -> ssize_t, Recvfrom, |r| io(r);
-    __recvfrom_chk / __wrap___recvfrom_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize, f: c_int, a: *mut sockaddr, al: *mut socklen_t) -> ssize_t, RecvfromChk, |r| io(r);
-    recvmsg / __wrap_recvmsg (fd: c_int, m: *mut msghdr, f: c_int) -> ssize_t, Recvmsg, |r| io(r);
-    recvmmsg / __wrap_recvmmsg (fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_int, t: *mut timespec) -> c_int, Recvmmsg, |r| mmsg_bytes(m, r);
-    write / __wrap_write (fd: c_int, b: *const c_void, n: usize) -> ssize_t, Write, |r| io(r);
-    pwrite / __wrap_pwrite (fd: c_int, b: *const c_void, n: usize, o: off_t) -> ssize_t, Pwrite, |r| io(r);
-    pwrite64 / __wrap_pwrite64 (fd: c_int, b: *const c_void, n: usize, o: off_t) -> ssize_t, Pwrite64, |r| io(r);
-    writev / __wrap_writev (fd: c_int, v: *const iovec, c: c_int) -> ssize_t, Writev, |r| io(r);
-    pwritev / __wrap_pwritev (fd: c_int, v: *const iovec, c: c_int, o: off_t) -> ssize_t, Pwritev, |r| io(r);
-    pwritev2 / __wrap_pwritev2 (fd: c_int, v: *const iovec, c: c_int, o: off_t, f: c_int) -> ssize_t, Pwritev2, |r| io(r);
-    send / __wrap_send (fd: c_int, b: *const c_void, n: usize, f: c_int) -> ssize_t, Send, |r| io(r);
-    sendto / __wrap_sendto (fd: c_int, b: *const c_void, n: usize, f: c_int, a: *const sockaddr, al: socklen_t) -> ssize_t, Sendto, |r| io(r);
-    sendmsg / __wrap_sendmsg (fd: c_int, m: *const msghdr, f: c_int) -> ssize_t, Sendmsg, |r| io(r);
-    sendmmsg / __wrap_sendmmsg (fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_int) -> c_int, Sendmmsg, |r| mmsg_bytes(m, r);
-    free / __wrap_free (p: *mut c_void) -> (), Free, |_r| 0;
-    realloc / __wrap_realloc (p: *mut c_void, n: usize) -> *mut c_void, Realloc, |_r| n as u64;
-    munmap / __wrap_munmap (a: *mut c_void, n: usize) -> c_int, Munmap, |_r| n as u64;
-    // mremap is variadic in C (the fifth argument only with MREMAP_FIXED or
-    // MREMAP_DONTUNMAP). On x86-64 variadic integer arguments travel in the
-    // same registers as fixed ones, so taking five and passing five on is
-    // exact: the real mremap reads the fifth only when the flags say so.
-    mremap / __wrap_mremap (a: *mut c_void, o: usize, n: usize, f: c_int, na: *mut c_void) -> *mut c_void, Mremap, |_r| n as u64;
-    madvise / __wrap_madvise (a: *mut c_void, n: usize, adv: c_int) -> c_int, Madvise, |_r| n as u64;
-}
-
-/// Exported `fork`: forwards to libc; the child starts its own counters.
-#[no_mangle]
-pub unsafe extern "C" fn fork() -> pid_t {
-    // SAFETY: fork has no preconditions.
-    let pid = unsafe { real::fork() };
-    if pid == 0 {
-        zio_core::runtime::after_fork_in_child();
-    }
-    stats::count(Hook::Fork, 0);
-    pid
-}
-
-/// Internal calls to `fork` land here (`--wrap`): straight to libc.
-#[no_mangle]
-pub unsafe extern "C" fn __wrap_fork() -> pid_t {
-    // SAFETY: fork has no preconditions.
-    unsafe { real::fork() }
+wraps! {
+    __wrap_readv / readv (fd: c_int, v: *const iovec, c: c_int) -> ssize_t;
+    __wrap_preadv / preadv (fd: c_int, v: *const iovec, c: c_int, o: off_t) -> ssize_t;
+    __wrap_preadv2 / preadv2 (fd: c_int, v: *const iovec, c: c_int, o: off_t, f: c_int) -> ssize_t;
+    __wrap_recvmsg / recvmsg (fd: c_int, m: *mut msghdr, f: c_int) -> ssize_t;
+    __wrap_recvmmsg / recvmmsg (fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_int, t: *mut timespec) -> c_int;
+    __wrap_write / write (fd: c_int, b: *const c_void, n: usize) -> ssize_t;
+    __wrap_pwrite / pwrite (fd: c_int, b: *const c_void, n: usize, o: off_t) -> ssize_t;
+    __wrap_pwrite64 / pwrite64 (fd: c_int, b: *const c_void, n: usize, o: off_t) -> ssize_t;
+    __wrap_writev / writev (fd: c_int, v: *const iovec, c: c_int) -> ssize_t;
+    __wrap_pwritev / pwritev (fd: c_int, v: *const iovec, c: c_int, o: off_t) -> ssize_t;
+    __wrap_pwritev2 / pwritev2 (fd: c_int, v: *const iovec, c: c_int, o: off_t, f: c_int) -> ssize_t;
+    __wrap_send / send (fd: c_int, b: *const c_void, n: usize, f: c_int) -> ssize_t;
+    __wrap_sendto / sendto (fd: c_int, b: *const c_void, n: usize, f: c_int, a: *const sockaddr, al: socklen_t) -> ssize_t;
+    __wrap_sendmsg / sendmsg (fd: c_int, m: *const msghdr, f: c_int) -> ssize_t;
+    __wrap_sendmmsg / sendmmsg (fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_int) -> c_int;
+    __wrap_free / free (p: *mut c_void) -> ();
+    __wrap_realloc / realloc (p: *mut c_void, n: usize) -> *mut c_void;
+    __wrap_munmap / munmap (a: *mut c_void, n: usize) -> c_int;
+    __wrap_mremap / mremap (a: *mut c_void, o: usize, n: usize, f: c_int, na: *mut c_void) -> *mut c_void;
+    __wrap_madvise / madvise (a: *mut c_void, n: usize, adv: c_int) -> c_int;
+    __wrap_fork / fork () -> pid_t;
 }
 
 extern "C" fn zio_init(_argc: c_int, _argv: *const *const u8, _envp: *const *const u8) {

@@ -115,6 +115,8 @@ pub struct Counters {
     pub policy_skips: u64,
     /// Elision refused by memory kind (shared, file-backed, registration).
     pub refused: u64,
+    /// Ranges registered with userfaultfd (each may add VMAs).
+    pub registrations: u64,
 }
 
 /// A copy the caller must perform for real, after releasing the lock.
@@ -128,6 +130,9 @@ pub struct CopyPlan {
     pub pins: Vec<OrigId>,
     /// Bytes elided by this copy.
     pub elided: usize,
+    /// After the copies, record this range as an original (with
+    /// [`Engine::input_done`]): it holds IO data that was moved.
+    pub record: Option<(usize, usize)>,
 }
 
 /// Where the bytes of a source range are.
@@ -465,65 +470,39 @@ impl<M: Mem> Engine<M> {
     // ----- source resolution -------------------------------------------------
 
     /// Splits `[a, b)` by where its bytes are.
-    fn resolve(&self, a: usize, b: usize) -> Vec<(usize, usize, Src)> {
-        let pieces = self.t.pieces_in(a, b);
+    fn resolve(&self, a: usize, b: usize) -> Vec<Seg> {
         let origs = self.t.origs_in(a, b);
-        let mut out: Vec<(usize, usize, Src)> = Vec::new();
-        let mut push = |lo: usize, hi: usize, s: Src, out: &mut Vec<(usize, usize, Src)>| {
-            if lo >= hi {
-                return;
-            }
-            if let Some(last) = out.last_mut() {
-                let contiguous = match (last.2, s) {
-                    (Src::Piece { addr: x, orig: o1 }, Src::Piece { addr: y, orig: o2 }) => {
-                        o1 == o2 && x + (last.1 - last.0) == y
-                    }
-                    (l, r) => l == r,
-                };
-                if contiguous && last.1 == lo {
-                    last.1 = hi;
-                    return;
-                }
-            }
-            out.push((lo, hi, s));
-        };
-        // Memory outside pieces, split by originals.
-        let plain =
-            |lo: usize,
-             hi: usize,
-             out: &mut Vec<(usize, usize, Src)>,
-             push: &mut dyn FnMut(usize, usize, Src, &mut Vec<(usize, usize, Src)>)| {
-                let mut pos = lo;
-                for &id in &origs {
-                    let o = self.t.orig(id);
-                    let (s, e) = (o.start.max(lo), o.end().min(hi));
-                    if s >= e {
-                        continue;
-                    }
-                    push(pos, s, Src::Plain, out);
-                    push(s, e, Src::Orig(id), out);
-                    pos = e;
-                }
-                push(pos, hi, Src::Plain, out);
-            };
+        let mut out = Vec::new();
         let mut pos = a;
-        for k in pieces {
+        for k in self.t.pieces_in(a, b) {
             let p = self.t.piece(k).unwrap();
             let (s, e) = (k.max(a), (k + p.len).min(b));
-            plain(pos, s, &mut out, &mut push);
-            push(
-                s,
-                e,
-                Src::Piece {
-                    addr: p.src + (s - k),
-                    orig: p.orig,
-                },
-                &mut out,
-            );
+            self.push_memory(&origs, pos, s, &mut out);
+            let src = Src::Piece {
+                addr: p.src + (s - k),
+                orig: p.orig,
+            };
+            push_seg(&mut out, s, e, src);
             pos = e;
         }
-        plain(pos, b, &mut out, &mut push);
+        self.push_memory(&origs, pos, b, &mut out);
         out
+    }
+
+    /// Segments for `[lo, hi)`, which holds no piece: split by originals.
+    fn push_memory(&self, origs: &[OrigId], lo: usize, hi: usize, out: &mut Vec<Seg>) {
+        let mut pos = lo;
+        for &id in origs {
+            let o = self.t.orig(id);
+            let (s, e) = (o.start.max(lo), o.end().min(hi));
+            if s >= e {
+                continue;
+            }
+            push_seg(out, pos, s, Src::Plain);
+            push_seg(out, s, e, Src::Orig(id));
+            pos = e;
+        }
+        push_seg(out, pos, hi, Src::Plain);
     }
 
     // ----- the operations ---------------------------------------------------
@@ -579,14 +558,18 @@ impl<M: Mem> Engine<M> {
             return Ok(None);
         }
         if overlaps(d, d + n, s, s + n) {
+            // IO data shifted inside its own buffer (Redis drops a protocol
+            // header this way) is still IO data: record it again afterwards.
+            let was_original = !self.t.origs_in(s, s + n).is_empty();
             self.materialize_range(s, s + n, Cause::Other);
             self.materialize_range(d, d + n, Cause::Other);
-            self.release_src(d, d + n, Cause::Write)?;
-            self.t.trim_originals(d, d + n);
+            self.release_src(s.min(d), s.max(d) + n, Cause::Write)?;
+            self.t.trim_originals(s.min(d), s.max(d) + n);
             self.sync_counts();
             return Ok(Some(CopyPlan {
                 real: vec![(d, s, n)],
                 overlapping: true,
+                record: was_original.then_some((d, n)),
                 ..CopyPlan::default()
             }));
         }
@@ -704,6 +687,7 @@ impl<M: Mem> Engine<M> {
                 let (pa, pb) = (page_down(lo), page_up(hi));
                 for (ga, gb) in gaps(&self.wp, pa, pb) {
                     if self.mem.protect(ga, gb - ga, true) {
+                        self.counters.registrations += 1;
                         self.wp.insert(ga, gb);
                     } else {
                         protected = false;
@@ -714,6 +698,7 @@ impl<M: Mem> Engine<M> {
                 self.counters.refused += 1;
                 continue;
             }
+            self.counters.registrations += 1;
             for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
                 let (lo, hi) = (a.max(sa), b.min(sb));
                 let (addr, orig) = match src {
@@ -1010,6 +995,30 @@ impl<M: Mem> Engine<M> {
             );
         }
     }
+}
+
+/// A source segment: `[start, end)` and where its bytes are.
+type Seg = (usize, usize, Src);
+
+/// Appends a segment, merging it with the previous one when both are the
+/// same kind of memory and contiguous (for pieces: in the same original).
+fn push_seg(out: &mut Vec<Seg>, lo: usize, hi: usize, s: Src) {
+    if lo >= hi {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        let contiguous = match (last.2, s) {
+            (Src::Piece { addr: x, orig: o1 }, Src::Piece { addr: y, orig: o2 }) => {
+                o1 == o2 && x + (last.1 - last.0) == y
+            }
+            (l, r) => l == r,
+        };
+        if contiguous && last.1 == lo {
+            last.1 = hi;
+            return;
+        }
+    }
+    out.push((lo, hi, s));
 }
 
 /// The parts of `[a, b)` not in `set`.

@@ -14,6 +14,10 @@
 //! - [`runtime`]: start-up and exit of the library as a whole.
 //! - [`engine`]: the copy-elision algorithm, over a memory trait, on top of
 //!   [`tracker`] (the record index) and [`ranges`] (page arithmetic).
+//! - [`elide`]: the engine in the running process: its lock ([`lock`]), the
+//!   userfaultfd backend, the handler and collector threads, and the entry
+//!   points the hooks call. [`vma`] says which memory may be elided into;
+//!   [`heap`] is the private allocator zio's own data lives in.
 //!
 //! Code in this crate may call libc (and emit `memcpy`) freely: inside
 //! `libzio.so` such calls are redirected at link time to the real functions
@@ -22,7 +26,10 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod elide;
 pub mod engine;
+pub mod heap;
+pub mod lock;
 pub mod log;
 mod model;
 pub mod ranges;
@@ -32,3 +39,4 @@ pub mod stats;
 pub mod thread;
 pub mod tracker;
 pub mod uffd;
+pub mod vma;

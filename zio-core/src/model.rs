@@ -182,6 +182,9 @@ impl World {
                     self.raw_copy(dst, src, len, p.overlapping);
                 }
                 self.e.unpin(&p.pins);
+                if let Some((a, len)) = p.record {
+                    self.e.input_done(a, len);
+                }
             }
         }
         self.ref_copy(d, s, n);

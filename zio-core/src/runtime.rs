@@ -91,6 +91,9 @@ pub fn init() {
         }
     };
     MODE.store(mode as u8, Ordering::Release);
+    if mode == Mode::Ready {
+        crate::elide::activate();
+    }
     if crate::log::enabled(Level::Info) {
         banner(mode);
     }
@@ -146,6 +149,9 @@ pub fn at_exit() {
     let _ = write!(header, "{secs:.2} s, ");
     write_mode(&mut header, mode());
     stats::write_summary(&stats::snapshot(), header.as_str());
+    if let Some(c) = crate::elide::counters() {
+        stats::write_engine_summary(&c);
+    }
 }
 
 /// In the child of a `fork`: the counters and the clock start again, so the

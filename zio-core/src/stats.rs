@@ -323,6 +323,42 @@ pub fn write_summary(snap: &Snapshot, header: &str) {
     }
 }
 
+/// Writes the engine's counters, one `name value` line each (after the
+/// hook table, in the same `zio[pid]` format).
+pub fn write_engine_summary(c: &crate::engine::Counters) {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let rows: [(&str, u64); 22] = [
+        ("elided_copies", c.elided_copies),
+        ("elided_bytes", c.elided_bytes),
+        ("copied_bytes", c.copied_bytes),
+        ("faults_missing", c.faults_missing),
+        ("faults_zero", c.faults_zero),
+        ("faults_wp", c.faults_wp),
+        ("pages_by_fault", c.materialized[0]),
+        ("pages_by_write", c.materialized[1]),
+        ("pages_by_gc", c.materialized[2]),
+        ("pages_by_fork", c.materialized[3]),
+        ("pages_by_other", c.materialized[4]),
+        ("outputs_substituted", c.outputs_substituted),
+        ("bytes_substituted", c.bytes_substituted),
+        ("bytes_dropped", c.bytes_dropped),
+        ("live_records", c.live_pieces),
+        ("peak_records", c.peak_pieces),
+        ("live_originals", c.live_originals),
+        ("quarantined_bytes", c.quarantined_bytes),
+        ("quarantined_total", c.quarantined_total),
+        ("policy_skips", c.policy_skips),
+        ("refused", c.refused),
+        ("vmas_registered", c.registrations),
+    ];
+    for (name, v) in rows {
+        let mut line = Line::new();
+        let _ = writeln!(line, "zio[{pid}]   {name:<20} {v:>18}");
+        crate::log::write_raw(line.as_str().as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

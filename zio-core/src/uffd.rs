@@ -1,7 +1,8 @@
-//! userfaultfd: opening the descriptor and the start-up availability probe.
+//! userfaultfd: the descriptor, its ioctls, and the start-up probe.
 //!
 //! The system headers here are from Linux 6.1, so the ioctl numbers and
-//! feature bits are written out by hand (from `linux/userfaultfd.h`).
+//! feature bits are written out by hand (from `linux/userfaultfd.h`; the
+//! numbers were checked against a C program built with those headers).
 
 use core::ffi::c_int;
 
@@ -11,6 +12,67 @@ pub const UFFD_API: u64 = 0xAA;
 pub const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
 /// `_IO(0xAA, 0x00)` on `/dev/userfaultfd`.
 pub const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00;
+const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+const UFFDIO_WAKE: libc::c_ulong = 0x8010_aa02;
+const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
+const UFFDIO_ZEROPAGE: libc::c_ulong = 0xc020_aa04;
+const UFFDIO_WRITEPROTECT: libc::c_ulong = 0xc018_aa06;
+const REGISTER_MODE_MISSING: u64 = 1;
+const REGISTER_MODE_WP: u64 = 2;
+const WRITEPROTECT_MODE_WP: u64 = 1;
+/// `UFFD_EVENT_PAGEFAULT`.
+pub const EVENT_PAGEFAULT: u8 = 0x12;
+/// `UFFD_PAGEFAULT_FLAG_WP`: the fault is a write to a protected page.
+pub const PAGEFAULT_FLAG_WP: u64 = 2;
+
+#[repr(C)]
+struct Range {
+    start: u64,
+    len: u64,
+}
+
+#[repr(C)]
+struct Register {
+    range: Range,
+    mode: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+struct Copy {
+    dst: u64,
+    src: u64,
+    len: u64,
+    mode: u64,
+    copy: i64,
+}
+
+#[repr(C)]
+struct Zeropage {
+    range: Range,
+    mode: u64,
+    zeropage: i64,
+}
+
+#[repr(C)]
+struct Writeprotect {
+    range: Range,
+    mode: u64,
+}
+
+/// A message read from the descriptor (`struct uffd_msg`, 32 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Msg {
+    /// `UFFD_EVENT_*`.
+    pub event: u8,
+    reserved: [u8; 7],
+    /// For page faults: `UFFD_PAGEFAULT_FLAG_*`.
+    pub flags: u64,
+    /// For page faults: the faulting address.
+    pub address: u64,
+    reserved2: u64,
+}
 
 /// Feature bits zio cares about (`UFFD_FEATURE_*`).
 pub mod feature {
@@ -51,10 +113,107 @@ pub struct OpenError {
 /// An open userfaultfd with its API handshake done.
 #[derive(Debug)]
 pub struct Uffd {
-    /// The descriptor (close-on-exec, non-blocking).
+    /// The descriptor (close-on-exec, blocking reads).
     pub fd: c_int,
     /// Features enabled on it.
     pub features: u64,
+}
+
+impl Uffd {
+    fn ioctl<T>(&self, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
+        // SAFETY: `arg` is the struct this request expects, valid for the call.
+        if unsafe { libc::ioctl(self.fd, req, arg as *mut T) } < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Registers `[a, a+len)` for missing and write-protect faults. Ranges
+    /// already registered with this descriptor are accepted again cheaply.
+    pub fn register(&self, a: usize, len: usize) -> Result<(), i32> {
+        let mut r = Register {
+            range: Range {
+                start: a as u64,
+                len: len as u64,
+            },
+            mode: REGISTER_MODE_MISSING | REGISTER_MODE_WP,
+            ioctls: 0,
+        };
+        self.ioctl(UFFDIO_REGISTER, &mut r)
+    }
+
+    /// Atomically maps a copy of `src` (one page) at the missing page `dst`,
+    /// waking the threads waiting on it. A page that is already present is
+    /// left alone and its waiters woken.
+    pub fn copy(&self, dst: usize, src: *const u8, len: usize) -> Result<(), i32> {
+        let mut c = Copy {
+            dst: dst as u64,
+            src: src as u64,
+            len: len as u64,
+            mode: 0,
+            copy: 0,
+        };
+        match self.ioctl(UFFDIO_COPY, &mut c) {
+            Err(libc::EEXIST) => self.wake(dst, len),
+            r => r,
+        }
+    }
+
+    /// Maps zero pages at the missing `[a, a+len)` and wakes waiters.
+    pub fn zeropage(&self, a: usize, len: usize) -> Result<(), i32> {
+        let mut z = Zeropage {
+            range: Range {
+                start: a as u64,
+                len: len as u64,
+            },
+            mode: 0,
+            zeropage: 0,
+        };
+        match self.ioctl(UFFDIO_ZEROPAGE, &mut z) {
+            Err(libc::EEXIST) => self.wake(a, len),
+            r => r,
+        }
+    }
+
+    /// Write-protects or unprotects `[a, a+len)`; unprotecting wakes the
+    /// threads waiting to write.
+    pub fn writeprotect(&self, a: usize, len: usize, on: bool) -> Result<(), i32> {
+        let mut w = Writeprotect {
+            range: Range {
+                start: a as u64,
+                len: len as u64,
+            },
+            mode: if on { WRITEPROTECT_MODE_WP } else { 0 },
+        };
+        self.ioctl(UFFDIO_WRITEPROTECT, &mut w)
+    }
+
+    /// Wakes threads waiting on faults in `[a, a+len)`.
+    pub fn wake(&self, a: usize, len: usize) -> Result<(), i32> {
+        let mut r = Range {
+            start: a as u64,
+            len: len as u64,
+        };
+        self.ioctl(UFFDIO_WAKE, &mut r)
+    }
+}
+
+/// Blocks until the next message on descriptor `fd` (opened blocking).
+pub fn read_msg(fd: c_int) -> Result<Msg, i32> {
+    let mut m = Msg::default();
+    loop {
+        // SAFETY: `m` is 32 writable bytes, the size of one uffd_msg.
+        let n = unsafe { libc::read(fd, (&mut m as *mut Msg).cast(), core::mem::size_of::<Msg>()) };
+        if n == core::mem::size_of::<Msg>() as isize {
+            return Ok(m);
+        }
+        let e = errno();
+        if n < 0 && (e == libc::EINTR || e == libc::EAGAIN) {
+            continue;
+        }
+        return Err(if n < 0 { e } else { libc::EIO });
+    }
 }
 
 impl Drop for Uffd {
@@ -69,7 +228,8 @@ fn errno() -> i32 {
 }
 
 fn raw_open() -> Result<c_int, OpenError> {
-    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
+    // Blocking: the handler thread sleeps in read(2) until a fault arrives.
+    let flags = libc::O_CLOEXEC;
     // SAFETY: the userfaultfd system call takes only flags.
     let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) } as c_int;
     if fd >= 0 {

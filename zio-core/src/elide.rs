@@ -1,0 +1,493 @@
+//! Copy elision in the running process: the one engine, its lock, the real
+//! memory backend (userfaultfd), the fault-handler and collector threads, and
+//! the entry points the hooks call.
+//!
+//! Every entry point follows the same pattern: take the lock, ask the
+//! engine, release the lock, then do what touches program memory (copies,
+//! the IO call itself), so that a fault raised there is always served by the
+//! handler thread, which needs the lock. Entry points are only reached
+//! above the size threshold or when something is tracked; the pass-through
+//! path never gets here.
+
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, Gather, Mem};
+use crate::lock::Lock;
+use crate::ranges::{page_down, page_up, PAGE};
+use crate::tracker::OrigId;
+use crate::uffd::{self, feature, Uffd};
+use crate::{config, heap, log::Level, real, thread, vma, zio_log};
+
+/// The process memory, through userfaultfd.
+pub struct RealMem {
+    uffd: Uffd,
+}
+
+impl Mem for RealMem {
+    fn read(&self, addr: usize, out: &mut [u8]) {
+        // SAFETY: the engine only reads originals, which are mapped and
+        // present while they have dependents (see engine.rs).
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, out.as_mut_ptr(), out.len()) };
+    }
+
+    fn unmap(&mut self, a: usize, len: usize) -> bool {
+        if vma::classify(a, a + len) != vma::Kind::PrivateAnon {
+            return false;
+        }
+        // Registration is re-asserted every time: the program's allocator may
+        // have unmapped and remapped this range behind zio's back (glibc
+        // frees large chunks with an internal munmap), and an unregistered
+        // page discarded below would silently read back as zeros.
+        if self.uffd.register(a, len).is_err() {
+            return false;
+        }
+        // SAFETY: private anonymous memory registered for missing faults:
+        // its next access is a fault that the handler fills from the pieces.
+        unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
+    }
+
+    fn fill(&mut self, page: usize, data: &[u8]) {
+        if let Err(e) = self.uffd.copy(page, data.as_ptr(), PAGE) {
+            zio_log!(
+                Level::Error,
+                "UFFDIO_COPY at {page:#x} failed: {}",
+                uffd::errno_name(e)
+            );
+        }
+    }
+
+    fn zero(&mut self, page: usize) {
+        if let Err(e) = self.uffd.zeropage(page, PAGE) {
+            zio_log!(
+                Level::Error,
+                "UFFDIO_ZEROPAGE at {page:#x} failed: {}",
+                uffd::errno_name(e)
+            );
+        }
+    }
+
+    fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
+        if on {
+            vma::classify(a, a + len) == vma::Kind::PrivateAnon
+                && self.uffd.register(a, len).is_ok()
+                && self.uffd.writeprotect(a, len, true).is_ok()
+        } else {
+            // Also wakes writers waiting on these pages.
+            let _ = self.uffd.writeprotect(a, len, false);
+            true
+        }
+    }
+}
+
+static ENGINE: Lock<Option<Engine<RealMem>>> = Lock::new(None);
+/// Something is tracked: copies and inputs must consult the engine.
+static TRACKING: AtomicBool = AtomicBool::new(false);
+/// Copy elision is possible in this process (enabled, userfaultfd works).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The descriptor the handler thread reads (-1 before the engine starts).
+static HANDLER_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// True if copies of `n` bytes may need the engine.
+#[inline(always)]
+pub fn copy_needs_engine(n: usize) -> bool {
+    n >= config::threshold() && TRACKING.load(Ordering::Relaxed)
+}
+
+/// True if an input call of up to `n` bytes may need the engine.
+#[inline(always)]
+pub fn input_needs_engine(n: usize) -> bool {
+    ACTIVE.load(Ordering::Relaxed) && (n >= config::threshold() || TRACKING.load(Ordering::Relaxed))
+}
+
+/// True if outputs, frees and unmaps may need the engine.
+#[inline(always)]
+pub fn tracking() -> bool {
+    TRACKING.load(Ordering::Relaxed)
+}
+
+/// Called once at start-up when zio may elide in this process.
+pub fn activate() {
+    ACTIVE.store(true, Ordering::Relaxed);
+}
+
+fn cfg() -> Cfg {
+    Cfg {
+        threshold: config::threshold(),
+        fault_ratio: config::get_ratio(config::Opt::FaultRatio),
+        max_records: config::get(config::Opt::MaxRecords) as usize,
+        quarantine: config::get(config::Opt::Quarantine) as usize,
+    }
+}
+
+/// Starts the engine (userfaultfd, handler and collector threads) on first
+/// use. Returns false, and turns elision off for good, if it cannot.
+fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
+    if slot.is_some() {
+        return true;
+    }
+    let wanted = feature::PAGEFAULT_FLAG_WP | feature::WP_UNPOPULATED;
+    let u = match uffd::open(wanted) {
+        Ok(u) if u.features & feature::PAGEFAULT_FLAG_WP != 0 => u,
+        Ok(_) => {
+            zio_log!(
+                Level::Warn,
+                "userfaultfd lacks write-protect support; copy elision disabled"
+            );
+            ACTIVE.store(false, Ordering::Relaxed);
+            return false;
+        }
+        Err(e) => {
+            zio_log!(
+                Level::Warn,
+                "userfaultfd unavailable ({} failed with {}); copy elision disabled",
+                e.step,
+                uffd::errno_name(e.errno)
+            );
+            ACTIVE.store(false, Ordering::Relaxed);
+            return false;
+        }
+    };
+    HANDLER_FD.store(u.fd, Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name("zio-uffd".into())
+        .stack_size(256 << 10)
+        .spawn(handler_loop)
+        .is_ok()
+        && std::thread::Builder::new()
+            .name("zio-gc".into())
+            .stack_size(256 << 10)
+            .spawn(collector_loop)
+            .is_ok();
+    if !spawned {
+        zio_log!(
+            Level::Warn,
+            "cannot start zio's threads; copy elision disabled"
+        );
+        ACTIVE.store(false, Ordering::Relaxed);
+        return false;
+    }
+    *slot = Some(Engine::new(RealMem { uffd: u }, cfg()));
+    true
+}
+
+fn publish(e: &Engine<RealMem>) {
+    TRACKING.store(!e.is_idle(), Ordering::Relaxed);
+}
+
+/// The fault handler: one blocking read per fault, resolved under the lock.
+fn handler_loop() {
+    thread::mark_zio_thread();
+    let fd = HANDLER_FD.load(Ordering::Relaxed);
+    loop {
+        let m = match uffd::read_msg(fd) {
+            Ok(m) => m,
+            Err(e) => {
+                zio_log!(
+                    Level::Error,
+                    "reading userfaultfd failed: {}; handler stops",
+                    uffd::errno_name(e)
+                );
+                return;
+            }
+        };
+        if m.event != uffd::EVENT_PAGEFAULT {
+            continue;
+        }
+        let mut g = ENGINE.lock();
+        if let Some(e) = g.as_mut() {
+            if m.flags & uffd::PAGEFAULT_FLAG_WP != 0 {
+                // Busy: the writer stays blocked until the pin is dropped.
+                let _ = e.on_wp_fault(m.address as usize);
+            } else {
+                e.on_missing_fault(m.address as usize);
+            }
+            publish(e);
+        }
+    }
+}
+
+/// Periodic collection, plus freeing what the quarantine released.
+fn collector_loop() {
+    thread::mark_zio_thread();
+    loop {
+        let ms = config::get(config::Opt::GcMs);
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as libc::time_t,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // SAFETY: valid timespec; a null remainder is allowed.
+        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        let to_free = {
+            let mut g = ENGINE.lock();
+            let Some(e) = g.as_mut() else { continue };
+            e.collect();
+            publish(e);
+            e.take_to_free()
+        };
+        free_all(&to_free);
+    }
+}
+
+fn free_all(ptrs: &[usize]) {
+    for &p in ptrs {
+        // SAFETY: quarantined allocations whose free the program already
+        // asked for; zio deferred it and now performs it, once.
+        unsafe { real::free(p as *mut libc::c_void) };
+    }
+}
+
+fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
+
+/// Runs `op` on the engine, retrying while an original it needs is pinned.
+/// Returns `None` if the engine is not running.
+fn with_engine<R>(mut op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>) -> Option<R> {
+    loop {
+        let (r, to_free) = {
+            let mut g = ENGINE.lock();
+            let e = g.as_mut()?;
+            let r = op(e);
+            publish(e);
+            (r, e.take_to_free())
+        };
+        free_all(&to_free);
+        match r {
+            Ok(v) => return Some(v),
+            Err(Busy) => yield_now(),
+        }
+    }
+}
+
+fn unpin(pins: &[OrigId]) {
+    if !pins.is_empty() {
+        with_engine(|e| {
+            e.unpin(pins);
+            Ok(())
+        });
+    }
+}
+
+/// A copy the hook could not leave to libc alone. Returns false if the
+/// caller should just copy for real (nothing tracked is involved).
+///
+/// # Safety
+/// `memcpy`/`memmove` contract: `s` readable and `d` writable for `n` bytes.
+pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
+    let Some(_inside) = thread::enter() else {
+        return false;
+    };
+    let plan: Option<CopyPlan> = with_engine(|e| e.copy(d, s, n, site)).flatten();
+    let Some(plan) = plan else {
+        return false;
+    };
+    for &(dst, src, len) in &plan.real {
+        // SAFETY: the plan's pieces lie inside the caller's ranges, or read
+        // from originals that the plan pinned.
+        unsafe {
+            if plan.overlapping {
+                real::memmove(dst as *mut _, src as *const _, len);
+            } else {
+                real::memcpy(dst as *mut _, src as *const _, len);
+            }
+        }
+    }
+    unpin(&plan.pins);
+    if let Some((a, len)) = plan.record {
+        with_engine(|e| {
+            e.input_done(a, len);
+            Ok(())
+        });
+    }
+    true
+}
+
+/// Before an input call writes up to `n` bytes at `a`.
+pub fn input_prepare(a: usize, n: usize) {
+    if n == 0 || !tracking() {
+        return;
+    }
+    let Some(_inside) = thread::enter() else {
+        return;
+    };
+    with_engine(|e| e.input_prepare(a, n));
+}
+
+/// After an input call put `got` bytes at `a`.
+pub fn input_done(a: usize, got: usize) {
+    if got < config::threshold() || !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(_inside) = thread::enter() else {
+        return;
+    };
+    let started = {
+        let mut g = ENGINE.lock();
+        ensure_started(&mut g)
+    };
+    if started {
+        with_engine(|e| {
+            e.input_done(a, got);
+            Ok(())
+        });
+    }
+}
+
+/// The gather list for an output of `[a, a+n)`, or `None` if it can go out
+/// unchanged. The caller must pass the result to [`output_done`].
+pub fn output(a: usize, n: usize) -> Option<Gather> {
+    if n == 0 || !tracking() {
+        return None;
+    }
+    let _inside = thread::enter()?;
+    let g = with_engine(|e| Ok(e.output(a, n)))?;
+    if g.substituted == 0 {
+        return None;
+    }
+    Some(g)
+}
+
+/// The gather list for an output of several buffers (an iovec), or `None`
+/// if it can go out unchanged.
+pub fn output_vec(parts: &[(usize, usize)]) -> Option<Gather> {
+    if !tracking() {
+        return None;
+    }
+    let _inside = thread::enter()?;
+    let g = with_engine(|e| {
+        let mut all = Gather::default();
+        for &(a, n) in parts {
+            let g = e.output(a, n);
+            for (addr, len) in g.iov {
+                match all.iov.last_mut() {
+                    Some(last) if last.0 + last.1 == addr => last.1 += len,
+                    _ => all.iov.push((addr, len)),
+                }
+            }
+            all.pins.extend(g.pins);
+            all.substituted += g.substituted;
+        }
+        Ok(all)
+    })?;
+    if g.substituted == 0 {
+        unpin(&g.pins);
+        return None;
+    }
+    Some(g)
+}
+
+/// After the output call that used these gather lists.
+pub fn output_done(pins: &[OrigId]) {
+    let Some(_inside) = thread::enter() else {
+        return;
+    };
+    unpin(pins);
+}
+
+/// `free(p)`: returns true if zio keeps the allocation (quarantine) and the
+/// caller must not free it now.
+///
+/// # Safety
+/// `p` is a live allocation of the program's allocator.
+pub unsafe fn free(p: usize) -> bool {
+    if p == 0 || !tracking() {
+        return false;
+    }
+    let Some(_inside) = thread::enter() else {
+        return false;
+    };
+    // SAFETY: `p` is live (the caller is about to free it).
+    let size = unsafe { libc::malloc_usable_size(p as *mut libc::c_void) };
+    with_engine(|e| Ok(e.free(p, size))) == Some(FreeAction::Quarantined)
+}
+
+/// True if `[p, p+malloc_usable_size(p))` holds tracked data (a `realloc`
+/// of it must go through [`copy`] and [`free`]).
+///
+/// # Safety
+/// `p` is a live allocation of the program's allocator.
+pub unsafe fn realloc_tracked(p: usize) -> Option<usize> {
+    if p == 0 || !tracking() {
+        return None;
+    }
+    let _inside = thread::enter()?;
+    // SAFETY: `p` is live.
+    let size = unsafe { libc::malloc_usable_size(p as *mut libc::c_void) };
+    let g = ENGINE.lock();
+    let e = g.as_ref()?;
+    let t = e.tracker();
+    (t.has_pieces_in(p, p + size) || !t.origs_in(p, p + size).is_empty()).then_some(size)
+}
+
+/// Before `munmap`, `mremap` (`keep_data`) or a discarding `madvise` of
+/// `[a, a+len)`.
+pub fn discard(a: usize, len: usize, keep_data: bool, unmapping: bool) {
+    if len == 0 || !tracking() {
+        return;
+    }
+    let Some(_inside) = thread::enter() else {
+        return;
+    };
+    let (a, b) = (page_down(a), page_up(a + len));
+    with_engine(|e| e.discard(a, b - a, keep_data, unmapping));
+}
+
+/// What `fork` needs around the real call.
+pub struct ForkGuard {
+    guard: Option<crate::lock::Guard<'static, Option<Engine<RealMem>>>>,
+    to_free: Vec<usize>,
+}
+
+/// Before `fork`: materialize everything, drop protections, and hold the
+/// engine and heap locks across the fork so the child inherits consistent
+/// state.
+pub fn fork_prepare() -> ForkGuard {
+    let mut guard = ENGINE.lock();
+    let mut to_free = Vec::new();
+    if let Some(e) = guard.as_mut() {
+        e.prepare_fork();
+        publish(e);
+        to_free = e.take_to_free();
+    }
+    heap::lock_for_fork();
+    ForkGuard {
+        guard: Some(guard),
+        to_free,
+    }
+}
+
+/// After `fork`, in the parent (`child == false`) or the child.
+pub fn fork_finish(mut g: ForkGuard, child: bool) {
+    heap::unlock_after_fork();
+    if child {
+        // The child has no handler thread and no registrations: start over.
+        // SAFETY: only this thread exists in the child, and the guard is
+        // forgotten, never used again.
+        unsafe {
+            core::mem::forget(g.guard.take());
+            ENGINE.reset();
+        }
+        let old = ENGINE.lock().take();
+        drop(old); // closes the parent's userfaultfd descriptor
+        HANDLER_FD.store(-1, Ordering::Relaxed);
+        TRACKING.store(false, Ordering::Relaxed);
+        vma::reset_after_fork();
+    } else {
+        drop(g.guard.take());
+    }
+    free_all(&g.to_free);
+}
+
+/// The engine's counters (for the summary), if the engine ever started.
+pub fn counters() -> Option<crate::engine::Counters> {
+    // At exit another thread may hold the lock forever (it was stopped
+    // mid-call); do not wait for it.
+    for _ in 0..1000 {
+        if let Some(g) = ENGINE.try_lock() {
+            return g.as_ref().map(|e| e.counters.clone());
+        }
+        yield_now();
+    }
+    None
+}

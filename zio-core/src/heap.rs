@@ -1,0 +1,195 @@
+//! zio's private heap: the global allocator of libzio.so.
+//!
+//! zio's own data structures must never live in memory the program's
+//! allocator hands out. That memory may be registered with userfaultfd and
+//! contain missing pages (a freed intermediate); touching one while holding
+//! the engine lock would wait for the handler thread, which waits for the
+//! same lock. It would also make zio call the program's `malloc` from inside
+//! its `memcpy`. So every Rust allocation in libzio.so comes from here:
+//! size classes carved from 1 MiB chunks that zio maps itself, and direct
+//! mappings for large blocks. A spin lock guards the free lists; the
+//! critical sections are a few instructions long.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+const CLASSES: usize = 9; // 16, 32, ..., 4096
+const MIN_SHIFT: usize = 4;
+const CHUNK: usize = 1 << 20;
+/// Blocks above this come from their own mapping.
+const LARGE: usize = 1 << (MIN_SHIFT + CLASSES - 1); // 4096
+
+struct State {
+    free: [*mut u8; CLASSES],
+    bump: *mut u8,
+    bump_end: *mut u8,
+}
+
+/// The allocator (a unit type: its state is a static).
+pub struct ZioHeap;
+
+static LOCK: AtomicBool = AtomicBool::new(false);
+static mut STATE: State = State {
+    free: [ptr::null_mut(); CLASSES],
+    bump: ptr::null_mut(),
+    bump_end: ptr::null_mut(),
+};
+
+fn class_of(size: usize) -> usize {
+    let size = size.max(1 << MIN_SHIFT);
+    (usize::BITS - (size - 1).leading_zeros()) as usize - MIN_SHIFT
+}
+
+fn lock() {
+    while LOCK
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
+}
+
+fn unlock() {
+    LOCK.store(false, Ordering::Release);
+}
+
+fn map(len: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping has no preconditions.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p.cast()
+    }
+}
+
+/// Before `fork`: hold the heap so that no other thread is halfway through
+/// a free-list update when memory is copied into the child.
+pub fn lock_for_fork() {
+    lock();
+}
+
+/// After `fork`, in parent and child alike.
+pub fn unlock_after_fork() {
+    unlock();
+}
+
+// SAFETY: blocks are disjoint, aligned to their size class (which is at
+// least the layout's alignment, see `alloc`), and never handed out twice:
+// a block is either on a free list, in use, or not yet carved.
+unsafe impl GlobalAlloc for ZioHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // A class block is aligned to its size (chunks are page-aligned and
+        // carved in class-size steps from aligned offsets), so asking for
+        // max(size, align) satisfies the alignment.
+        if layout.align() > LARGE {
+            return ptr::null_mut(); // nothing in zio asks for more than a page
+        }
+        let size = layout.size().max(layout.align());
+        if size > LARGE {
+            return map(size);
+        }
+        let c = class_of(size);
+        let bsize = 1usize << (c + MIN_SHIFT);
+        lock();
+        // SAFETY: STATE is only touched under LOCK.
+        let st = unsafe { &mut *ptr::addr_of_mut!(STATE) };
+        let head = st.free[c];
+        let p = if !head.is_null() {
+            // SAFETY: a free block's first word is the next free block.
+            st.free[c] = unsafe { *(head as *mut *mut u8) };
+            head
+        } else {
+            // Align the bump pointer to the block size.
+            let mut b = ((st.bump as usize + bsize - 1) & !(bsize - 1)) as *mut u8;
+            if st.bump.is_null() || b as usize + bsize > st.bump_end as usize {
+                let chunk = map(CHUNK);
+                if chunk.is_null() {
+                    unlock();
+                    return ptr::null_mut();
+                }
+                st.bump_end = chunk.wrapping_add(CHUNK);
+                b = chunk;
+            }
+            st.bump = b.wrapping_add(bsize);
+            b
+        };
+        unlock();
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let size = layout.size().max(layout.align());
+        if size > LARGE {
+            // SAFETY: large blocks are whole mappings of exactly this size.
+            unsafe { libc::munmap(p.cast(), size) };
+            return;
+        }
+        let c = class_of(size);
+        lock();
+        // SAFETY: STATE is only touched under LOCK; `p` is a block of class
+        // `c` that the caller no longer uses, so its first word is ours.
+        unsafe {
+            let st = &mut *ptr::addr_of_mut!(STATE);
+            *(p as *mut *mut u8) = st.free[c];
+            st.free[c] = p;
+        }
+        unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(class_of(1), 0);
+        assert_eq!(class_of(16), 0);
+        assert_eq!(class_of(17), 1);
+        assert_eq!(class_of(4096), CLASSES - 1);
+        assert_eq!(LARGE, 4096);
+    }
+
+    #[test]
+    fn blocks_are_aligned_disjoint_and_reused() {
+        let h = ZioHeap;
+        let mut blocks = Vec::new();
+        for i in 0..5000usize {
+            let size: usize = [1, 8, 24, 100, 500, 3000, 4096, 10000][i % 8];
+            let align = [1, 8, 16, 64][i % 4].min(size.next_power_of_two());
+            let l = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: non-zero size layout.
+            let p = unsafe { h.alloc(l) };
+            assert!(!p.is_null() && (p as usize).is_multiple_of(align));
+            // SAFETY: the block has `size` bytes.
+            unsafe { ptr::write_bytes(p, (i % 251) as u8, size) };
+            blocks.push((p, l, (i % 251) as u8));
+        }
+        for &(p, l, v) in &blocks {
+            // SAFETY: each block is still allocated and was filled with v.
+            let s = unsafe { core::slice::from_raw_parts(p, l.size()) };
+            assert!(s.iter().all(|&b| b == v), "blocks overlap");
+        }
+        let first = blocks[0];
+        for (p, l, _) in blocks {
+            // SAFETY: allocated above with this layout.
+            unsafe { h.dealloc(p, l) };
+        }
+        // SAFETY: same layout as the first block, now free.
+        let again = unsafe { h.alloc(first.1) };
+        assert!(!again.is_null());
+        // SAFETY: allocated just above.
+        unsafe { h.dealloc(again, first.1) };
+    }
+}

@@ -1,0 +1,149 @@
+//! A small futex mutex that can be reset in a child after `fork`.
+//!
+//! `std::sync::Mutex` cannot be forced open, and a child of `fork` inherits
+//! the lock in whatever state another thread left it. This one is three
+//! states in one word (0 free, 1 held, 2 held with waiters), as in Ulrich
+//! Drepper's "Futexes Are Tricky", and allocates nothing.
+
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// A mutex around `T`.
+pub struct Lock<T> {
+    state: AtomicU32,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: access to `value` is serialized by `state`, like std's Mutex.
+unsafe impl<T: Send> Sync for Lock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for Lock<T> {}
+
+/// Holding the lock; released on drop.
+pub struct Guard<'a, T> {
+    lock: &'a Lock<T>,
+}
+
+fn futex(word: &AtomicU32, op: i32, val: u32) {
+    // SAFETY: FUTEX_WAIT/WAKE on a valid, aligned u32 that outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            core::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+impl<T> Lock<T> {
+    /// A free lock around `value`.
+    pub const fn new(value: T) -> Lock<T> {
+        Lock {
+            state: AtomicU32::new(0),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Waits for and takes the lock.
+    pub fn lock(&self) -> Guard<'_, T> {
+        if self
+            .state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            let mut spins = 0;
+            loop {
+                if spins < 100 {
+                    spins += 1;
+                    core::hint::spin_loop();
+                    if self
+                        .state
+                        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                if self.state.swap(2, Ordering::Acquire) == 0 {
+                    break;
+                }
+                futex(&self.state, libc::FUTEX_WAIT, 2);
+            }
+        }
+        Guard { lock: self }
+    }
+
+    /// Takes the lock if it is free.
+    pub fn try_lock(&self) -> Option<Guard<'_, T>> {
+        self.state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| Guard { lock: self })
+    }
+
+    /// In a child after `fork`, where the holder (if any) no longer exists.
+    ///
+    /// # Safety
+    /// Only one thread may exist (true in a fork child before it starts
+    /// any), and no guard of this lock may be used afterwards.
+    pub unsafe fn reset(&self) {
+        self.state.store(0, Ordering::Relaxed);
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        if self.lock.state.swap(0, Ordering::Release) == 2 {
+            futex(&self.lock.state, libc::FUTEX_WAKE, 1);
+        }
+    }
+}
+
+impl<T> Deref for Guard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves exclusive access.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves exclusive access.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excludes_across_threads() {
+        static L: Lock<u64> = Lock::new(0);
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..20000 {
+                        let mut g = L.lock();
+                        let v = *g;
+                        core::hint::black_box(());
+                        *g = v + 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(*L.lock(), 80000);
+        let g = L.lock();
+        assert!(L.try_lock().is_none());
+        drop(g);
+        assert!(L.try_lock().is_some());
+    }
+}
