@@ -13,7 +13,7 @@
 //!
 //! Lookups by address are `BTreeMap` range queries: O(log n).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::ranges::overlaps;
 
@@ -44,8 +44,9 @@ pub struct Original {
     pub start: usize,
     /// Length in bytes.
     pub len: usize,
-    /// Keys (`dst`) of the pieces whose bytes live here.
-    pub deps: BTreeSet<usize>,
+    /// Keys (`dst`) of the pieces whose bytes live here, unordered. Usually
+    /// a handful (one per copy of this data), so a vector beats a tree.
+    pub deps: Vec<usize>,
     /// Output calls and real copies in flight reading this original.
     pub pins: u32,
     /// The allocation this original is in, if the program freed it while it
@@ -112,6 +113,16 @@ impl Tracker {
         self.pieces.iter().map(|(&k, p)| (k, p))
     }
 
+    /// The piece holding byte `addr`, if any (no allocation: the fault
+    /// handler's and the output path's lookup).
+    pub fn piece_at(&self, addr: usize) -> Option<(usize, &Piece)> {
+        self.pieces
+            .range(..=addr)
+            .next_back()
+            .filter(|(&k, p)| k + p.len > addr)
+            .map(|(&k, p)| (k, p))
+    }
+
     /// Keys of the pieces sharing a byte with `[a, b)`, in address order.
     pub fn pieces_in(&self, a: usize, b: usize) -> Vec<usize> {
         let mut v = Vec::new();
@@ -142,7 +153,7 @@ impl Tracker {
             p.src >= o.start && p.src + p.len <= o.end(),
             "piece outside original"
         );
-        o.deps.insert(dst);
+        o.deps.push(dst);
         self.piece_bytes += p.len;
         self.pieces.insert(dst, p);
     }
@@ -153,7 +164,7 @@ impl Tracker {
         let p = self.pieces.remove(&k).expect("cut of a missing piece");
         self.piece_bytes -= p.len;
         let orig = p.orig;
-        self.orig_mut(orig).deps.remove(&k);
+        unlink(&mut self.orig_mut(orig).deps, k);
         let end = k + p.len;
         if k < a {
             let left = Piece { len: a - k, ..p };
@@ -251,8 +262,8 @@ impl Tracker {
                         .collect();
                     for k in moved {
                         self.pieces.get_mut(&k).unwrap().orig = rid;
-                        self.orig_mut(id).deps.remove(&k);
-                        self.orig_mut(rid).deps.insert(k);
+                        unlink(&mut self.orig_mut(id).deps, k);
+                        self.orig_mut(rid).deps.push(k);
                     }
                     self.orig_mut(rid).quarantined = o.quarantined;
                     rid
@@ -308,6 +319,13 @@ impl Tracker {
                 assert_eq!(self.pieces[k].orig, id);
             }
         }
+    }
+}
+
+/// Removes `k` from a dependents list (order does not matter).
+fn unlink(deps: &mut Vec<usize>, k: usize) {
+    if let Some(i) = deps.iter().position(|&d| d == k) {
+        deps.swap_remove(i);
     }
 }
 

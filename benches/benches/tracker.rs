@@ -1,0 +1,90 @@
+//! The record index at 640 live records (the zIO prototype's skiplist:
+//! 190 ns per operation at that size; target here: 50 ns or less).
+//!
+//! - `lookup`: which piece covers an address (the fault handler's and the
+//!   output path's question).
+//! - `insert+remove`: adding a piece and cutting it away again (an elided
+//!   copy followed by its materialization or free), reported per operation
+//!   by timing the pair and halving.
+//! - `dependents`: the pieces depending on one original page.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use zio_core::tracker::{Piece, Tracker};
+
+const PAGE: usize = 4096;
+const RECORDS: usize = 640;
+
+fn setup() -> (Tracker, Vec<usize>) {
+    let mut t = Tracker::new();
+    // 64 originals of 64 KiB, each with 10 dependents of 16 KiB spread over
+    // the address space: 640 pieces.
+    let mut keys = Vec::new();
+    for o in 0..RECORDS / 10 {
+        let start = 0x1000_0000 + o * (64 << 10);
+        let id = t.add_original(start, 64 << 10, 0);
+        for d in 0..10 {
+            let dst = 0x4000_0000 + (o * 10 + d) * (64 << 10);
+            let piece = Piece {
+                len: 16 << 10,
+                src: start + d * PAGE,
+                orig: id,
+                stamp: 0,
+                site: 0,
+                buf: 0,
+            };
+            t.insert_piece(dst, piece);
+            keys.push(dst);
+        }
+    }
+    assert_eq!(t.piece_count(), RECORDS);
+    (t, keys)
+}
+
+fn bench(c: &mut Criterion) {
+    let (mut t, keys) = setup();
+    let mut g = c.benchmark_group("tracker_640");
+    let mut i = 0usize;
+    g.bench_function("lookup", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            let addr = keys[i] + 5 * PAGE + 17;
+            black_box(t.piece_at(black_box(addr)).map(|(k, _)| k))
+        })
+    });
+    let orig = t.origs_in(0x1000_0000, 0x1000_0001)[0];
+    let free_dst = 0x7000_0000;
+    g.bench_function("insert+remove", |b| {
+        b.iter(|| {
+            let piece = Piece {
+                len: 16 << 10,
+                src: 0x1000_0000,
+                orig,
+                stamp: 1,
+                site: 0,
+                buf: 0,
+            };
+            t.insert_piece(black_box(free_dst), piece);
+            t.cut_piece(free_dst, free_dst, free_dst + (16 << 10));
+        })
+    });
+    g.bench_function("dependents_of_page", |b| {
+        b.iter(|| {
+            i = (i + 13) % (RECORDS / 10);
+            let page = 0x1000_0000 + i * (64 << 10) + 3 * PAGE;
+            let ids = t.origs_in(black_box(page), page + PAGE);
+            black_box(t.orig(ids[0]).deps.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(300))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);
