@@ -440,7 +440,7 @@ impl<M: Mem> Engine<M> {
         let (pa, pb) = (page_down(a), page_up(b));
         let mut busy = false;
         for id in self.t.origs_in(pa, pb) {
-            let deps: Vec<usize> = self.t.orig(id).deps.iter().copied().collect();
+            let deps: Vec<usize> = self.t.orig(id).deps.to_vec();
             for k in deps {
                 let Some(p) = self.t.piece(k).copied() else {
                     continue;
