@@ -403,15 +403,24 @@ impl<M: Mem> Engine<M> {
     /// needs any more. Pages at the edges of an original are often shared
     /// with a neighbour whose dependents still need them.
     fn unprotect_idle(&mut self, a: usize, b: usize) {
+        // Contiguous idle pages go in one call: a 512 KiB buffer is one
+        // ioctl, not 128.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
         for (s, e) in self.wp.clipped(a, b) {
             let mut page = s;
             while page < e {
                 if !self.page_has_dependents(page) && !self.page_pinned(page) {
-                    self.mem.protect(page, PAGE, false);
-                    self.wp.remove(page, page + PAGE);
+                    match runs.last_mut() {
+                        Some(r) if r.1 == page => r.1 += PAGE,
+                        _ => runs.push((page, page + PAGE)),
+                    }
                 }
                 page += PAGE;
             }
+        }
+        for (s, e) in runs {
+            self.mem.protect(s, e - s, false);
+            self.wp.remove(s, e);
         }
     }
 
