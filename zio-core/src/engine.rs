@@ -387,7 +387,11 @@ impl<M: Mem> Engine<M> {
     /// After an original lost dependents or pins: unprotect the pages that no
     /// longer need protection, and release its quarantine if it is idle.
     fn orig_changed(&mut self, id: OrigId) {
-        let o = self.t.orig(id);
+        // The record may already be gone (released by an earlier step of the
+        // same operation); what follows is idempotent, so just stop.
+        let Some(o) = self.t.try_orig(id) else {
+            return;
+        };
         if o.busy() {
             return;
         }
@@ -449,6 +453,9 @@ impl<M: Mem> Engine<M> {
         let (pa, pb) = (page_down(a), page_up(b));
         let mut busy = false;
         for id in self.t.origs_in(pa, pb) {
+            // Read before materializing: the last dependent going away can
+            // release a quarantined original and delete its record.
+            busy |= self.t.orig(id).pins > 0;
             let deps: Vec<usize> = self.t.orig(id).deps.to_vec();
             for k in deps {
                 let Some(p) = self.t.piece(k).copied() else {
@@ -460,7 +467,6 @@ impl<M: Mem> Engine<M> {
                     self.materialize_range(d0, d1, cause);
                 }
             }
-            busy |= self.t.orig(id).pins > 0;
         }
         if busy {
             return Err(Busy);

@@ -210,6 +210,11 @@ impl Tracker {
         self.origs[id as usize].as_ref().expect("stale original id")
     }
 
+    /// The original with this id, if it still exists.
+    pub fn try_orig(&self, id: OrigId) -> Option<&Original> {
+        self.origs.get(id as usize).and_then(Option::as_ref)
+    }
+
     /// The original with this id, mutable.
     pub fn orig_mut(&mut self, id: OrigId) -> &mut Original {
         self.origs[id as usize].as_mut().expect("stale original id")
