@@ -437,12 +437,16 @@ pub fn discard(a: usize, len: usize, keep_data: bool, unmapping: bool) {
 pub struct ForkGuard {
     guard: Option<crate::lock::Guard<'static, Option<Engine<RealMem>>>>,
     to_free: Vec<usize>,
+    /// glibc runs `pthread_atfork` handlers inside `fork`, on this thread,
+    /// while the engine lock is held: hooks they reach must pass through.
+    _inside: Option<thread::Inside>,
 }
 
 /// Before `fork`: materialize everything, drop protections, and hold the
 /// engine and heap locks across the fork so the child inherits consistent
 /// state.
 pub fn fork_prepare() -> ForkGuard {
+    let inside = thread::enter();
     let mut guard = ENGINE.lock();
     let mut to_free = Vec::new();
     if let Some(e) = guard.as_mut() {
@@ -454,6 +458,7 @@ pub fn fork_prepare() -> ForkGuard {
     ForkGuard {
         guard: Some(guard),
         to_free,
+        _inside: inside,
     }
 }
 
