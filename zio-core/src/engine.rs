@@ -453,10 +453,16 @@ impl<M: Mem> Engine<M> {
         let (pa, pb) = (page_down(a), page_up(b));
         let mut busy = false;
         for id in self.t.origs_in(pa, pb) {
-            // Read before materializing: the last dependent going away can
-            // release a quarantined original and delete its record.
-            busy |= self.t.orig(id).pins > 0;
-            let deps: Vec<usize> = self.t.orig(id).deps.to_vec();
+            // Materializing one original's dependents can release a
+            // quarantined allocation and delete the records of this and
+            // later originals in the list: skip those that are gone. (A
+            // reused id is harmless: only dependents in [pa, pb) are acted
+            // on.)
+            let Some(o) = self.t.try_orig(id) else {
+                continue;
+            };
+            busy |= o.pins > 0;
+            let deps: Vec<usize> = o.deps.to_vec();
             for k in deps {
                 let Some(p) = self.t.piece(k).copied() else {
                     continue;

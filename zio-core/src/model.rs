@@ -550,3 +550,45 @@ fn policy_stops_eliding_where_everything_is_touched() {
     assert!(c.policy_skips >= 30, "{c:?}");
     assert!(c.elided_bytes <= 8 * (8 * PAGE) as u64, "{c:?}");
 }
+
+/// A freed allocation holding two originals, only one with dependents, over
+/// the quarantine budget: releasing the first one's dependents releases the
+/// whole allocation, deleting the second original's record mid-operation.
+#[test]
+fn quarantine_release_with_two_originals_in_one_allocation() {
+    let ops = vec![
+        Op::Input {
+            at: 0,
+            len: 4 * PAGE,
+            seed: 1,
+        },
+        Op::Input {
+            at: 8 * PAGE,
+            len: 4 * PAGE,
+            seed: 2,
+        },
+        Op::Copy {
+            d: 20 * PAGE,
+            s: 0,
+            len: 4 * PAGE,
+            site: 0,
+        },
+        Op::Free {
+            at: 0,
+            len: 16 * PAGE,
+        },
+        Op::Touch {
+            at: 20 * PAGE,
+            len: 4 * PAGE,
+        },
+    ];
+    run(
+        &ops,
+        Cfg {
+            threshold: PAGE,
+            fault_ratio: 1.0,
+            max_records: 100,
+            quarantine: 0,
+        },
+    );
+}
