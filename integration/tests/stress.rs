@@ -174,7 +174,10 @@ fn nonblocking_writer_sees_the_same_partial_writes_and_eagain() {
         // so the bytes substituted count at least the stream's elided part.
         at_least(&run, &what, "elided_bytes", 7 * MIB);
         at_least(&run, &what, "outputs_substituted", 16);
-        at_least(&run, &what, "bytes_substituted", 7 * MIB);
+        // Counted as the kernel accepts them: the rest of a chunk that goes
+        // out after the program changes its input is sent from pages
+        // materialized by that change, not from the original.
+        at_least(&run, &what, "bytes_substituted", 4 * MIB);
         // The input changed while its copy was half sent.
         at_least(&run, &what, "faults_wp", 1);
         eprintln!(

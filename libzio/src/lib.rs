@@ -330,7 +330,7 @@ pub unsafe extern "C" fn write(fd: c_int, b: *const c_void, n: usize) -> ssize_t
             // SAFETY: the gather list points at mapped memory (originals,
             // pinned, and the caller's own buffer).
             let r = send_chunks(&g.iov, |v, c, _| unsafe { real::writev(fd, v, c) });
-            elide::output_done(&g.pins);
+            elide::output_done(&g, r);
             r
         }
     };
@@ -349,7 +349,7 @@ macro_rules! pwrite_hooks {
                 Some(g) => {
                     // SAFETY: as in `write`; offsets advance per chunk.
                     let r = send_chunks(&g.iov, |v, c, done| unsafe { real::pwritev(fd, v, c, o + done as off_t) });
-                    elide::output_done(&g.pins);
+                    elide::output_done(&g, r);
                     r
                 }
             };
@@ -383,7 +383,7 @@ unsafe fn vec_output(
         None => direct(),
         Some(g) => {
             let r = send_chunks(&g.iov, call);
-            elide::output_done(&g.pins);
+            elide::output_done(&g, r);
             r
         }
     }
@@ -475,12 +475,12 @@ pub unsafe extern "C" fn send(fd: c_int, b: *const c_void, n: usize, f: c_int) -
         Some(g) if g.iov.len() <= IOV_MAX => {
             // SAFETY: an empty template: no name, no control data.
             let r = unsafe { send_gather(fd, &g, &empty_msg(), f) };
-            elide::output_done(&g.pins);
+            elide::output_done(&g, r);
             r
         }
         other => {
             if let Some(g) = other {
-                elide::output_done(&g.pins);
+                elide::output_done(&g, 0);
             }
             // SAFETY: the caller's contract.
             unsafe { real::send(fd, b, n, f) }
@@ -507,12 +507,12 @@ pub unsafe extern "C" fn sendto(
             m.msg_namelen = al;
             // SAFETY: the caller's address, as sendto would pass it.
             let r = unsafe { send_gather(fd, &g, &m, f) };
-            elide::output_done(&g.pins);
+            elide::output_done(&g, r);
             r
         }
         other => {
             if let Some(g) = other {
-                elide::output_done(&g.pins);
+                elide::output_done(&g, 0);
             }
             // SAFETY: the caller's contract.
             unsafe { real::sendto(fd, b, n, f, a, al) }
@@ -535,12 +535,12 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, m: *const msghdr, f: c_int) -> ssize
         Some(g) if g.iov.len() <= IOV_MAX => {
             // SAFETY: the caller's message with its iovec replaced.
             let r = unsafe { send_gather(fd, &g, &*m, f) };
-            elide::output_done(&g.pins);
+            elide::output_done(&g, r);
             r
         }
         other => {
             if let Some(g) = other {
-                elide::output_done(&g.pins);
+                elide::output_done(&g, 0);
             }
             // SAFETY: the caller's contract.
             unsafe { real::sendmsg(fd, m, f) }
@@ -562,15 +562,14 @@ pub unsafe extern "C" fn sendmmsg(fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_in
     }
     let mut copies: Vec<mmsghdr> = Vec::with_capacity(n as usize);
     let mut vecs: Vec<Vec<iovec>> = Vec::with_capacity(n as usize);
-    let mut pins = Vec::new();
+    let mut gathers = Vec::with_capacity(n as usize);
     for i in 0..n as usize {
         // SAFETY: the caller's vector holds `n` entries.
         let mut h: mmsghdr = unsafe { core::ptr::read(m.add(i)) };
         // SAFETY: each header's iovec is valid.
         let g =
             elide::output_vec(&unsafe { parts(h.msg_hdr.msg_iov, h.msg_hdr.msg_iovlen as c_int) });
-        if let Some(g) = g {
-            pins.extend_from_slice(&g.pins);
+        if let Some(g) = &g {
             if g.iov.len() <= IOV_MAX {
                 let v = to_iovecs(&g.iov);
                 h.msg_hdr.msg_iov = v.as_ptr() as *mut iovec;
@@ -578,15 +577,28 @@ pub unsafe extern "C" fn sendmmsg(fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_in
                 vecs.push(v);
             }
         }
+        gathers.push(g);
         copies.push(h);
     }
     // SAFETY: the copies are the caller's messages with mapped iovecs.
     let r = unsafe { real::sendmmsg(fd, copies.as_mut_ptr(), n, f) };
+    // Pins first: writing into the caller's memory while holding them could
+    // land on a protected page of a pinned original and wait for ourselves.
+    for (i, g) in gathers.iter().enumerate() {
+        if let Some(g) = g {
+            let sent_from_gather = g.iov.len() <= IOV_MAX && (i as c_int) < r;
+            let sent = if sent_from_gather {
+                copies[i].msg_len as isize
+            } else {
+                0
+            };
+            elide::output_done(g, sent);
+        }
+    }
     for (i, c) in copies.iter().enumerate().take(r.max(0) as usize) {
         // SAFETY: report each message's length back in the caller's vector.
         unsafe { (*m.add(i)).msg_len = c.msg_len };
     }
-    elide::output_done(&pins);
     drop(vecs);
     // SAFETY: `r` entries were filled.
     stats::count(Hook::Sendmmsg, unsafe { mmsg_bytes(m, r) });

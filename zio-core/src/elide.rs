@@ -11,10 +11,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, Gather, Mem};
+use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, From, Gather, Mem};
 use crate::lock::Lock;
 use crate::ranges::{page_down, page_up, PAGE};
-use crate::tracker::OrigId;
 use crate::uffd::{self, feature, Uffd};
 use crate::{config, heap, log::Level, real, thread, vma, zio_log};
 
@@ -242,30 +241,40 @@ fn yield_now() {
 }
 
 /// Runs `op` on the engine, retrying while an original it needs is pinned.
-/// Returns `None` if the engine is not running.
-fn with_engine<R>(mut op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>) -> Option<R> {
+/// Returns `None` if the engine is not running. Allocations whose deferred
+/// `free` is now due are freed after the lock is released.
+fn with_engine<R>(op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>) -> Option<R> {
+    run_engine(true, op)
+}
+
+/// As [`with_engine`]; with `free_now` false, due frees stay queued in the
+/// engine. That is for callers about to hold pins (an output in flight): a
+/// `free` writes allocator metadata, possibly onto a protected page of an
+/// original this thread pinned, and that fault would wait for this thread.
+fn run_engine<R>(
+    free_now: bool,
+    mut op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>,
+) -> Option<R> {
     loop {
         let (r, to_free) = {
             let mut g = ENGINE.lock();
             let e = g.as_mut()?;
             let r = op(e);
             publish(e);
-            (r, e.take_to_free())
+            (
+                r,
+                if free_now {
+                    e.take_to_free()
+                } else {
+                    Vec::new()
+                },
+            )
         };
         free_all(&to_free);
         match r {
             Ok(v) => return Some(v),
             Err(Busy) => yield_now(),
         }
-    }
-}
-
-fn unpin(pins: &[OrigId]) {
-    if !pins.is_empty() {
-        with_engine(|e| {
-            e.unpin(pins);
-            Ok(())
-        });
     }
 }
 
@@ -282,18 +291,21 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
     let Some(plan) = plan else {
         return false;
     };
-    for &(dst, src, len) in &plan.real {
-        // SAFETY: the plan's pieces lie inside the caller's ranges, or read
-        // from originals that the plan pinned.
+    for &(dst, from, len) in &plan.real {
+        let src = match from {
+            From::Mem(a) => a as *const libc::c_void,
+            From::Bounce(off) => plan.bounce[off..].as_ptr().cast(),
+        };
+        // SAFETY: destinations lie inside the caller's range; sources inside
+        // the caller's range or the plan's own bounce buffer.
         unsafe {
             if plan.overlapping {
-                real::memmove(dst as *mut _, src as *const _, len);
+                real::memmove(dst as *mut _, src, len);
             } else {
-                real::memcpy(dst as *mut _, src as *const _, len);
+                real::memcpy(dst as *mut _, src, len);
             }
         }
     }
-    unpin(&plan.pins);
     if let Some((a, len)) = plan.record {
         with_engine(|e| {
             e.input_done(a, len);
@@ -341,7 +353,7 @@ pub fn output(a: usize, n: usize) -> Option<Gather> {
         return None;
     }
     let _inside = thread::enter()?;
-    let g = with_engine(|e| Ok(e.output(a, n)))?;
+    let g = run_engine(false, |e| Ok(e.output(a, n)))?;
     if g.substituted == 0 {
         return None;
     }
@@ -355,34 +367,29 @@ pub fn output_vec(parts: &[(usize, usize)]) -> Option<Gather> {
         return None;
     }
     let _inside = thread::enter()?;
-    let g = with_engine(|e| {
+    let g = run_engine(false, |e| {
         let mut all = Gather::default();
         for &(a, n) in parts {
-            let g = e.output(a, n);
-            for (addr, len) in g.iov {
-                match all.iov.last_mut() {
-                    Some(last) if last.0 + last.1 == addr => last.1 += len,
-                    _ => all.iov.push((addr, len)),
-                }
-            }
-            all.pins.extend(g.pins);
-            all.substituted += g.substituted;
+            e.output_into(&mut all, a, n);
         }
         Ok(all)
     })?;
     if g.substituted == 0 {
-        unpin(&g.pins);
-        return None;
+        return None; // no piece, so nothing was pinned
     }
     Some(g)
 }
 
-/// After the output call that used these gather lists.
-pub fn output_done(pins: &[OrigId]) {
+/// After the output call that used `g` handed `sent` bytes to the kernel
+/// (0 on error): counts what came from originals and unpins them.
+pub fn output_done(g: &Gather, sent: isize) {
     let Some(_inside) = thread::enter() else {
         return;
     };
-    unpin(pins);
+    with_engine(|e| {
+        e.output_done(g, sent.max(0) as usize);
+        Ok(())
+    });
 }
 
 /// `free(p)`: returns true if zio keeps the allocation (quarantine) and the

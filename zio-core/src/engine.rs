@@ -95,9 +95,9 @@ pub struct Counters {
     pub faults_wp: u64,
     /// Pages materialized, by [`Cause`].
     pub materialized: [u64; 5],
-    /// Output calls that had a piece substituted.
+    /// Output calls that sent bytes from originals.
     pub outputs_substituted: u64,
-    /// Bytes sent from originals instead of unmapped pages.
+    /// Bytes the kernel accepted from originals instead of unmapped pages.
     pub bytes_substituted: u64,
     /// Elided bytes freed before anyone touched them: copies gone for good.
     pub bytes_dropped: u64,
@@ -119,15 +119,30 @@ pub struct Counters {
     pub registrations: u64,
 }
 
+/// Where a real copy of a plan takes its bytes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum From {
+    /// Program memory at this address (the caller's source).
+    Mem(usize),
+    /// The plan's bounce buffer at this offset.
+    Bounce(usize),
+}
+
 /// A copy the caller must perform for real, after releasing the lock.
+///
+/// It holds no pin: source bytes that live in unmapped pages were read from
+/// their originals into `bounce` under the lock. (A pin held while this
+/// thread writes program memory could deadlock it: its write may land on a
+/// protected page of the very original it pinned, and the write-protect
+/// fault would wait for an unpin only this thread can do.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CopyPlan {
-    /// `(dst, src, len)` copies; sources of elided data point at originals.
-    pub real: Vec<(usize, usize, usize)>,
+    /// `(dst, from, len)` copies.
+    pub real: Vec<(usize, From, usize)>,
+    /// Bytes of unmapped source pages, read from their originals.
+    pub bounce: Vec<u8>,
     /// Use `memmove` for the single entry (source and destination overlap).
     pub overlapping: bool,
-    /// Originals to unpin (with [`Engine::unpin`]) once the copies are done.
-    pub pins: Vec<OrigId>,
     /// Bytes elided by this copy.
     pub elided: usize,
     /// After the copies, record this range as an original (with
@@ -151,10 +166,47 @@ enum Src {
 pub struct Gather {
     /// `(addr, len)` to hand to the kernel in order.
     pub iov: Vec<(usize, usize)>,
+    /// For each `iov` entry: true if it points into an original.
+    pub from_orig: Vec<bool>,
     /// Originals to unpin after the call.
     pub pins: Vec<OrigId>,
     /// Bytes taken from originals.
     pub substituted: usize,
+}
+
+impl Gather {
+    /// Appends an entry, merging it with the previous one when contiguous
+    /// and of the same kind.
+    pub fn push(&mut self, addr: usize, len: usize, from_orig: bool) {
+        if len == 0 {
+            return;
+        }
+        if let (Some(last), Some(&kind)) = (self.iov.last_mut(), self.from_orig.last()) {
+            if last.0 + last.1 == addr && kind == from_orig {
+                last.1 += len;
+                return;
+            }
+        }
+        self.iov.push((addr, len));
+        self.from_orig.push(from_orig);
+    }
+
+    /// Bytes from originals among the first `sent` bytes of the list.
+    pub fn substituted_in(&self, sent: usize) -> usize {
+        let mut left = sent;
+        let mut subst = 0;
+        for (&(_, len), &orig) in self.iov.iter().zip(&self.from_orig) {
+            let n = len.min(left);
+            if orig {
+                subst += n;
+            }
+            left -= n;
+            if left == 0 {
+                break;
+            }
+        }
+        subst
+    }
 }
 
 /// What `free` should do now.
@@ -588,7 +640,7 @@ impl<M: Mem> Engine<M> {
             self.t.trim_originals(s.min(d), s.max(d) + n);
             self.sync_counts();
             return Ok(Some(CopyPlan {
-                real: vec![(d, s, n)],
+                real: vec![(d, From::Mem(s), n)],
                 overlapping: true,
                 record: was_original.then_some((d, n)),
                 ..CopyPlan::default()
@@ -630,14 +682,13 @@ impl<M: Mem> Engine<M> {
             for (a, b, src) in self.resolve(s + (lo - d), s + (hi - d)) {
                 let dst = d + (a - s);
                 let from = match src {
-                    Src::Piece { addr, orig } => {
-                        if !plan.pins.contains(&orig) {
-                            self.t.orig_mut(orig).pins += 1;
-                            plan.pins.push(orig);
-                        }
-                        addr
+                    Src::Piece { addr, .. } => {
+                        let off = plan.bounce.len();
+                        plan.bounce.resize(off + (b - a), 0);
+                        self.mem.read(addr, &mut plan.bounce[off..]);
+                        From::Bounce(off)
                     }
-                    _ => a,
+                    _ => From::Mem(a),
                 };
                 plan.real.push((dst, from, b - a));
                 self.counters.copied_bytes += (b - a) as u64;
@@ -743,7 +794,7 @@ impl<M: Mem> Engine<M> {
         done
     }
 
-    /// Releases the pins a plan or gather list took.
+    /// Releases the pins a gather list took.
     pub fn unpin(&mut self, pins: &[OrigId]) {
         for &id in pins {
             let o = self.t.orig_mut(id);
@@ -776,32 +827,40 @@ impl<M: Mem> Engine<M> {
     /// from their originals (pinned until [`Engine::unpin`]).
     pub fn output(&mut self, a: usize, n: usize) -> Gather {
         let mut g = Gather::default();
+        self.output_into(&mut g, a, n);
+        g
+    }
+
+    /// Appends the gather list for `[a, a+n)` to `g` (for vectored outputs).
+    pub fn output_into(&mut self, g: &mut Gather, a: usize, n: usize) {
         if n == 0 || !self.t.has_pieces_in(a, a + n) {
-            g.iov.push((a, n));
-            return g;
+            g.push(a, n, false);
+            return;
         }
         for (lo, hi, src) in self.resolve(a, a + n) {
-            let from = match src {
+            match src {
                 Src::Piece { addr, orig } => {
                     if !g.pins.contains(&orig) {
                         self.t.orig_mut(orig).pins += 1;
                         g.pins.push(orig);
                     }
                     g.substituted += hi - lo;
-                    addr
+                    g.push(addr, hi - lo, true);
                 }
-                _ => lo,
-            };
-            match g.iov.last_mut() {
-                Some(last) if last.0 + last.1 == from => last.1 += hi - lo,
-                _ => g.iov.push((from, hi - lo)),
+                _ => g.push(lo, hi - lo, false),
             }
         }
-        if g.substituted > 0 {
+    }
+
+    /// After the output call that used `g` handed `sent` bytes to the
+    /// kernel: count what came from originals, and unpin them.
+    pub fn output_done(&mut self, g: &Gather, sent: usize) {
+        let subst = g.substituted_in(sent);
+        if subst > 0 {
             self.counters.outputs_substituted += 1;
-            self.counters.bytes_substituted += g.substituted as u64;
+            self.counters.bytes_substituted += subst as u64;
         }
-        g
+        self.unpin(&g.pins);
     }
 
     /// The program frees the allocation `[p, p+size)`.

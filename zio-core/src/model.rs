@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use crate::engine::{Cfg, Engine, FreeAction, Mem};
+use crate::engine::{Cfg, Engine, FreeAction, From, Mem};
 use crate::ranges::{page_down, PAGE};
 
 /// Pages of the simulated address space.
@@ -178,10 +178,16 @@ impl World {
         match plan {
             None => self.raw_copy(d, s, n, false),
             Some(p) => {
-                for &(dst, src, len) in &p.real {
-                    self.raw_copy(dst, src, len, p.overlapping);
+                for &(dst, from, len) in &p.real {
+                    match from {
+                        From::Mem(src) => self.raw_copy(dst, src, len, p.overlapping),
+                        From::Bounce(off) => {
+                            for (i, &b) in p.bounce[off..off + len].iter().enumerate() {
+                                self.store(dst + i, b);
+                            }
+                        }
+                    }
                 }
-                self.e.unpin(&p.pins);
                 if let Some((a, len)) = p.record {
                     self.e.input_done(a, len);
                 }
@@ -207,7 +213,7 @@ impl World {
                 out.push(self.load(addr + i));
             }
         }
-        self.e.unpin(&g.pins);
+        self.e.output_done(&g, n);
         assert_eq!(out.len(), n);
         out
     }
