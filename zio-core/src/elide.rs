@@ -9,7 +9,7 @@
 //! above the size threshold or when something is tracked; the pass-through
 //! path never gets here.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, From, Gather, Mem};
 use crate::lock::Lock;
@@ -86,10 +86,23 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The descriptor the handler thread reads (-1 before the engine starts).
 static HANDLER_FD: AtomicI32 = AtomicI32::new(-1);
 
+/// The smallest copy that may need the engine: the threshold while
+/// something is tracked, `usize::MAX` otherwise. One load and one compare
+/// on the copy hooks' fast path.
+static ELIDE_MIN: AtomicUsize = AtomicUsize::new(usize::MAX);
+
 /// True if copies of `n` bytes may need the engine.
 #[inline(always)]
 pub fn copy_needs_engine(n: usize) -> bool {
-    n >= config::threshold() && TRACKING.load(Ordering::Relaxed)
+    n >= ELIDE_MIN.load(Ordering::Relaxed)
+}
+
+fn set_tracking(on: bool) {
+    TRACKING.store(on, Ordering::Relaxed);
+    ELIDE_MIN.store(
+        if on { config::threshold() } else { usize::MAX },
+        Ordering::Relaxed,
+    );
 }
 
 /// True if an input call of up to `n` bytes may need the engine.
@@ -170,7 +183,7 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
 }
 
 fn publish(e: &Engine<RealMem>) {
-    TRACKING.store(!e.is_idle(), Ordering::Relaxed);
+    set_tracking(!e.is_idle());
 }
 
 /// The fault handler: one blocking read per fault, resolved under the lock.
@@ -483,7 +496,7 @@ pub fn fork_finish(mut g: ForkGuard, child: bool) {
         let old = ENGINE.lock().take();
         drop(old); // closes the parent's userfaultfd descriptor
         HANDLER_FD.store(-1, Ordering::Relaxed);
-        TRACKING.store(false, Ordering::Relaxed);
+        set_tracking(false);
         vma::reset_after_fork();
     } else {
         drop(g.guard.take());
