@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod redis;
+
 /// Root of the workspace.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -139,6 +141,30 @@ impl Stats {
     }
 }
 
+/// An engine counter from zio's summaries (lines `zio[pid]   <name>
+/// <value>`), summed over every process that printed one; 0 if none did.
+pub fn counter(log: &str, name: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[0].starts_with("zio[") && f[1] == name)
+                .then(|| f[2].parse::<u64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// The engine counter lines of a log (for failure messages).
+pub fn engine_block(log: &str) -> String {
+    log.lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 3 && f[0].starts_with("zio[") && f[2].parse::<u64>().is_ok()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The result of running a program.
 pub struct Run {
     /// Its exit status, stdout and stderr.
@@ -158,6 +184,27 @@ impl Run {
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
+    /// An engine counter of this run (see [`counter`]).
+    pub fn counter(&self, name: &str) -> u64 {
+        counter(&self.log, name)
+    }
+
+    /// Asserts every `(counter, at least)` pair, listing all shortfalls at
+    /// once with the engine's counters.
+    pub fn assert_counters(&self, what: &str, mins: &[(&str, u64)]) {
+        let bad: Vec<String> = mins
+            .iter()
+            .filter(|(name, min)| self.counter(name) < *min)
+            .map(|(name, min)| format!("{name} = {} (expected >= {min})", self.counter(name)))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{what}: zio did not do what was expected:\n{}\nengine counters:\n{}",
+            bad.join("\n"),
+            engine_block(&self.log)
+        );
+    }
+
     /// Panics with the program's stderr unless it exited with status 0.
     pub fn assert_success(&self, what: &str) -> &Run {
         assert!(

@@ -16,48 +16,6 @@ use zio_integration::{compile_c, differential, run, Run, TempDir};
 const MIB: u64 = 1 << 20;
 const PAGE: u64 = 4096;
 
-/// An engine counter (`zio[pid]   <name> <value>` lines of the summary),
-/// summed over every process that printed one.
-fn counter(run: &Run, name: &str) -> u64 {
-    run.log
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3 && f[1] == name)
-                .then(|| f[2].parse::<u64>().ok())
-                .flatten()
-        })
-        .sum()
-}
-
-/// The engine counter block of a run (for failure messages and
-/// `--nocapture`).
-fn engine_block(run: &Run) -> String {
-    run.log
-        .lines()
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() == 3 && f[2].parse::<u64>().is_ok()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Asserts every `(counter, at least)` pair, listing all failures at once.
-fn assert_at_least(run: &Run, what: &str, mins: &[(&str, u64)]) {
-    let bad: Vec<String> = mins
-        .iter()
-        .filter(|(name, min)| counter(run, name) < *min)
-        .map(|(name, min)| format!("{name} = {} (expected >= {min})", counter(run, name)))
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "{what}: zio did not elide as expected:\n{}\nengine counters:\n{}",
-        bad.join("\n"),
-        engine_block(run)
-    );
-}
-
 fn chain_cmd(bin: &std::path::Path, dir: &TempDir, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.arg(dir.path()).args(args);
@@ -81,8 +39,7 @@ fn chain_cmd(bin: &std::path::Path, dir: &TempDir, args: &[&str]) -> Command {
 /// A zio that elided nothing fails every line below.
 fn assert_chain_elided(run: &Run, what: &str) {
     assert!(run.stdout().ends_with("done\n"), "{}", run.stdout());
-    assert_at_least(
-        run,
+    run.assert_counters(
         what,
         &[
             ("elided_copies", 100),
@@ -96,12 +53,12 @@ fn assert_chain_elided(run: &Run, what: &str) {
             ("bytes_dropped", 8 * MIB),
         ],
     );
-    let touched = counter(run, "pages_by_fault") * PAGE;
-    let elided = counter(run, "elided_bytes");
+    let touched = run.counter("pages_by_fault") * PAGE;
+    let elided = run.counter("elided_bytes");
     assert!(
         touched * 10 < elided,
         "{what}: most elided pages should never be touched: {touched} of {elided} bytes faulted in\n{}",
-        engine_block(run)
+        zio_integration::engine_block(&run.log)
     );
 }
 
@@ -154,7 +111,7 @@ fn disabled_zio_counts_the_traffic_and_elides_nothing() {
         "pages_by_fault",
     ] {
         assert_eq!(
-            counter(&off, name),
+            off.counter(name),
             0,
             "{name} with ZIO_ENABLE=0\n{}",
             off.log
@@ -182,7 +139,7 @@ fn originals_freed_while_their_copies_live() {
     });
     println!("elide_chain free-early under zio:\n{}", run.log);
     assert_chain_elided(&run, "elide_chain free-early");
-    assert_at_least(&run, "elide_chain free-early", &[("quarantined_total", 1)]);
+    run.assert_counters("elide_chain free-early", &[("quarantined_total", 1)]);
 }
 
 /// The smallest sequence that hangs zio (see elide_chain.c,
@@ -201,8 +158,7 @@ fn freeing_a_quarantined_neighbour_inside_a_pinned_copy() {
         chain_cmd(&bin, &dir, &["repro-pinned-free"])
     });
     assert!(run.stdout().ends_with("done\n"), "{}", run.stdout());
-    assert_at_least(
-        &run,
+    run.assert_counters(
         "repro-pinned-free",
         &[("elided_copies", 3), ("quarantined_total", 1)],
     );
@@ -229,8 +185,7 @@ fn quarantine_over_budget_releases_originals() {
             c
         });
         assert!(run.stdout().ends_with("done\n"), "{}", run.stdout());
-        assert_at_least(
-            &run,
+        run.assert_counters(
             &what,
             &[
                 ("elided_copies", rounds),
@@ -266,8 +221,7 @@ fn fork_materializes_every_elided_copy_first() {
     );
     // 12 copies of 1 MiB made before the fork (255-256 pages each), one
     // after it in the parent (256 pages, all touched).
-    assert_at_least(
-        &run,
+    run.assert_counters(
         "elide_fork",
         &[
             ("elided_copies", 13),
@@ -278,11 +232,11 @@ fn fork_materializes_every_elided_copy_first() {
     );
     // Every elided page was materialized, by the fork or by a touch after
     // it: none was left for the child to read as zeros.
-    let elided_pages = counter(&run, "elided_bytes") / PAGE;
-    let materialized = counter(&run, "pages_by_fork") + counter(&run, "pages_by_fault");
+    let elided_pages = run.counter("elided_bytes") / PAGE;
+    let materialized = run.counter("pages_by_fork") + run.counter("pages_by_fault");
     assert!(
         materialized >= elided_pages,
         "{materialized} pages materialized of {elided_pages} elided\n{}",
-        engine_block(&run)
+        zio_integration::engine_block(&run.log)
     );
 }

@@ -23,14 +23,7 @@ fn fork_after_elision_with_an_atfork_handler_copying_io_data() {
     });
     let out = run.stdout();
     assert!(out.contains("child 0") && out.contains("parent 0"), "{out}");
-    let elided: u64 = run
-        .log
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3 && f[1] == "elided_copies").then(|| f[2].parse::<u64>().unwrap_or(0))
-        })
-        .sum();
+    let elided = run.counter("elided_copies");
     assert!(
         elided >= 1,
         "the copy before fork must have been elided:\n{}",

@@ -7,16 +7,7 @@
 
 use std::process::Command;
 
-use zio_integration::{compile_c, differential, pattern, TempDir};
-
-fn counter(log: &str, name: &str) -> u64 {
-    log.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3 && f[1] == name).then(|| f[2].parse::<u64>().unwrap_or(0))
-        })
-        .sum()
-}
+use zio_integration::{compile_c, counter, differential, pattern, TempDir};
 
 #[test]
 fn unmapping_moving_and_discarding_tracked_memory() {

@@ -4,13 +4,10 @@
 //! transcripts must equal what was written, and zio's counters must show the
 //! server's reads, writes and copies went through the hooks.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use zio_integration::{collect_logs, free_port, pattern, with_zio, Stats, TempDir};
+use zio_integration::redis::{bulk, command, require, Server};
+use zio_integration::{collect_logs, pattern, Stats, TempDir};
 
 const SIZES: &[usize] = &[
     1,
@@ -22,125 +19,6 @@ const SIZES: &[usize] = &[
     3 << 20,
 ];
 const KEYS: usize = 21;
-
-fn require(cmd: &str) {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{cmd} is not installed: run `bash scripts/deps.sh` (make test does)"
-    );
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path, zio: bool) -> Server {
-        require("redis-server");
-        let port = free_port();
-        let mut c = Command::new("redis-server");
-        c.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--protected-mode", "no", "--loglevel", "warning"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if zio {
-            with_zio(&mut c, dir);
-        } else {
-            c.env_remove("LD_PRELOAD");
-        }
-        let child = c.spawn().expect("redis-server");
-        let mut s = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = s.connect() {
-                if command(&mut conn, &[b"PING"]) == b"+PONG\r\n" {
-                    return s;
-                }
-            }
-            if let Ok(Some(st)) = s.child.try_wait() {
-                panic!("redis-server exited at start: {st}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn connect(&self) -> std::io::Result<BufReader<TcpStream>> {
-        let s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(BufReader::new(s))
-    }
-
-    /// SHUTDOWN NOSAVE and wait (bounded) for a clean exit, so zio's
-    /// summary is written.
-    fn stop(mut self) {
-        if let Ok(mut conn) = self.connect() {
-            let _ = send(&mut conn, &[b"SHUTDOWN", b"NOSAVE"]);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                assert!(st.success(), "redis-server exited with {st}");
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("redis-server did not stop within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn send(conn: &mut BufReader<TcpStream>, args: &[&[u8]]) -> std::io::Result<()> {
-    let mut req = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        req.extend_from_slice(a);
-        req.extend_from_slice(b"\r\n");
-    }
-    conn.get_mut().write_all(&req)
-}
-
-/// Sends a command and returns its raw reply (simple, integer or bulk).
-fn command(conn: &mut BufReader<TcpStream>, args: &[&[u8]]) -> Vec<u8> {
-    send(conn, args).unwrap();
-    let mut line = Vec::new();
-    conn.read_until(b'\n', &mut line).unwrap();
-    if line.first() == Some(&b'$') {
-        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
-            .unwrap()
-            .parse()
-            .unwrap();
-        if n >= 0 {
-            let mut body = vec![0u8; n as usize + 2];
-            conn.read_exact(&mut body).unwrap();
-            line.extend_from_slice(&body);
-        }
-    }
-    line
-}
-
-fn bulk(v: &[u8]) -> Vec<u8> {
-    let mut r = format!("${}\r\n", v.len()).into_bytes();
-    r.extend_from_slice(v);
-    r.extend_from_slice(b"\r\n");
-    r
-}
 
 /// The verifying client: every reply is compared with what it must be.
 /// Returns the transcript of replies and the bytes of values sent and read.
@@ -198,12 +76,12 @@ fn benchmark(server: &Server) {
 #[test]
 fn redis_under_zio_serves_every_byte_and_its_io_goes_through_the_hooks() {
     let plain_dir = TempDir::new("redis-plain");
-    let plain = Server::start(plain_dir.path(), false);
+    let plain = Server::start(plain_dir.path(), false, &["--appendonly", "no"]);
     let (plain_transcript, _, _) = session(&plain);
     plain.stop();
 
     let dir = TempDir::new("redis-zio");
-    let server = Server::start(dir.path(), true);
+    let server = Server::start(dir.path(), true, &["--appendonly", "no"]);
     benchmark(&server);
     let (transcript, sent, got) = session(&server);
     server.stop();

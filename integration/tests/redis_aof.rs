@@ -7,13 +7,12 @@
 //! server's IO and copies went through the engine.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use zio_integration::{collect_logs, free_port, pattern, with_zio, Stats, TempDir};
+use zio_integration::redis::{bulk, command, resp, Server};
+use zio_integration::{collect_logs, counter, pattern, Stats, TempDir};
 
 const SIZES: &[usize] = &[
     1,
@@ -27,146 +26,6 @@ const SIZES: &[usize] = &[
     2 << 20,
     3 << 20,
 ];
-
-fn require(cmd: &str) {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{cmd} is not installed: run `bash scripts/deps.sh` (make test does)"
-    );
-}
-
-/// A running redis-server; killed on drop unless stopped cleanly.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, zio: bool) -> Server {
-        require("redis-server");
-        let port = free_port();
-        let mut c = Command::new("redis-server");
-        c.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--daemonize", "no"])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .args(["--appenddirname", "appendonlydir"])
-            .args(["--protected-mode", "no", "--loglevel", "warning"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if zio {
-            with_zio(&mut c, dir);
-        } else {
-            c.env_remove("LD_PRELOAD");
-        }
-        let child = c.spawn().expect("redis-server");
-        let mut s = Server {
-            child: Some(child),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = s.connect() {
-                if command(&mut conn, &[b"PING"]) == b"+PONG\r\n" {
-                    return s;
-                }
-            }
-            if let Ok(Some(st)) = s.child.as_mut().unwrap().try_wait() {
-                panic!("redis-server exited at start: {st}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn connect(&self) -> std::io::Result<BufReader<TcpStream>> {
-        let s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.set_write_timeout(Some(Duration::from_secs(30)))?;
-        Ok(BufReader::new(s))
-    }
-
-    /// SHUTDOWN NOSAVE and wait (bounded) for a clean exit, so that the AOF
-    /// is complete and zio's summary is written.
-    fn stop(mut self) {
-        if let Ok(mut conn) = self.connect() {
-            let _ = send(&mut conn, &[b"SHUTDOWN", b"NOSAVE"]);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut child = self.child.take().unwrap();
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                assert!(st.success(), "redis-server exited with {st}");
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("redis-server did not stop within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut req = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        req.extend_from_slice(a);
-        req.extend_from_slice(b"\r\n");
-    }
-    req
-}
-
-fn send(conn: &mut BufReader<TcpStream>, args: &[&[u8]]) -> std::io::Result<()> {
-    conn.get_mut().write_all(&resp(args))
-}
-
-/// Sends a command and returns its raw reply (simple, integer or bulk).
-fn command(conn: &mut BufReader<TcpStream>, args: &[&[u8]]) -> Vec<u8> {
-    send(conn, args).unwrap();
-    let mut line = Vec::new();
-    conn.read_until(b'\n', &mut line).unwrap();
-    if line.first() == Some(&b'$') {
-        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
-            .unwrap()
-            .parse()
-            .unwrap();
-        if n >= 0 {
-            let mut body = vec![0u8; n as usize + 2];
-            conn.read_exact(&mut body).unwrap();
-            line.extend_from_slice(&body);
-        }
-    }
-    line
-}
-
-fn bulk(v: &[u8]) -> Vec<u8> {
-    let mut r = format!("${}\r\n", v.len()).into_bytes();
-    r.extend_from_slice(v);
-    r.extend_from_slice(b"\r\n");
-    r
-}
 
 fn int(n: usize) -> Vec<u8> {
     format!(":{n}\r\n").into_bytes()
@@ -299,29 +158,38 @@ fn incr_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-/// An engine counter from zio's summaries (`zio[pid]   <name> <value>`),
-/// summed over processes; 0 if no process printed it.
-fn counter(log: &str, name: &str) -> u64 {
-    log.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3 && f[0].starts_with("zio[") && f[1] == name)
-                .then(|| f[2].parse::<u64>().ok())
-                .flatten()
-        })
-        .sum()
-}
-
 #[test]
 fn redis_appendonly_file_is_identical_under_zio() {
     let plain_dir = TempDir::new("redis-aof-plain");
-    let plain = Server::start(plain_dir.path(), false);
+    let plain = Server::start(
+        plain_dir.path(),
+        false,
+        &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--appenddirname",
+            "appendonlydir",
+        ],
+    );
     let p = session(&plain);
     plain.stop();
     let plain_aof = incr_files(plain_dir.path());
 
     let dir = TempDir::new("redis-aof-zio");
-    let server = Server::start(dir.path(), true);
+    let server = Server::start(
+        dir.path(),
+        true,
+        &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--appenddirname",
+            "appendonlydir",
+        ],
+    );
     let z = session(&server);
     server.stop();
     let aof = incr_files(dir.path());

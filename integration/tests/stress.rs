@@ -18,33 +18,9 @@
 use std::process::Command;
 use std::time::Instant;
 
-use zio_integration::{compile_c, differential, Run, TempDir};
+use zio_integration::{compile_c, differential, TempDir};
 
 const MIB: u64 = 1 << 20;
-
-/// An engine counter from zio's summaries (`zio[pid]   <name> <value>`),
-/// summed over processes; 0 if no process printed it.
-fn counter(log: &str, name: &str) -> u64 {
-    log.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3 && f[0].starts_with("zio[") && f[1] == name)
-                .then(|| f[2].parse::<u64>().ok())
-                .flatten()
-        })
-        .sum()
-}
-
-/// Asserts `counter(name) >= min`, showing the whole log otherwise.
-fn at_least(run: &Run, what: &str, name: &str, min: u64) -> u64 {
-    let v = counter(&run.log, name);
-    assert!(
-        v >= min,
-        "{what}: {name} = {v}, expected at least {min}\nzio log:\n{}",
-        run.log
-    );
-    v
-}
 
 #[test]
 fn eight_threads_copying_io_data_at_once_keep_every_byte() {
@@ -76,38 +52,38 @@ fn eight_threads_copying_io_data_at_once_keep_every_byte() {
 
         // About 1.8 GiB of copies are elidable; a zio that elides nothing
         // fails every line below.
-        at_least(&run, &what, "elided_copies", 1000);
-        at_least(&run, &what, "elided_bytes", 256 * MIB);
-        at_least(&run, &what, "outputs_substituted", 100);
-        at_least(&run, &what, "bytes_substituted", 64 * MIB);
+        run.assert_counters(&what, &[("elided_copies", 1000)]);
+        run.assert_counters(&what, &[("elided_bytes", 256 * MIB)]);
+        run.assert_counters(&what, &[("outputs_substituted", 100)]);
+        run.assert_counters(&what, &[("bytes_substituted", 64 * MIB)]);
         // Touched copies were filled by the handler; changed originals were
         // write-protected and their dependents rebuilt first.
-        at_least(&run, &what, "faults_missing", 1);
-        at_least(&run, &what, "faults_wp", 1);
-        at_least(&run, &what, "pages_by_write", 1);
+        run.assert_counters(&what, &[("faults_missing", 1)]);
+        run.assert_counters(&what, &[("faults_wp", 1)]);
+        run.assert_counters(&what, &[("pages_by_write", 1)]);
         // Each thread frees its input buffers while copies still depend on
         // them.
-        at_least(&run, &what, "quarantined_total", 1);
+        run.assert_counters(&what, &[("quarantined_total", 1)]);
         eprintln!(
             "{what}: {:.2} s; elided_copies {} elided_bytes {} faults_missing {} faults_zero {} \
              faults_wp {} pages_by_fault {} pages_by_write {} outputs_substituted {} \
              bytes_substituted {} bytes_dropped {} live_records {} quarantined_total {} \
              policy_skips {} refused {}",
             t.elapsed().as_secs_f64(),
-            counter(&run.log, "elided_copies"),
-            counter(&run.log, "elided_bytes"),
-            counter(&run.log, "faults_missing"),
-            counter(&run.log, "faults_zero"),
-            counter(&run.log, "faults_wp"),
-            counter(&run.log, "pages_by_fault"),
-            counter(&run.log, "pages_by_write"),
-            counter(&run.log, "outputs_substituted"),
-            counter(&run.log, "bytes_substituted"),
-            counter(&run.log, "bytes_dropped"),
-            counter(&run.log, "live_records"),
-            counter(&run.log, "quarantined_total"),
-            counter(&run.log, "policy_skips"),
-            counter(&run.log, "refused"),
+            run.counter("elided_copies"),
+            run.counter("elided_bytes"),
+            run.counter("faults_missing"),
+            run.counter("faults_zero"),
+            run.counter("faults_wp"),
+            run.counter("pages_by_fault"),
+            run.counter("pages_by_write"),
+            run.counter("outputs_substituted"),
+            run.counter("bytes_substituted"),
+            run.counter("bytes_dropped"),
+            run.counter("live_records"),
+            run.counter("quarantined_total"),
+            run.counter("policy_skips"),
+            run.counter("refused"),
         );
     }
 }
@@ -135,19 +111,19 @@ fn eight_threads_overflowing_a_small_quarantine_keep_every_byte() {
         out.contains("unchanged") && out.contains("shared_dst=ok\n"),
         "{what}: a shared buffer went wrong\n{out}"
     );
-    at_least(&run, what, "elided_bytes", 256 * MIB);
-    at_least(&run, what, "bytes_substituted", 64 * MIB);
-    at_least(&run, what, "quarantined_total", 1);
+    run.assert_counters(what, &[("elided_bytes", 256 * MIB)]);
+    run.assert_counters(what, &[("bytes_substituted", 64 * MIB)]);
+    run.assert_counters(what, &[("quarantined_total", 1)]);
     // Over budget: dependents of the oldest quarantined buffers rebuilt.
-    at_least(&run, what, "pages_by_gc", 1);
+    run.assert_counters(what, &[("pages_by_gc", 1)]);
     eprintln!(
         "{what}: elided_bytes {} bytes_substituted {} quarantined_total {} pages_by_gc {} \
          pages_by_write {}",
-        counter(&run.log, "elided_bytes"),
-        counter(&run.log, "bytes_substituted"),
-        counter(&run.log, "quarantined_total"),
-        counter(&run.log, "pages_by_gc"),
-        counter(&run.log, "pages_by_write"),
+        run.counter("elided_bytes"),
+        run.counter("bytes_substituted"),
+        run.counter("quarantined_total"),
+        run.counter("pages_by_gc"),
+        run.counter("pages_by_write"),
     );
 }
 
@@ -172,23 +148,23 @@ fn nonblocking_writer_sees_the_same_partial_writes_and_eagain() {
         // The 8 MiB stream was copied (elided) chunk by chunk and went out
         // from the originals; a partially written chunk is offered again,
         // so the bytes substituted count at least the stream's elided part.
-        at_least(&run, &what, "elided_bytes", 7 * MIB);
-        at_least(&run, &what, "outputs_substituted", 16);
+        run.assert_counters(&what, &[("elided_bytes", 7 * MIB)]);
+        run.assert_counters(&what, &[("outputs_substituted", 16)]);
         // Counted as the kernel accepts them: the rest of a chunk that goes
         // out after the program changes its input is sent from pages
         // materialized by that change, not from the original.
-        at_least(&run, &what, "bytes_substituted", 4 * MIB);
+        run.assert_counters(&what, &[("bytes_substituted", 4 * MIB)]);
         // The input changed while its copy was half sent.
-        at_least(&run, &what, "faults_wp", 1);
+        run.assert_counters(&what, &[("faults_wp", 1)]);
         eprintln!(
             "{what}: elided_bytes {} outputs_substituted {} bytes_substituted {} faults_wp {} \
              pages_by_write {} faults_missing {}",
-            counter(&run.log, "elided_bytes"),
-            counter(&run.log, "outputs_substituted"),
-            counter(&run.log, "bytes_substituted"),
-            counter(&run.log, "faults_wp"),
-            counter(&run.log, "pages_by_write"),
-            counter(&run.log, "faults_missing"),
+            run.counter("elided_bytes"),
+            run.counter("outputs_substituted"),
+            run.counter("bytes_substituted"),
+            run.counter("faults_wp"),
+            run.counter("pages_by_write"),
+            run.counter("faults_missing"),
         );
     }
 }
