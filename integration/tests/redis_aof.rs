@@ -158,38 +158,26 @@ fn incr_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// Append-only file on, flushed at every write.
+const AOF: &[&str] = &[
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--appenddirname",
+    "appendonlydir",
+];
+
 #[test]
 fn redis_appendonly_file_is_identical_under_zio() {
     let plain_dir = TempDir::new("redis-aof-plain");
-    let plain = Server::start(
-        plain_dir.path(),
-        false,
-        &[
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--appenddirname",
-            "appendonlydir",
-        ],
-    );
+    let plain = Server::start(plain_dir.path(), false, AOF);
     let p = session(&plain);
     plain.stop();
     let plain_aof = incr_files(plain_dir.path());
 
     let dir = TempDir::new("redis-aof-zio");
-    let server = Server::start(
-        dir.path(),
-        true,
-        &[
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--appenddirname",
-            "appendonlydir",
-        ],
-    );
+    let server = Server::start(dir.path(), true, AOF);
     let z = session(&server);
     server.stop();
     let aof = incr_files(dir.path());
