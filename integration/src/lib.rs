@@ -189,6 +189,15 @@ impl Run {
         counter(&self.log, name)
     }
 
+    /// Bytes of elided copies that zio preserved before their original
+    /// changed or was released: backed up once (`bytes_backed_up`), or
+    /// rebuilt page by page when the backup budget was spent (`pages_by_write`
+    /// and `pages_by_gc`).
+    pub fn preserved_bytes(&self) -> u64 {
+        self.counter("bytes_backed_up")
+            + 4096 * (self.counter("pages_by_write") + self.counter("pages_by_gc"))
+    }
+
     /// Asserts every `(counter, at least)` pair, listing all shortfalls at
     /// once with the engine's counters.
     pub fn assert_counters(&self, what: &str, mins: &[(&str, u64)]) {

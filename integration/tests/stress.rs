@@ -57,10 +57,10 @@ fn eight_threads_copying_io_data_at_once_keep_every_byte() {
         run.assert_counters(&what, &[("outputs_substituted", 100)]);
         run.assert_counters(&what, &[("bytes_substituted", 64 * MIB)]);
         // Touched copies were filled by the handler; changed originals were
-        // write-protected and their dependents rebuilt first.
+        // write-protected and their dependents' bytes preserved first.
         run.assert_counters(&what, &[("faults_missing", 1)]);
         run.assert_counters(&what, &[("faults_wp", 1)]);
-        run.assert_counters(&what, &[("pages_by_write", 1)]);
+        assert!(run.preserved_bytes() > 0, "{what}: nothing preserved");
         // Each thread frees its input buffers while copies still depend on
         // them.
         run.assert_counters(&what, &[("quarantined_total", 1)]);
@@ -114,8 +114,9 @@ fn eight_threads_overflowing_a_small_quarantine_keep_every_byte() {
     run.assert_counters(what, &[("elided_bytes", 256 * MIB)]);
     run.assert_counters(what, &[("bytes_substituted", 64 * MIB)]);
     run.assert_counters(what, &[("quarantined_total", 1)]);
-    // Over budget: dependents of the oldest quarantined buffers rebuilt.
-    run.assert_counters(what, &[("pages_by_gc", 1)]);
+    // Over budget: the oldest quarantined buffers' dependents preserved
+    // (backed up, or rebuilt once the backup budget is spent too).
+    assert!(run.preserved_bytes() > 0, "{what}: nothing preserved");
     eprintln!(
         "{what}: elided_bytes {} bytes_substituted {} quarantined_total {} pages_by_gc {} \
          pages_by_write {}",

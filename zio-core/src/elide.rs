@@ -20,7 +20,15 @@ use crate::{config, heap, log::Level, real, thread, vma, zio_log};
 /// The process memory, through userfaultfd.
 pub struct RealMem {
     uffd: Uffd,
+    /// Backup mappings no longer in use, by length, kept for reuse: a
+    /// server backing up the same buffer size on every request then maps
+    /// nothing (and its pages stay populated).
+    spare: std::collections::BTreeMap<usize, Vec<usize>>,
+    spare_bytes: usize,
 }
+
+/// Spare backup memory kept mapped for reuse, at most.
+const SPARE_MAX: usize = 64 << 20;
 
 impl Mem for RealMem {
     fn read(&self, addr: usize, out: &mut [u8]) {
@@ -62,6 +70,48 @@ impl Mem for RealMem {
                 "UFFDIO_ZEROPAGE at {page:#x} failed: {}",
                 uffd::errno_name(e)
             );
+        }
+    }
+
+    fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
+        let size = page_up(len);
+        let addr = match self.spare.get_mut(&size).and_then(Vec::pop) {
+            Some(a) => {
+                self.spare_bytes -= size;
+                a
+            }
+            None => {
+                // SAFETY: a fresh private anonymous mapping; zio owns it.
+                let p = unsafe {
+                    libc::mmap(
+                        core::ptr::null_mut(),
+                        size,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
+                if p == libc::MAP_FAILED {
+                    return None;
+                }
+                p as usize
+            }
+        };
+        // SAFETY: `src` is an original (present); `addr` is ours, `size` >=
+        // `len` bytes, and the two cannot overlap.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, addr as *mut u8, len) };
+        Some(addr)
+    }
+
+    fn backup_release(&mut self, addr: usize, len: usize) {
+        let size = page_up(len);
+        if self.spare_bytes + size <= SPARE_MAX {
+            self.spare.entry(size).or_default().push(addr);
+            self.spare_bytes += size;
+        } else {
+            // SAFETY: a whole backup mapping that nothing points into now.
+            unsafe { libc::munmap(addr as *mut libc::c_void, size) };
         }
     }
 
@@ -178,7 +228,12 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
         ACTIVE.store(false, Ordering::Relaxed);
         return false;
     }
-    *slot = Some(Engine::new(RealMem { uffd: u }, cfg()));
+    let mem = RealMem {
+        uffd: u,
+        spare: Default::default(),
+        spare_bytes: 0,
+    };
+    *slot = Some(Engine::new(mem, cfg()));
     true
 }
 

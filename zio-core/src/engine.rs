@@ -35,6 +35,11 @@ pub trait Mem {
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;
     /// The program unmapped `[a, a+len)`: forget what is known about it.
     fn forget(&mut self, _a: usize, _len: usize) {}
+    /// Copies the `len` bytes at `src` (present memory) into memory zio
+    /// owns and returns its address; `None` if none can be had.
+    fn backup(&mut self, src: usize, len: usize) -> Option<usize>;
+    /// Gives back a backup's memory.
+    fn backup_release(&mut self, addr: usize, len: usize);
 }
 
 /// Tunables, from the options.
@@ -117,6 +122,11 @@ pub struct Counters {
     pub refused: u64,
     /// Ranges registered with userfaultfd (each may add VMAs).
     pub registrations: u64,
+    /// Bytes of originals backed up before the program changed them (one
+    /// copy for all their dependents, instead of one page each).
+    pub bytes_backed_up: u64,
+    /// Bytes in live backups now.
+    pub backup_bytes: u64,
 }
 
 /// Where a real copy of a plan takes its bytes from.
@@ -447,6 +457,13 @@ impl<M: Mem> Engine<M> {
         if o.busy() {
             return;
         }
+        if o.backup {
+            let (start, len) = (o.start, o.len);
+            self.t.trim_originals(start, start + len);
+            self.mem.backup_release(start, len);
+            self.counters.backup_bytes -= len as u64;
+            return;
+        }
         let (a, b) = (page_down(o.start), page_up(o.end()));
         let q = o.quarantined;
         self.unprotect_idle(a, b);
@@ -514,14 +531,26 @@ impl<M: Mem> Engine<M> {
                 continue;
             };
             busy |= o.pins > 0;
-            let deps: Vec<usize> = o.deps.to_vec();
+            let (lo, hi) = (o.start.max(pa), o.end().min(pb));
+            let deps: Vec<usize> = o
+                .deps
+                .iter()
+                .copied()
+                .filter(|k| {
+                    let p = self.t.piece(*k).unwrap();
+                    overlaps(p.src, p.src + p.len, lo, hi)
+                })
+                .collect();
+            if deps.is_empty() || self.back_up(id, lo, hi, &deps) {
+                continue;
+            }
             for k in deps {
                 let Some(p) = self.t.piece(k).copied() else {
                     continue;
                 };
-                let (lo, hi) = (p.src.max(pa), (p.src + p.len).min(pb));
-                if lo < hi {
-                    let (d0, d1) = (k + (lo - p.src), k + (hi - p.src));
+                let (s0, s1) = (p.src.max(pa), (p.src + p.len).min(pb));
+                if s0 < s1 {
+                    let (d0, d1) = (k + (s0 - p.src), k + (s1 - p.src));
                     self.materialize_range(d0, d1, cause);
                 }
             }
@@ -531,6 +560,47 @@ impl<M: Mem> Engine<M> {
         }
         self.unprotect_range(pa, pb);
         Ok(())
+    }
+
+    /// Before `[lo, hi)` of original `id` changes: copy those bytes once
+    /// into a backup and point the dependents `deps` there, instead of
+    /// rebuilding every dependent page (one copy for any number of copies of
+    /// the data; the dependents stay unmapped). False, changing nothing, if
+    /// the backup budget (`ZIO_QUARANTINE`) is spent or no memory is had.
+    fn back_up(&mut self, id: OrigId, lo: usize, hi: usize, deps: &[usize]) -> bool {
+        let len = hi - lo;
+        if self.counters.backup_bytes + len as u64 > self.cfg.quarantine as u64 {
+            return false;
+        }
+        let Some(addr) = self.mem.backup(lo, len) else {
+            return false;
+        };
+        let now = self.tick();
+        let bid = self.t.add_original(addr, len, now);
+        self.t.orig_mut(bid).backup = true;
+        for &k in deps {
+            let Some(p) = self.t.piece(k).copied() else {
+                continue;
+            };
+            let (s0, s1) = (p.src.max(lo), (p.src + p.len).min(hi));
+            if s0 >= s1 {
+                continue;
+            }
+            let (d0, d1) = (k + (s0 - p.src), k + (s1 - p.src));
+            self.t.cut_piece(k, d0, d1);
+            let moved = Piece {
+                len: d1 - d0,
+                src: addr + (s0 - lo),
+                orig: bid,
+                ..p
+            };
+            self.t.insert_piece(d0, moved);
+        }
+        self.counters.bytes_backed_up += len as u64;
+        self.counters.backup_bytes += len as u64;
+        self.orig_changed(id);
+        self.orig_changed(bid); // nothing pointed there after all: release
+        true
     }
 
     fn unprotect_range(&mut self, pa: usize, pb: usize) {
@@ -750,6 +820,8 @@ impl<M: Mem> Engine<M> {
             for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
                 let (lo, hi) = match src {
                     Src::Orig(_) => (a.max(sa), b.min(sb)),
+                    // Backups are zio's own memory: nothing else writes them.
+                    Src::Piece { orig, .. } if self.t.orig(orig).backup => continue,
                     Src::Piece { addr, .. } => {
                         let lo = a.max(sa);
                         (addr + (lo - a), addr + (b.min(sb) - a))
@@ -1067,8 +1139,11 @@ impl<M: Mem> Engine<M> {
     /// Checks internal invariants (tests).
     pub fn check(&self) {
         self.t.check();
-        // Every piece's source bytes are write-protected.
+        // Every piece's source bytes are write-protected (or a backup).
         for (k, p) in self.t.pieces() {
+            if self.t.orig(p.orig).backup {
+                continue;
+            }
             assert!(
                 self.wp.covers(page_down(p.src), page_up(p.src + p.len)),
                 "source of piece {k:#x} is not protected"

@@ -24,6 +24,9 @@ const PAGES: usize = 96;
 const BASE: usize = 0x10_0000;
 /// Pages [SHARED_FROM, PAGES) behave like shared memory: elision refused.
 const SHARED_FROM: usize = 88;
+/// Pages after the program's, where zio's backups live (out of the
+/// program's reach: never touched, checked or freed by it).
+const BACKUP_PAGES: usize = 64;
 
 #[derive(Clone)]
 struct SimPage {
@@ -36,6 +39,8 @@ struct SimPage {
 struct Sim {
     pages: Vec<SimPage>,
     registered: Vec<bool>,
+    /// Backup pages in use.
+    backup_used: Vec<bool>,
 }
 
 impl Sim {
@@ -47,9 +52,10 @@ impl Sim {
                     present: true,
                     wp: false
                 };
-                PAGES
+                PAGES + BACKUP_PAGES
             ],
             registered: vec![false; PAGES],
+            backup_used: vec![false; BACKUP_PAGES],
         }
     }
     fn idx(addr: usize) -> usize {
@@ -92,6 +98,40 @@ impl Mem for Sim {
         assert!(!p.present);
         p.data.iter_mut().for_each(|b| *b = 0);
         p.present = true;
+    }
+    fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
+        let n = len.div_ceil(PAGE);
+        let first = (0..=BACKUP_PAGES.checked_sub(n)?)
+            .find(|&i| self.backup_used[i..i + n].iter().all(|u| !u))?;
+        self.backup_used[first..first + n]
+            .iter_mut()
+            .for_each(|u| *u = true);
+        let addr = BASE + (PAGES + first) * PAGE;
+        let mut bytes = vec![0; len];
+        self.read(src, &mut bytes);
+        for (i, b) in bytes.into_iter().enumerate() {
+            let a = addr + i;
+            self.pages[Self::idx(a)].data[a % PAGE] = b;
+        }
+        Some(addr)
+    }
+    fn backup_release(&mut self, addr: usize, len: usize) {
+        let first = Self::idx(addr) - PAGES;
+        let n = len.div_ceil(PAGE);
+        assert!(
+            self.backup_used[first..first + n].iter().all(|&u| u),
+            "release of a free backup"
+        );
+        self.backup_used[first..first + n]
+            .iter_mut()
+            .for_each(|u| *u = false);
+        for i in first..first + n {
+            // Poison: a piece still pointing here would show up as wrong bytes.
+            self.pages[PAGES + i]
+                .data
+                .iter_mut()
+                .for_each(|b| *b = 0xBB);
+        }
     }
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
         for i in Self::idx(a)..Self::idx(a + len - 1) + 1 {
@@ -597,4 +637,35 @@ fn quarantine_release_with_two_originals_in_one_allocation() {
             quarantine: 0,
         },
     );
+}
+
+/// A reused input buffer: the next input into the original backs its bytes
+/// up once for all its copies instead of rebuilding every copy's pages, and
+/// the copies, still unmapped, go out with the old bytes.
+#[test]
+fn reused_input_buffer_is_backed_up_not_materialized() {
+    let mut w = World::new(small_cfg());
+    let cfg = Cfg {
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    };
+    w.e.cfg = cfg;
+    w.input(BASE, &vec![1u8; 8 * PAGE]);
+    for i in 1..4 {
+        w.copy(BASE + i * 10 * PAGE, BASE, 8 * PAGE, 1);
+    }
+    w.input(BASE, &vec![2u8; 8 * PAGE]);
+    assert_eq!(w.e.counters.materialized, [0; 5], "{:?}", w.e.counters);
+    assert_eq!(w.e.counters.bytes_backed_up, 8 * PAGE as u64);
+    for i in 1..4 {
+        let out = w.output(BASE + i * 10 * PAGE, 8 * PAGE);
+        assert!(out.iter().all(|&b| b == 1), "copy {i} lost its bytes");
+    }
+    assert!(w.e.counters.bytes_substituted >= 24 * PAGE as u64);
+    // Overwriting the copies releases the backup.
+    for i in 1..4 {
+        w.copy(BASE + i * 10 * PAGE, BASE, 8 * PAGE, 1);
+    }
+    assert_eq!(w.e.counters.backup_bytes, 0);
+    w.check_all();
 }

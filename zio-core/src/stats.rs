@@ -328,7 +328,7 @@ pub fn write_summary(snap: &Snapshot, header: &str) {
 pub fn write_engine_summary(c: &crate::engine::Counters) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    let rows: [(&str, u64); 22] = [
+    let rows: [(&str, u64); 24] = [
         ("elided_copies", c.elided_copies),
         ("elided_bytes", c.elided_bytes),
         ("copied_bytes", c.copied_bytes),
@@ -351,6 +351,8 @@ pub fn write_engine_summary(c: &crate::engine::Counters) {
         ("policy_skips", c.policy_skips),
         ("refused", c.refused),
         ("vmas_registered", c.registrations),
+        ("bytes_backed_up", c.bytes_backed_up),
+        ("backup_bytes", c.backup_bytes),
     ];
     for (name, v) in rows {
         let mut line = Line::new();

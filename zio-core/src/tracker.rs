@@ -54,6 +54,10 @@ pub struct Original {
     pub quarantined: Option<usize>,
     /// Last input (engine clock).
     pub stamp: u64,
+    /// A copy zio made of an original's bytes before the program changed
+    /// them (in memory zio owns; never write-protected, released when its
+    /// last dependent goes).
+    pub backup: bool,
 }
 
 impl Original {
