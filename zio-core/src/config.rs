@@ -136,7 +136,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         min: 0,
         max: TIB,
         flag: "--quarantine",
-        help: "byte budget of freed originals kept alive for their dependents",
+        help: "byte budget of freed originals kept for their dependents, and again of backups of changed originals",
     },
     OptDesc {
         name: "ZIO_GC_MS",
