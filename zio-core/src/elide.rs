@@ -25,10 +25,22 @@ pub struct RealMem {
     /// nothing (and its pages stay populated).
     spare: std::collections::BTreeMap<usize, Vec<usize>>,
     spare_bytes: usize,
+    /// Ranges registered with userfaultfd (each may add VMAs).
+    registrations: u64,
 }
 
 /// Spare backup memory kept mapped for reuse, at most.
 const SPARE_MAX: usize = 64 << 20;
+
+impl RealMem {
+    /// Registers `[a, a+len)` after checking it is private anonymous memory.
+    fn register_checked(&mut self, a: usize, len: usize) -> bool {
+        let ok = vma::classify(a, a + len) == vma::Kind::PrivateAnon
+            && self.uffd.register(a, len).is_ok();
+        self.registrations += u64::from(ok);
+        ok
+    }
+}
 
 impl Mem for RealMem {
     fn read(&self, addr: usize, out: &mut [u8]) {
@@ -38,14 +50,15 @@ impl Mem for RealMem {
     }
 
     fn unmap(&mut self, a: usize, len: usize) -> bool {
-        if vma::classify(a, a + len) != vma::Kind::PrivateAnon {
-            return false;
-        }
-        // Registration is re-asserted every time: the program's allocator may
-        // have unmapped and remapped this range behind zio's back (glibc
-        // frees large chunks with an internal munmap), and an unregistered
-        // page discarded below would silently read back as zeros.
-        if self.uffd.register(a, len).is_err() {
+        // Registration must be certain: the program's allocator may have
+        // unmapped and remapped this range behind zio's back (glibc frees
+        // large chunks with an internal munmap), and an unregistered page
+        // discarded below would silently read back as zeros. A write-protect
+        // call (here a no-op unprotect: the engine released the destination
+        // first) succeeds only on a range registered with this descriptor,
+        // and zio registers only memory it classified as private anonymous:
+        // so success proves both, in one call, with no cache to go stale.
+        if self.uffd.writeprotect(a, len, false).is_err() && !self.register_checked(a, len) {
             return false;
         }
         // SAFETY: private anonymous memory registered for missing faults:
@@ -117,9 +130,10 @@ impl Mem for RealMem {
 
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
         if on {
-            vma::classify(a, a + len) == vma::Kind::PrivateAnon
-                && self.uffd.register(a, len).is_ok()
-                && self.uffd.writeprotect(a, len, true).is_ok()
+            // Already registered (the common case for a reused buffer): one
+            // call. Otherwise check, register, and protect.
+            self.uffd.writeprotect(a, len, true).is_ok()
+                || (self.register_checked(a, len) && self.uffd.writeprotect(a, len, true).is_ok())
         } else {
             // Also wakes writers waiting on these pages.
             let _ = self.uffd.writeprotect(a, len, false);
@@ -232,6 +246,7 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
         uffd: u,
         spare: Default::default(),
         spare_bytes: 0,
+        registrations: 0,
     };
     *slot = Some(Engine::new(mem, cfg()));
     true
@@ -565,7 +580,11 @@ pub fn counters() -> Option<crate::engine::Counters> {
     // mid-call); do not wait for it.
     for _ in 0..1000 {
         if let Some(g) = ENGINE.try_lock() {
-            return g.as_ref().map(|e| e.counters.clone());
+            return g.as_ref().map(|e| {
+                let mut c = e.counters.clone();
+                c.registrations = e.mem.registrations;
+                c
+            });
         }
         yield_now();
     }

@@ -120,7 +120,8 @@ pub struct Counters {
     pub policy_skips: u64,
     /// Elision refused by memory kind (shared, file-backed, registration).
     pub refused: u64,
-    /// Ranges registered with userfaultfd (each may add VMAs).
+    /// Ranges registered with userfaultfd (each may add VMAs); kept by the
+    /// memory backend, filled in when the counters are read.
     pub registrations: u64,
     /// Bytes of originals backed up before the program changed them (one
     /// copy for all their dependents, instead of one page each).
@@ -831,7 +832,6 @@ impl<M: Mem> Engine<M> {
                 let (pa, pb) = (page_down(lo), page_up(hi));
                 for (ga, gb) in gaps(&self.wp, pa, pb) {
                     if self.mem.protect(ga, gb - ga, true) {
-                        self.counters.registrations += 1;
                         self.wp.insert(ga, gb);
                     } else {
                         protected = false;
@@ -842,7 +842,6 @@ impl<M: Mem> Engine<M> {
                 self.counters.refused += 1;
                 continue;
             }
-            self.counters.registrations += 1;
             for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
                 let (lo, hi) = (a.max(sa), b.min(sb));
                 let (addr, orig) = match src {
