@@ -695,6 +695,9 @@ pub unsafe extern "C" fn madvise(a: *mut c_void, n: usize, adv: c_int) -> c_int 
     }
     // SAFETY: the caller's contract.
     let r = unsafe { real::madvise(a, n, adv) };
+    if r == 0 && matches!(adv, libc::MADV_DONTNEED | MADV_DONTNEED_LOCKED) {
+        elide::after_discard(a as usize, n);
+    }
     stats::count(Hook::Madvise, n as u64);
     r
 }

@@ -86,6 +86,21 @@ impl Mem for RealMem {
         }
     }
 
+    fn zero_range(&mut self, a: usize, len: usize) {
+        // One call for the run; a present page stops it (EEXIST, with the
+        // bytes done so far reported), so step over it and go on. A range
+        // that is not registered (ENOENT/EINVAL) ends it: nothing to do.
+        let end = a + len;
+        let mut pos = a;
+        while pos < end {
+            match self.uffd.zeropage_partial(pos, end - pos) {
+                Ok(()) => return,
+                Err((libc::EEXIST, done)) => pos += done + PAGE,
+                Err(_) => return,
+            }
+        }
+    }
+
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
         let size = page_up(len);
         let addr = match self.spare.get_mut(&size).and_then(Vec::pop) {
@@ -508,6 +523,21 @@ pub unsafe fn realloc_tracked(p: usize) -> Option<usize> {
     let e = g.as_ref()?;
     let t = e.tracker();
     (t.has_pieces_in(p, p + size) || !t.origs_in(p, p + size).is_empty()).then_some(size)
+}
+
+/// After the program's own `MADV_DONTNEED` of `[a, a+len)`: zero pages for
+/// what zio registered there (see `Engine::fill_discarded`).
+pub fn after_discard(a: usize, len: usize) {
+    if len == 0 || HANDLER_FD.load(Ordering::Relaxed) < 0 {
+        return;
+    }
+    let Some(_inside) = thread::enter() else {
+        return;
+    };
+    with_engine(|e| {
+        e.fill_discarded(page_down(a), page_up(a + len) - page_down(a));
+        Ok(())
+    });
 }
 
 /// Before `munmap`, `mremap` (`keep_data`) or a discarding `madvise` of

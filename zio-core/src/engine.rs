@@ -30,6 +30,17 @@ pub trait Mem {
     fn fill(&mut self, page: usize, data: &[u8]);
     /// Fills the missing page at `page` with zeros.
     fn zero(&mut self, page: usize);
+    /// Maps zero pages over the page-aligned `[a, a+len)`, which zio knows
+    /// to be missing: later writes there are ordinary copy-on-write faults,
+    /// not userfaultfd round trips. Present pages in the range are left
+    /// alone.
+    fn zero_range(&mut self, a: usize, len: usize) {
+        let mut page = a;
+        while page < a + len {
+            self.zero(page);
+            page += PAGE;
+        }
+    }
     /// Write-protects (`on`) or unprotects the page-aligned `[a, a+len)`,
     /// registering it first if needed. Returns false if refused.
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;
@@ -428,23 +439,39 @@ impl<M: Mem> Engine<M> {
     /// Drops the pieces covering whole pages inside `[a, b)` without
     /// materializing them (their bytes are about to be overwritten or were
     /// freed); pages sticking out are materialized.
-    fn drop_pieces(&mut self, a: usize, b: usize) -> usize {
+    /// Returns the whole pages dropped (still missing, now without pieces).
+    fn drop_pieces(&mut self, a: usize, b: usize) -> RangeSet {
         let (c0, c1) = core(a, b - a);
-        let mut dropped = 0;
+        let mut dropped = RangeSet::new();
         for k in self.t.pieces_in(a, b) {
             let Some(p) = self.t.piece(k).copied() else {
                 continue;
             };
             let (lo, hi) = (k.max(c0), (k + p.len).min(c1));
             if lo < hi {
-                dropped += hi - lo;
+                // Every byte of an unmapped page has a piece, so the union
+                // of these ranges is made of whole pages.
+                dropped.insert(lo, hi);
                 let o = self.t.cut_piece(k, lo, hi);
                 self.orig_changed(o);
             }
         }
         // What remains in [a, b) lies in partially covered pages.
         self.materialize_range(a, b, Cause::Other);
+        self.counters.bytes_dropped += dropped.total() as u64;
         dropped
+    }
+
+    /// Maps zero pages over dropped pages that will not be elided again, so
+    /// that their next use (an allocator handing them out, an input call)
+    /// does not go through the fault handler page by page.
+    fn fill_dropped(&mut self, mut dropped: RangeSet, keep: &[(usize, usize)]) {
+        for &(a, b) in keep {
+            dropped.remove(a, b);
+        }
+        for (a, b) in dropped.iter().collect::<Vec<_>>() {
+            self.mem.zero_range(a, b - a);
+        }
     }
 
     /// After an original lost dependents or pins: unprotect the pages that no
@@ -720,8 +747,11 @@ impl<M: Mem> Engine<M> {
 
         // The destination is overwritten: whole pages' old pieces are
         // dropped, partial pages rebuilt, originals there released.
-        self.counters.bytes_dropped += self.drop_pieces(d, d + n) as u64;
-        self.release_src(d, d + n, Cause::Write)?;
+        let dropped = self.drop_pieces(d, d + n);
+        if let Err(Busy) = self.release_src(d, d + n, Cause::Write) {
+            self.fill_dropped(dropped, &[]);
+            return Err(Busy);
+        }
         self.t.trim_originals(d, d + n);
 
         let mut plan = CopyPlan::default();
@@ -737,6 +767,9 @@ impl<M: Mem> Engine<M> {
                 self.counters.policy_skips += 1;
             }
         }
+
+        // Dropped pages copied for real below must not fault one by one.
+        self.fill_dropped(dropped, &elided_runs);
 
         // Everything not elided is copied for real, from where its bytes are.
         let mut pos = d;
@@ -941,17 +974,11 @@ impl<M: Mem> Engine<M> {
         }
         let b = p + size;
         // Elided bytes in it are gone for good: the copy never happened.
-        let (c0, c1) = core(p, size);
-        for k in self.t.pieces_in(c0, c1) {
-            let piece = *self.t.piece(k).unwrap();
-            let (lo, hi) = (k.max(c0), (k + piece.len).min(c1));
-            self.counters.bytes_dropped += (hi - lo) as u64;
-            let o = self.t.cut_piece(k, lo, hi);
-            self.orig_changed(o);
-        }
-        // Pieces in the partial pages at the edges belong to neighbours'
-        // bytes too; rebuild those pages.
-        self.materialize_range(p, b, Cause::Other);
+        // Whole pages: dropped (and given zero pages for their next user);
+        // pieces in the partial pages at the edges, which hold neighbours'
+        // bytes too, are rebuilt.
+        let dropped = self.drop_pieces(p, b);
+        self.fill_dropped(dropped, &[]);
         let origs = self.t.origs_in(p, b);
         let action = if origs.iter().any(|&id| self.t.orig(id).busy()) {
             for &id in &origs {
@@ -1023,7 +1050,8 @@ impl<M: Mem> Engine<M> {
             self.materialize_range(a, b, Cause::Other);
         } else {
             // The kernel discards whole pages only; partial ones keep data.
-            self.counters.bytes_dropped += self.drop_pieces(a, b) as u64;
+            // (No zero pages: the kernel is about to unmap or discard them.)
+            self.drop_pieces(a, b);
         }
         self.t.trim_originals(a, b);
         if unmapping {
@@ -1032,6 +1060,24 @@ impl<M: Mem> Engine<M> {
         }
         self.sync_counts();
         Ok(())
+    }
+
+    /// After the program discarded `[a, a+len)` (`MADV_DONTNEED`): pages of
+    /// it that zio registered are missing now; map zero pages there (what
+    /// the kernel would give) so their next use is an ordinary fault, not a
+    /// userfaultfd round trip. Pages holding pieces (elided since, by
+    /// another thread) are left alone.
+    pub fn fill_discarded(&mut self, a: usize, len: usize) {
+        let (c0, c1) = core(a, len);
+        let mut holes = RangeSet::new();
+        holes.insert(c0, c1);
+        for k in self.t.pieces_in(c0, c1) {
+            let p = *self.t.piece(k).unwrap();
+            holes.remove(page_down(k), page_up(k + p.len));
+        }
+        for (s, e) in holes.iter().collect::<Vec<_>>() {
+            self.mem.zero_range(s, e - s);
+        }
     }
 
     /// Before `fork`: the child inherits no userfaultfd state, so every

@@ -99,6 +99,15 @@ impl Mem for Sim {
         p.data.iter_mut().for_each(|b| *b = 0);
         p.present = true;
     }
+    fn zero_range(&mut self, a: usize, len: usize) {
+        for i in Self::idx(a)..Self::idx(a + len - 1) + 1 {
+            let p = &mut self.pages[i];
+            if !p.present {
+                p.data.iter_mut().for_each(|b| *b = 0);
+                p.present = true;
+            }
+        }
+    }
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
         let n = len.div_ceil(PAGE);
         let first = (0..=BACKUP_PAGES.checked_sub(n)?)
@@ -461,6 +470,8 @@ fn run(ops: &[Op], cfg: Cfg) -> (u64, u64) {
                             .for_each(|v| *v = true);
                         p += PAGE;
                     }
+                    // As the madvise hook does after the real call.
+                    w.e.fill_discarded(a, len);
                 }
             }
             Op::Gc => {

@@ -176,6 +176,21 @@ impl Uffd {
         }
     }
 
+    /// Maps zero pages at `[a, a+len)`, stopping at the first present page:
+    /// `Err((EEXIST, bytes done))` then. Other errors: `(errno, 0)`.
+    pub fn zeropage_partial(&self, a: usize, len: usize) -> Result<(), (i32, usize)> {
+        let mut z = Zeropage {
+            range: Range {
+                start: a as u64,
+                len: len as u64,
+            },
+            mode: 0,
+            zeropage: 0,
+        };
+        self.ioctl(UFFDIO_ZEROPAGE, &mut z)
+            .map_err(|e| (e, z.zeropage.max(0) as usize))
+    }
+
     /// Write-protects or unprotects `[a, a+len)`; unprotecting wakes the
     /// threads waiting to write.
     pub fn writeprotect(&self, a: usize, len: usize, on: bool) -> Result<(), i32> {
