@@ -67,7 +67,7 @@ impl Mem for RealMem {
     }
 
     fn fill(&mut self, page: usize, data: &[u8]) {
-        if let Err(e) = self.uffd.copy(page, data.as_ptr(), PAGE) {
+        if let Err(e) = self.uffd.copy(page, data.as_ptr(), data.len()) {
             zio_log!(
                 Level::Error,
                 "UFFDIO_COPY at {page:#x} failed: {}",

@@ -26,7 +26,8 @@ pub trait Mem {
     /// faults, and discards its pages. Returns false, changing nothing, if
     /// the range cannot be elided into.
     fn unmap(&mut self, a: usize, len: usize) -> bool;
-    /// Fills the missing page at `page` with `data`, atomically.
+    /// Fills the missing pages from `page` with `data` (whole pages),
+    /// atomically: no thread sees a page half filled.
     fn fill(&mut self, page: usize, data: &[u8]);
     /// Fills the missing page at `page` with zeros.
     fn zero(&mut self, page: usize);
@@ -247,12 +248,21 @@ pub struct Busy;
 
 const POLICY_SLOTS: usize = 256;
 
+/// Pages materialized together on a missing fault (64 KiB).
+pub const FAULT_AROUND: usize = 16;
+
+/// Attempts skipped before the first probe of a site or buffer the policy
+/// stopped; every probe that finds the data still touched doubles it.
+const FIRST_PROBE: u64 = 64;
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Usage {
     key: usize,
     elided: u64,
     touched: u64,
     skipped: u64,
+    /// Skipped attempts before the next probe.
+    next_probe: u64,
 }
 
 /// Per call site and per buffer: how much of what was elided got touched.
@@ -283,18 +293,28 @@ impl Policy {
 
     /// May this site elide into this buffer? Once the touched share passes
     /// the ratio (over at least `sample` elided bytes), no: a fault costs far
-    /// more than the copy it replaced. One attempt in 64 is let through to
-    /// notice when the program's behaviour changes.
+    /// more than the copy it replaced. Now and then an attempt is let through
+    /// to notice when the program's behaviour changes: after 64 skipped
+    /// attempts, then 128, 256, ... while the probes keep being touched, so
+    /// a program that touches everything pays for fewer and fewer of them.
     fn allows(&mut self, site: usize, buf: usize, ratio: f64, sample: u64) -> (bool, u16, u16) {
         let s = Self::slot(&mut self.sites, site);
         let b = Self::slot(&mut self.bufs, buf);
         let mut ok = true;
         for u in [&mut self.sites[s as usize], &mut self.bufs[b as usize]] {
+            if u.next_probe == 0 {
+                u.next_probe = FIRST_PROBE;
+            }
             if u.elided >= sample && u.touched as f64 > ratio * u.elided as f64 {
                 u.skipped += 1;
-                if u.skipped % 64 != 0 {
+                if u.skipped >= u.next_probe {
+                    u.skipped = 0;
+                    u.next_probe = (u.next_probe * 2).min(1 << 20);
+                } else {
                     ok = false;
                 }
+            } else {
+                u.next_probe = FIRST_PROBE;
             }
         }
         (ok, s, b)
@@ -391,34 +411,54 @@ impl<M: Mem> Engine<M> {
     /// Rebuilds the unmapped page at `page` from its pieces and maps it.
     /// Returns false if the page has no pieces.
     pub fn materialize_page(&mut self, page: usize, cause: Cause) -> bool {
-        let keys = self.t.pieces_in(page, page + PAGE);
-        if keys.is_empty() {
-            return false;
+        self.materialize_run(page, 1, cause) > 0
+    }
+
+    /// Rebuilds up to `max` consecutive unmapped pages from `first` (stopping
+    /// at the first page without pieces) and maps them with one call.
+    /// Returns the number of pages materialized.
+    fn materialize_run(&mut self, first: usize, max: usize, cause: Cause) -> usize {
+        let mut n = 0;
+        while n < max
+            && self
+                .t
+                .has_pieces_in(first + n * PAGE, first + (n + 1) * PAGE)
+        {
+            n += 1;
         }
-        let mut buf = [0u8; PAGE];
+        if n == 0 {
+            return 0;
+        }
+        let end = first + n * PAGE;
+        let keys = self.t.pieces_in(first, end);
+        let mut buf = vec![0u8; n * PAGE];
         let mut covered = 0;
         for &k in &keys {
             let p = *self.t.piece(k).unwrap();
-            let lo = k.max(page);
-            let hi = (k + p.len).min(page + PAGE);
+            let lo = k.max(first);
+            let hi = (k + p.len).min(end);
             self.mem
-                .read(p.src + (lo - k), &mut buf[lo - page..hi - page]);
+                .read(p.src + (lo - k), &mut buf[lo - first..hi - first]);
             covered += hi - lo;
-            if cause == Cause::Fault {
-                self.policy.touched(p.site, p.buf, (hi - lo) as u64);
+            // The policy counts what the program touched: the faulting page,
+            // not the pages fault-around brings along with it.
+            let (tlo, thi) = (lo, hi.min(first + PAGE));
+            if cause == Cause::Fault && tlo < thi {
+                self.policy.touched(p.site, p.buf, (thi - tlo) as u64);
             }
         }
         debug_assert_eq!(
-            covered, PAGE,
-            "unmapped page {page:#x} not fully covered by pieces"
+            covered,
+            n * PAGE,
+            "unmapped pages at {first:#x} not fully covered by pieces"
         );
-        self.mem.fill(page, &buf);
+        self.mem.fill(first, &buf);
         for k in keys {
-            let o = self.t.cut_piece(k, page, page + PAGE);
+            let o = self.t.cut_piece(k, first, end);
             self.orig_changed(o);
         }
-        self.counters.materialized[cause as usize] += 1;
-        true
+        self.counters.materialized[cause as usize] += n as u64;
+        n
     }
 
     /// Materializes every page holding a piece that shares a byte with `[a, b)`.
@@ -1114,7 +1154,10 @@ impl<M: Mem> Engine<M> {
     /// unmapped page): rebuild it, or give it zeros if no piece covers it.
     pub fn on_missing_fault(&mut self, addr: usize) {
         let page = page_down(addr);
-        if self.materialize_page(page, Cause::Fault) {
+        // Fault-around: a program that touches one elided page usually goes
+        // on to the next, and rebuilding a page costs far less than a fault
+        // round trip, so the pages after it come along (one call for all).
+        if self.materialize_run(page, FAULT_AROUND, Cause::Fault) > 0 {
             self.counters.faults_missing += 1;
         } else {
             self.mem.zero(page);

@@ -88,10 +88,13 @@ impl Mem for Sim {
         true
     }
     fn fill(&mut self, page: usize, data: &[u8]) {
-        let p = &mut self.pages[Self::idx(page)];
-        assert!(!p.present, "fill of a present page {page:#x}");
-        p.data.copy_from_slice(data);
-        p.present = true;
+        for (i, chunk) in data.chunks(PAGE).enumerate() {
+            let a = page + i * PAGE;
+            let p = &mut self.pages[Self::idx(a)];
+            assert!(!p.present, "fill of a present page {a:#x}");
+            p.data.copy_from_slice(chunk);
+            p.present = true;
+        }
     }
     fn zero(&mut self, page: usize) {
         let p = &mut self.pages[Self::idx(page)];

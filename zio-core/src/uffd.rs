@@ -143,21 +143,33 @@ impl Uffd {
         self.ioctl(UFFDIO_REGISTER, &mut r)
     }
 
-    /// Atomically maps a copy of `src` (one page) at the missing page `dst`,
-    /// waking the threads waiting on it. A page that is already present is
-    /// left alone and its waiters woken.
+    /// Atomically maps a copy of `len` bytes at `src` (whole pages) at the
+    /// missing pages from `dst`, waking the threads waiting on them. A page
+    /// that is already present is left alone (the kernel stops there and
+    /// reports how far it got; the rest is done after it) and its waiters
+    /// woken.
     pub fn copy(&self, dst: usize, src: *const u8, len: usize) -> Result<(), i32> {
-        let mut c = Copy {
-            dst: dst as u64,
-            src: src as u64,
-            len: len as u64,
-            mode: 0,
-            copy: 0,
-        };
-        match self.ioctl(UFFDIO_COPY, &mut c) {
-            Err(libc::EEXIST) => self.wake(dst, len),
-            r => r,
+        const PAGE: usize = 4096;
+        let mut done = 0;
+        while done < len {
+            let mut c = Copy {
+                dst: (dst + done) as u64,
+                src: src as u64 + done as u64,
+                len: (len - done) as u64,
+                mode: 0,
+                copy: 0,
+            };
+            match self.ioctl(UFFDIO_COPY, &mut c) {
+                Ok(()) => return Ok(()),
+                Err(libc::EEXIST) => {
+                    done += c.copy.max(0) as usize;
+                    self.wake(dst + done, PAGE)?;
+                    done += PAGE;
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     /// Maps zero pages at the missing `[a, a+len)` and wakes waiters.
