@@ -1020,7 +1020,7 @@ impl<M: Mem> Engine<M> {
         let dropped = self.drop_pieces(p, b);
         self.fill_dropped(dropped, &[]);
         let origs = self.t.origs_in(p, b);
-        let action = if origs.iter().any(|&id| self.t.orig(id).busy()) {
+        let action = if self.bytes_needed(p, b) {
             for &id in &origs {
                 self.t.orig_mut(id).quarantined = Some(p);
             }
@@ -1043,8 +1043,7 @@ impl<M: Mem> Engine<M> {
         let Some(&(size, _)) = self.quarantine.get(&alloc) else {
             return;
         };
-        let origs = self.t.origs_in(alloc, alloc + size);
-        if origs.iter().any(|&id| self.t.orig(id).busy()) {
+        if self.bytes_needed(alloc, alloc + size) {
             return;
         }
         self.quarantine.remove(&alloc);
@@ -1054,8 +1053,23 @@ impl<M: Mem> Engine<M> {
         self.to_free.push(alloc);
     }
 
+    /// True if a piece's bytes live in `[a, b)` or an output in flight reads
+    /// an original there: that memory must not be reused yet. (An original
+    /// can reach beyond an allocation; dependents on its other parts do not
+    /// hold this one.)
+    fn bytes_needed(&self, a: usize, b: usize) -> bool {
+        self.t.origs_in(a, b).into_iter().any(|id| {
+            let o = self.t.orig(id);
+            o.pins > 0
+                || o.deps.iter().any(|k| {
+                    let p = self.t.piece(*k).unwrap();
+                    overlaps(p.src, p.src + p.len, a, b)
+                })
+        })
+    }
+
     /// Over budget: the oldest quarantined allocations give up their
-    /// dependents (materialized) and are freed.
+    /// dependents (backed up, or materialized) and are freed.
     fn enforce_quarantine(&mut self) {
         while self.counters.quarantined_bytes > self.cfg.quarantine as u64 {
             let Some((&alloc, &(size, _))) = self.quarantine.iter().min_by_key(|(_, v)| v.1) else {
@@ -1065,6 +1079,9 @@ impl<M: Mem> Engine<M> {
                 break; // pinned: try again at the next collection
             }
             self.try_release_quarantine(alloc);
+            if self.quarantine.contains_key(&alloc) {
+                break; // no progress: try again at the next collection
+            }
         }
     }
 
