@@ -384,11 +384,6 @@ impl<M: Mem> Engine<M> {
         self.t.is_empty()
     }
 
-    /// Write-protected ranges (read-only).
-    pub fn protected(&self) -> &RangeSet {
-        &self.wp
-    }
-
     /// Takes the allocations that must now be freed for real.
     pub fn take_to_free(&mut self) -> Vec<usize> {
         std::mem::take(&mut self.to_free)
@@ -410,7 +405,7 @@ impl<M: Mem> Engine<M> {
 
     /// Rebuilds the unmapped page at `page` from its pieces and maps it.
     /// Returns false if the page has no pieces.
-    pub fn materialize_page(&mut self, page: usize, cause: Cause) -> bool {
+    fn materialize_page(&mut self, page: usize, cause: Cause) -> bool {
         self.materialize_run(page, 1, cause) > 0
     }
 
