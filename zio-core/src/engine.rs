@@ -797,7 +797,7 @@ impl<M: Mem> Engine<M> {
             let (ok, site_slot, buf_slot) =
                 self.policy.allows(site, c0, self.cfg.fault_ratio, sample);
             if ok {
-                elided_runs = self.elide_core(d, s, c0, c1, site_slot, buf_slot);
+                elided_runs = self.elide_core(d, s, (c0, c1), &dropped, site_slot, buf_slot);
             } else {
                 self.counters.policy_skips += 1;
             }
@@ -844,12 +844,16 @@ impl<M: Mem> Engine<M> {
 
     /// Elides what it can of the destination core `[c0, c1)`; returns the
     /// elided runs.
+    /// `dropped`: pages whose old pieces this copy just dropped. They are
+    /// still unmapped and registered (a piece's pages always are), so
+    /// eliding into them again needs no system call: a static buffer reused
+    /// for every message costs nothing per copy.
     fn elide_core(
         &mut self,
         d: usize,
         s: usize,
-        c0: usize,
-        c1: usize,
+        (c0, c1): (usize, usize),
+        dropped: &RangeSet,
         site: u16,
         buf: u16,
     ) -> Vec<(usize, usize)> {
@@ -906,7 +910,8 @@ impl<M: Mem> Engine<M> {
                     }
                 }
             }
-            if !protected || !self.mem.unmap(r0, r1 - r0) {
+            let unmapped = dropped.covers(r0, r1) || self.mem.unmap(r0, r1 - r0);
+            if !protected || !unmapped {
                 self.counters.refused += 1;
                 continue;
             }
