@@ -149,8 +149,11 @@ pub fn at_exit() {
     let _ = write!(header, "{secs:.2} s, ");
     write_mode(&mut header, mode());
     stats::write_summary(&stats::snapshot(), header.as_str());
-    if let Some(c) = crate::elide::counters() {
-        stats::write_engine_summary(&c);
+    // The engine starts at the first large input; a process that never had
+    // one still reports its (zero) counters, so every summary has the same
+    // lines.
+    if mode() == Mode::Ready {
+        stats::write_engine_summary(&crate::elide::counters().unwrap_or_default());
     }
 }
 
