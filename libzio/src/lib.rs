@@ -325,6 +325,7 @@ pub unsafe extern "C" fn recvmmsg(
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, b: *const c_void, n: usize) -> ssize_t {
     let r = match elide::output(b as usize, n) {
+        // SAFETY: the caller's contract.
         None => unsafe { real::write(fd, b, n) },
         Some(g) => {
             // SAFETY: the gather list points at mapped memory (originals,
@@ -456,6 +457,7 @@ pub unsafe extern "C" fn pwritev2(
 /// `tmpl` is a valid msghdr whose iovec is replaced.
 unsafe fn send_gather(fd: c_int, g: &zio_core::engine::Gather, tmpl: &msghdr, f: c_int) -> ssize_t {
     let v = to_iovecs(&g.iov);
+    // SAFETY: `tmpl` is a valid msghdr (a plain C struct, copied bitwise).
     let mut m: msghdr = unsafe { core::ptr::read(tmpl) };
     m.msg_iov = v.as_ptr() as *mut iovec;
     m.msg_iovlen = v.len() as _;
