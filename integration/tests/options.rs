@@ -40,7 +40,7 @@ fn bad_option_values_are_named_once_and_defaulted() {
         let n = lines.iter().filter(|l| l.contains(needle)).count();
         assert_eq!(n, 1, "expected one line about {needle}:\n{err}");
     };
-    warn("ZIO_THRESHOLD=\"banana\" is not valid (expected a size in bytes with optional K/M/G suffix, e.g. 16K); using the default 16K");
+    warn("ZIO_THRESHOLD=\"banana\" is not valid (expected a size in bytes with optional K/M/G suffix, e.g. 16K); using the default 64K");
     warn("ZIO_GC_MS=\"0\" is out of range (must be between 1 and 3600000); using the default 1000");
     warn(
         "ZIO_FAULT_RATIO=\"1.5\" is out of range (must be between 0 and 1); using the default 0.06",
@@ -60,7 +60,7 @@ fn log_file_pid_expansion_and_info_banner() {
         .arg(&path)
         .env("LD_PRELOAD", lib_path())
         .env("ZIO_LOG", "info")
-        .env("ZIO_THRESHOLD", "64K")
+        .env("ZIO_THRESHOLD", "128K")
         .env("ZIO_LOG_FILE", dir.path().join("z-%p.log"))
         .output()
         .unwrap();
@@ -84,7 +84,7 @@ fn log_file_pid_expansion_and_info_banner() {
     let text = std::fs::read_to_string(logs[0].path()).unwrap();
     assert!(
         text.contains(&format!("zio[{pid}]: info: loaded: ready"))
-            && text.contains("set: ZIO_THRESHOLD=64K, ZIO_LOG=info, ZIO_LOG_FILE="),
+            && text.contains("set: ZIO_THRESHOLD=128K, ZIO_LOG=info, ZIO_LOG_FILE="),
         "{text}"
     );
 }
