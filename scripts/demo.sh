@@ -1,31 +1,19 @@
 #!/usr/bin/env bash
-# The main job for now: Debian's redis-server run under zio (through zio-run,
-# with --stats), loaded by redis-benchmark with 512 KiB values, then stopped
-# so that zio prints what it intercepted. The echo-bench side-by-side demo
-# replaces this once copy elision lands.
+# The main job: the zIO paper's echo benchmark (figure 4.3), side by side.
+# An echo server makes N chained memcpy copies of every 512 KiB message
+# before echoing the last one; it runs once without zio and once under zio
+# (zio-run --stats) for N = 0, 1, 5, 12, pinned to CPU 0 with the client on
+# CPU 1. Prints throughput with and without zio, the 0-copy ceiling and
+# zio's counters per message; writes CSV and SVG to target/echo-bench-demo/.
+# Takes about a minute (longer if the machine is busy: a run during which
+# other processes take the CPUs is repeated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cargo build --release
 bin=target/release
-[ -x "$bin/zio-run" ] && [ -f "$bin/libzio.so" ] || cargo build --release
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dir=$(mktemp -d /tmp/zio-demo.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+out=target/echo-bench-demo
 
-echo "== redis-server on 127.0.0.1:$port under zio-run --stats"
-"$bin/zio-run" --stats --log-file "$dir/zio.log" -- \
-    redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-    --protected-mode no --loglevel warning --dir "$dir" >/dev/null &
-server=$!
-for _ in $(seq 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && break
-    sleep 0.05
-done
-
-echo "== redis-benchmark -t set,get -d 524288 -n 400 -c 4"
-redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -d 524288 -n 400 -c 4 -q
-redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-wait "$server" || true
-
-echo "== what zio saw in redis-server"
-cat "$dir/zio.log"
+echo "== echo-bench sweep copies --quick --reps 2 (512 KiB messages, copies 0,1,5,12)"
+"$bin/echo-bench" sweep copies --quick --reps 2 --size 512K --out "$out"
+echo "== plot: $out/copies.svg (data: $out/copies.csv); full sweeps and figures: docs/echo-bench.md"

@@ -121,8 +121,10 @@ macro_rules! copy_hooks {
         unsafe extern "C" fn $body($($a: $t,)* site: usize) -> *mut c_void {
             #[cold]
             #[inline(never)]
-            unsafe fn slow($($a: $t,)* site: usize) -> *mut c_void {
-                stats::count(Hook::$hook, $n as u64);
+            unsafe fn slow($($a: $t,)* site: usize, counted: bool) -> *mut c_void {
+                if !counted {
+                    stats::count(Hook::$hook, $n as u64);
+                }
                 // A fortified call with too small a destination aborts in
                 // libc, exactly as without zio.
                 // SAFETY: the caller's contract; ranges valid for `n` bytes.
@@ -132,9 +134,10 @@ macro_rules! copy_hooks {
                 // SAFETY: same contract as the libc function.
                 unsafe { real::$name($($a),*) }
             }
-            if !stats::count_fast(Hook::$hook, $n as u64) || elide::copy_needs_engine($n) {
+            let counted = stats::count_fast(Hook::$hook, $n as u64);
+            if !counted || elide::copy_needs_engine($n) {
                 // SAFETY: same contract, passed on.
-                return unsafe { slow($($a,)* site) };
+                return unsafe { slow($($a,)* site, counted) };
             }
             // SAFETY: the caller gives us exactly the libc function's contract.
             unsafe { real::$name($($a),*) }

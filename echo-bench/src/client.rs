@@ -1,0 +1,384 @@
+//! The closed-loop client: each connection sends one message, reads the
+//! echo back, checks it, and repeats.
+//!
+//! A thread with one connection uses blocking sockets; a thread with
+//! several drives them all with non-blocking sockets and `poll`, so that
+//! every connection always has one request outstanding.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crate::pattern::{verify, Message, Rng, Verify, MIN_SIZE};
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub port: u16,
+    pub threads: usize,
+    pub conns: usize,
+    pub size: usize,
+    /// Measured seconds, after the warm-up.
+    pub duration: f64,
+    pub warmup: f64,
+    pub verify: Verify,
+    /// Seconds without progress after which the run fails (a hung server).
+    pub timeout: f64,
+}
+
+/// What the client measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientResult {
+    pub size: usize,
+    pub conns: usize,
+    pub threads: usize,
+    pub secs: f64,
+    pub requests: u64,
+    /// Echoed payload, one direction: requests * size * 8 / secs / 1e9.
+    pub gbps: f64,
+    pub rps: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+impl ClientResult {
+    /// One line of JSON.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"size\":{},\"conns\":{},\"threads\":{},\"secs\":{:.3},\"requests\":{},\"gbps\":{:.4},\"rps\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1}}}",
+            self.size, self.conns, self.threads, self.secs, self.requests, self.gbps, self.rps, self.p50_us, self.p99_us
+        )
+    }
+}
+
+/// One connection's state.
+struct Conn {
+    id: u64,
+    stream: TcpStream,
+    msg: Message,
+    rbuf: Vec<u8>,
+    seq: u64,
+    /// Bytes of the current request sent, then received.
+    sent: usize,
+    got: usize,
+    started: Instant,
+}
+
+impl Conn {
+    fn mismatch(&self, e: crate::pattern::Mismatch) -> String {
+        format!(
+            "echo mismatch on connection {} request {}: {e}",
+            self.id, self.seq
+        )
+    }
+}
+
+struct Window {
+    warm: Instant,
+    end: Instant,
+}
+
+/// Per-thread results: latencies (ns) of the requests completed in the window.
+type ThreadOut = Result<Vec<u64>, String>;
+
+fn connect(port: u16, timeout: f64) -> Result<TcpStream, String> {
+    let deadline = Instant::now() + Duration::from_secs_f64(timeout.min(10.0));
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return Ok(s),
+            Err(e) if Instant::now() < deadline && e.kind() == io::ErrorKind::ConnectionRefused => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => return Err(format!("connect to 127.0.0.1:{port}: {e}")),
+        }
+    }
+}
+
+/// Runs the client and returns its measurements, or the first error
+/// (an echo mismatch, a closed connection, a timeout).
+pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
+    if cfg.size < MIN_SIZE {
+        return Err(format!("size must be at least {MIN_SIZE} bytes"));
+    }
+    let threads = cfg.threads.max(1);
+    let conns_n = cfg.conns.max(1);
+    let mut per_thread: Vec<Vec<Conn>> = (0..threads).map(|_| Vec::new()).collect();
+    for id in 0..conns_n {
+        let stream = connect(cfg.port, cfg.timeout)?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut msg = Message::new(id as u64, cfg.size);
+        msg.stamp(0);
+        per_thread[id % threads].push(Conn {
+            id: id as u64,
+            stream,
+            msg,
+            rbuf: vec![0u8; cfg.size],
+            seq: 0,
+            sent: 0,
+            got: 0,
+            started: Instant::now(),
+        });
+    }
+    let threads = per_thread.iter().filter(|c| !c.is_empty()).count();
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let mut handles = Vec::new();
+    for (t, conns) in per_thread.into_iter().filter(|c| !c.is_empty()).enumerate() {
+        let cfg = cfg.clone();
+        let barrier = barrier.clone();
+        handles.push(std::thread::spawn(move || -> ThreadOut {
+            barrier.wait();
+            let start = Instant::now();
+            let w = Window {
+                warm: start + Duration::from_secs_f64(cfg.warmup),
+                end: start + Duration::from_secs_f64(cfg.warmup + cfg.duration),
+            };
+            let mut rng = Rng::new(t as u64 + 1);
+            if conns.len() == 1 {
+                blocking(conns.into_iter().next().unwrap(), &cfg, &w, &mut rng)
+            } else {
+                polled(conns, &cfg, &w, &mut rng)
+            }
+        }));
+    }
+    barrier.wait();
+    let mut lat = Vec::new();
+    let mut first_err = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(v)) => lat.extend(v),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert("client thread panicked".to_string());
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    lat.sort_unstable();
+    if std::env::var_os("ECHO_BENCH_HIST").is_some() {
+        let q = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
+        let slow = lat.iter().filter(|&&l| l > 1_000_000).count();
+        let slow_ns: u64 = lat.iter().filter(|&&l| l > 1_000_000).sum();
+        eprintln!(
+            "latency us: p10 {:.0} p50 {:.0} p90 {:.0} p95 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}; {} of {} over 1 ms ({:.2} s in them)",
+            q(0.1), q(0.5), q(0.9), q(0.95), q(0.99), q(0.999), q(1.0), slow, lat.len(), slow_ns as f64 / 1e9
+        );
+    }
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p) as usize).min(lat.len() - 1);
+        lat[i] as f64 / 1000.0
+    };
+    let requests = lat.len() as u64;
+    let secs = cfg.duration;
+    Ok(ClientResult {
+        size: cfg.size,
+        conns: conns_n,
+        threads,
+        secs,
+        requests,
+        gbps: requests as f64 * cfg.size as f64 * 8.0 / secs / 1e9,
+        rps: requests as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
+}
+
+fn timed_out(c: &Conn, cfg: &ClientConfig, what: &str) -> String {
+    format!(
+        "timed out after {:.0} s {what} on connection {} request {} (sent {} of {} bytes, received {}): server hung?",
+        cfg.timeout, c.id, c.seq, c.sent, cfg.size, c.got
+    )
+}
+
+/// One connection, blocking IO.
+fn blocking(mut c: Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> ThreadOut {
+    let to = Some(Duration::from_secs_f64(cfg.timeout));
+    c.stream.set_read_timeout(to).map_err(|e| e.to_string())?;
+    c.stream.set_write_timeout(to).map_err(|e| e.to_string())?;
+    let mut lat = Vec::new();
+    loop {
+        let t0 = Instant::now();
+        if t0 >= w.end {
+            return Ok(lat);
+        }
+        c.msg.stamp(c.seq);
+        c.sent = 0;
+        c.got = 0;
+        if let Err(e) = c.stream.write_all(c.msg.bytes()) {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                return Err(timed_out(&c, cfg, "sending"));
+            }
+            return Err(format!("connection {} request {}: send: {e}", c.id, c.seq));
+        }
+        c.sent = cfg.size;
+        while c.got < cfg.size {
+            match c.stream.read(&mut c.rbuf[c.got..]) {
+                Ok(0) => {
+                    return Err(format!(
+                    "connection {} request {}: server closed the connection after {} of {} bytes",
+                    c.id, c.seq, c.got, cfg.size
+                ))
+                }
+                Ok(n) => c.got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(timed_out(&c, cfg, "waiting for the echo"))
+                }
+                Err(e) => return Err(format!("connection {} request {}: recv: {e}", c.id, c.seq)),
+            }
+        }
+        let t1 = Instant::now();
+        verify(c.msg.bytes(), &c.rbuf, cfg.verify, rng).map_err(|e| c.mismatch(e))?;
+        if t0 >= w.warm && t1 <= w.end {
+            lat.push((t1 - t0).as_nanos() as u64);
+        }
+        c.seq += 1;
+    }
+}
+
+fn errno() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// Several connections on one thread: non-blocking IO driven by poll.
+fn polled(mut conns: Vec<Conn>, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> ThreadOut {
+    for c in &mut conns {
+        c.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+        c.started = Instant::now();
+    }
+    let n = cfg.size;
+    let mut lat = Vec::new();
+    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(conns.len());
+    let mut last_progress = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= w.end {
+            return Ok(lat);
+        }
+        pfds.clear();
+        pfds.extend(conns.iter().map(|c| libc::pollfd {
+            fd: c.stream.as_raw_fd(),
+            events: if c.sent < n {
+                libc::POLLOUT
+            } else {
+                libc::POLLIN
+            },
+            revents: 0,
+        }));
+        // SAFETY: pfds holds pfds.len() valid entries.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
+        if r < 0 {
+            let e = errno();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("poll: {e}"));
+        }
+        if r == 0 {
+            if last_progress.elapsed().as_secs_f64() > cfg.timeout {
+                let c = &conns[0];
+                return Err(timed_out(c, cfg, "without progress"));
+            }
+            continue;
+        }
+        for (i, p) in pfds.iter().enumerate() {
+            if p.revents == 0 {
+                continue;
+            }
+            let c = &mut conns[i];
+            let fd = c.stream.as_raw_fd();
+            // Progress this connection as far as it goes without blocking.
+            loop {
+                if c.sent < n {
+                    let b = c.msg.bytes();
+                    // SAFETY: b holds n bytes.
+                    let r = unsafe {
+                        libc::send(
+                            fd,
+                            b[c.sent..].as_ptr().cast(),
+                            n - c.sent,
+                            libc::MSG_NOSIGNAL,
+                        )
+                    };
+                    if r < 0 {
+                        let e = errno();
+                        match e.kind() {
+                            io::ErrorKind::WouldBlock => break,
+                            io::ErrorKind::Interrupted => continue,
+                            _ => {
+                                return Err(format!(
+                                    "connection {} request {}: send: {e}",
+                                    c.id, c.seq
+                                ))
+                            }
+                        }
+                    }
+                    c.sent += r as usize;
+                    last_progress = Instant::now();
+                } else {
+                    // SAFETY: rbuf holds n bytes.
+                    let r = unsafe {
+                        libc::recv(fd, c.rbuf[c.got..].as_mut_ptr().cast(), n - c.got, 0)
+                    };
+                    if r < 0 {
+                        let e = errno();
+                        match e.kind() {
+                            io::ErrorKind::WouldBlock => break,
+                            io::ErrorKind::Interrupted => continue,
+                            _ => {
+                                return Err(format!(
+                                    "connection {} request {}: recv: {e}",
+                                    c.id, c.seq
+                                ))
+                            }
+                        }
+                    }
+                    if r == 0 {
+                        return Err(format!(
+                            "connection {} request {}: server closed the connection after {} of {} bytes",
+                            c.id, c.seq, c.got, n
+                        ));
+                    }
+                    c.got += r as usize;
+                    last_progress = Instant::now();
+                    if c.got == n {
+                        let t1 = Instant::now();
+                        verify(c.msg.bytes(), &c.rbuf, cfg.verify, rng)
+                            .map_err(|e| c.mismatch(e))?;
+                        if c.started >= w.warm && t1 <= w.end {
+                            lat.push((t1 - c.started).as_nanos() as u64);
+                        }
+                        c.seq += 1;
+                        c.msg.stamp(c.seq);
+                        c.sent = 0;
+                        c.got = 0;
+                        c.started = t1;
+                        if t1 >= w.end {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! echo-bench: the zIO paper's echo microbenchmarks (§4.4.1), run side by
+//! side with and without zio.
+//!
+//! - [`server`]: a TCP echo server that makes `--copies N` chained `memcpy`
+//!   copies of each message before echoing the last one;
+//! - [`client`]: a closed-loop client measuring throughput and latency and
+//!   verifying every echo;
+//! - [`sweep`]: runs both with and without zio (through `zio-run`), pinned
+//!   to different cores, and writes a table, a CSV file and an SVG plot.
+
+pub mod args;
+pub mod client;
+pub mod pattern;
+pub mod server;
+pub mod svg;
+pub mod sweep;

@@ -1,0 +1,448 @@
+//! The echo server: read a message, copy it N times, optionally touch the
+//! last copy, write the last copy back.
+//!
+//! Every data-path call goes through libc's exported symbols so that a
+//! preloaded zio sees it: `read` (or `recv` with `MSG_WAITALL`) into the
+//! input buffer, `memcpy` through a function pointer (so the compiler can
+//! neither inline nor merge the chained copies), `write` of the reply, and
+//! `malloc`/`free` or `posix_memalign` for the buffers.
+
+use std::ffi::c_void;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the copies live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buffers {
+    /// Allocated once per thread (page-aligned) and reused for every message.
+    Static,
+    /// `malloc`ed for every message, `free`d after the reply is written.
+    Malloc,
+}
+
+impl std::str::FromStr for Buffers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "static" => Ok(Buffers::Static),
+            "malloc" => Ok(Buffers::Malloc),
+            _ => Err(format!("buffers must be static or malloc, not {s:?}")),
+        }
+    }
+}
+
+impl Buffers {
+    pub fn name(self) -> &'static str {
+        match self {
+            Buffers::Static => "static",
+            Buffers::Malloc => "malloc",
+        }
+    }
+}
+
+/// What the server reads of the last copy before replying.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Touch {
+    None,
+    /// One byte in each of K pages spread evenly over the buffer.
+    Pages(usize),
+    /// The first F of the bytes (a contiguous prefix), summed.
+    Fraction(f64),
+}
+
+/// How the input buffer is filled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// `read(2)` in a loop: each call returns what the socket holds.
+    Read,
+    /// `recv(2)` with `MSG_WAITALL`: usually one call per message.
+    WaitAll,
+}
+
+impl std::str::FromStr for Recv {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Recv::Read),
+            "waitall" => Ok(Recv::WaitAll),
+            _ => Err(format!("recv must be read or waitall, not {s:?}")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub threads: usize,
+    pub size: usize,
+    pub copies: usize,
+    pub buffers: Buffers,
+    pub touch: Touch,
+    pub recv: Recv,
+    /// Stop after this long (seconds).
+    pub max_seconds: f64,
+}
+
+/// What the server did, summed over its threads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeStats {
+    pub messages: u64,
+    pub connections: u64,
+    pub errors: u64,
+}
+
+/// Set by SIGTERM/SIGINT once [`install_signal_handlers`] ran.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+/// SIGTERM and SIGINT make [`Server::serve`] return.
+pub fn install_signal_handlers() {
+    let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGTERM, h);
+        libc::signal(libc::SIGINT, h);
+    }
+}
+
+type MemcpyFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
+
+/// libc's `memcpy` as the dynamic linker bound it (zio's when preloaded).
+/// Called through this pointer, laundered by `black_box`, the chained copies
+/// are real calls that the optimizer cannot turn into one copy or remove.
+static MEMCPY: MemcpyFn = libc::memcpy;
+
+/// A buffer of `size` bytes, page-aligned for static buffers.
+struct Buf(*mut u8);
+
+fn alloc(size: usize, buffers: Buffers) -> io::Result<Buf> {
+    let n = size.max(1);
+    let p = match buffers {
+        Buffers::Static => {
+            let mut p: *mut c_void = std::ptr::null_mut();
+            // SAFETY: posix_memalign with a power-of-two alignment.
+            let r = unsafe { libc::posix_memalign(&mut p, 4096, n) };
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
+            }
+            p
+        }
+        // SAFETY: plain allocation, freed with free.
+        Buffers::Malloc => unsafe { libc::malloc(n) },
+    };
+    if p.is_null() {
+        return Err(io::Error::new(io::ErrorKind::OutOfMemory, "malloc failed"));
+    }
+    Ok(Buf(p as *mut u8))
+}
+
+fn release(b: &Buf) {
+    // SAFETY: allocated by posix_memalign or malloc, freed once.
+    unsafe { libc::free(b.0 as *mut c_void) }
+}
+
+/// The listening server.
+pub struct Server {
+    listener: TcpListener,
+    cfg: ServerConfig,
+}
+
+impl Server {
+    pub fn bind(cfg: ServerConfig) -> io::Result<Server> {
+        if cfg.threads == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "threads must be at least 1",
+            ));
+        }
+        if cfg.size == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "size must be at least 1",
+            ));
+        }
+        let listener = TcpListener::bind(("127.0.0.1", cfg.port))?;
+        listener.set_nonblocking(true)?;
+        Ok(Server { listener, cfg })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `stop` is set, a signal arrives (see
+    /// [`install_signal_handlers`]) or `max_seconds` pass. Worker threads
+    /// notice the stop when their connections are idle; the caller may exit
+    /// the process without waiting for them.
+    pub fn serve(self, stop: Arc<AtomicBool>) -> io::Result<ServeStats> {
+        let deadline = Instant::now() + Duration::from_secs_f64(self.cfg.max_seconds.max(0.0));
+        let messages = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let mut senders = Vec::new();
+        for t in 0..self.cfg.threads {
+            let (tx, rx) = mpsc::channel::<TcpStream>();
+            senders.push(tx);
+            let cfg = self.cfg.clone();
+            let stop = stop.clone();
+            let messages = messages.clone();
+            let errors = errors.clone();
+            std::thread::Builder::new()
+                .name(format!("echo-{t}"))
+                .spawn(move || worker(rx, cfg, stop, messages, errors))?;
+        }
+        let lfd = self.listener.as_raw_fd();
+        let mut connections = 0u64;
+        let mut next = 0;
+        loop {
+            if stop.load(Ordering::Relaxed)
+                || SIGNALLED.load(Ordering::Relaxed)
+                || Instant::now() >= deadline
+            {
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            let mut p = libc::pollfd {
+                fd: lfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut p, 1, 50) };
+            if r <= 0 {
+                continue;
+            }
+            loop {
+                match self.listener.accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false)?;
+                        s.set_nodelay(true)?;
+                        connections += 1;
+                        let _ = senders[next].send(s);
+                        next = (next + 1) % senders.len();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        eprintln!("echo-bench server: accept: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(ServeStats {
+            messages: messages.load(Ordering::Relaxed),
+            connections,
+            errors: errors.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// One worker: its own buffers, its own connections.
+fn worker(
+    rx: mpsc::Receiver<TcpStream>,
+    cfg: ServerConfig,
+    stop: Arc<AtomicBool>,
+    messages: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+) {
+    let mut bufs: Vec<Buf> = Vec::new();
+    if cfg.buffers == Buffers::Static {
+        for _ in 0..=cfg.copies {
+            match alloc(cfg.size, Buffers::Static) {
+                Ok(b) => bufs.push(b),
+                Err(e) => {
+                    eprintln!("echo-bench server: cannot allocate buffers: {e}");
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+    let mut conns: Vec<TcpStream> = Vec::new();
+    let mut pfds: Vec<libc::pollfd> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        while let Ok(c) = rx.try_recv() {
+            conns.push(c);
+        }
+        if conns.is_empty() {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(c) => conns.push(c),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            continue;
+        }
+        // One connection: block in read (no poll per message). More: poll.
+        let ready: Vec<usize> = if conns.len() == 1 {
+            vec![0]
+        } else {
+            pfds.clear();
+            pfds.extend(conns.iter().map(|c| libc::pollfd {
+                fd: c.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }));
+            // SAFETY: pfds holds pfds.len() valid entries.
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
+            if r <= 0 {
+                continue;
+            }
+            (0..pfds.len()).filter(|&i| pfds[i].revents != 0).collect()
+        };
+        let mut dead = Vec::new();
+        for i in ready {
+            match echo_one(conns[i].as_raw_fd(), &cfg, &bufs) {
+                Ok(true) => {
+                    messages.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => dead.push(i),
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::ConnectionReset
+                        && e.kind() != io::ErrorKind::BrokenPipe
+                    {
+                        eprintln!("echo-bench server: connection error: {e}");
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    dead.push(i);
+                }
+            }
+        }
+        for i in dead.into_iter().rev() {
+            conns.swap_remove(i);
+        }
+    }
+    for b in &bufs {
+        release(b);
+    }
+}
+
+/// Reads exactly `n` bytes into `buf`. Ok(false) on EOF before the first byte.
+fn read_exact(fd: RawFd, buf: *mut u8, n: usize, mode: Recv) -> io::Result<bool> {
+    let mut off = 0;
+    while off < n {
+        // SAFETY: buf holds n bytes.
+        let r = unsafe {
+            let p = buf.add(off) as *mut c_void;
+            match mode {
+                Recv::Read => libc::read(fd, p, n - off),
+                Recv::WaitAll => libc::recv(fd, p, n - off, libc::MSG_WAITALL),
+            }
+        };
+        if r > 0 {
+            off += r as usize;
+        } else if r == 0 {
+            if off == 0 {
+                return Ok(false);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("peer closed after {off} of {n} bytes of a message"),
+            ));
+        } else {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Writes exactly `n` bytes of `buf`.
+fn write_all(fd: RawFd, buf: *const u8, n: usize) -> io::Result<()> {
+    let mut off = 0;
+    while off < n {
+        // SAFETY: buf holds n bytes.
+        let r = unsafe { libc::write(fd, buf.add(off) as *const c_void, n - off) };
+        if r > 0 {
+            off += r as usize;
+        } else if r == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+        } else {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads what `touch` asks for from `buf` (`n` bytes).
+fn touch(buf: *const u8, n: usize, t: Touch) {
+    match t {
+        Touch::None => {}
+        Touch::Pages(k) => {
+            let pages = n.div_ceil(4096);
+            let k = k.min(pages);
+            let mut sink = 0u8;
+            for i in 0..k {
+                let page = i * pages / k;
+                // SAFETY: page * 4096 < n.
+                sink ^= unsafe { std::ptr::read_volatile(buf.add(page * 4096)) };
+            }
+            std::hint::black_box(sink);
+        }
+        Touch::Fraction(f) => {
+            let m = ((n as f64 * f.clamp(0.0, 1.0)) as usize).min(n);
+            // SAFETY: buf holds n >= m bytes.
+            let s = unsafe { std::slice::from_raw_parts(std::hint::black_box(buf), m) };
+            let mut sum = 0u64;
+            let mut words = s.chunks_exact(8);
+            for w in &mut words {
+                sum = sum.wrapping_add(u64::from_ne_bytes(w.try_into().unwrap()));
+            }
+            for &b in words.remainder() {
+                sum = sum.wrapping_add(b as u64);
+            }
+            std::hint::black_box(sum);
+        }
+    }
+}
+
+/// One message. Ok(false) when the peer closed the connection.
+fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf]) -> io::Result<bool> {
+    let n = cfg.size;
+    let memcpy = std::hint::black_box(MEMCPY);
+    let mut owned: Vec<Buf> = Vec::new();
+    let get = |i: usize, owned: &mut Vec<Buf>| -> io::Result<*mut u8> {
+        match cfg.buffers {
+            Buffers::Static => Ok(bufs[i].0),
+            Buffers::Malloc => {
+                let b = alloc(n, Buffers::Malloc)?;
+                let p = b.0;
+                owned.push(b);
+                Ok(p)
+            }
+        }
+    };
+    let result = (|| {
+        let input = get(0, &mut owned)?;
+        if !read_exact(fd, input, n, cfg.recv)? {
+            return Ok(false);
+        }
+        let mut src = input;
+        for i in 1..=cfg.copies {
+            let dst = get(i, &mut owned)?;
+            // SAFETY: both buffers hold n bytes and do not overlap.
+            unsafe { memcpy(dst as *mut c_void, src as *const c_void, n) };
+            src = dst;
+        }
+        touch(src, n, cfg.touch);
+        write_all(fd, src, n)?;
+        Ok(true)
+    })();
+    for b in &owned {
+        release(b);
+    }
+    result
+}

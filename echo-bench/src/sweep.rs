@@ -1,0 +1,1404 @@
+//! The sweep driver: every point is run with and without zio, alternating
+//! the order per repetition, server and client pinned to different cores;
+//! medians, zio's counters, a table, a CSV file and an SVG plot.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::args::fmt_size;
+use crate::pattern::Verify;
+use crate::server::{Buffers, Recv, Touch};
+use crate::svg::{self, Panel, Series, XAxis, COLORS};
+
+/// The sweeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Copies,
+    Size,
+    Threads,
+    Faults,
+    Touch,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "copies" => Kind::Copies,
+            "size" => Kind::Size,
+            "threads" => Kind::Threads,
+            "faults" => Kind::Faults,
+            "touch" => Kind::Touch,
+            _ => {
+                return Err(format!(
+                    "unknown sweep {s:?} (copies, size, threads, faults, touch)"
+                ))
+            }
+        })
+    }
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Copies => "copies",
+            Kind::Size => "size",
+            Kind::Threads => "threads",
+            Kind::Faults => "faults",
+            Kind::Touch => "touch",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SweepOpts {
+    pub kind: Kind,
+    pub reps: usize,
+    pub duration: f64,
+    pub warmup: f64,
+    pub out: PathBuf,
+    pub quick: bool,
+    pub buffers: Buffers,
+    pub size: Option<usize>,
+    pub copies: Option<usize>,
+    /// Overrides the swept values (comma-separated, in the sweep's own unit).
+    pub points: Option<Vec<String>>,
+    pub verify: Verify,
+    pub recv: Recv,
+    pub zio_run: PathBuf,
+    pub bin: PathBuf,
+    /// `taskset` CPU lists for server and client; None = no pinning.
+    pub pin: Option<(String, String)>,
+    /// A run during which other processes used more than this many CPUs
+    /// (on average) is repeated, up to `retries` times.
+    pub max_foreign: f64,
+    pub retries: usize,
+    /// Extra time allowed for repeats, as a fraction of the planned time.
+    pub budget_extra: f64,
+    /// Appended to the output file names: `<sweep>-<tag>.csv`.
+    pub tag: Option<String>,
+    /// Keep the CPUs from halting with `SCHED_IDLE` spinners (see [`IdleSpinners`]).
+    pub idle_spin: bool,
+}
+
+/// One configuration measured with and without zio.
+#[derive(Clone, Debug)]
+struct Point {
+    /// The series it belongs to ("5 copies", "512K", ...).
+    group: String,
+    /// Its x label.
+    label: String,
+    /// Its x value (a category index for categorical axes).
+    x: f64,
+    size: usize,
+    copies: usize,
+    threads: usize,
+    conns: usize,
+    touch: Touch,
+    /// The point whose without-zio throughput is this one's 0-copy ceiling.
+    ceiling: Option<usize>,
+}
+
+/// One run's outcome.
+#[derive(Clone, Debug, Default)]
+struct Run {
+    gbps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    /// Messages the server echoed (warm-up included), from its exit line.
+    messages: u64,
+    counters: BTreeMap<String, u64>,
+    /// CPU time other processes used during the run, in cores (0.25 = a
+    /// quarter of one CPU on average).
+    foreign: f64,
+    /// Of which stolen by the hypervisor (in CPUs).
+    steal: f64,
+}
+
+#[derive(Default)]
+struct Measured {
+    without: Vec<Run>,
+    with: Vec<Run>,
+    failures: Vec<String>,
+    /// Runs thrown away because other processes used the CPUs meanwhile.
+    disturbed: usize,
+}
+
+/// CPU time in seconds: (all CPUs busy + stolen by the hypervisor, this
+/// process's reaped children, this process, stolen alone).
+fn cpu_times() -> (f64, f64, f64, f64) {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let (busy, steal) = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().next()?.to_string();
+            let v: Vec<f64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)?;
+            let steal = *v.get(7)?;
+            Some((busy + steal, steal))
+        })
+        .unwrap_or((0.0, 0.0));
+    let ru = |who| {
+        // SAFETY: getrusage fills a zeroed struct.
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut r) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(r.ru_utime) + t(r.ru_stime)
+    };
+    (
+        busy / hz,
+        ru(libc::RUSAGE_CHILDREN),
+        ru(libc::RUSAGE_SELF),
+        steal / hz,
+    )
+}
+
+/// How much CPU other processes and the hypervisor take while this machine
+/// is busy: spins one thread on each of `cpus` for `ms` and returns the CPU
+/// time (in CPUs) that neither they nor our children got. Steal time shows
+/// up only under load, so an idle machine cannot tell.
+fn probe(cpus: &[usize], ms: u64) -> f64 {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (b0, c0, s0, _) = cpu_times();
+    let w = Instant::now();
+    let spinners: Vec<_> = cpus
+        .iter()
+        .map(|&cpu| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // SAFETY: a zeroed cpu_set_t with one CPU set, for this thread.
+                unsafe {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                }
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(ms));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in spinners {
+        let _ = t.join();
+    }
+    let (b1, c1, s1, _) = cpu_times();
+    (((b1 - b0) - (c1 - c0) - (s1 - s0)) / w.elapsed().as_secs_f64()).max(0.0)
+}
+
+/// Waits (up to `limit`) until other processes and the hypervisor take
+/// less than `max` CPUs. With idle spinners running the CPUs are busy
+/// anyway, so watching 0.5 s windows suffices; without, a busy probe of
+/// `cpus` is needed to see steal. Returns the last reading.
+fn wait_quiet(cpus: &[usize], max: f64, limit: Duration, spinning: bool) -> f64 {
+    let t = Instant::now();
+    loop {
+        let load = if spinning {
+            let (b0, c0, s0, _) = cpu_times();
+            let w = Instant::now();
+            std::thread::sleep(Duration::from_millis(500));
+            let (b1, c1, s1, _) = cpu_times();
+            ((b1 - b0) - (c1 - c0) - (s1 - s0)) / w.elapsed().as_secs_f64()
+        } else {
+            probe(cpus, 400)
+        };
+        if load < max || t.elapsed() >= limit {
+            return load;
+        }
+        if !spinning {
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+    }
+}
+
+/// One `SCHED_IDLE` thread spinning on each CPU while the sweep runs.
+///
+/// On a VM, a vCPU with nothing to run halts and goes back to the host,
+/// which on a busy host may give its physical CPU away: the next wake-up
+/// (every echo is a cross-CPU wake-up) then waits for the host scheduler,
+/// which shows up as steal time and made throughput vary 2-4x from run to
+/// run here. An idle-priority spinner keeps the vCPUs from halting; any
+/// normal thread that wakes preempts it at once, and it gets no CPU time
+/// a normal thread wants (`SCHED_IDLE` weight is 3 against 1024).
+pub struct IdleSpinners {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl IdleSpinners {
+    pub fn start(cpus: &[usize]) -> IdleSpinners {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = cpus
+            .iter()
+            .map(|&cpu| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    // SAFETY: affinity and policy of the calling thread, with
+                    // zero-initialized argument structs.
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                        let param: libc::sched_param = std::mem::zeroed();
+                        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+                            return;
+                        }
+                    }
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for _ in 0..1000 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                })
+            })
+            .collect();
+        IdleSpinners { stop, threads }
+    }
+}
+
+impl Drop for IdleSpinners {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// zio counters summed and shown per point.
+const COUNTERS: [&str; 10] = [
+    "elided_copies",
+    "elided_bytes",
+    "copied_bytes",
+    "bytes_substituted",
+    "faults_missing",
+    "faults_zero",
+    "faults_wp",
+    "policy_skips",
+    "refused",
+    "bytes_dropped",
+];
+
+fn parse_list<T: std::str::FromStr>(v: &[String], what: &str) -> Result<Vec<T>, String> {
+    v.iter()
+        .map(|s| {
+            s.trim()
+                .parse::<T>()
+                .map_err(|_| format!("bad {what} in --points: {s:?}"))
+        })
+        .collect()
+}
+
+fn parse_sizes(v: &[String]) -> Result<Vec<usize>, String> {
+    v.iter()
+        .map(|s| crate::args::parse_size(s).ok_or_else(|| format!("bad size in --points: {s:?}")))
+        .collect()
+}
+
+fn k512() -> usize {
+    512 << 10
+}
+
+fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
+    let q = o.quick;
+    let mut pts = Vec::new();
+    let base = |group: String, label: String, x: f64, size: usize, copies: usize| Point {
+        group,
+        label,
+        x,
+        size,
+        copies,
+        threads: 1,
+        conns: 1,
+        touch: Touch::None,
+        ceiling: None,
+    };
+    let desc;
+    match o.kind {
+        Kind::Copies => {
+            let size = o.size.unwrap_or_else(k512);
+            let mut list: Vec<usize> = match &o.points {
+                Some(p) => parse_list(p, "copy count")?,
+                None if q => vec![0, 1, 5, 12],
+                None => vec![0, 1, 2, 3, 5, 8, 12],
+            };
+            if !list.contains(&0) {
+                list.insert(0, 0); // the 0-copy ceiling
+            }
+            for &c in &list {
+                pts.push(base(fmt_size(size), format!("{c}"), c as f64, size, c));
+            }
+            let zero = list.iter().position(|&c| c == 0);
+            for p in &mut pts {
+                p.ceiling = zero;
+            }
+            desc = format!(
+                "{} messages, 1 server thread, {} buffers",
+                fmt_size(size),
+                o.buffers.name()
+            );
+        }
+        Kind::Size => {
+            let copies = o.copies.unwrap_or(5);
+            let sizes: Vec<usize> = match (&o.points, o.size) {
+                (Some(p), _) => parse_sizes(p)?,
+                (None, Some(s)) => vec![s],
+                (None, None) if q => vec![16 << 10, 64 << 10, 512 << 10],
+                (None, None) => (13..=20).map(|b| 1usize << b).collect(),
+            };
+            for (i, &s) in sizes.iter().enumerate() {
+                let ci = pts.len();
+                pts.push(base(
+                    format!("{copies} copies"),
+                    fmt_size(s),
+                    i as f64,
+                    s,
+                    copies,
+                ));
+                if copies != 0 {
+                    let zi = pts.len();
+                    pts.push(base("0 copies".into(), fmt_size(s), i as f64, s, 0));
+                    pts[ci].ceiling = Some(zi);
+                    pts[zi].ceiling = Some(zi);
+                }
+            }
+            desc = format!(
+                "{copies} copies and 0 copies, 1 server thread, {} buffers",
+                o.buffers.name()
+            );
+        }
+        Kind::Threads => {
+            let size = o.size.unwrap_or_else(k512);
+            let copies = o.copies.unwrap_or(1);
+            let list: Vec<(usize, usize)> = match &o.points {
+                Some(p) => p
+                    .iter()
+                    .map(|s| {
+                        let (t, c) = s.split_once('/').unwrap_or((s, s));
+                        Ok((
+                            t.trim()
+                                .parse()
+                                .map_err(|_| format!("bad threads in --points: {s:?}"))?,
+                            c.trim()
+                                .parse()
+                                .map_err(|_| format!("bad conns in --points: {s:?}"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?,
+                None if q => vec![(1, 1), (2, 2)],
+                None => vec![(1, 1), (2, 2), (1, 4), (2, 4)],
+            };
+            for (i, &(t, c)) in list.iter().enumerate() {
+                let mut p = base(
+                    fmt_size(size),
+                    format!("{t} thr / {c} conn{}", if c == 1 { "" } else { "s" }),
+                    i as f64,
+                    size,
+                    copies,
+                );
+                p.threads = t;
+                p.conns = c;
+                pts.push(p);
+            }
+            desc = format!(
+                "{} messages, {copies} cop{}, {} buffers",
+                fmt_size(size),
+                if copies == 1 { "y" } else { "ies" },
+                o.buffers.name()
+            );
+        }
+        Kind::Faults => {
+            let size = o.size.unwrap_or_else(k512);
+            let copies = o.copies.unwrap_or(0);
+            let list: Vec<usize> = match &o.points {
+                Some(p) => parse_list(p, "page count")?,
+                None if q => vec![0, 4, 32, 128],
+                None => vec![0, 1, 2, 4, 8, 16, 32, 64, 128],
+            };
+            for (i, &k) in list.iter().enumerate() {
+                let mut p = base(fmt_size(size), k.to_string(), i as f64, size, copies);
+                p.touch = if k == 0 { Touch::None } else { Touch::Pages(k) };
+                pts.push(p);
+            }
+            desc = format!(
+                "{} messages, {copies} cop{}, pages of the {} touched, {} buffers",
+                fmt_size(size),
+                if copies == 1 { "y" } else { "ies" },
+                if copies == 0 {
+                    "reused input buffer"
+                } else {
+                    "last copy"
+                },
+                o.buffers.name()
+            );
+        }
+        Kind::Touch => {
+            let copies = o.copies.unwrap_or(1);
+            let sizes: Vec<usize> = match o.size {
+                Some(s) => vec![s],
+                None if q => vec![k512()],
+                None => vec![k512(), 16 << 10],
+            };
+            let list: Vec<f64> = match &o.points {
+                Some(p) => parse_list(p, "fraction")?,
+                None if q => vec![0.0, 0.03, 0.25, 1.0],
+                None => vec![0.0, 0.01, 0.03, 0.06, 0.1, 0.25, 0.5, 1.0],
+            };
+            for &s in &sizes {
+                for (i, &f) in list.iter().enumerate() {
+                    let mut p = base(fmt_size(s), format!("{f}"), i as f64, s, copies);
+                    p.touch = if f == 0.0 {
+                        Touch::None
+                    } else {
+                        Touch::Fraction(f)
+                    };
+                    pts.push(p);
+                }
+            }
+            desc = format!(
+                "{copies} cop{}, a fraction of the last copy read before the reply, {} buffers",
+                if copies == 1 { "y" } else { "ies" },
+                o.buffers.name()
+            );
+        }
+    }
+    Ok((pts, desc))
+}
+
+/// Reads a child's pipe to the end on a thread.
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_string(&mut s);
+        }
+        s
+    })
+}
+
+/// Waits for `child` up to `limit`; None if it is still running.
+fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let t = Instant::now();
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if t.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn pinned(o: &SweepOpts, cpu: Option<&str>, program: &Path) -> Command {
+    let mut c = match cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    c.env_remove("LD_PRELOAD");
+    let _ = o;
+    c
+}
+
+/// Reads the counters of zio's stats summary: lines `zio[pid]   name value`.
+pub fn parse_counters(log: &str) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for line in log.lines() {
+        let Some(rest) = line
+            .strip_prefix("zio[")
+            .and_then(|r| r.split_once(']'))
+            .map(|(_, r)| r)
+        else {
+            continue;
+        };
+        let t: Vec<&str> = rest.split_whitespace().collect();
+        if t.len() == 2 {
+            if let Ok(v) = t[1].parse::<u64>() {
+                *m.entry(t[0].to_string()).or_insert(0) += v;
+            }
+        }
+    }
+    m
+}
+
+/// Lines of zio's log that are neither the stats table nor its header.
+fn log_messages(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            let rest = l.split_once(']').map(|(_, r)| r).unwrap_or(l);
+            let t: Vec<&str> = rest.split_whitespace().collect();
+            let counter = t.len() == 2 && t[1].parse::<u64>().is_ok();
+            let hook = t.len() >= 3 && t[1].parse::<u64>().is_ok() && t[2].parse::<u64>().is_ok();
+            let header = rest.contains("stats:") || (t.first() == Some(&"hook"));
+            !(counter || hook || header || l.trim().is_empty())
+        })
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Pulls a numeric field out of the client's one-line JSON.
+pub fn json_num(json: &str, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\":");
+    let i = json.find(&pat)? + pat.len();
+    let rest = &json[i..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+/// One run of one point, with or without zio.
+fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String> {
+    let log = std::env::temp_dir().join(format!("echo-bench-{}-{tag}.log", std::process::id()));
+    let (b0, c0, s0, st0) = cpu_times();
+    let wall = Instant::now();
+    let _ = std::fs::remove_file(&log);
+    let server_cpu = o.pin.as_ref().map(|(s, _)| s.as_str());
+    let client_cpu = o.pin.as_ref().map(|(_, c)| c.as_str());
+    let mut cmd = if zio {
+        let mut c = pinned(o, server_cpu, &o.zio_run);
+        c.arg("--stats")
+            .arg("--log-file")
+            .arg(&log)
+            .arg("--")
+            .arg(&o.bin);
+        c
+    } else {
+        pinned(o, server_cpu, &o.bin)
+    };
+    cmd.args(["server", "--port", "0"]);
+    cmd.arg("--threads").arg(p.threads.to_string());
+    cmd.arg("--size").arg(p.size.to_string());
+    cmd.arg("--copies").arg(p.copies.to_string());
+    cmd.arg("--buffers").arg(o.buffers.name());
+    cmd.arg("--recv").arg(match o.recv {
+        Recv::Read => "read",
+        Recv::WaitAll => "waitall",
+    });
+    match p.touch {
+        Touch::None => {}
+        Touch::Pages(k) => {
+            cmd.arg("--touch-pages").arg(k.to_string());
+        }
+        Touch::Fraction(f) => {
+            cmd.arg("--touch-fraction").arg(f.to_string());
+        }
+    }
+    cmd.arg("--max-seconds")
+        .arg(format!("{}", o.warmup + o.duration + 60.0));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut server = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let server_err = drain(server.stderr.take());
+    let out = server.stdout.take();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(out) = out {
+            let mut r = BufReader::new(out);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = tx.send(line);
+            let mut sink = String::new();
+            let _ = r.read_to_string(&mut sink);
+        }
+    });
+    let keep_log = |why: &str| -> String {
+        let kept = o.out.join("failures").join(format!("{tag}.log"));
+        let note = if zio && log.exists() {
+            let _ = std::fs::create_dir_all(kept.parent().unwrap());
+            let _ = std::fs::copy(&log, &kept);
+            format!(" (zio log kept in {})", kept.display())
+        } else {
+            String::new()
+        };
+        format!("{why}{note}")
+    };
+    let stop_server = |server: &mut Child| -> Result<ExitStatus, String> {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
+        match wait_for(server, Duration::from_secs(15)) {
+            Some(s) => Ok(s),
+            None => {
+                let _ = server.kill();
+                let _ = server.wait();
+                Err("server did not exit within 15 s of SIGTERM (killed)".to_string())
+            }
+        }
+    };
+    let port = match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(line) if line.starts_with("listening on ") => {
+            line["listening on ".len()..].trim().to_string()
+        }
+        other => {
+            let _ = server.kill();
+            let _ = server.wait();
+            let err = server_err.join().unwrap_or_default();
+            return Err(keep_log(&format!(
+                "server did not say \"listening\" ({:?}); stderr: {}",
+                other.ok(),
+                err.trim()
+            )));
+        }
+    };
+    // The client.
+    let mut cc = pinned(o, client_cpu, &o.bin);
+    cc.args(["client", "--port", &port]);
+    cc.arg("--threads").arg(p.conns.to_string());
+    cc.arg("--conns").arg(p.conns.to_string());
+    cc.arg("--size").arg(p.size.to_string());
+    cc.arg("--duration").arg(o.duration.to_string());
+    cc.arg("--warmup").arg(o.warmup.to_string());
+    cc.arg("--verify").arg(o.verify.name());
+    cc.arg("--timeout").arg("15");
+    cc.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut client = match cc.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = stop_server(&mut server);
+            return Err(format!("cannot start the client: {e}"));
+        }
+    };
+    let cout = drain(client.stdout.take());
+    let cerr = drain(client.stderr.take());
+    let limit = Duration::from_secs_f64(o.warmup + o.duration + 40.0);
+    let cstatus = wait_for(&mut client, limit);
+    if cstatus.is_none() {
+        let _ = client.kill();
+        let _ = client.wait();
+    }
+    let cout = cout.join().unwrap_or_default();
+    let cerr = cerr.join().unwrap_or_default();
+    let sstatus = stop_server(&mut server);
+    let serr = server_err.join().unwrap_or_default();
+    let logtext = std::fs::read_to_string(&log).unwrap_or_default();
+    let side = if zio { "with zio" } else { "without zio" };
+    let mut problems = Vec::new();
+    match cstatus {
+        None => problems.push(format!(
+            "client did not finish within {} s (killed)",
+            limit.as_secs()
+        )),
+        Some(s) if !s.success() => problems.push(format!("client failed ({s}): {}", cerr.trim())),
+        _ => {}
+    }
+    match &sstatus {
+        Err(e) => problems.push(e.clone()),
+        Ok(s) if !s.success() => {
+            problems.push(format!("server exited with {s}; stderr: {}", serr.trim()))
+        }
+        _ => {}
+    }
+    if zio {
+        // The summary starts with "zio[pid] stats: ..."; the engine's
+        // counters follow only once something was tracked.
+        if !logtext
+            .lines()
+            .any(|l| l.starts_with("zio[") && l.contains("] stats: "))
+        {
+            problems.push("zio printed no stats summary at exit".to_string());
+        }
+        let msgs = log_messages(&logtext);
+        if !msgs.is_empty() {
+            eprintln!("    zio said ({side}, {tag}):");
+            for m in msgs.iter().take(10) {
+                eprintln!("      {m}");
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(keep_log(&format!("{side}: {}", problems.join("; "))));
+    }
+    let _ = std::fs::remove_file(&log);
+    let (b1, c1, s1, st1) = cpu_times();
+    let secs = wall.elapsed().as_secs_f64();
+    let foreign = (((b1 - b0) - (c1 - c0) - (s1 - s0)) / secs).max(0.0);
+    let steal = (st1 - st0) / secs;
+    let gbps =
+        json_num(&cout, "gbps").ok_or_else(|| format!("no gbps in client output {cout:?}"))?;
+    let messages = serr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("echo-bench server: ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    Ok(Run {
+        gbps,
+        p50_us: json_num(&cout, "p50_us").unwrap_or(f64::NAN),
+        p99_us: json_num(&cout, "p99_us").unwrap_or(f64::NAN),
+        messages,
+        counters: parse_counters(&logtext),
+        foreign,
+        steal,
+    })
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().cloned().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Measured {
+    /// Accepted runs during which others took more than `max` CPUs.
+    fn kept_disturbed(&self, max: f64) -> usize {
+        self.without
+            .iter()
+            .chain(&self.with)
+            .filter(|r| r.foreign > max)
+            .count()
+    }
+    fn max(&self, zio: bool) -> f64 {
+        if zio { &self.with } else { &self.without }
+            .iter()
+            .map(|r| r.gbps)
+            .fold(f64::NAN, f64::max)
+    }
+    fn med(&self, zio: bool) -> f64 {
+        let v: Vec<f64> = if zio { &self.with } else { &self.without }
+            .iter()
+            .map(|r| r.gbps)
+            .collect();
+        median(&v)
+    }
+    fn med_lat(&self, zio: bool, p99: bool) -> f64 {
+        let v: Vec<f64> = if zio { &self.with } else { &self.without }
+            .iter()
+            .map(|r| if p99 { r.p99_us } else { r.p50_us })
+            .collect();
+        median(&v)
+    }
+    fn counter(&self, name: &str) -> u64 {
+        self.with
+            .iter()
+            .map(|r| r.counters.get(name).copied().unwrap_or(0))
+            .sum()
+    }
+    fn messages(&self) -> u64 {
+        self.with.iter().map(|r| r.messages).sum()
+    }
+    /// Counters per message, summed over the with-zio runs.
+    fn summary(&self) -> String {
+        let m = self.messages();
+        if self.with.is_empty() {
+            return "-".into();
+        }
+        if m == 0 {
+            return "no messages".into();
+        }
+        let per = |n: &str| self.counter(n) as f64 / m as f64;
+        format!(
+            "elided {:.0}K/msg, subst {:.0}K/msg, faults {:.1}+{:.1}z/msg, skips {:.2}/msg",
+            per("elided_bytes") / 1024.0,
+            per("bytes_substituted") / 1024.0,
+            per("faults_missing"),
+            per("faults_zero"),
+            per("policy_skips"),
+        )
+    }
+}
+
+fn fmt_g(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "FAIL".into()
+    }
+}
+
+fn fmt_r(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}x")
+    } else {
+        "-".into()
+    }
+}
+
+fn touch_name(t: Touch) -> String {
+    match t {
+        Touch::None => "none".into(),
+        Touch::Pages(k) => format!("pages:{k}"),
+        Touch::Fraction(f) => format!("fraction:{f}"),
+    }
+}
+
+/// Runs a sweep; returns the table, and Err if any run failed.
+pub fn run(o: &SweepOpts) -> Result<(), String> {
+    if !o.zio_run.exists() {
+        return Err(format!(
+            "{} not found: build zio first (cargo build --release) or pass --zio-run",
+            o.zio_run.display()
+        ));
+    }
+    if o.reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    let (pts, desc) = points(o)?;
+    std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    let zio_env: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("ZIO_"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let t0 = Instant::now();
+    eprintln!(
+        "sweep {}: {} points x {} reps x 2 sides, {} s + {} s warm-up per run ({desc}){}{}",
+        o.kind.name(),
+        pts.len(),
+        o.reps,
+        o.duration,
+        o.warmup,
+        match &o.pin {
+            Some((s, c)) => format!("; server on CPU {s}, client on CPU {c}"),
+            None => "; not pinned".into(),
+        },
+        if zio_env.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", zio_env.join(" "))
+        }
+    );
+    // CPUs the busy probe spins on: the pinned ones, else all.
+    let probe_cpus: Vec<usize> = match &o.pin {
+        Some((a, b)) => [a, b].iter().filter_map(|c| c.parse().ok()).collect(),
+        None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    };
+    let _spinners = o.idle_spin.then(|| IdleSpinners::start(&probe_cpus));
+    let mut results: Vec<Measured> = Vec::new();
+    // Time budget: the planned runs plus `budget_extra` for repeats.
+    let planned = pts.len() * o.reps * 2;
+    let budget = planned as f64 * (o.warmup + o.duration + 0.1) * (1.0 + o.budget_extra) + 10.0;
+    let (mut runs_done, mut runs_kept, mut run_secs) = (0usize, 0usize, 0.0f64);
+    for (i, p) in pts.iter().enumerate() {
+        let mut m = Measured::default();
+        for rep in 0..o.reps {
+            let order = if rep % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for zio in order {
+                let tag = format!(
+                    "{}-{}-{}-{}-r{rep}-{}",
+                    o.kind.name(),
+                    p.group.replace(' ', ""),
+                    p.label.replace([' ', '/'], ""),
+                    i,
+                    if zio { "zio" } else { "plain" }
+                );
+                let mut attempt = 0;
+                let outcome = loop {
+                    let started = Instant::now();
+                    let r = run_one(o, p, zio, &tag);
+                    runs_done += 1;
+                    run_secs += started.elapsed().as_secs_f64();
+                    // Retry only while the sweep stays within its time budget.
+                    let avg = run_secs / runs_done as f64;
+                    let projected = t0.elapsed().as_secs_f64()
+                        + (planned - runs_kept - 1) as f64 * avg
+                        + avg
+                        + 3.0;
+                    match &r {
+                        Ok(run) if run.foreign > o.max_foreign && projected > budget => {
+                            eprintln!(
+                                "  [{:>4.0} s] {} {} {}: disturbed (other {:.0}%, steal {:.0}%) but kept: the sweep's time budget ({:.0} s) allows no more repeats",
+                                t0.elapsed().as_secs_f64(),
+                                p.group,
+                                p.label,
+                                if zio { "with zio" } else { "without zio" },
+                                run.foreign * 100.0,
+                                run.steal * 100.0,
+                                budget
+                            );
+                            break r;
+                        }
+                        Ok(run) if run.foreign > o.max_foreign && attempt < o.retries => {
+                            attempt += 1;
+                            m.disturbed += 1;
+                            eprintln!(
+                                "  [{:>4.0} s] {} {} {}: other processes and the hypervisor took {:.0}% of a CPU meanwhile (steal {:.0}%; {:.2} Gbit/s discarded); waiting for quiet, retrying",
+                                t0.elapsed().as_secs_f64(),
+                                p.group,
+                                p.label,
+                                if zio { "with zio" } else { "without zio" },
+                                run.foreign * 100.0,
+                                run.steal * 100.0,
+                                run.gbps
+                            );
+                            wait_quiet(
+                                &probe_cpus,
+                                o.max_foreign,
+                                Duration::from_secs(10),
+                                o.idle_spin,
+                            );
+                        }
+                        _ => break r,
+                    }
+                };
+                runs_kept += 1;
+                match outcome {
+                    Ok(r) => {
+                        eprintln!(
+                            "  [{:>4.0} s] {} {:>10} {:<11} rep {}: {:>6.2} Gbit/s  other {:>3.0}% (steal {:>3.0}%){}",
+                            t0.elapsed().as_secs_f64(),
+                            p.group,
+                            p.label,
+                            if zio { "with zio" } else { "without zio" },
+                            rep + 1,
+                            r.gbps,
+                            r.foreign * 100.0,
+                            r.steal * 100.0,
+                            if zio {
+                                format!(
+                                    "  (elided {} B, faults {}+{}z, skips {})",
+                                    r.counters.get("elided_bytes").unwrap_or(&0),
+                                    r.counters.get("faults_missing").unwrap_or(&0),
+                                    r.counters.get("faults_zero").unwrap_or(&0),
+                                    r.counters.get("policy_skips").unwrap_or(&0)
+                                )
+                            } else {
+                                String::new()
+                            }
+                        );
+                        if zio {
+                            m.with.push(r)
+                        } else {
+                            m.without.push(r)
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("  FAILED {} {} rep {}: {e}", p.group, p.label, rep + 1);
+                        m.failures
+                            .push(format!("{} {} rep {}: {e}", p.group, p.label, rep + 1));
+                    }
+                }
+            }
+        }
+        results.push(m);
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let table = table(o, &pts, &results, &desc);
+    print!("{table}");
+    println!("sweep {} took {:.0} s", o.kind.name(), secs);
+    let csv = csv(o, &pts, &results);
+    let base = match &o.tag {
+        Some(t) => format!("{}-{t}", o.kind.name()),
+        None => o.kind.name().to_string(),
+    };
+    let csv_path = o.out.join(format!("{base}.csv"));
+    std::fs::write(&csv_path, csv).map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    let svg_path = o.out.join(format!("{base}.svg"));
+    std::fs::write(&svg_path, plot(o, &pts, &results, &desc))
+        .map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    let failures: Vec<&String> = results.iter().flat_map(|m| m.failures.iter()).collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let mut s = format!("{} run(s) failed:\n", failures.len());
+        for f in failures {
+            let _ = writeln!(s, "  {f}");
+        }
+        Err(s)
+    }
+}
+
+fn ceiling_of(pts: &[Point], res: &[Measured], i: usize) -> f64 {
+    match pts[i].ceiling {
+        Some(c) => res[c].med(false),
+        None => f64::NAN,
+    }
+}
+
+fn has_ceiling(o: &SweepOpts) -> bool {
+    matches!(o.kind, Kind::Copies | Kind::Size)
+}
+
+fn table(o: &SweepOpts, pts: &[Point], res: &[Measured], desc: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nsweep {} ({desc}); median of {} rep(s) per side, Gbit/s of echoed payload (one direction)",
+        o.kind.name(),
+        o.reps
+    );
+    let xname = match o.kind {
+        Kind::Copies => "copies",
+        Kind::Size => "size",
+        Kind::Threads => "config",
+        Kind::Faults => "pages",
+        Kind::Touch => "fraction",
+    };
+    let ceil = has_ceiling(o);
+    let _ = write!(
+        s,
+        "{:<10} {:<16} {:>8} {:>8} {:>6}",
+        "series", xname, "w/o zio", "with zio", "ratio"
+    );
+    if ceil {
+        let _ = write!(s, " {:>7} {:>7}", "0-copy", "zio/0cp");
+    }
+    let _ = writeln!(s, " {:>15}  zio counters (with-zio runs)", "max w/o | with");
+    let mut noisy = false;
+    for (i, (p, m)) in pts.iter().zip(res).enumerate() {
+        let (a, b) = (m.med(false), m.med(true));
+        let mark = if m.kept_disturbed(o.max_foreign) > 0 {
+            noisy = true;
+            "*"
+        } else {
+            ""
+        };
+        let _ = write!(
+            s,
+            "{:<10} {:<16} {:>8} {:>8} {:>6}",
+            p.group,
+            format!("{}{mark}", p.label),
+            fmt_g(a),
+            fmt_g(b),
+            fmt_r(b / a)
+        );
+        if ceil {
+            let c = ceiling_of(pts, res, i);
+            let _ = write!(s, " {:>7} {:>7}", fmt_g(c), fmt_r(b / c));
+        }
+        let _ = writeln!(
+            s,
+            " {:>7} | {:<5}  {}",
+            fmt_g(m.max(false)),
+            fmt_g(m.max(true)),
+            m.summary()
+        );
+    }
+    if noisy {
+        let _ = writeln!(
+            s,
+            "* a run of this point was disturbed (other processes or hypervisor steal above {:.0}% of a CPU) and kept",
+            o.max_foreign * 100.0
+        );
+    }
+    s
+}
+
+fn csv(o: &SweepOpts, pts: &[Point], res: &[Measured]) -> String {
+    let mut s = String::from(
+        "sweep,group,point,x,size,copies,server_threads,conns,buffers,touch,reps,without_gbps,with_gbps,ratio,without_max_gbps,with_max_gbps,ceiling_gbps,zio_over_ceiling,without_runs,with_runs,without_p50_us,with_p50_us,without_p99_us,with_p99_us,zio_messages",
+    );
+    for c in COUNTERS {
+        let _ = write!(s, ",{c}");
+    }
+    s.push_str(
+        ",max_other_cpu,max_steal_cpu,disturbed_runs_repeated,disturbed_runs_kept,failures\n",
+    );
+    for (i, (p, m)) in pts.iter().zip(res).enumerate() {
+        let (a, b) = (m.med(false), m.med(true));
+        let c = ceiling_of(pts, res, i);
+        let runs = |v: &[Run]| {
+            v.iter()
+                .map(|r| format!("{:.3}", r.gbps))
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        let _ = write!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{:.1},{:.1},{:.1},{:.1},{}",
+            o.kind.name(),
+            p.group,
+            p.label.replace(',', ";"),
+            p.x,
+            p.size,
+            p.copies,
+            p.threads,
+            p.conns,
+            o.buffers.name(),
+            touch_name(p.touch),
+            o.reps,
+            a,
+            b,
+            b / a,
+            m.max(false),
+            m.max(true),
+            c,
+            b / c,
+            runs(&m.without),
+            runs(&m.with),
+            m.med_lat(false, false),
+            m.med_lat(true, false),
+            m.med_lat(false, true),
+            m.med_lat(true, true),
+            m.messages()
+        );
+        for c in COUNTERS {
+            let _ = write!(s, ",{}", m.counter(c));
+        }
+        let other = m
+            .without
+            .iter()
+            .chain(&m.with)
+            .map(|r| r.foreign)
+            .fold(0.0, f64::max);
+        let steal = m
+            .without
+            .iter()
+            .chain(&m.with)
+            .map(|r| r.steal)
+            .fold(0.0, f64::max);
+        let _ = writeln!(
+            s,
+            ",{:.3},{:.3},{},{},{}",
+            other,
+            steal,
+            m.disturbed,
+            m.kept_disturbed(o.max_foreign),
+            m.failures.len()
+        );
+    }
+    s
+}
+
+fn series(
+    name: &str,
+    color: usize,
+    dashed: bool,
+    pts: &[Point],
+    pick: &dyn Fn(usize) -> Option<f64>,
+) -> Series {
+    Series {
+        name: name.to_string(),
+        color: COLORS[color],
+        dashed,
+        markers: true,
+        points: (0..pts.len())
+            .filter_map(|i| pick(i).map(|y| (pts[i].x, y)))
+            .collect(),
+    }
+}
+
+fn plot(o: &SweepOpts, pts: &[Point], res: &[Measured], desc: &str) -> String {
+    let ylabel = "Gbit/s (echoed payload)".to_string();
+    let in_group = |g: &str, i: usize| pts[i].group == g;
+    let groups: Vec<String> = {
+        let mut g: Vec<String> = Vec::new();
+        for p in pts {
+            if !g.contains(&p.group) {
+                g.push(p.group.clone());
+            }
+        }
+        g
+    };
+    let cats = |g: &str| -> Vec<String> {
+        pts.iter()
+            .filter(|p| p.group == g)
+            .map(|p| p.label.clone())
+            .collect()
+    };
+    let sub = format!(
+        "{desc}; median of {} run{} of {} s{}",
+        o.reps,
+        if o.reps == 1 { "" } else { "s" },
+        o.duration,
+        match &o.pin {
+            Some((s, c)) => format!("; server on CPU {s}, client on CPU {c}"),
+            None => String::new(),
+        }
+    );
+    let short = |s: &str| -> String {
+        // The ratio panels get the configuration without the run details.
+        s.split(';').next().unwrap_or("").to_string()
+    };
+    match o.kind {
+        Kind::Copies => {
+            let ticks: Vec<f64> = pts.iter().map(|p| p.x).collect();
+            let panel = Panel {
+                title: "Echo throughput vs application copies".into(),
+                subtitle: sub.clone(),
+                xlabel: "application copies per message".into(),
+                ylabel,
+                x: XAxis::Linear { ticks },
+                series: vec![
+                    series("without zio", 1, false, pts, &|i| Some(res[i].med(false))),
+                    series("with zio", 0, false, pts, &|i| Some(res[i].med(true))),
+                    series("0-copy (without zio)", 2, true, pts, &|i| {
+                        Some(ceiling_of(pts, res, i))
+                    }),
+                ],
+            };
+            svg::render(&[panel])
+        }
+        Kind::Size => {
+            let copies = pts.first().map(|p| p.copies).unwrap_or(5);
+            let cg = format!("{copies} copies");
+            let sizes = cats(&cg);
+            let mut s = vec![
+                series(
+                    &format!("without zio, {copies} copies"),
+                    1,
+                    false,
+                    pts,
+                    &|i| in_group(&cg, i).then(|| res[i].med(false)),
+                ),
+                series(&format!("with zio, {copies} copies"), 0, false, pts, &|i| {
+                    in_group(&cg, i).then(|| res[i].med(true))
+                }),
+            ];
+            let mut r = vec![series(&format!("{copies} copies"), 0, false, pts, &|i| {
+                in_group(&cg, i).then(|| res[i].med(true) / res[i].med(false))
+            })];
+            if groups.iter().any(|g| g == "0 copies") {
+                s.push(series("without zio, 0 copies", 2, true, pts, &|i| {
+                    in_group("0 copies", i).then(|| res[i].med(false))
+                }));
+                s.push(series("with zio, 0 copies", 3, true, pts, &|i| {
+                    in_group("0 copies", i).then(|| res[i].med(true))
+                }));
+                r.push(series("0 copies", 3, true, pts, &|i| {
+                    in_group("0 copies", i).then(|| res[i].med(true) / res[i].med(false))
+                }));
+            }
+            r.push(Series {
+                name: "1.0 (no change)".into(),
+                color: COLORS[2],
+                dashed: true,
+                markers: false,
+                points: (0..sizes.len()).map(|i| (i as f64, 1.0)).collect(),
+            });
+            svg::render(&[
+                Panel {
+                    title: "Echo throughput vs message size".into(),
+                    subtitle: sub.clone(),
+                    xlabel: "message size (bytes)".into(),
+                    ylabel,
+                    x: XAxis::Categories(sizes.clone()),
+                    series: s,
+                },
+                Panel {
+                    title: "Throughput with zio / without zio".into(),
+                    subtitle: short(&sub),
+                    xlabel: "message size (bytes)".into(),
+                    ylabel: "throughput ratio".into(),
+                    x: XAxis::Categories(sizes),
+                    series: r,
+                },
+            ])
+        }
+        Kind::Threads | Kind::Faults => {
+            let g = &groups[0];
+            let (title, xlabel) = if o.kind == Kind::Threads {
+                (
+                    "Echo throughput vs server threads".to_string(),
+                    "server threads / client connections",
+                )
+            } else {
+                (
+                    "Echo throughput vs pages read per message".to_string(),
+                    "pages read per message",
+                )
+            };
+            svg::render(&[Panel {
+                title,
+                subtitle: sub.clone(),
+                xlabel: xlabel.into(),
+                ylabel,
+                x: XAxis::Categories(cats(g)),
+                series: vec![
+                    series("without zio", 1, false, pts, &|i| Some(res[i].med(false))),
+                    series("with zio", 0, false, pts, &|i| Some(res[i].med(true))),
+                ],
+            }])
+        }
+        Kind::Touch => {
+            let mut panels = Vec::new();
+            let mut ratio = Vec::new();
+            for (k, g) in groups.iter().enumerate() {
+                panels.push(Panel {
+                    title: format!("Echo throughput vs data read, {g} messages"),
+                    subtitle: sub.clone(),
+                    xlabel: "fraction of the last copy read".into(),
+                    ylabel: ylabel.clone(),
+                    x: XAxis::Categories(cats(g)),
+                    series: vec![
+                        series("without zio", 1, false, pts, &|i| {
+                            in_group(g, i).then(|| res[i].med(false))
+                        }),
+                        series("with zio", 0, false, pts, &|i| {
+                            in_group(g, i).then(|| res[i].med(true))
+                        }),
+                    ],
+                });
+                ratio.push(series(g, [0, 3, 4, 5][k % 4], false, pts, &|i| {
+                    in_group(g, i).then(|| res[i].med(true) / res[i].med(false))
+                }));
+            }
+            let n = cats(&groups[0]).len();
+            ratio.push(Series {
+                name: "1.0 (no change)".into(),
+                color: COLORS[2],
+                dashed: true,
+                markers: false,
+                points: (0..n).map(|i| (i as f64, 1.0)).collect(),
+            });
+            panels.push(Panel {
+                title: "Throughput with zio / without zio".into(),
+                subtitle: short(&sub),
+                xlabel: "fraction of the last copy read".into(),
+                ylabel: "throughput ratio".into(),
+                x: XAxis::Categories(cats(&groups[0])),
+                series: ratio,
+            });
+            svg::render(&panels)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_json() {
+        let log = "zio[12] stats: 1.00 s, ready\nzio[12]   hook   calls   bytes\nzio[12]   memcpy   10   4096  (4.0 KiB)\nzio[12]   elided_bytes    524288\nzio[12]   faults_missing  3\nzio[12] warning: something\n";
+        let c = parse_counters(log);
+        assert_eq!(c.get("elided_bytes"), Some(&524288));
+        assert_eq!(c.get("faults_missing"), Some(&3));
+        assert_eq!(c.get("memcpy"), None);
+        assert_eq!(
+            log_messages(log),
+            vec!["zio[12] warning: something".to_string()]
+        );
+        let j = r#"{"size":8,"gbps":1.5,"p99_us":12.0}"#;
+        assert_eq!(json_num(j, "gbps"), Some(1.5));
+        assert_eq!(json_num(j, "p99_us"), Some(12.0));
+        assert_eq!(json_num(j, "rps"), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

@@ -1,0 +1,113 @@
+//! In-process smoke tests: the real server and client on a free port
+//! (no zio involved), and the client's mismatch report against a server
+//! that corrupts one byte.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use echo_bench::client::{self, ClientConfig};
+use echo_bench::pattern::Verify;
+use echo_bench::server::{Buffers, Recv, Server, ServerConfig, Touch};
+
+fn server(size: usize, threads: usize, buffers: Buffers, touch: Touch, recv: Recv) -> Server {
+    Server::bind(ServerConfig {
+        port: 0,
+        threads,
+        size,
+        copies: 2,
+        buffers,
+        touch,
+        recv,
+        max_seconds: 1.0,
+    })
+    .expect("bind")
+}
+
+fn client(port: u16, size: usize, threads: usize, conns: usize) -> ClientConfig {
+    ClientConfig {
+        port,
+        threads,
+        conns,
+        size,
+        duration: 0.5,
+        warmup: 0.1,
+        verify: Verify::Full,
+        timeout: 5.0,
+    }
+}
+
+#[test]
+fn two_copies_echo_verified_in_full() {
+    let size = (64 << 10) + 123; // not a whole number of pages
+    let srv = server(size, 1, Buffers::Static, Touch::Pages(3), Recv::Read);
+    let port = srv.port();
+    let t = Instant::now();
+    let h = std::thread::spawn(move || srv.serve(Arc::new(AtomicBool::new(false))));
+    let r = client::run(&client(port, size, 1, 1)).expect("client");
+    let stats = h.join().unwrap().expect("serve");
+    assert!(r.requests > 10, "{r:?}");
+    assert!(
+        r.gbps > 0.0 && r.p50_us > 0.0 && r.p99_us >= r.p50_us,
+        "{r:?}"
+    );
+    assert!(stats.messages >= r.requests, "{stats:?} {r:?}");
+    assert_eq!(stats.errors, 0);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let json = r.to_json();
+    assert!(
+        json.starts_with(&format!("{{\"size\":{size},\"conns\":1,\"threads\":1,")),
+        "{json}"
+    );
+}
+
+#[test]
+fn malloc_buffers_several_connections_per_thread() {
+    // 3 connections on 2 client threads (one thread polls two), served by
+    // one server thread that polls all three; recv with MSG_WAITALL.
+    let size = 20000;
+    let srv = server(
+        size,
+        1,
+        Buffers::Malloc,
+        Touch::Fraction(0.5),
+        Recv::WaitAll,
+    );
+    let port = srv.port();
+    let h = std::thread::spawn(move || srv.serve(Arc::new(AtomicBool::new(false))));
+    let r = client::run(&client(port, size, 2, 3)).expect("client");
+    let stats = h.join().unwrap().expect("serve");
+    assert!(r.requests > 10, "{r:?}");
+    assert_eq!((r.conns, r.threads), (3, 2));
+    assert_eq!(stats.connections, 3);
+    assert_eq!(stats.errors, 0);
+}
+
+#[test]
+fn corrupted_echo_reports_the_first_differing_offset() {
+    let size = 16384;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = vec![0u8; size];
+        for n in 0.. {
+            if s.read_exact(&mut buf).is_err() {
+                return;
+            }
+            if n == 3 {
+                buf[5000] ^= 0x40;
+            }
+            if s.write_all(&buf).is_err() {
+                return;
+            }
+        }
+    });
+    let mut cfg = client(port, size, 1, 1);
+    cfg.warmup = 0.0;
+    let e = client::run(&cfg).unwrap_err();
+    assert!(e.contains("request 3"), "{e}");
+    assert!(e.contains("first differing offset 5000"), "{e}");
+}
