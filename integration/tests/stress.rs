@@ -36,6 +36,9 @@ fn eight_threads_copying_io_data_at_once_keep_every_byte() {
                 .arg(&bin)
                 .arg(dir.path())
                 .arg("200");
+            // The threads read parts of their copies on purpose; this test is
+            // about concurrent elision, so the policy must keep eliding.
+            c.env("ZIO_FAULT_RATIO", "1");
             c
         });
         let out = run.stdout();
@@ -103,7 +106,7 @@ fn eight_threads_overflowing_a_small_quarantine_keep_every_byte() {
             .arg(&bin)
             .arg(dir.path())
             .arg("200");
-        c.env("ZIO_QUARANTINE", "1M");
+        c.env("ZIO_QUARANTINE", "1M").env("ZIO_FAULT_RATIO", "1");
         c
     });
     let out = run.stdout();
