@@ -164,6 +164,16 @@ fn cpu_times() -> (f64, f64, f64, f64) {
     )
 }
 
+/// Pins the calling thread to one CPU.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one CPU set, for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// How much CPU other processes and the hypervisor take while this machine
 /// is busy: spins one thread on each of `cpus` for `ms` and returns the CPU
 /// time (in CPUs) that neither they nor our children got. Steal time shows
@@ -177,12 +187,7 @@ fn probe(cpus: &[usize], ms: u64) -> f64 {
         .map(|&cpu| {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                // SAFETY: a zeroed cpu_set_t with one CPU set, for this thread.
-                unsafe {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-                }
+                pin_to_cpu(cpu);
                 let mut x = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     x = std::hint::black_box(x.wrapping_add(1));
@@ -246,12 +251,10 @@ impl IdleSpinners {
             .map(|&cpu| {
                 let stop = stop.clone();
                 std::thread::spawn(move || {
-                    // SAFETY: affinity and policy of the calling thread, with
-                    // zero-initialized argument structs.
+                    pin_to_cpu(cpu);
+                    // SAFETY: the scheduling policy of the calling thread,
+                    // with a zero-initialized parameter struct.
                     unsafe {
-                        let mut set: libc::cpu_set_t = std::mem::zeroed();
-                        libc::CPU_SET(cpu, &mut set);
-                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
                         let param: libc::sched_param = std::mem::zeroed();
                         if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
                             return;

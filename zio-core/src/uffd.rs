@@ -172,19 +172,12 @@ impl Uffd {
         Ok(())
     }
 
-    /// Maps zero pages at the missing `[a, a+len)` and wakes waiters.
+    /// Maps zero pages at the missing `[a, a+len)` and wakes waiters (a
+    /// page that is already present is only woken).
     pub fn zeropage(&self, a: usize, len: usize) -> Result<(), i32> {
-        let mut z = Zeropage {
-            range: Range {
-                start: a as u64,
-                len: len as u64,
-            },
-            mode: 0,
-            zeropage: 0,
-        };
-        match self.ioctl(UFFDIO_ZEROPAGE, &mut z) {
-            Err(libc::EEXIST) => self.wake(a, len),
-            r => r,
+        match self.zeropage_partial(a, len) {
+            Err((libc::EEXIST, _)) => self.wake(a, len),
+            r => r.map_err(|(e, _)| e),
         }
     }
 
