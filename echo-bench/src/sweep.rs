@@ -86,6 +86,15 @@ pub struct SweepOpts {
     pub idle_spin: bool,
 }
 
+/// How a run is named in tables and messages.
+fn side(zio: bool) -> &'static str {
+    if zio {
+        "with zio"
+    } else {
+        "without zio"
+    }
+}
+
 /// One configuration measured with and without zio.
 #[derive(Clone, Debug)]
 struct Point {
@@ -694,7 +703,7 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
     let sstatus = stop_server(&mut server);
     let serr = server_err.join().unwrap_or_default();
     let logtext = std::fs::read_to_string(&log).unwrap_or_default();
-    let side = if zio { "with zio" } else { "without zio" };
+    let side = side(zio);
     let mut problems = Vec::new();
     match cstatus {
         None => problems.push(format!(
@@ -938,7 +947,7 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
                                 t0.elapsed().as_secs_f64(),
                                 p.group,
                                 p.label,
-                                if zio { "with zio" } else { "without zio" },
+                                side(zio),
                                 run.foreign * 100.0,
                                 run.steal * 100.0,
                                 budget
@@ -953,7 +962,7 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
                                 t0.elapsed().as_secs_f64(),
                                 p.group,
                                 p.label,
-                                if zio { "with zio" } else { "without zio" },
+                                side(zio),
                                 run.foreign * 100.0,
                                 run.steal * 100.0,
                                 run.gbps
@@ -976,7 +985,7 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
                             t0.elapsed().as_secs_f64(),
                             p.group,
                             p.label,
-                            if zio { "with zio" } else { "without zio" },
+                            side(zio),
                             rep + 1,
                             r.gbps,
                             r.foreign * 100.0,
