@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use smallvec::SmallVec;
+
 use crate::ranges::{core, overlaps, page_down, page_up, RangeSet, PAGE};
 use crate::tracker::{OrigId, Piece, Tracker};
 
@@ -505,7 +507,7 @@ impl<M: Mem> Engine<M> {
         for &(a, b) in keep {
             dropped.remove(a, b);
         }
-        for (a, b) in dropped.iter().collect::<Vec<_>>() {
+        for (a, b) in dropped.iter().collect::<Runs>() {
             self.mem.zero_range(a, b - a);
         }
     }
@@ -539,43 +541,34 @@ impl<M: Mem> Engine<M> {
     /// Unprotects the protected pages of `[a, b)` that no piece and no pin
     /// needs any more. Pages at the edges of an original are often shared
     /// with a neighbour whose dependents still need them.
+    ///
+    /// Cost is in the originals' dependents, not in pages: it runs every time
+    /// an original loses its last dependent, which for a reused 512 KiB input
+    /// buffer is every message (a per-page scan was 1/3 of zio's time there).
     fn unprotect_idle(&mut self, a: usize, b: usize) {
-        // Contiguous idle pages go in one call: a 512 KiB buffer is one
-        // ioctl, not 128.
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        for (s, e) in self.wp.clipped(a, b) {
-            let mut page = s;
-            while page < e {
-                if !self.page_has_dependents(page) && !self.page_pinned(page) {
-                    match runs.last_mut() {
-                        Some(r) if r.1 == page => r.1 += PAGE,
-                        _ => runs.push((page, page + PAGE)),
-                    }
-                }
-                page += PAGE;
+        if !self.wp.intersects(a, b) {
+            return;
+        }
+        let mut keep = RangeSet::new();
+        for id in self.t.origs_in(a, b) {
+            let o = self.t.orig(id);
+            if o.pins > 0 {
+                keep.insert(page_down(o.start), page_up(o.end()));
+                continue;
+            }
+            for k in &o.deps {
+                let p = self.t.piece(*k).unwrap();
+                keep.insert(page_down(p.src), page_up(p.src + p.len));
             }
         }
-        for (s, e) in runs {
-            self.mem.protect(s, e - s, false);
-            self.wp.remove(s, e);
+        // Contiguous idle pages go in one call: a 512 KiB buffer is one
+        // ioctl, not 128.
+        for (s, e) in self.wp.clipped(a, b) {
+            for (ga, gb) in gaps(&keep, s, e) {
+                self.mem.protect(ga, gb - ga, false);
+                self.wp.remove(ga, gb);
+            }
         }
-    }
-
-    /// True if some piece's bytes live in `[page, page+PAGE)`.
-    fn page_has_dependents(&self, page: usize) -> bool {
-        self.t.origs_in(page, page + PAGE).into_iter().any(|id| {
-            self.t.orig(id).deps.iter().any(|k| {
-                let p = self.t.piece(*k).unwrap();
-                overlaps(p.src, p.src + p.len, page, page + PAGE)
-            })
-        })
-    }
-
-    fn page_pinned(&self, page: usize) -> bool {
-        self.t
-            .origs_in(page, page + PAGE)
-            .into_iter()
-            .any(|id| self.t.orig(id).pins > 0)
     }
 
     /// Before `[a, b)` of memory changes: materialize every piece whose bytes
@@ -596,7 +589,7 @@ impl<M: Mem> Engine<M> {
             };
             busy |= o.pins > 0;
             let (lo, hi) = (o.start.max(pa), o.end().min(pb));
-            let deps: Vec<usize> = o
+            let deps: SmallVec<[usize; 16]> = o
                 .deps
                 .iter()
                 .copied()
@@ -677,9 +670,9 @@ impl<M: Mem> Engine<M> {
     // ----- source resolution -------------------------------------------------
 
     /// Splits `[a, b)` by where its bytes are.
-    fn resolve(&self, a: usize, b: usize) -> Vec<Seg> {
+    fn resolve(&self, a: usize, b: usize) -> Segs {
         let origs = self.t.origs_in(a, b);
-        let mut out = Vec::new();
+        let mut out = Segs::new();
         let mut pos = a;
         for k in self.t.pieces_in(a, b) {
             let p = self.t.piece(k).unwrap();
@@ -697,7 +690,7 @@ impl<M: Mem> Engine<M> {
     }
 
     /// Segments for `[lo, hi)`, which holds no piece: split by originals.
-    fn push_memory(&self, origs: &[OrigId], lo: usize, hi: usize, out: &mut Vec<Seg>) {
+    fn push_memory(&self, origs: &[OrigId], lo: usize, hi: usize, out: &mut Segs) {
         let mut pos = lo;
         for &id in origs {
             let o = self.t.orig(id);
@@ -744,7 +737,22 @@ impl<M: Mem> Engine<M> {
         }
         self.t.trim_originals(a, a + got);
         let now = self.tick();
-        self.t.add_original(a, got, now);
+        // A message read in chunks into one buffer is one original, not one
+        // per chunk: every copy of it is then one piece, not one per chunk.
+        let before = self
+            .t
+            .origs_in(a.saturating_sub(1), a)
+            .into_iter()
+            .find(|&id| {
+                let o = self.t.orig(id);
+                o.end() == a && !o.backup && o.quarantined.is_none()
+            });
+        match before {
+            Some(id) => self.t.extend_original(id, got, now),
+            None => {
+                self.t.add_original(a, got, now);
+            }
+        }
         self.sync_counts();
     }
 
@@ -792,7 +800,7 @@ impl<M: Mem> Engine<M> {
 
         let mut plan = CopyPlan::default();
         let (c0, c1) = core(d, n);
-        let mut elided_runs: Vec<(usize, usize)> = Vec::new();
+        let mut elided_runs = Runs::new();
         if c1 - c0 >= self.cfg.threshold {
             let sample = 4 * self.cfg.threshold as u64;
             let (ok, site_slot, buf_slot) =
@@ -809,7 +817,7 @@ impl<M: Mem> Engine<M> {
 
         // Everything not elided is copied for real, from where its bytes are.
         let mut pos = d;
-        let mut real_parts = Vec::new();
+        let mut real_parts = Runs::new();
         for &(r0, r1) in &elided_runs {
             real_parts.push((pos, r0));
             pos = r1;
@@ -857,35 +865,32 @@ impl<M: Mem> Engine<M> {
         dropped: &RangeSet,
         site: u16,
         buf: u16,
-    ) -> Vec<(usize, usize)> {
+    ) -> Runs {
         let segs = self.resolve(s + (c0 - d), s + (c1 - d));
-        // A destination page is elidable if all its source bytes are tracked.
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        let mut page = c0;
+        // A destination page is elidable if all its source bytes are tracked:
+        // the whole pages inside each maximal run of tracked segments.
+        let mut runs = Runs::new();
         let mut i = 0;
-        while page < c1 {
-            let (sa, sb) = (s + (page - d), s + (page - d) + PAGE);
-            while i < segs.len() && segs[i].1 <= sa {
+        while i < segs.len() {
+            if segs[i].2 == Src::Plain {
+                i += 1;
+                continue;
+            }
+            let start = segs[i].0;
+            while i + 1 < segs.len() && segs[i + 1].2 != Src::Plain && segs[i + 1].0 == segs[i].1 {
                 i += 1;
             }
-            let mut j = i;
-            let mut ok = true;
-            while j < segs.len() && segs[j].0 < sb {
-                ok &= segs[j].2 != Src::Plain;
-                j += 1;
+            let end = segs[i].1;
+            i += 1;
+            let lo = page_up(d + (start - s)).max(c0);
+            let hi = page_down(d + (end - s)).min(c1);
+            if lo < hi {
+                runs.push((lo, hi));
             }
-            if ok {
-                match runs.last_mut() {
-                    Some(r) if r.1 == page => r.1 += PAGE,
-                    _ => runs.push((page, page + PAGE)),
-                }
-            }
-            page += PAGE;
         }
-        runs.retain(|(a, b)| b - a >= PAGE);
 
         let now = self.tick();
-        let mut done = Vec::new();
+        let mut done = Runs::new();
         for (r0, r1) in runs {
             let (sa, sb) = (s + (r0 - d), s + (r1 - d));
             // Protect the sources first: once they are protected, a write to
@@ -1261,9 +1266,15 @@ impl<M: Mem> Engine<M> {
 /// A source segment: `[start, end)` and where its bytes are.
 type Seg = (usize, usize, Src);
 
+/// Segments of a range, on the stack when few.
+type Segs = SmallVec<[Seg; 8]>;
+
+/// Address ranges, on the stack when few.
+type Runs = SmallVec<[(usize, usize); 4]>;
+
 /// Appends a segment, merging it with the previous one when both are the
 /// same kind of memory and contiguous (for pieces: in the same original).
-fn push_seg(out: &mut Vec<Seg>, lo: usize, hi: usize, s: Src) {
+fn push_seg(out: &mut Segs, lo: usize, hi: usize, s: Src) {
     if lo >= hi {
         return;
     }
@@ -1283,8 +1294,8 @@ fn push_seg(out: &mut Vec<Seg>, lo: usize, hi: usize, s: Src) {
 }
 
 /// The parts of `[a, b)` not in `set`.
-fn gaps(set: &RangeSet, a: usize, b: usize) -> Vec<(usize, usize)> {
-    let mut v = Vec::new();
+fn gaps(set: &RangeSet, a: usize, b: usize) -> Runs {
+    let mut v = Runs::new();
     let mut pos = a;
     for (s, e) in set.clipped(a, b) {
         if s > pos {

@@ -303,6 +303,11 @@ enum Op {
         len: usize,
         seed: u8,
     },
+    /// An input right after the previous one (a message read in chunks).
+    InputNext {
+        len: usize,
+        seed: u8,
+    },
     Copy {
         d: usize,
         s: usize,
@@ -359,6 +364,7 @@ fn len() -> impl Strategy<Value = usize> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (addr(), len(), any::<u8>()).prop_map(|(at, len, seed)| Op::Input { at, len, seed }),
+        2 => (len(), any::<u8>()).prop_map(|(len, seed)| Op::InputNext { len, seed }),
         6 => (addr(), addr(), len(), 0usize..3).prop_map(|(d, s, len, site)| Op::Copy { d, s, len, site }),
         2 => (addr(), len()).prop_map(|(at, len)| Op::Touch { at, len: len.min(300) }),
         2 => (addr(), 1usize..40, any::<u8>()).prop_map(|(at, len, seed)| Op::Write { at, len, seed }),
@@ -373,17 +379,24 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn run(ops: &[Op], cfg: Cfg) -> (u64, u64) {
     let mut w = World::new(cfg);
+    let mut next_input = 0;
     for op in ops {
         match *op {
-            Op::Input { at, len, seed } => {
+            Op::Input { .. } | Op::InputNext { .. } => {
+                let (at, len, seed) = match *op {
+                    Op::Input { at, len, seed } => (at, len, seed),
+                    Op::InputNext { len, seed } => (next_input, len, seed),
+                    _ => unreachable!(),
+                };
                 let a = BASE + at;
-                if w.is_held(a, len) {
+                if at + len > PAGES * PAGE || w.is_held(a, len) {
                     continue;
                 }
                 let data: Vec<u8> = (0..len)
                     .map(|i| seed.wrapping_add((i * 31 + i / 4096) as u8))
                     .collect();
                 w.input(a, &data);
+                next_input = at + len;
             }
             Op::Copy { d, s, len, site } => {
                 let (d, s) = (BASE + d, BASE + s);

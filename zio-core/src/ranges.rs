@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use smallvec::SmallVec;
+
 /// The page size zio works in.
 pub const PAGE: usize = 4096;
 
@@ -59,7 +61,8 @@ impl RangeSet {
                 b = b.max(e);
             }
         }
-        let absorbed: Vec<(usize, usize)> = self.map.range(a..=b).map(|(&s, &e)| (s, e)).collect();
+        let absorbed: SmallVec<[(usize, usize); 4]> =
+            self.map.range(a..=b).map(|(&s, &e)| (s, e)).collect();
         for (s, e) in absorbed {
             self.map.remove(&s);
             b = b.max(e);
@@ -72,7 +75,7 @@ impl RangeSet {
         if a >= b {
             return;
         }
-        for (s, e) in self.overlapping(a, b).collect::<Vec<_>>() {
+        for (s, e) in self.overlapping(a, b).collect::<SmallVec<[_; 4]>>() {
             self.map.remove(&s);
             if s < a {
                 self.map.insert(s, a);
@@ -97,7 +100,7 @@ impl RangeSet {
     }
 
     /// The parts of `[a, b)` inside the set, clipped to `[a, b)`.
-    pub fn clipped(&self, a: usize, b: usize) -> Vec<(usize, usize)> {
+    pub fn clipped(&self, a: usize, b: usize) -> SmallVec<[(usize, usize); 4]> {
         self.overlapping(a, b)
             .map(|(s, e)| (s.max(a), e.min(b)))
             .collect()

@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use smallvec::SmallVec;
+
 use crate::ranges::overlaps;
 
 /// Stable identifier of an original (its slot in the table).
@@ -128,8 +130,8 @@ impl Tracker {
     }
 
     /// Keys of the pieces sharing a byte with `[a, b)`, in address order.
-    pub fn pieces_in(&self, a: usize, b: usize) -> Vec<usize> {
-        let mut v = Vec::new();
+    pub fn pieces_in(&self, a: usize, b: usize) -> SmallVec<[usize; 8]> {
+        let mut v = SmallVec::new();
         if let Some((&k, p)) = self.pieces.range(..a).next_back() {
             if k + p.len > a {
                 v.push(k);
@@ -209,6 +211,16 @@ impl Tracker {
         id
     }
 
+    /// Grows original `id` by `extra` bytes at its end (the caller
+    /// guarantees no other original starts there) and stamps it `stamp`.
+    pub fn extend_original(&mut self, id: OrigId, extra: usize, stamp: u64) {
+        let end = self.orig(id).end();
+        debug_assert!(self.origs_in(end, end + extra).is_empty());
+        let o = self.orig_mut(id);
+        o.len += extra;
+        o.stamp = stamp;
+    }
+
     /// The original with this id.
     pub fn orig(&self, id: OrigId) -> &Original {
         self.origs[id as usize].as_ref().expect("stale original id")
@@ -225,8 +237,8 @@ impl Tracker {
     }
 
     /// Ids of the originals sharing a byte with `[a, b)`, in address order.
-    pub fn origs_in(&self, a: usize, b: usize) -> Vec<OrigId> {
-        let mut v = Vec::new();
+    pub fn origs_in(&self, a: usize, b: usize) -> SmallVec<[OrigId; 8]> {
+        let mut v = SmallVec::new();
         if let Some((_, &id)) = self.by_start.range(..a).next_back() {
             if self.orig(id).end() > a {
                 v.push(id);
@@ -263,7 +275,7 @@ impl Tracker {
                 // The right part keeps this id if there is no left part.
                 let rid = if left {
                     let rid = self.add_original(b, o.end() - b, o.stamp);
-                    let moved: Vec<usize> = o
+                    let moved: SmallVec<[usize; 8]> = o
                         .deps
                         .iter()
                         .copied()
@@ -358,9 +370,12 @@ mod tests {
         let mut t = Tracker::new();
         let o = t.add_original(0x10000, 0x10000, 0);
         t.insert_piece(0x40000, piece(0x3000, 0x10100, o));
-        assert_eq!(t.pieces_in(0x40fff, 0x41000), vec![0x40000]);
+        assert_eq!(t.pieces_in(0x40fff, 0x41000).to_vec(), vec![0x40000]);
         t.cut_piece(0x40000, 0x41000, 0x42000);
-        assert_eq!(t.pieces_in(0x40000, 0x43000), vec![0x40000, 0x42000]);
+        assert_eq!(
+            t.pieces_in(0x40000, 0x43000).to_vec(),
+            vec![0x40000, 0x42000]
+        );
         assert_eq!(t.piece(0x42000).unwrap().src, 0x12100);
         assert_eq!(t.orig(o).deps.len(), 2);
         assert_eq!(t.piece_bytes(), 0x2000);
