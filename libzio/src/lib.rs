@@ -16,7 +16,7 @@
 
 #![allow(clippy::missing_safety_doc)] // each hook has exactly its libc function's contract
 
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 use libc::{iovec, mmsghdr, msghdr, off_t, pid_t, sockaddr, socklen_t, ssize_t, timespec};
 use zio_core::elide;
@@ -756,6 +756,44 @@ wraps! {
     __wrap_mremap / mremap (a: *mut c_void, o: usize, n: usize, f: c_int, na: *mut c_void) -> *mut c_void;
     __wrap_madvise / madvise (a: *mut c_void, n: usize, adv: c_int) -> c_int;
     __wrap_fork / fork () -> pid_t;
+}
+
+// ----- introspection --------------------------------------------------------
+
+/// Exported `zio_counter`: the current value of the engine counter `name`
+/// (the names the `ZIO_STATS=1` summary prints, such as `elided_copies`,
+/// `elided_bytes`, `faults_missing` or `bytes_substituted`), or -1 if the
+/// name is unknown, `name` is null, or the engine has not started in this
+/// process (it starts at the first input call that reaches `ZIO_THRESHOLD`;
+/// never with `ZIO_ENABLE=0` or without userfaultfd). A value too large for
+/// `i64` reads as `i64::MAX`.
+///
+/// For tests and benches that must prove elision happened, and for
+/// programs that want to look at themselves: find it with
+/// `dlsym(RTLD_DEFAULT, "zio_counter")`, which is null when zio is not
+/// loaded. It is not a hooked symbol (it wraps nothing in libc), so it is
+/// not in `hooked-symbols.txt`. It takes the engine's lock for a moment, so
+/// it is meant to be called now and then, not in a hot loop. It allocates
+/// nothing.
+///
+/// # Safety
+/// `name` is null or points to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn zio_counter(name: *const c_char) -> i64 {
+    if name.is_null() {
+        return -1;
+    }
+    // The name is read before the engine's lock is taken: a name in an
+    // unmapped copy faults, and the handler needs that lock.
+    // SAFETY: the caller passes a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+    let Some(get) = stats::engine_counter(name) else {
+        return -1;
+    };
+    match elide::counters_now() {
+        Some(c) => i64::try_from(get(&c)).unwrap_or(i64::MAX),
+        None => -1,
+    }
 }
 
 extern "C" fn zio_init(_argc: c_int, _argv: *const *const u8, _envp: *const *const u8) {

@@ -610,13 +610,24 @@ pub fn counters() -> Option<crate::engine::Counters> {
     // mid-call); do not wait for it.
     for _ in 0..1000 {
         if let Some(g) = ENGINE.try_lock() {
-            return g.as_ref().map(|e| {
-                let mut c = e.counters.clone();
-                c.registrations = e.mem.registrations;
-                c
-            });
+            return g.as_ref().map(counters_of);
         }
         yield_now();
     }
     None
+}
+
+/// The engine's counters now, for a live reader (libzio's `zio_counter`):
+/// waits for the lock. `None` if the engine has not started in this process
+/// (or this thread is already inside zio).
+pub fn counters_now() -> Option<crate::engine::Counters> {
+    let _inside = thread::enter()?;
+    let g = ENGINE.lock();
+    g.as_ref().map(counters_of)
+}
+
+fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
+    let mut c = e.counters.clone();
+    c.registrations = e.mem.registrations;
+    c
 }

@@ -323,38 +323,55 @@ pub fn write_summary(snap: &Snapshot, header: &str) {
     }
 }
 
+/// Reads one engine counter out of a [`Counters`](crate::engine::Counters).
+pub type CounterFn = fn(&crate::engine::Counters) -> u64;
+
+/// The engine's counters by name, in summary order. The one list that both
+/// the stats summary ([`write_engine_summary`]) and the live lookup
+/// ([`engine_counter`], libzio's exported `zio_counter`) use.
+pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
+    ("elided_copies", |c| c.elided_copies),
+    ("elided_bytes", |c| c.elided_bytes),
+    ("copied_bytes", |c| c.copied_bytes),
+    ("faults_missing", |c| c.faults_missing),
+    ("faults_zero", |c| c.faults_zero),
+    ("faults_wp", |c| c.faults_wp),
+    ("pages_by_fault", |c| c.materialized[0]),
+    ("pages_by_write", |c| c.materialized[1]),
+    ("pages_by_gc", |c| c.materialized[2]),
+    ("pages_by_fork", |c| c.materialized[3]),
+    ("pages_by_other", |c| c.materialized[4]),
+    ("outputs_substituted", |c| c.outputs_substituted),
+    ("bytes_substituted", |c| c.bytes_substituted),
+    ("bytes_dropped", |c| c.bytes_dropped),
+    ("live_records", |c| c.live_pieces),
+    ("peak_records", |c| c.peak_pieces),
+    ("live_originals", |c| c.live_originals),
+    ("quarantined_bytes", |c| c.quarantined_bytes),
+    ("quarantined_total", |c| c.quarantined_total),
+    ("policy_skips", |c| c.policy_skips),
+    ("refused", |c| c.refused),
+    ("vmas_registered", |c| c.registrations),
+    ("bytes_backed_up", |c| c.bytes_backed_up),
+    ("backup_bytes", |c| c.backup_bytes),
+];
+
+/// The reader of the engine counter called `name` (as the summary prints
+/// it), or `None` for an unknown name.
+pub fn engine_counter(name: &[u8]) -> Option<CounterFn> {
+    ENGINE_COUNTERS
+        .iter()
+        .find(|(n, _)| n.as_bytes() == name)
+        .map(|&(_, get)| get)
+}
+
 /// Writes the engine's counters, one `name value` line each (after the
 /// hook table, in the same `zio[pid]` format).
 pub fn write_engine_summary(c: &crate::engine::Counters) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    let rows: [(&str, u64); 24] = [
-        ("elided_copies", c.elided_copies),
-        ("elided_bytes", c.elided_bytes),
-        ("copied_bytes", c.copied_bytes),
-        ("faults_missing", c.faults_missing),
-        ("faults_zero", c.faults_zero),
-        ("faults_wp", c.faults_wp),
-        ("pages_by_fault", c.materialized[0]),
-        ("pages_by_write", c.materialized[1]),
-        ("pages_by_gc", c.materialized[2]),
-        ("pages_by_fork", c.materialized[3]),
-        ("pages_by_other", c.materialized[4]),
-        ("outputs_substituted", c.outputs_substituted),
-        ("bytes_substituted", c.bytes_substituted),
-        ("bytes_dropped", c.bytes_dropped),
-        ("live_records", c.live_pieces),
-        ("peak_records", c.peak_pieces),
-        ("live_originals", c.live_originals),
-        ("quarantined_bytes", c.quarantined_bytes),
-        ("quarantined_total", c.quarantined_total),
-        ("policy_skips", c.policy_skips),
-        ("refused", c.refused),
-        ("vmas_registered", c.registrations),
-        ("bytes_backed_up", c.bytes_backed_up),
-        ("backup_bytes", c.backup_bytes),
-    ];
-    for (name, v) in rows {
+    for (name, get) in ENGINE_COUNTERS {
+        let v = get(c);
         let mut line = Line::new();
         let _ = writeln!(line, "zio[{pid}]   {name:<20} {v:>18}");
         crate::log::write_raw(line.as_str().as_bytes());
@@ -376,6 +393,30 @@ mod tests {
         for (i, h) in ALL_HOOKS.iter().enumerate() {
             assert_eq!(*h as usize, i);
         }
+    }
+
+    #[test]
+    fn engine_counters_are_found_by_their_summary_names() {
+        let c = crate::engine::Counters {
+            elided_copies: 3,
+            materialized: [0, 0, 0, 0, 7],
+            registrations: 11,
+            backup_bytes: 13,
+            ..Default::default()
+        };
+        let get = |n: &str| engine_counter(n.as_bytes()).map(|f| f(&c));
+        assert_eq!(get("elided_copies"), Some(3));
+        assert_eq!(get("pages_by_other"), Some(7));
+        assert_eq!(get("vmas_registered"), Some(11));
+        assert_eq!(get("backup_bytes"), Some(13));
+        assert_eq!(get("elided_bytes"), Some(0));
+        assert_eq!(get("no_such_counter"), None);
+        assert_eq!(get("elided_copie"), None);
+        assert_eq!(get(""), None);
+        let mut names: Vec<&str> = ENGINE_COUNTERS.iter().map(|e| e.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ENGINE_COUNTERS.len(), "names are unique");
     }
 
     #[test]
