@@ -68,6 +68,8 @@ pub enum Opt {
     Quarantine,
     /// `ZIO_GC_MS`
     GcMs,
+    /// `ZIO_BACKUP_AHEAD`
+    BackupAhead,
     /// `ZIO_STATS`
     Stats,
     /// `ZIO_LOG`
@@ -82,7 +84,7 @@ const GIB: u64 = 1024 * MIB;
 const TIB: u64 = 1024 * GIB;
 
 /// Number of options.
-pub const NOPTS: usize = 9;
+pub const NOPTS: usize = 10;
 
 /// The options table. The order matches [`Opt`].
 pub static OPTIONS: [OptDesc; NOPTS] = [
@@ -151,6 +153,16 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 3_600_000,
         flag: "--gc-ms",
         help: "period of the garbage-collection pass, in milliseconds",
+    },
+    OptDesc {
+        name: "ZIO_BACKUP_AHEAD",
+        kind: Kind::Bool,
+        default_text: "1",
+        default: 1,
+        min: 0,
+        max: 1,
+        flag: "--no-backup-ahead",
+        help: "1 = once a reused input buffer's data was sent, back it up for its copies in zio's thread, not in the next read (only if the process may use 2+ CPUs)",
     },
     OptDesc {
         name: "ZIO_STATS",
@@ -404,6 +416,7 @@ pub const ALL: [Opt; NOPTS] = [
     Opt::MaxRecords,
     Opt::Quarantine,
     Opt::GcMs,
+    Opt::BackupAhead,
     Opt::Stats,
     Opt::Log,
     Opt::LogFile,

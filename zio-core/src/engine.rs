@@ -67,6 +67,9 @@ pub struct Cfg {
     pub max_records: usize,
     /// Bytes of freed originals kept for their dependents.
     pub quarantine: usize,
+    /// Back up reused input buffers once their data was sent
+    /// ([`Engine::back_up_ahead`]), not in the next input call.
+    pub backup_ahead: bool,
 }
 
 impl Default for Cfg {
@@ -76,6 +79,7 @@ impl Default for Cfg {
             fault_ratio: 0.06,
             max_records: 16384,
             quarantine: 64 << 20,
+            backup_ahead: true,
         }
     }
 }
@@ -142,6 +146,15 @@ pub struct Counters {
     pub bytes_backed_up: u64,
     /// Bytes in live backups now.
     pub backup_bytes: u64,
+    /// Backups made ahead of the next input, off the program's path.
+    pub backups_ahead: u64,
+    /// Nanoseconds the program's threads spent in the engine, waiting for
+    /// its lock included: what zio's decisions cost the program itself
+    /// (kept by the caller).
+    pub program_ns: u64,
+    /// Nanoseconds zio's own threads (fault handler, collector) spent in
+    /// the engine, lock wait included.
+    pub background_ns: u64,
 }
 
 /// Where a real copy of a plan takes its bytes from.
@@ -357,6 +370,12 @@ pub struct Engine<M: Mem> {
     to_free: Vec<usize>,
     policy: Policy,
     clock: u64,
+    /// While a copy is decided: ranges whose protection may be removed at
+    /// its end (see [`Engine::copy`]).
+    deferred_unprotect: Option<Runs>,
+    /// Reused input buffers whose data was just sent: back them up before
+    /// their next input arrives ([`Engine::back_up_ahead`]).
+    ahead: SmallVec<[OrigId; 4]>,
 }
 
 impl<M: Mem> Engine<M> {
@@ -373,6 +392,8 @@ impl<M: Mem> Engine<M> {
             to_free: Vec::new(),
             policy: Policy::new(),
             clock: 0,
+            deferred_unprotect: None,
+            ahead: SmallVec::new(),
         }
     }
 
@@ -549,6 +570,10 @@ impl<M: Mem> Engine<M> {
         if !self.wp.intersects(a, b) {
             return;
         }
+        if let Some(later) = &mut self.deferred_unprotect {
+            later.push((a, b));
+            return;
+        }
         let mut keep = RangeSet::new();
         for id in self.t.origs_in(a, b) {
             let o = self.t.orig(id);
@@ -661,6 +686,9 @@ impl<M: Mem> Engine<M> {
     }
 
     fn unprotect_range(&mut self, pa: usize, pb: usize) {
+        if !self.wp.intersects(pa, pb) {
+            return;
+        }
         for (s, e) in self.wp.clipped(pa, pb) {
             self.mem.protect(s, e - s, false);
         }
@@ -735,6 +763,7 @@ impl<M: Mem> Engine<M> {
         {
             return; // pinned: leave the old record, skip this one
         }
+        let reread = !self.t.origs_in(a, a + got).is_empty();
         self.t.trim_originals(a, a + got);
         let now = self.tick();
         // A message read in chunks into one buffer is one original, not one
@@ -747,12 +776,14 @@ impl<M: Mem> Engine<M> {
                 let o = self.t.orig(id);
                 o.end() == a && !o.backup && o.quarantined.is_none()
             });
-        match before {
-            Some(id) => self.t.extend_original(id, got, now),
-            None => {
-                self.t.add_original(a, got, now);
+        let id = match before {
+            Some(id) => {
+                self.t.extend_original(id, got, now);
+                id
             }
-        }
+            None => self.t.add_original(a, got, now),
+        };
+        self.t.orig_mut(id).reread |= reread;
         self.sync_counts();
     }
 
@@ -768,6 +799,25 @@ impl<M: Mem> Engine<M> {
         if n == 0 || self.t.is_empty() {
             return Ok(None);
         }
+        // A reused destination re-elided from the same input drops the
+        // original's last dependent and adds it back a moment later: only
+        // what is idle once the copy is decided gets unprotected, instead of
+        // an unprotect and a protect ioctl in every such copy.
+        self.deferred_unprotect = Some(Runs::new());
+        let plan = self.decide_copy(d, s, n, site);
+        for (a, b) in self.deferred_unprotect.take().unwrap_or_default() {
+            self.unprotect_idle(a, b);
+        }
+        plan
+    }
+
+    fn decide_copy(
+        &mut self,
+        d: usize,
+        s: usize,
+        n: usize,
+        site: usize,
+    ) -> Result<Option<CopyPlan>, Busy> {
         let src_tracked = self.t.has_pieces_in(s, s + n) || !self.t.origs_in(s, s + n).is_empty();
         if !src_tracked {
             return Ok(None);
@@ -789,6 +839,17 @@ impl<M: Mem> Engine<M> {
             }));
         }
 
+        let (c0, c1) = core(d, n);
+        let policy = (c1 - c0 >= self.cfg.threshold).then(|| {
+            let sample = 4 * self.cfg.threshold as u64;
+            self.policy.allows(site, c0, self.cfg.fault_ratio, sample)
+        });
+        if let Some((true, site_slot, buf_slot)) = policy {
+            if let Some(plan) = self.re_elide(d, s, n, site_slot, buf_slot) {
+                return Ok(Some(plan));
+            }
+        }
+
         // The destination is overwritten: whole pages' old pieces are
         // dropped, partial pages rebuilt, originals there released.
         let dropped = self.drop_pieces(d, d + n);
@@ -799,17 +860,13 @@ impl<M: Mem> Engine<M> {
         self.t.trim_originals(d, d + n);
 
         let mut plan = CopyPlan::default();
-        let (c0, c1) = core(d, n);
         let mut elided_runs = Runs::new();
-        if c1 - c0 >= self.cfg.threshold {
-            let sample = 4 * self.cfg.threshold as u64;
-            let (ok, site_slot, buf_slot) =
-                self.policy.allows(site, c0, self.cfg.fault_ratio, sample);
-            if ok {
+        match policy {
+            Some((true, site_slot, buf_slot)) => {
                 elided_runs = self.elide_core(d, s, (c0, c1), &dropped, site_slot, buf_slot);
-            } else {
-                self.counters.policy_skips += 1;
             }
+            Some((false, ..)) => self.counters.policy_skips += 1,
+            None => {}
         }
 
         // Dropped pages copied for real below must not fault one by one.
@@ -849,6 +906,65 @@ impl<M: Mem> Engine<M> {
         }
         self.sync_counts();
         Ok(Some(plan))
+    }
+
+    /// The steady state of a reused destination: `[d, d+n)` (whole pages)
+    /// is one piece already and the source is one tracked, protected run, so
+    /// the piece just takes the new source. No page is dropped, filled or
+    /// protected, and the tracker changes in two places: a static buffer
+    /// chain (input -> c1 -> ... -> ck, every message) takes this path for
+    /// every copy after the first. `None`, changing nothing, for a copy of
+    /// any other shape.
+    fn re_elide(&mut self, d: usize, s: usize, n: usize, site: u16, buf: u16) -> Option<CopyPlan> {
+        if !d.is_multiple_of(PAGE) || !n.is_multiple_of(PAGE) || self.t.piece(d)?.len != n {
+            return None;
+        }
+        let (src, orig) = match self.t.piece_at(s) {
+            Some((k, p)) if k + p.len >= s + n => (p.src + (s - k), p.orig),
+            Some(_) => return None,
+            None => {
+                if self.t.has_pieces_in(s, s + n) {
+                    return None;
+                }
+                let ids = self.t.origs_in(s, s + n);
+                let &[id] = ids.as_slice() else {
+                    return None;
+                };
+                let o = self.t.orig(id);
+                if o.start > s || o.end() < s + n {
+                    return None;
+                }
+                (s, id)
+            }
+        };
+        if !self.t.orig(orig).backup && !self.wp.covers(page_down(src), page_up(src + n)) {
+            return None;
+        }
+        debug_assert!(
+            self.t.origs_in(d, d + n).is_empty(),
+            "original under a piece"
+        );
+        let stamp = self.tick();
+        let was = self.t.cut_piece(d, d, d + n);
+        let piece = Piece {
+            len: n,
+            src,
+            orig,
+            stamp,
+            site,
+            buf,
+        };
+        self.t.insert_piece(d, piece);
+        self.orig_changed(was);
+        self.policy.elided(site, buf, n as u64);
+        self.counters.bytes_dropped += n as u64;
+        self.counters.elided_copies += 1;
+        self.counters.elided_bytes += n as u64;
+        self.sync_counts();
+        Some(CopyPlan {
+            elided: n,
+            ..CopyPlan::default()
+        })
     }
 
     /// Elides what it can of the destination core `[c0, c1)`; returns the
@@ -1011,6 +1127,45 @@ impl<M: Mem> Engine<M> {
             self.counters.bytes_substituted += subst as u64;
         }
         self.unpin(&g.pins);
+        if self.cfg.backup_ahead && subst > 0 {
+            for &id in &g.pins {
+                let Some(o) = self.t.try_orig(id) else {
+                    continue;
+                };
+                if o.reread && !o.backup && !o.deps.is_empty() && !self.ahead.contains(&id) {
+                    self.ahead.push(id);
+                }
+            }
+        }
+    }
+
+    /// True if [`Engine::back_up_ahead`] has work.
+    pub fn wants_backup_ahead(&self) -> bool {
+        !self.ahead.is_empty()
+    }
+
+    /// Backs up the reused input buffers whose data an output just sent, so
+    /// that their next input finds nothing to preserve. Meant for zio's own
+    /// thread while the program waits for that input: an echo server or a
+    /// proxy reads the next message into the same buffer, and the copy of
+    /// the old bytes its copies still point at (and the protection change)
+    /// then costs the program nothing. Skipped, changing nothing, for an
+    /// original that changed meanwhile (gone, pinned, no dependents left).
+    pub fn back_up_ahead(&mut self) {
+        for id in std::mem::take(&mut self.ahead) {
+            let Some(o) = self.t.try_orig(id) else {
+                continue;
+            };
+            if !o.reread || o.backup || o.pins > 0 || o.deps.is_empty() {
+                continue;
+            }
+            let (lo, hi) = (o.start, o.end());
+            let deps: SmallVec<[usize; 16]> = o.deps.iter().copied().collect();
+            if self.back_up(id, lo, hi, &deps) {
+                self.counters.backups_ahead += 1;
+            }
+        }
+        self.sync_counts();
     }
 
     /// The program frees the allocation `[p, p+size)`.

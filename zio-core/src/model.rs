@@ -41,6 +41,8 @@ struct Sim {
     registered: Vec<bool>,
     /// Backup pages in use.
     backup_used: Vec<bool>,
+    /// Protection changes asked for (each is an ioctl in the real backend).
+    protect_calls: u64,
 }
 
 impl Sim {
@@ -56,6 +58,7 @@ impl Sim {
             ],
             registered: vec![false; PAGES],
             backup_used: vec![false; BACKUP_PAGES],
+            protect_calls: 0,
         }
     }
     fn idx(addr: usize) -> usize {
@@ -146,6 +149,7 @@ impl Mem for Sim {
         }
     }
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
+        self.protect_calls += 1;
         for i in Self::idx(a)..Self::idx(a + len - 1) + 1 {
             self.registered[i] = true;
             self.pages[i].wp = on;
@@ -342,6 +346,8 @@ enum Op {
         keep: bool,
     },
     Gc,
+    /// zio's thread makes the backups an output asked for.
+    BackupAhead,
     Fork,
 }
 
@@ -373,6 +379,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (addr(), addr(), len()).prop_map(|(from, to, len)| Op::Realloc { from, to, len }),
         1 => (addr(), len(), any::<bool>()).prop_map(|(at, len, keep)| Op::Discard { at, len, keep }),
         1 => Just(Op::Gc),
+        2 => Just(Op::BackupAhead),
         1 => Just(Op::Fork),
     ]
 }
@@ -494,6 +501,10 @@ fn run(ops: &[Op], cfg: Cfg) -> (u64, u64) {
                 w.e.collect();
                 w.release_freed();
             }
+            Op::BackupAhead => {
+                w.e.back_up_ahead();
+                w.release_freed();
+            }
             Op::Fork => {
                 w.e.prepare_fork();
                 w.release_freed();
@@ -530,6 +541,7 @@ fn small_cfg() -> Cfg {
         fault_ratio: 1.0,
         max_records: 6,
         quarantine: 8 * PAGE,
+        backup_ahead: true,
     }
 }
 
@@ -546,7 +558,7 @@ proptest! {
     /// The same with the default-like policy (ratio and bounds in play).
     #[test]
     fn engine_matches_plain_copies_with_policy(ops in prop::collection::vec(op(), 1..40)) {
-        run(&ops, Cfg { threshold: 2 * PAGE, fault_ratio: 0.06, max_records: 64, quarantine: 64 * PAGE });
+        run(&ops, Cfg { threshold: 2 * PAGE, fault_ratio: 0.06, max_records: 64, quarantine: 64 * PAGE, backup_ahead: true });
     }
 }
 
@@ -609,6 +621,7 @@ fn policy_stops_eliding_where_everything_is_touched() {
         fault_ratio: 0.06,
         max_records: 1000,
         quarantine: 1 << 20,
+        backup_ahead: false,
     });
     let _ = HashMap::<u8, u8>::new();
     for round in 0..40 {
@@ -662,6 +675,7 @@ fn quarantine_release_with_two_originals_in_one_allocation() {
             fault_ratio: 1.0,
             max_records: 100,
             quarantine: 0,
+            backup_ahead: true,
         },
     );
 }
@@ -695,4 +709,85 @@ fn reused_input_buffer_is_backed_up_not_materialized() {
     }
     assert_eq!(w.e.counters.backup_bytes, 0);
     w.check_all();
+}
+
+#[test]
+fn reused_destination_costs_no_protection_change() {
+    let mut w = World::new(small_cfg());
+    w.input(BASE, &vec![7u8; 8 * PAGE]);
+    w.copy(BASE + 20 * PAGE, BASE, 8 * PAGE, 1);
+    let calls = w.e.mem.protect_calls;
+    for _ in 0..5 {
+        w.copy(BASE + 20 * PAGE, BASE, 8 * PAGE, 1);
+    }
+    assert_eq!(w.e.counters.elided_copies, 6);
+    assert_eq!(
+        w.e.mem.protect_calls, calls,
+        "re-eliding the only dependent toggled the protection"
+    );
+    let out = w.output(BASE + 20 * PAGE, 8 * PAGE);
+    assert!(out.iter().all(|&b| b == 7));
+    // Once nothing depends on it, the input is unprotected again.
+    w.copy(BASE + 20 * PAGE, BASE + 40 * PAGE, 8 * PAGE, 1);
+    assert!(w.e.mem.pages[0..8].iter().all(|p| !p.wp));
+    w.check_all();
+}
+
+#[test]
+fn chunked_input_is_one_original_and_one_piece_per_copy() {
+    let mut w = World::new(small_cfg());
+    for chunk in 0..4 {
+        w.input(BASE + chunk * 2 * PAGE, &vec![chunk as u8 + 1; 2 * PAGE]);
+    }
+    assert_eq!(w.e.tracker().orig_count(), 1);
+    w.copy(BASE + 20 * PAGE, BASE, 8 * PAGE, 1);
+    w.copy(BASE + 40 * PAGE, BASE + 20 * PAGE, 8 * PAGE, 1);
+    assert_eq!(w.e.tracker().piece_count(), 2);
+    let out = w.output(BASE + 40 * PAGE, 8 * PAGE);
+    for chunk in 0..4 {
+        let part = &out[chunk * 2 * PAGE..(chunk + 1) * 2 * PAGE];
+        assert!(part.iter().all(|&b| b == chunk as u8 + 1));
+    }
+    // Reading the next message's first chunk backs up all of the old one.
+    w.input(BASE, &vec![9u8; 2 * PAGE]);
+    let out = w.output(BASE + 40 * PAGE, 8 * PAGE);
+    assert!(out[..2 * PAGE].iter().all(|&b| b == 1));
+    w.check_all();
+}
+
+/// An echo server's reused buffers: once the last copy was sent, zio's
+/// thread backs the input up, and the next message's input then has nothing
+/// to preserve (no backup and no protection change in the input call).
+#[test]
+fn backup_ahead_takes_the_backup_off_the_input_path() {
+    let mut w = World::new(Cfg {
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    });
+    let (input, c1, c2) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE);
+    for round in 0..4u8 {
+        let protects = w.e.mem.protect_calls;
+        let backed = w.e.counters.bytes_backed_up;
+        w.input(input, &vec![round; 8 * PAGE]);
+        if round > 0 {
+            // The old message's copies still read as the old message.
+            let out = w.output(c2, 8 * PAGE);
+            assert!(out.iter().all(|&b| b == round - 1), "round {round}");
+        }
+        w.copy(c1, input, 8 * PAGE, 1);
+        w.copy(c2, c1, 8 * PAGE, 1);
+        let out = w.output(c2, 8 * PAGE);
+        assert!(out.iter().all(|&b| b == round));
+        if round > 1 {
+            // Steady state: the input made no backup and changed no
+            // protection; the copies re-protected the input once.
+            assert_eq!(w.e.counters.bytes_backed_up, backed);
+            assert_eq!(w.e.mem.protect_calls, protects + 1);
+        }
+        assert_eq!(w.e.wants_backup_ahead(), round > 0, "round {round}");
+        w.e.back_up_ahead();
+        w.check_all();
+    }
+    assert_eq!(w.e.counters.backups_ahead, 3);
+    assert_eq!(w.e.counters.elided_copies, 8);
 }

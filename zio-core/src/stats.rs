@@ -354,6 +354,9 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("vmas_registered", |c| c.registrations),
     ("bytes_backed_up", |c| c.bytes_backed_up),
     ("backup_bytes", |c| c.backup_bytes),
+    ("backups_ahead", |c| c.backups_ahead),
+    ("engine_us_program", |c| c.program_ns / 1000),
+    ("engine_us_zio", |c| c.background_ns / 1000),
 ];
 
 /// The reader of the engine counter called `name` (as the summary prints
