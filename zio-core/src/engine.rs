@@ -79,7 +79,7 @@ impl Default for Cfg {
             fault_ratio: 0.06,
             max_records: 16384,
             quarantine: 64 << 20,
-            backup_ahead: true,
+            backup_ahead: false,
         }
     }
 }
