@@ -36,6 +36,12 @@ impl Mem for NullMem {
         self.next_backup += (len + 4095) & !4095;
         Some(a)
     }
+    fn own(&mut self, len: usize) -> Option<usize> {
+        let a = self.next_backup;
+        self.next_backup += (len + 4095) & !4095;
+        Some(a)
+    }
+    fn write(&mut self, _addr: usize, _data: &[u8]) {}
     fn backup_release(&mut self, _addr: usize, _len: usize) {}
 }
 
@@ -48,8 +54,13 @@ fn message(e: &mut Engine<NullMem>, size: usize, k: usize) {
     let mut off = 0;
     while off < size {
         let n = CHUNK.min(size - off);
-        e.input_prepare(INPUT + off, size - off).unwrap();
-        e.input_done(INPUT + off, n);
+        match e.input_target(INPUT + off, size - off) {
+            Some(r) => e.input_redirected(INPUT + off, r, n as isize).unwrap(),
+            None => {
+                e.input_prepare(INPUT + off, size - off).unwrap();
+                e.input_done(INPUT + off, n);
+            }
+        }
         off += n;
     }
     let mut src = INPUT;

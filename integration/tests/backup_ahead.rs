@@ -1,4 +1,6 @@
-//! `ZIO_BACKUP_AHEAD` in a real process: a program that reads every message
+//! `ZIO_BACKUP_AHEAD` in a real process (with `ZIO_REDIRECT_INPUT=0`, under
+//! which input lands in the reused buffer and needs backups): a program
+//! that reads every message
 //! into one reused buffer, copies it twice (elided copies that point at the
 //! buffer) and writes the second copy out (integration/c/reused_buffer.c).
 //!
@@ -87,7 +89,10 @@ impl Setup {
         c.arg(self.dir.path().join("messages.bin"))
             .arg(self.dir.path().join("out.bin"))
             .arg(wait_us.to_string())
-            .env("ZIO_BACKUP_AHEAD", ahead);
+            .env("ZIO_BACKUP_AHEAD", ahead)
+            // Backups happen only when input lands in the reused buffer
+            // itself, not in zio's memory.
+            .env("ZIO_REDIRECT_INPUT", "0");
         c
     }
 

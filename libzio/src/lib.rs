@@ -176,12 +176,17 @@ macro_rules! input_hooks {
                 stats::count(Hook::$hook, io(r));
                 return r;
             }
-            elide::input_prepare($buf as usize, $len);
-            // SAFETY: the caller's contract.
+            let at = $buf as usize;
+            // A reused input buffer's bytes land in zio's memory instead.
+            let redirect = elide::input_begin(at, $len);
+            let $buf = match redirect {
+                Some(to) => to.to as *mut c_void,
+                None => $buf,
+            };
+            // SAFETY: the caller's contract; a redirected call reads into
+            // zio's memory of at least `$len` bytes.
             let r = unsafe { real::$name($($a),*) };
-            if r > 0 {
-                elide::input_done($buf as usize, r as usize);
-            }
+            elide::input_end(at, $len, redirect, r);
             stats::count(Hook::$hook, io(r));
             r
         }

@@ -70,6 +70,8 @@ pub enum Opt {
     GcMs,
     /// `ZIO_BACKUP_AHEAD`
     BackupAhead,
+    /// `ZIO_REDIRECT_INPUT`
+    RedirectInput,
     /// `ZIO_STATS`
     Stats,
     /// `ZIO_LOG`
@@ -84,7 +86,7 @@ const GIB: u64 = 1024 * MIB;
 const TIB: u64 = 1024 * GIB;
 
 /// Number of options.
-pub const NOPTS: usize = 10;
+pub const NOPTS: usize = 11;
 
 /// The options table. The order matches [`Opt`].
 pub static OPTIONS: [OptDesc; NOPTS] = [
@@ -166,6 +168,16 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1,
         flag: "--backup-ahead",
         help: "1 = once a reused input buffer's data was sent, back it up for its copies in zio's thread, not in the next read (only if the process may use 2+ CPUs)",
+    },
+    OptDesc {
+        name: "ZIO_REDIRECT_INPUT",
+        kind: Kind::Bool,
+        default_text: "1",
+        default: 1,
+        min: 0,
+        max: 1,
+        flag: "--no-redirect-input",
+        help: "1 = land input into a reused buffer in zio's memory and leave the buffer's pages unmapped (no backup, no protection changes)",
     },
     OptDesc {
         name: "ZIO_STATS",
@@ -420,6 +432,7 @@ pub const ALL: [Opt; NOPTS] = [
     Opt::Quarantine,
     Opt::GcMs,
     Opt::BackupAhead,
+    Opt::RedirectInput,
     Opt::Stats,
     Opt::Log,
     Opt::LogFile,

@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
-use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, From, Gather, Mem};
+use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, From, Gather, Mem, Redirect};
 use crate::lock::Lock;
 use crate::ranges::{page_down, page_up, PAGE};
 use crate::uffd::{self, feature, Uffd};
@@ -102,34 +102,37 @@ impl Mem for RealMem {
     }
 
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
-        let size = page_up(len);
-        let addr = match self.spare.get_mut(&size).and_then(Vec::pop) {
-            Some(a) => {
-                self.spare_bytes -= size;
-                a
-            }
-            None => {
-                // SAFETY: a fresh private anonymous mapping; zio owns it.
-                let p = unsafe {
-                    libc::mmap(
-                        core::ptr::null_mut(),
-                        size,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                        -1,
-                        0,
-                    )
-                };
-                if p == libc::MAP_FAILED {
-                    return None;
-                }
-                p as usize
-            }
-        };
-        // SAFETY: `src` is an original (present); `addr` is ours, `size` >=
+        let addr = self.own(len)?;
+        // SAFETY: `src` is an original (present); `addr` is ours, at least
         // `len` bytes, and the two cannot overlap.
         unsafe { core::ptr::copy_nonoverlapping(src as *const u8, addr as *mut u8, len) };
         Some(addr)
+    }
+
+    fn own(&mut self, len: usize) -> Option<usize> {
+        let size = page_up(len);
+        if let Some(a) = self.spare.get_mut(&size).and_then(Vec::pop) {
+            self.spare_bytes -= size;
+            return Some(a);
+        }
+        // SAFETY: a fresh private anonymous mapping; zio owns it.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (p != libc::MAP_FAILED).then_some(p as usize)
+    }
+
+    fn write(&mut self, addr: usize, data: &[u8]) {
+        // SAFETY: the engine passes present, unprotected program memory it
+        // has just released for this write (see `input_redirected`).
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
     }
 
     fn backup_release(&mut self, addr: usize, len: usize) {
@@ -208,6 +211,7 @@ fn cfg() -> Cfg {
         max_records: config::get(config::Opt::MaxRecords) as usize,
         quarantine: config::get(config::Opt::Quarantine) as usize,
         backup_ahead: config::get(config::Opt::BackupAhead) != 0 && cpus_allowed() > 1,
+        redirect_input: config::get(config::Opt::RedirectInput) != 0,
     }
 }
 
@@ -499,6 +503,36 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
         });
     }
     true
+}
+
+/// Before an input call of up to `n` bytes at `a`: where it should land.
+/// `Some`: in zio's memory (the call must read into `Redirect::to` and
+/// then call [`input_end`]); `None`: in the buffer, prepared for it.
+pub fn input_begin(a: usize, n: usize) -> Option<Redirect> {
+    if n == 0 || !tracking() {
+        return None;
+    }
+    let _inside = thread::enter()?;
+    with_engine(|e| match e.input_target(a, n) {
+        Some(r) => Ok(Some(r)),
+        None => e.input_prepare(a, n).map(|()| None),
+    })
+    .flatten()
+}
+
+/// After the input call of [`input_begin`] returned `r` (bytes, or a
+/// negative error), having asked for `n` bytes at `a`.
+pub fn input_end(a: usize, n: usize, redirect: Option<Redirect>, r: isize) {
+    match redirect {
+        None if r > 0 => input_done(a, (r as usize).min(n)),
+        None => {}
+        Some(to) => {
+            let Some(_inside) = thread::enter() else {
+                return;
+            };
+            with_engine(|e| e.input_redirected(a, to, r));
+        }
+    }
 }
 
 /// Before an input call writes up to `n` bytes at `a`.

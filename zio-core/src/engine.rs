@@ -52,6 +52,11 @@ pub trait Mem {
     /// Copies the `len` bytes at `src` (present memory) into memory zio
     /// owns and returns its address; `None` if none can be had.
     fn backup(&mut self, src: usize, len: usize) -> Option<usize>;
+    /// `len` bytes of memory zio owns (present, contents undefined), given
+    /// back with [`Mem::backup_release`]; `None` if none can be had.
+    fn own(&mut self, len: usize) -> Option<usize>;
+    /// Writes `data` to present, unprotected program memory at `addr`.
+    fn write(&mut self, addr: usize, data: &[u8]);
     /// Gives back a backup's memory.
     fn backup_release(&mut self, addr: usize, len: usize);
 }
@@ -70,6 +75,9 @@ pub struct Cfg {
     /// Back up reused input buffers once their data was sent
     /// ([`Engine::back_up_ahead`]), not in the next input call.
     pub backup_ahead: bool,
+    /// Land input into reused buffers in zio's memory
+    /// ([`Engine::input_target`]).
+    pub redirect_input: bool,
 }
 
 impl Default for Cfg {
@@ -80,6 +88,7 @@ impl Default for Cfg {
             max_records: 16384,
             quarantine: 64 << 20,
             backup_ahead: false,
+            redirect_input: true,
         }
     }
 }
@@ -148,6 +157,10 @@ pub struct Counters {
     pub backup_bytes: u64,
     /// Backups made ahead of the next input, off the program's path.
     pub backups_ahead: u64,
+    /// Input calls landed in zio's memory, their buffer left unmapped.
+    pub inputs_redirected: u64,
+    /// Bytes of those inputs left unmapped in the program's buffer.
+    pub bytes_redirected: u64,
     /// Nanoseconds the program's threads spent in the engine, waiting for
     /// its lock included: what zio's decisions cost the program itself
     /// (kept by the caller).
@@ -260,6 +273,23 @@ pub enum FreeAction {
 /// original it needs to change is pinned by an output in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Busy;
+
+/// An input call that lands in zio's memory instead of the program's
+/// buffer ([`Engine::input_target`]): the caller reads into `to` (at least
+/// the requested length) and hands it back with
+/// [`Engine::input_redirected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    /// Where the input call must put its bytes.
+    pub to: usize,
+    len: usize,
+    site: u16,
+    buf: u16,
+}
+
+/// The policy's call-site key for redirected input (no return address is
+/// involved: all input buffers share it, and each is judged on its own).
+const INPUT_SITE: usize = usize::MAX;
 
 const POLICY_SLOTS: usize = 256;
 
@@ -785,6 +815,165 @@ impl<M: Mem> Engine<M> {
         };
         self.t.orig_mut(id).reread |= reread;
         self.sync_counts();
+    }
+
+    /// Before an input call of up to `n` bytes at `a`: if `[a, a+n)` is a
+    /// reused input buffer, returns where the call should land instead: in
+    /// memory zio owns, which becomes the original, while the buffer's
+    /// whole pages are left unmapped as a copy of it. The old bytes then
+    /// need no backup (the copies that point at them keep them where they
+    /// are) and no protection changes, because nothing but zio writes its
+    /// own memory. `None`: the input lands in the buffer as usual (call
+    /// [`Engine::input_prepare`]).
+    ///
+    /// Only a buffer whose old bytes copies still need, or that was
+    /// redirected and left alone, is redirected (not a fresh one, nor one
+    /// the program only reads itself), and only while the policy sees its
+    /// unmapped pages left alone: a program that parses its input buffer in
+    /// place faults there and soon has its input landed in the buffer
+    /// again.
+    pub fn input_target(&mut self, a: usize, n: usize) -> Option<Redirect> {
+        if !self.cfg.redirect_input || n < self.cfg.threshold {
+            return None;
+        }
+        let (c0, c1) = core(a, n);
+        if c1 - c0 < self.cfg.threshold
+            || self.counters.backup_bytes + n as u64 > self.cfg.quarantine as u64
+        {
+            return None;
+        }
+        // What the buffer holds now must be worth not overwriting: copies
+        // still point at it (an original with dependents), or it is itself
+        // a copy left unmapped (the last input was redirected and nobody
+        // touched it). An input buffer nobody copies from gains nothing.
+        for (_, _, src) in self.resolve(c0, c1) {
+            match src {
+                Src::Plain => return None,
+                Src::Orig(id) if self.t.orig(id).deps.is_empty() => return None,
+                _ => {}
+            }
+        }
+        let sample = 4 * self.cfg.threshold as u64;
+        let (ok, site, buf) = self
+            .policy
+            .allows(INPUT_SITE, c0, self.cfg.fault_ratio, sample);
+        if !ok {
+            return None;
+        }
+        let to = self.mem.own(n)?;
+        self.counters.backup_bytes += n as u64;
+        Some(Redirect {
+            to,
+            len: n,
+            site,
+            buf,
+        })
+    }
+
+    /// The input call of [`Engine::input_target`] put `got` bytes at
+    /// `r.to` (`got` <= 0: it failed, nothing changed). Makes `[a, a+got)`
+    /// read as those bytes: its whole pages become a piece of `r.to`, the
+    /// bytes in partial pages are written for real.
+    pub fn input_redirected(&mut self, a: usize, r: Redirect, got: isize) -> Result<(), Busy> {
+        if got <= 0 {
+            self.release_own(r);
+            return Ok(());
+        }
+        let got = (got as usize).min(r.len);
+        let (c0, c1) = core(a, got);
+        // Bytes in partial pages: a page that is unmapped (it has pieces)
+        // takes a piece for them too, rather than being rebuilt (a message
+        // read in chunks ends most chunks mid-page); a present one is
+        // written for real below.
+        let mut edges: SmallVec<[(usize, usize, bool); 4]> = SmallVec::new();
+        let rest = if c1 > c0 {
+            [(a, c0), (c1, a + got)]
+        } else {
+            [(a, a + got), (0, 0)]
+        };
+        for (lo, hi) in rest {
+            let mut pos = lo;
+            while pos < hi {
+                let page = page_down(pos);
+                let end = hi.min(page + PAGE);
+                edges.push((pos, end, self.t.has_pieces_in(page, page + PAGE)));
+                pos = end;
+            }
+        }
+        // The whole pages are overwritten: old pieces dropped, originals
+        // released (backed up for their dependents).
+        let dropped = self.drop_pieces(c0, c1);
+        if let Err(Busy) = self.release_src(a, a + got, Cause::Write) {
+            self.fill_dropped(dropped, &[]);
+            return Err(Busy);
+        }
+        self.t.trim_originals(a, a + got);
+        let unmapped = c1 > c0 && (dropped.covers(c0, c1) || self.mem.unmap(c0, c1 - c0));
+        let core = if unmapped { (c0, c1) } else { (c0, c0) };
+        if !unmapped && c1 > c0 {
+            edges.push((c0, c1, false)); // cannot be elided into: written
+        }
+        self.fill_dropped(dropped, &[core]);
+        let now = self.tick();
+        let mut id = None;
+        let mut piece_at = |e: &mut Engine<M>, lo: usize, hi: usize| {
+            let orig = *id.get_or_insert_with(|| {
+                let id = e.t.add_original(r.to, r.len, now);
+                e.t.orig_mut(id).backup = true;
+                id
+            });
+            for k in e.t.pieces_in(lo, hi) {
+                let was = e.t.cut_piece(k, lo, hi);
+                e.orig_changed(was);
+            }
+            let piece = Piece {
+                len: hi - lo,
+                src: r.to + (lo - a),
+                orig,
+                stamp: now,
+                site: r.site,
+                buf: r.buf,
+            };
+            e.t.insert_piece(lo, piece);
+        };
+        let mut elided = 0;
+        if core.1 > core.0 {
+            piece_at(self, core.0, core.1);
+            elided += core.1 - core.0;
+        }
+        // The rest is written here, under the lock: pages without pieces
+        // are present (dropped ones were just filled) and unprotected
+        // (released above), so the write cannot fault into the handler.
+        let mut bytes = Vec::new();
+        for (lo, hi, unmapped_page) in edges {
+            let in_core = lo >= core.0 && hi <= core.1;
+            if in_core {
+                continue;
+            }
+            if unmapped_page && self.t.has_pieces_in(page_down(lo), page_down(lo) + PAGE) {
+                piece_at(self, lo, hi);
+                elided += hi - lo;
+                continue;
+            }
+            bytes.resize(hi - lo, 0);
+            self.mem.read(r.to + (lo - a), &mut bytes);
+            self.mem.write(lo, &bytes);
+            self.counters.copied_bytes += (hi - lo) as u64;
+        }
+        if elided > 0 {
+            self.policy.elided(r.site, r.buf, elided as u64);
+            self.counters.inputs_redirected += 1;
+            self.counters.bytes_redirected += elided as u64;
+        } else {
+            self.release_own(r);
+        }
+        self.sync_counts();
+        Ok(())
+    }
+
+    fn release_own(&mut self, r: Redirect) {
+        self.mem.backup_release(r.to, r.len);
+        self.counters.backup_bytes -= r.len as u64;
     }
 
     /// Decides a copy of `n` bytes from `s` to `d` made at call site `site`.

@@ -115,13 +115,7 @@ impl Mem for Sim {
         }
     }
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
-        let n = len.div_ceil(PAGE);
-        let first = (0..=BACKUP_PAGES.checked_sub(n)?)
-            .find(|&i| self.backup_used[i..i + n].iter().all(|u| !u))?;
-        self.backup_used[first..first + n]
-            .iter_mut()
-            .for_each(|u| *u = true);
-        let addr = BASE + (PAGES + first) * PAGE;
+        let addr = self.own(len)?;
         let mut bytes = vec![0; len];
         self.read(src, &mut bytes);
         for (i, b) in bytes.into_iter().enumerate() {
@@ -146,6 +140,26 @@ impl Mem for Sim {
                 .data
                 .iter_mut()
                 .for_each(|b| *b = 0xBB);
+        }
+    }
+    fn own(&mut self, len: usize) -> Option<usize> {
+        let n = len.div_ceil(PAGE);
+        let first = (0..=BACKUP_PAGES.checked_sub(n)?)
+            .find(|&i| self.backup_used[i..i + n].iter().all(|u| !u))?;
+        self.backup_used[first..first + n]
+            .iter_mut()
+            .for_each(|u| *u = true);
+        Some(BASE + (PAGES + first) * PAGE)
+    }
+    fn write(&mut self, addr: usize, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            let p = &mut self.pages[Self::idx(addr + i)];
+            assert!(
+                p.present && !p.wp,
+                "engine wrote an unavailable page at {:#x}",
+                addr + i
+            );
+            p.data[(addr + i) % PAGE] = b;
         }
     }
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
@@ -219,11 +233,30 @@ impl World {
 
     /// read(2) of `data` into `a`.
     fn input(&mut self, a: usize, data: &[u8]) {
-        self.e.input_prepare(a, data.len()).unwrap();
+        self.input_asked(a, data.len(), data);
+    }
+
+    /// read(2) asking for `asked` bytes and getting `data` (a short read
+    /// when shorter), landed where the engine says.
+    fn input_asked(&mut self, a: usize, asked: usize, data: &[u8]) {
         for (i, &b) in data.iter().enumerate() {
-            self.store(a + i, b);
             self.reference[a - BASE + i] = b;
             self.valid[a - BASE + i] = true;
+        }
+        if let Some(r) = self.e.input_target(a, asked) {
+            // The kernel writes zio's memory (never protected or missing).
+            for (i, &b) in data.iter().enumerate() {
+                let at = r.to + i;
+                self.e.mem.pages[Sim::idx(at)].data[at % PAGE] = b;
+            }
+            self.e
+                .input_redirected(a, r, data.len() as isize)
+                .expect("single-threaded model: nothing pinned");
+            return;
+        }
+        self.e.input_prepare(a, asked).unwrap();
+        for (i, &b) in data.iter().enumerate() {
+            self.store(a + i, b);
         }
         self.e.input_done(a, data.len());
     }
@@ -312,6 +345,13 @@ enum Op {
         len: usize,
         seed: u8,
     },
+    /// A short read: `len` bytes arrive of the `len + more` asked for.
+    InputShort {
+        at: usize,
+        len: usize,
+        more: usize,
+        seed: u8,
+    },
     Copy {
         d: usize,
         s: usize,
@@ -371,6 +411,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (addr(), len(), any::<u8>()).prop_map(|(at, len, seed)| Op::Input { at, len, seed }),
         2 => (len(), any::<u8>()).prop_map(|(len, seed)| Op::InputNext { len, seed }),
+        2 => (addr(), len(), len(), any::<u8>()).prop_map(|(at, len, more, seed)| Op::InputShort { at, len, more, seed }),
         6 => (addr(), addr(), len(), 0usize..3).prop_map(|(d, s, len, site)| Op::Copy { d, s, len, site }),
         2 => (addr(), len()).prop_map(|(at, len)| Op::Touch { at, len: len.min(300) }),
         2 => (addr(), 1usize..40, any::<u8>()).prop_map(|(at, len, seed)| Op::Write { at, len, seed }),
@@ -389,20 +430,26 @@ fn run(ops: &[Op], cfg: Cfg) -> (u64, u64) {
     let mut next_input = 0;
     for op in ops {
         match *op {
-            Op::Input { .. } | Op::InputNext { .. } => {
-                let (at, len, seed) = match *op {
-                    Op::Input { at, len, seed } => (at, len, seed),
-                    Op::InputNext { len, seed } => (next_input, len, seed),
+            Op::Input { .. } | Op::InputNext { .. } | Op::InputShort { .. } => {
+                let (at, len, more, seed) = match *op {
+                    Op::Input { at, len, seed } => (at, len, 0, seed),
+                    Op::InputNext { len, seed } => (next_input, len, 0, seed),
+                    Op::InputShort {
+                        at,
+                        len,
+                        more,
+                        seed,
+                    } => (at, len, more, seed),
                     _ => unreachable!(),
                 };
                 let a = BASE + at;
-                if at + len > PAGES * PAGE || w.is_held(a, len) {
+                if at + len + more > PAGES * PAGE || w.is_held(a, len + more) {
                     continue;
                 }
                 let data: Vec<u8> = (0..len)
                     .map(|i| seed.wrapping_add((i * 31 + i / 4096) as u8))
                     .collect();
-                w.input(a, &data);
+                w.input_asked(a, len + more, &data);
                 next_input = at + len;
             }
             Op::Copy { d, s, len, site } => {
@@ -542,6 +589,7 @@ fn small_cfg() -> Cfg {
         max_records: 6,
         quarantine: 8 * PAGE,
         backup_ahead: true,
+        redirect_input: true,
     }
 }
 
@@ -558,7 +606,7 @@ proptest! {
     /// The same with the default-like policy (ratio and bounds in play).
     #[test]
     fn engine_matches_plain_copies_with_policy(ops in prop::collection::vec(op(), 1..40)) {
-        run(&ops, Cfg { threshold: 2 * PAGE, fault_ratio: 0.06, max_records: 64, quarantine: 64 * PAGE, backup_ahead: true });
+        run(&ops, Cfg { threshold: 2 * PAGE, fault_ratio: 0.06, max_records: 64, quarantine: 64 * PAGE, backup_ahead: true, redirect_input: true });
     }
 }
 
@@ -622,6 +670,7 @@ fn policy_stops_eliding_where_everything_is_touched() {
         max_records: 1000,
         quarantine: 1 << 20,
         backup_ahead: false,
+        redirect_input: true,
     });
     let _ = HashMap::<u8, u8>::new();
     for round in 0..40 {
@@ -676,6 +725,7 @@ fn quarantine_release_with_two_originals_in_one_allocation() {
             max_records: 100,
             quarantine: 0,
             backup_ahead: true,
+            redirect_input: true,
         },
     );
 }
@@ -688,6 +738,7 @@ fn reused_input_buffer_is_backed_up_not_materialized() {
     let mut w = World::new(small_cfg());
     let cfg = Cfg {
         quarantine: 64 * PAGE,
+        redirect_input: false,
         ..small_cfg()
     };
     w.e.cfg = cfg;
@@ -762,6 +813,7 @@ fn chunked_input_is_one_original_and_one_piece_per_copy() {
 fn backup_ahead_takes_the_backup_off_the_input_path() {
     let mut w = World::new(Cfg {
         quarantine: 64 * PAGE,
+        redirect_input: false,
         ..small_cfg()
     });
     let (input, c1, c2) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE);
@@ -790,4 +842,65 @@ fn backup_ahead_takes_the_backup_off_the_input_path() {
     }
     assert_eq!(w.e.counters.backups_ahead, 3);
     assert_eq!(w.e.counters.elided_copies, 8);
+}
+
+/// A reused input buffer's next input lands in zio's memory: the buffer's
+/// pages become a copy of it, the old message stays where its copies point,
+/// and the steady state makes no backup and changes no protection.
+#[test]
+fn reused_input_buffer_is_redirected_without_backup_or_protection() {
+    let mut w = World::new(Cfg {
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    });
+    let (input, c1, c2) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE);
+    for round in 0..5u8 {
+        let protects = w.e.mem.protect_calls;
+        let backed = w.e.counters.bytes_backed_up;
+        w.input(input, &vec![round; 8 * PAGE]);
+        if round > 0 {
+            let out = w.output(c2, 8 * PAGE);
+            assert!(out.iter().all(|&b| b == round - 1), "round {round}");
+        }
+        w.copy(c1, input, 8 * PAGE, 1);
+        w.copy(c2, c1, 8 * PAGE, 1);
+        let out = w.output(c2, 8 * PAGE);
+        assert!(out.iter().all(|&b| b == round));
+        if round > 1 {
+            assert_eq!(w.e.counters.bytes_backed_up, backed, "round {round}");
+            assert_eq!(w.e.mem.protect_calls, protects, "round {round}");
+        }
+    }
+    // (Checked once at the end: reading every byte faults the copies in.)
+    w.check_all();
+    // Round 0 is recorded in place; every later round is redirected.
+    assert_eq!(w.e.counters.inputs_redirected, 4);
+    assert_eq!(w.e.counters.bytes_redirected, 4 * 8 * PAGE as u64);
+    assert_eq!(w.e.counters.elided_copies, 10);
+}
+
+/// A program that reads its redirected input buffer in place faults there;
+/// the policy then lands its input in the buffer again.
+#[test]
+fn touched_input_buffer_stops_being_redirected() {
+    let mut w = World::new(Cfg {
+        fault_ratio: 0.06,
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    });
+    for round in 0..40u8 {
+        w.input(BASE, &vec![round; 8 * PAGE]);
+        // Parse every page of it.
+        for page in 0..8 {
+            assert_eq!(w.load(BASE + page * PAGE + 5), round);
+        }
+        w.copy(BASE + 20 * PAGE, BASE, 8 * PAGE, 1);
+    }
+    w.check_all();
+    let redirected = w.e.counters.inputs_redirected;
+    assert!(redirected >= 1, "never redirected");
+    assert!(
+        redirected <= 6,
+        "kept redirecting a touched buffer: {redirected}"
+    );
 }
