@@ -91,8 +91,12 @@ impl Setup {
             .arg(wait_us.to_string())
             .env("ZIO_BACKUP_AHEAD", ahead)
             // Backups happen only when input lands in the reused buffer
-            // itself, not in zio's memory.
-            .env("ZIO_REDIRECT_INPUT", "0");
+            // itself, not in zio's memory (the redirection test below
+            // turns it back on).
+            .env(
+                "ZIO_REDIRECT_INPUT",
+                std::env::var("ZIO_TEST_REDIRECT").unwrap_or_else(|_| "0".into()),
+            );
         c
     }
 
@@ -219,4 +223,36 @@ fn the_option_is_ignored_on_one_cpu() {
     let what = format!("reused_buffer, ZIO_BACKUP_AHEAD=1, taskset -c {cpu}");
     let run = setup.run(&what, "1", Some(cpu), WAIT_US);
     assert_backups_in_reads(&run, &what);
+}
+
+/// `ZIO_REDIRECT_INPUT=1` (the default): from the second round on, each
+/// read lands in zio's memory and the reused buffer becomes an unmapped copy
+/// of it, so the old message needs no backup at all; the copies and the
+/// output are still exact.
+#[test]
+fn redirected_input_needs_no_backup() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let setup = Setup::new("redirect");
+    let what = "reused_buffer, ZIO_REDIRECT_INPUT=1";
+    // Read by `cmd` only; the tests of this file run one at a time (SERIAL).
+    std::env::set_var("ZIO_TEST_REDIRECT", "1");
+    let run = setup.run(what, "0", None, WAIT_US);
+    std::env::remove_var("ZIO_TEST_REDIRECT");
+    run.assert_counters(
+        what,
+        &[
+            ("inputs_redirected", ROUNDS as u64 - 1),
+            ("bytes_redirected", (ROUNDS as u64 - 1) * CHUNK as u64),
+            ("elided_copies", 2 * ROUNDS as u64 - 4),
+            ("outputs_substituted", ROUNDS as u64 - 4),
+        ],
+    );
+    // Only the first redirection backs up: round 0 landed in the buffer
+    // itself, and its copies need its bytes when round 1 arrives.
+    assert_eq!(
+        run.counter("bytes_backed_up"),
+        CHUNK as u64,
+        "{what}: redirected rounds were backed up\n{}",
+        engine_block(&run.log)
+    );
 }
