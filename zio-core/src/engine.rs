@@ -161,12 +161,12 @@ pub struct Counters {
     pub inputs_redirected: u64,
     /// Bytes of those inputs left unmapped in the program's buffer.
     pub bytes_redirected: u64,
-    /// Nanoseconds the program's threads spent in the engine, waiting for
-    /// its lock included: what zio's decisions cost the program itself
-    /// (kept by the caller).
+    /// Time the program's threads spent in the engine, waiting for its
+    /// lock included: what zio's decisions cost the program itself (kept by
+    /// the caller in its own clock ticks; nanoseconds once read through
+    /// `crate::elide`).
     pub program_ns: u64,
-    /// Nanoseconds zio's own threads (fault handler, collector) spent in
-    /// the engine, lock wait included.
+    /// The same for zio's own threads (fault handler, collector).
     pub background_ns: u64,
 }
 
@@ -285,6 +285,9 @@ pub struct Redirect {
     len: usize,
     site: u16,
     buf: u16,
+    /// Continues the memory of this original (pinned meanwhile) rather
+    /// than fresh memory.
+    into: Option<OrigId>,
 }
 
 /// The policy's call-site key for redirected input (no return address is
@@ -846,12 +849,13 @@ impl<M: Mem> Engine<M> {
         // still point at it (an original with dependents), or it is itself
         // a copy left unmapped (the last input was redirected and nobody
         // touched it). An input buffer nobody copies from gains nothing.
-        for (_, _, src) in self.resolve(c0, c1) {
-            match src {
-                Src::Plain => return None,
-                Src::Orig(id) if self.t.orig(id).deps.is_empty() => return None,
-                _ => {}
-            }
+        let worth = self.resolve(c0, c1).iter().any(|&(_, _, src)| match src {
+            Src::Piece { .. } => true,
+            Src::Orig(id) => !self.t.orig(id).deps.is_empty(),
+            Src::Plain => false,
+        });
+        if !worth {
+            return None;
         }
         let sample = 4 * self.cfg.threshold as u64;
         let (ok, site, buf) = self
@@ -860,6 +864,16 @@ impl<M: Mem> Engine<M> {
         if !ok {
             return None;
         }
+        if let Some((to, id)) = self.continuation(a, n) {
+            self.t.orig_mut(id).pins += 1;
+            return Some(Redirect {
+                to,
+                len: n,
+                site,
+                buf,
+                into: Some(id),
+            });
+        }
         let to = self.mem.own(n)?;
         self.counters.backup_bytes += n as u64;
         Some(Redirect {
@@ -867,7 +881,26 @@ impl<M: Mem> Engine<M> {
             len: n,
             site,
             buf,
+            into: None,
         })
+    }
+
+    /// A message read in chunks: if `a` continues a piece of zio's memory
+    /// that has room for `n` more bytes no copy points at, the chunk lands
+    /// right after it, so the whole message stays one run of one original
+    /// (every copy of it one piece, not one per chunk).
+    fn continuation(&self, a: usize, n: usize) -> Option<(usize, OrigId)> {
+        let (k, p) = self.t.piece_at(a.checked_sub(1)?)?;
+        let o = self.t.orig(p.orig);
+        let end = p.src + p.len;
+        if k + p.len != a || !o.backup || o.end() < end + n {
+            return None;
+        }
+        let free = o.deps.iter().all(|d| {
+            let q = self.t.piece(*d).unwrap();
+            !overlaps(q.src, q.src + q.len, end, end + n)
+        });
+        free.then_some((end, p.orig))
     }
 
     /// The input call of [`Engine::input_target`] put `got` bytes at
@@ -879,6 +912,7 @@ impl<M: Mem> Engine<M> {
             self.release_own(r);
             return Ok(());
         }
+        let pinned = r.into;
         let got = (got as usize).min(r.len);
         let (c0, c1) = core(a, got);
         // Bytes in partial pages: a page that is unmapped (it has pieces)
@@ -915,7 +949,7 @@ impl<M: Mem> Engine<M> {
         }
         self.fill_dropped(dropped, &[core]);
         let now = self.tick();
-        let mut id = None;
+        let mut id = r.into;
         let mut piece_at = |e: &mut Engine<M>, lo: usize, hi: usize| {
             let orig = *id.get_or_insert_with(|| {
                 let id = e.t.add_original(r.to, r.len, now);
@@ -926,9 +960,17 @@ impl<M: Mem> Engine<M> {
                 let was = e.t.cut_piece(k, lo, hi);
                 e.orig_changed(was);
             }
+            let src = r.to + (lo - a);
+            // The chunk before, read into the same memory: one piece.
+            if let Some((k, p)) = e.t.piece_at(lo.wrapping_sub(1)) {
+                if k + p.len == lo && p.orig == orig && p.src + p.len == src {
+                    e.t.extend_piece(k, hi - lo);
+                    return;
+                }
+            }
             let piece = Piece {
                 len: hi - lo,
-                src: r.to + (lo - a),
+                src,
                 orig,
                 stamp: now,
                 site: r.site,
@@ -960,20 +1002,48 @@ impl<M: Mem> Engine<M> {
             self.mem.write(lo, &bytes);
             self.counters.copied_bytes += (hi - lo) as u64;
         }
+        if core.1 > core.0 {
+            // Its head edge came after it: join them.
+            self.merge_piece_left(core.0);
+        }
         if elided > 0 {
             self.policy.elided(r.site, r.buf, elided as u64);
             self.counters.inputs_redirected += 1;
             self.counters.bytes_redirected += elided as u64;
-        } else {
-            self.release_own(r);
+        }
+        match pinned {
+            Some(id) => self.unpin(&[id]),
+            None if elided == 0 => self.release_own(r),
+            None => {}
         }
         self.sync_counts();
         Ok(())
     }
 
+    /// Joins the piece at `k` to the one ending there if both read on
+    /// from the same bytes of the same original.
+    fn merge_piece_left(&mut self, k: usize) {
+        let Some(p) = self.t.piece(k).copied() else {
+            return;
+        };
+        let Some((pk, pp)) = self.t.piece_at(k.wrapping_sub(1)) else {
+            return;
+        };
+        if pk + pp.len == k && pp.orig == p.orig && pp.src + pp.len == p.src {
+            self.t.cut_piece(k, k, k + p.len);
+            self.t.extend_piece(pk, p.len);
+        }
+    }
+
+    /// Gives back the memory of a redirect that did not become an original.
     fn release_own(&mut self, r: Redirect) {
-        self.mem.backup_release(r.to, r.len);
-        self.counters.backup_bytes -= r.len as u64;
+        match r.into {
+            Some(id) => self.unpin(&[id]),
+            None => {
+                self.mem.backup_release(r.to, r.len);
+                self.counters.backup_bytes -= r.len as u64;
+            }
+        }
     }
 
     /// Decides a copy of `n` bytes from `s` to `d` made at call site `site`.

@@ -904,3 +904,43 @@ fn touched_input_buffer_stops_being_redirected() {
         "kept redirecting a touched buffer: {redirected}"
     );
 }
+
+/// A redirected message read in chunks lands in one run of zio's memory:
+/// the buffer and each copy of it stay one piece. A chunk boundary inside a
+/// page that is present keeps that page present (written for real), and
+/// the bytes are exact either way.
+#[test]
+fn chunked_redirected_input_stays_one_piece() {
+    for (chunks, pieces) in [
+        (&[2 * PAGE, 2 * PAGE, 4 * PAGE][..], 3),
+        (&[2 * PAGE, 2 * PAGE, 1000, 4 * PAGE - 1000][..], 6),
+    ] {
+        let mut w = World::new(Cfg {
+            quarantine: 64 * PAGE,
+            ..small_cfg()
+        });
+        let (input, c1, c2) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE);
+        for round in 0..4u8 {
+            let msg: Vec<u8> = (0..8 * PAGE).map(|i| round ^ (i / 97) as u8).collect();
+            let mut off = 0;
+            for &len in chunks {
+                w.input_asked(input + off, 8 * PAGE - off, &msg[off..off + len]);
+                off += len;
+            }
+            w.copy(c1, input, 8 * PAGE, 1);
+            w.copy(c2, c1, 8 * PAGE, 1);
+            // Round 1 is the change-over; from round 2 on every chunk
+            // continues the same run.
+            if round > 1 {
+                assert_eq!(
+                    w.e.tracker().piece_count(),
+                    pieces,
+                    "{chunks:?} round {round}"
+                );
+            }
+            assert_eq!(w.output(c2, 8 * PAGE), msg, "{chunks:?} round {round}");
+        }
+        assert!(w.e.counters.inputs_redirected >= 9, "{chunks:?}");
+        w.check_all();
+    }
+}

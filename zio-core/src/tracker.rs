@@ -167,6 +167,17 @@ impl Tracker {
         self.pieces.insert(dst, p);
     }
 
+    /// Grows piece `k` by `extra` bytes at its end (the caller guarantees
+    /// no piece there and room in its original).
+    pub fn extend_piece(&mut self, k: usize, extra: usize) {
+        debug_assert!(!self.has_pieces_in(k + self.pieces[&k].len, k + self.pieces[&k].len + extra));
+        let p = self.pieces.get_mut(&k).expect("extend of a missing piece");
+        p.len += extra;
+        let (end, orig) = (p.src + p.len, p.orig);
+        self.piece_bytes += extra;
+        debug_assert!(end <= self.orig(orig).end(), "piece outside original");
+    }
+
     /// Removes the part of piece `k` inside `[a, b)`, keeping what sticks out.
     /// Returns the original it pointed into.
     pub fn cut_piece(&mut self, k: usize, a: usize, b: usize) -> OrigId {
