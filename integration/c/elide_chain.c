@@ -34,7 +34,7 @@
  * Built with -fno-builtin so that copies stay real calls. alarm() bounds
  * every run (a hang ends in SIGALRM); sockets have timeouts.
  */
-#define _GNU_SOURCE
+#include "common.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -62,11 +62,6 @@
 static unsigned char big[4 << 20];
 
 static int failed;
-
-static void die(const char *what) {
-    fprintf(stderr, "elide_chain: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 /* ----- checksums and the pattern ------------------------------------------ */
 
@@ -204,16 +199,6 @@ static void file_back(struct sink *s) {
 }
 
 /* ----- output calls, all looping on partial results ------------------------ */
-
-static void full_write(int fd, const unsigned char *p, size_t n) {
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) die("write");
-        p += r;
-        n -= (size_t)r;
-    }
-}
 
 static void full_pwrite(int fd, const unsigned char *p, size_t n, off_t off) {
     while (n) {

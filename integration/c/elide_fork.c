@@ -20,7 +20,7 @@
  * difference is named on stderr and makes the exit status 1. Built with
  * -fno-builtin so that copies stay real calls; alarm() bounds the run.
  */
-#define _GNU_SOURCE
+#include "common.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -36,11 +36,6 @@
 
 static unsigned char stat_buf[NORIG * (M + 8192)];
 static int failed;
-
-static void die(const char *what) {
-    fprintf(stderr, "elide_fork: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 #define FNV0 1469598103934665603ULL
 
@@ -63,16 +58,6 @@ static uint64_t want(uint64_t base, size_t n) {
     uint64_t h = FNV0;
     for (size_t i = 0; i < n; i++) h = (h ^ pat(base + i)) * 1099511628211ULL;
     return h;
-}
-
-static void full_write(int fd, const unsigned char *p, size_t n) {
-    while (n) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) die("write");
-        p += r;
-        n -= (size_t)r;
-    }
 }
 
 static unsigned char *orig[NORIG], *ca[NORIG], *cb[NORIG], *cc[NORIG];

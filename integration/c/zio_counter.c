@@ -12,7 +12,7 @@
  *
  * Built with -fno-builtin so that memcpy stays a real call.
  */
-#define _GNU_SOURCE
+#include "common.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,11 +24,6 @@
 #define N (1u << 20)
 
 typedef long long (*counter_fn)(const char *);
-
-static void die(const char *what) {
-    fprintf(stderr, "zio_counter: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 static counter_fn counter;
 
