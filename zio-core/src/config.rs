@@ -68,8 +68,6 @@ pub enum Opt {
     Quarantine,
     /// `ZIO_GC_MS`
     GcMs,
-    /// `ZIO_BACKUP_AHEAD`
-    BackupAhead,
     /// `ZIO_REDIRECT_INPUT`
     RedirectInput,
     /// `ZIO_STATS`
@@ -86,7 +84,7 @@ const GIB: u64 = 1024 * MIB;
 const TIB: u64 = 1024 * GIB;
 
 /// Number of options.
-pub const NOPTS: usize = 11;
+pub const NOPTS: usize = 10;
 
 /// The options table. The order matches [`Opt`].
 pub static OPTIONS: [OptDesc; NOPTS] = [
@@ -155,19 +153,6 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 3_600_000,
         flag: "--gc-ms",
         help: "period of the garbage-collection pass, in milliseconds",
-    },
-    OptDesc {
-        name: "ZIO_BACKUP_AHEAD",
-        kind: Kind::Bool,
-        // Off: on the project's 2-vCPU machine, where the echo client runs
-        // beside the server, zio's thread took CPU time the client needed
-        // (unpinned echo, 1 copy: 14.8 vs 18.1 Gbit/s; docs/echo-bench.md).
-        default_text: "0",
-        default: 0,
-        min: 0,
-        max: 1,
-        flag: "--backup-ahead",
-        help: "1 = once a reused input buffer's data was sent, back it up for its copies in zio's thread, not in the next read (only if the process may use 2+ CPUs)",
     },
     OptDesc {
         name: "ZIO_REDIRECT_INPUT",
@@ -431,7 +416,6 @@ pub const ALL: [Opt; NOPTS] = [
     Opt::MaxRecords,
     Opt::Quarantine,
     Opt::GcMs,
-    Opt::BackupAhead,
     Opt::RedirectInput,
     Opt::Stats,
     Opt::Log,

@@ -9,7 +9,7 @@
 //! above the size threshold or when something is tracked; the pass-through
 //! path never gets here.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, From, Gather, Mem, Redirect};
 use crate::lock::Lock;
@@ -210,23 +210,7 @@ fn cfg() -> Cfg {
         fault_ratio: config::get_ratio(config::Opt::FaultRatio),
         max_records: config::get(config::Opt::MaxRecords) as usize,
         quarantine: config::get(config::Opt::Quarantine) as usize,
-        backup_ahead: config::get(config::Opt::BackupAhead) != 0 && cpus_allowed() > 1,
         redirect_input: config::get(config::Opt::RedirectInput) != 0,
-    }
-}
-
-/// CPUs this process may run on. A backup made ahead in zio's thread only
-/// saves the program time if that thread can run beside it: confined to one
-/// CPU, the same copy would just cost two context switches more.
-fn cpus_allowed() -> u32 {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
-    // writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = core::mem::zeroed();
-        if libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return 2; // unknown: assume the common case
-        }
-        libc::CPU_COUNT(&set) as u32
     }
 }
 
@@ -327,45 +311,6 @@ fn handler_loop() {
     }
 }
 
-/// Futex word of the collector thread: 1 when the engine has backups to
-/// make ahead ([`Engine::back_up_ahead`]).
-static AHEAD: AtomicU32 = AtomicU32::new(0);
-
-/// Wakes the collector thread to make the backups the engine asked for.
-/// One atomic swap when it is already awake or has been woken.
-fn wake_collector() {
-    if AHEAD.swap(1, Ordering::AcqRel) == 0 {
-        // SAFETY: futex wake on a static word; no memory is handed over.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                AHEAD.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            )
-        };
-    }
-}
-
-/// Sleeps until woken by [`wake_collector`] or for at most `ms`.
-fn collector_sleep(ms: u64) {
-    let ts = libc::timespec {
-        tv_sec: (ms / 1000) as libc::time_t,
-        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
-    };
-    // SAFETY: futex wait on a static word with a valid relative timeout; it
-    // returns at once if the word is no longer 0.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            AHEAD.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            0,
-            &ts as *const libc::timespec,
-        )
-    };
-}
-
 /// Monotonic clock in nanoseconds (vDSO: no system call).
 fn now_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -410,38 +355,22 @@ fn ticks_to_ns(t: u64) -> u64 {
     (t as u128 * dn as u128 / dt as u128) as u64
 }
 
-fn now_ms() -> u64 {
-    now_ns() / 1_000_000
-}
-
-/// zio's background thread: backups ahead of the program's next input when
-/// asked, periodic collection, and freeing what the quarantine released.
+/// Periodic collection, plus freeing what the quarantine released.
 fn collector_loop() {
     thread::mark_zio_thread();
-    let mut next_gc = now_ms() + config::get(config::Opt::GcMs);
     loop {
-        let now = now_ms();
-        if AHEAD.load(Ordering::Acquire) == 0 && now < next_gc {
-            collector_sleep(next_gc - now);
-        }
-        let ahead = AHEAD.swap(0, Ordering::AcqRel) != 0;
-        let gc = now_ms() >= next_gc;
-        if gc {
-            next_gc = now_ms() + config::get(config::Opt::GcMs);
-        }
-        if !ahead && !gc {
-            continue;
-        }
+        let ms = config::get(config::Opt::GcMs);
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as libc::time_t,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // SAFETY: valid timespec; a null remainder is allowed.
+        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
         let to_free = {
             let t0 = ticks();
             let mut g = ENGINE.lock();
             let Some(e) = g.as_mut() else { continue };
-            if ahead {
-                e.back_up_ahead();
-            }
-            if gc {
-                e.collect();
-            }
+            e.collect();
             publish(e);
             e.counters.background_ns += ticks() - t0;
             e.take_to_free()
@@ -641,13 +570,10 @@ pub fn output_done(g: &Gather, sent: isize) {
     let Some(_inside) = thread::enter() else {
         return;
     };
-    let ahead = with_engine(|e| {
+    with_engine(|e| {
         e.output_done(g, sent.max(0) as usize);
-        Ok(e.wants_backup_ahead())
+        Ok(())
     });
-    if ahead == Some(true) {
-        wake_collector();
-    }
 }
 
 /// `free(p)`: returns true if zio keeps the allocation (quarantine) and the

@@ -72,9 +72,6 @@ pub struct Cfg {
     pub max_records: usize,
     /// Bytes of freed originals kept for their dependents.
     pub quarantine: usize,
-    /// Back up reused input buffers once their data was sent
-    /// ([`Engine::back_up_ahead`]), not in the next input call.
-    pub backup_ahead: bool,
     /// Land input into reused buffers in zio's memory
     /// ([`Engine::input_target`]).
     pub redirect_input: bool,
@@ -87,7 +84,6 @@ impl Default for Cfg {
             fault_ratio: 0.06,
             max_records: 16384,
             quarantine: 64 << 20,
-            backup_ahead: false,
             redirect_input: true,
         }
     }
@@ -155,8 +151,6 @@ pub struct Counters {
     pub bytes_backed_up: u64,
     /// Bytes in live backups now.
     pub backup_bytes: u64,
-    /// Backups made ahead of the next input, off the program's path.
-    pub backups_ahead: u64,
     /// Input calls landed in zio's memory, their buffer left unmapped.
     pub inputs_redirected: u64,
     /// Bytes of those inputs left unmapped in the program's buffer.
@@ -406,9 +400,6 @@ pub struct Engine<M: Mem> {
     /// While a copy is decided: ranges whose protection may be removed at
     /// its end (see [`Engine::copy`]).
     deferred_unprotect: Option<Runs>,
-    /// Reused input buffers whose data was just sent: back them up before
-    /// their next input arrives ([`Engine::back_up_ahead`]).
-    ahead: SmallVec<[OrigId; 4]>,
 }
 
 impl<M: Mem> Engine<M> {
@@ -426,7 +417,6 @@ impl<M: Mem> Engine<M> {
             policy: Policy::new(),
             clock: 0,
             deferred_unprotect: None,
-            ahead: SmallVec::new(),
         }
     }
 
@@ -796,7 +786,6 @@ impl<M: Mem> Engine<M> {
         {
             return; // pinned: leave the old record, skip this one
         }
-        let reread = !self.t.origs_in(a, a + got).is_empty();
         self.t.trim_originals(a, a + got);
         let now = self.tick();
         // A message read in chunks into one buffer is one original, not one
@@ -809,14 +798,12 @@ impl<M: Mem> Engine<M> {
                 let o = self.t.orig(id);
                 o.end() == a && !o.backup && o.quarantined.is_none()
             });
-        let id = match before {
-            Some(id) => {
-                self.t.extend_original(id, got, now);
-                id
+        match before {
+            Some(id) => self.t.extend_original(id, got, now),
+            None => {
+                self.t.add_original(a, got, now);
             }
-            None => self.t.add_original(a, got, now),
-        };
-        self.t.orig_mut(id).reread |= reread;
+        }
         self.sync_counts();
     }
 
@@ -1386,45 +1373,6 @@ impl<M: Mem> Engine<M> {
             self.counters.bytes_substituted += subst as u64;
         }
         self.unpin(&g.pins);
-        if self.cfg.backup_ahead && subst > 0 {
-            for &id in &g.pins {
-                let Some(o) = self.t.try_orig(id) else {
-                    continue;
-                };
-                if o.reread && !o.backup && !o.deps.is_empty() && !self.ahead.contains(&id) {
-                    self.ahead.push(id);
-                }
-            }
-        }
-    }
-
-    /// True if [`Engine::back_up_ahead`] has work.
-    pub fn wants_backup_ahead(&self) -> bool {
-        !self.ahead.is_empty()
-    }
-
-    /// Backs up the reused input buffers whose data an output just sent, so
-    /// that their next input finds nothing to preserve. Meant for zio's own
-    /// thread while the program waits for that input: an echo server or a
-    /// proxy reads the next message into the same buffer, and the copy of
-    /// the old bytes its copies still point at (and the protection change)
-    /// then costs the program nothing. Skipped, changing nothing, for an
-    /// original that changed meanwhile (gone, pinned, no dependents left).
-    pub fn back_up_ahead(&mut self) {
-        for id in std::mem::take(&mut self.ahead) {
-            let Some(o) = self.t.try_orig(id) else {
-                continue;
-            };
-            if !o.reread || o.backup || o.pins > 0 || o.deps.is_empty() {
-                continue;
-            }
-            let (lo, hi) = (o.start, o.end());
-            let deps: SmallVec<[usize; 16]> = o.deps.iter().copied().collect();
-            if self.back_up(id, lo, hi, &deps) {
-                self.counters.backups_ahead += 1;
-            }
-        }
-        self.sync_counts();
     }
 
     /// The program frees the allocation `[p, p+size)`.

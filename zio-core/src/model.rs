@@ -386,8 +386,6 @@ enum Op {
         keep: bool,
     },
     Gc,
-    /// zio's thread makes the backups an output asked for.
-    BackupAhead,
     Fork,
 }
 
@@ -420,7 +418,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (addr(), addr(), len()).prop_map(|(from, to, len)| Op::Realloc { from, to, len }),
         1 => (addr(), len(), any::<bool>()).prop_map(|(at, len, keep)| Op::Discard { at, len, keep }),
         1 => Just(Op::Gc),
-        2 => Just(Op::BackupAhead),
         1 => Just(Op::Fork),
     ]
 }
@@ -548,10 +545,6 @@ fn run(ops: &[Op], cfg: Cfg) -> (u64, u64) {
                 w.e.collect();
                 w.release_freed();
             }
-            Op::BackupAhead => {
-                w.e.back_up_ahead();
-                w.release_freed();
-            }
             Op::Fork => {
                 w.e.prepare_fork();
                 w.release_freed();
@@ -588,7 +581,6 @@ fn small_cfg() -> Cfg {
         fault_ratio: 1.0,
         max_records: 6,
         quarantine: 8 * PAGE,
-        backup_ahead: true,
         redirect_input: true,
     }
 }
@@ -606,7 +598,7 @@ proptest! {
     /// The same with the default-like policy (ratio and bounds in play).
     #[test]
     fn engine_matches_plain_copies_with_policy(ops in prop::collection::vec(op(), 1..40)) {
-        run(&ops, Cfg { threshold: 2 * PAGE, fault_ratio: 0.06, max_records: 64, quarantine: 64 * PAGE, backup_ahead: true, redirect_input: true });
+        run(&ops, Cfg { threshold: 2 * PAGE, fault_ratio: 0.06, max_records: 64, quarantine: 64 * PAGE, redirect_input: true });
     }
 }
 
@@ -669,7 +661,6 @@ fn policy_stops_eliding_where_everything_is_touched() {
         fault_ratio: 0.06,
         max_records: 1000,
         quarantine: 1 << 20,
-        backup_ahead: false,
         redirect_input: true,
     });
     let _ = HashMap::<u8, u8>::new();
@@ -724,7 +715,6 @@ fn quarantine_release_with_two_originals_in_one_allocation() {
             fault_ratio: 1.0,
             max_records: 100,
             quarantine: 0,
-            backup_ahead: true,
             redirect_input: true,
         },
     );
@@ -804,44 +794,6 @@ fn chunked_input_is_one_original_and_one_piece_per_copy() {
     let out = w.output(BASE + 40 * PAGE, 8 * PAGE);
     assert!(out[..2 * PAGE].iter().all(|&b| b == 1));
     w.check_all();
-}
-
-/// An echo server's reused buffers: once the last copy was sent, zio's
-/// thread backs the input up, and the next message's input then has nothing
-/// to preserve (no backup and no protection change in the input call).
-#[test]
-fn backup_ahead_takes_the_backup_off_the_input_path() {
-    let mut w = World::new(Cfg {
-        quarantine: 64 * PAGE,
-        redirect_input: false,
-        ..small_cfg()
-    });
-    let (input, c1, c2) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE);
-    for round in 0..4u8 {
-        let protects = w.e.mem.protect_calls;
-        let backed = w.e.counters.bytes_backed_up;
-        w.input(input, &vec![round; 8 * PAGE]);
-        if round > 0 {
-            // The old message's copies still read as the old message.
-            let out = w.output(c2, 8 * PAGE);
-            assert!(out.iter().all(|&b| b == round - 1), "round {round}");
-        }
-        w.copy(c1, input, 8 * PAGE, 1);
-        w.copy(c2, c1, 8 * PAGE, 1);
-        let out = w.output(c2, 8 * PAGE);
-        assert!(out.iter().all(|&b| b == round));
-        if round > 1 {
-            // Steady state: the input made no backup and changed no
-            // protection; the copies re-protected the input once.
-            assert_eq!(w.e.counters.bytes_backed_up, backed);
-            assert_eq!(w.e.mem.protect_calls, protects + 1);
-        }
-        assert_eq!(w.e.wants_backup_ahead(), round > 0, "round {round}");
-        w.e.back_up_ahead();
-        w.check_all();
-    }
-    assert_eq!(w.e.counters.backups_ahead, 3);
-    assert_eq!(w.e.counters.elided_copies, 8);
 }
 
 /// A reused input buffer's next input lands in zio's memory: the buffer's

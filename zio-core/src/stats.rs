@@ -354,7 +354,6 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("vmas_registered", |c| c.registrations),
     ("bytes_backed_up", |c| c.bytes_backed_up),
     ("backup_bytes", |c| c.backup_bytes),
-    ("backups_ahead", |c| c.backups_ahead),
     ("inputs_redirected", |c| c.inputs_redirected),
     ("bytes_redirected", |c| c.bytes_redirected),
     ("engine_us_program", |c| c.program_ns / 1000),

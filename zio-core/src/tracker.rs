@@ -60,9 +60,6 @@ pub struct Original {
     /// them (in memory zio owns; never write-protected, released when its
     /// last dependent goes).
     pub backup: bool,
-    /// Input landed here more than once: a reused input buffer, whose next
-    /// input will need a backup of the bytes its copies still point at.
-    pub reread: bool,
 }
 
 impl Original {
@@ -301,7 +298,6 @@ impl Tracker {
                         self.orig_mut(rid).deps.push(k);
                     }
                     self.orig_mut(rid).quarantined = o.quarantined;
-                    self.orig_mut(rid).reread = o.reread;
                     rid
                 } else {
                     let r = self.orig_mut(id);
