@@ -902,25 +902,6 @@ impl<M: Mem> Engine<M> {
         let pinned = r.into;
         let got = (got as usize).min(r.len);
         let (c0, c1) = core(a, got);
-        // Bytes in partial pages: a page that is unmapped (it has pieces)
-        // takes a piece for them too, rather than being rebuilt (a message
-        // read in chunks ends most chunks mid-page); a present one is
-        // written for real below.
-        let mut edges: SmallVec<[(usize, usize, bool); 4]> = SmallVec::new();
-        let rest = if c1 > c0 {
-            [(a, c0), (c1, a + got)]
-        } else {
-            [(a, a + got), (0, 0)]
-        };
-        for (lo, hi) in rest {
-            let mut pos = lo;
-            while pos < hi {
-                let page = page_down(pos);
-                let end = hi.min(page + PAGE);
-                edges.push((pos, end, self.t.has_pieces_in(page, page + PAGE)));
-                pos = end;
-            }
-        }
         // The whole pages are overwritten: old pieces dropped, originals
         // released (backed up for their dependents).
         let dropped = self.drop_pieces(c0, c1);
@@ -930,68 +911,65 @@ impl<M: Mem> Engine<M> {
         }
         self.t.trim_originals(a, a + got);
         let unmapped = c1 > c0 && (dropped.covers(c0, c1) || self.mem.unmap(c0, c1 - c0));
-        let core = if unmapped { (c0, c1) } else { (c0, c0) };
-        if !unmapped && c1 > c0 {
-            edges.push((c0, c1, false)); // cannot be elided into: written
+        let keep = if unmapped { (c0, c1) } else { (c0, c0) };
+        self.fill_dropped(dropped, &[keep]);
+        // In address order: the partial pages before the core, the core,
+        // the partial pages after it. A part becomes a piece of `r.to` if its
+        // page is unmapped (the core once unmapped; a partial page that has
+        // pieces, rather than being rebuilt: a message read in chunks ends
+        // most chunks mid-page), else it is written for real.
+        let mut parts: SmallVec<[(usize, usize); 4]> = SmallVec::new();
+        let mut pos = a;
+        while pos < a + got {
+            let end = if pos == c0 && c1 > c0 {
+                c1
+            } else {
+                (a + got).min(page_down(pos) + PAGE)
+            };
+            parts.push((pos, end));
+            pos = end;
         }
-        self.fill_dropped(dropped, &[core]);
         let now = self.tick();
         let mut id = r.into;
-        let mut piece_at = |e: &mut Engine<M>, lo: usize, hi: usize| {
+        let mut elided = 0;
+        let mut bytes = Vec::new();
+        for (lo, hi) in parts {
+            let as_piece = if lo == c0 && hi == c1 {
+                unmapped
+            } else {
+                self.t.has_pieces_in(page_down(lo), page_down(lo) + PAGE)
+            };
+            if !as_piece {
+                // Under the lock: pages without pieces are present (dropped
+                // ones were just filled) and unprotected (released above),
+                // so the write cannot fault into the handler.
+                bytes.resize(hi - lo, 0);
+                self.mem.read(r.to + (lo - a), &mut bytes);
+                self.mem.write(lo, &bytes);
+                self.counters.copied_bytes += (hi - lo) as u64;
+                continue;
+            }
             let orig = *id.get_or_insert_with(|| {
-                let id = e.t.add_original(r.to, r.len, now);
-                e.t.orig_mut(id).backup = true;
+                let id = self.t.add_original(r.to, r.len, now);
+                self.t.orig_mut(id).backup = true;
                 id
             });
-            for k in e.t.pieces_in(lo, hi) {
-                let was = e.t.cut_piece(k, lo, hi);
-                e.orig_changed(was);
-            }
-            let src = r.to + (lo - a);
-            // The chunk before, read into the same memory: one piece.
-            if let Some((k, p)) = e.t.piece_at(lo.wrapping_sub(1)) {
-                if k + p.len == lo && p.orig == orig && p.src + p.len == src {
-                    e.t.extend_piece(k, hi - lo);
-                    return;
-                }
+            for k in self.t.pieces_in(lo, hi) {
+                let was = self.t.cut_piece(k, lo, hi);
+                self.orig_changed(was);
             }
             let piece = Piece {
                 len: hi - lo,
-                src,
+                src: r.to + (lo - a),
                 orig,
                 stamp: now,
                 site: r.site,
                 buf: r.buf,
             };
-            e.t.insert_piece(lo, piece);
-        };
-        let mut elided = 0;
-        if core.1 > core.0 {
-            piece_at(self, core.0, core.1);
-            elided += core.1 - core.0;
-        }
-        // The rest is written here, under the lock: pages without pieces
-        // are present (dropped ones were just filled) and unprotected
-        // (released above), so the write cannot fault into the handler.
-        let mut bytes = Vec::new();
-        for (lo, hi, unmapped_page) in edges {
-            let in_core = lo >= core.0 && hi <= core.1;
-            if in_core {
-                continue;
-            }
-            if unmapped_page && self.t.has_pieces_in(page_down(lo), page_down(lo) + PAGE) {
-                piece_at(self, lo, hi);
-                elided += hi - lo;
-                continue;
-            }
-            bytes.resize(hi - lo, 0);
-            self.mem.read(r.to + (lo - a), &mut bytes);
-            self.mem.write(lo, &bytes);
-            self.counters.copied_bytes += (hi - lo) as u64;
-        }
-        if core.1 > core.0 {
-            // Its head edge came after it: join them.
-            self.merge_piece_left(core.0);
+            self.t.insert_piece(lo, piece);
+            // The chunk before, read into the same memory: one piece.
+            self.merge_piece_left(lo);
+            elided += hi - lo;
         }
         if elided > 0 {
             self.policy.elided(r.site, r.buf, elided as u64);
