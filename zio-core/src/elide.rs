@@ -9,12 +9,13 @@
 //! above the size threshold or when something is tracked; the pass-through
 //! path never gets here.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, From, Gather, Mem, Redirect};
 use crate::lock::Lock;
 use crate::ranges::{page_down, page_up, PAGE};
 use crate::uffd::{self, feature, Uffd};
+use crate::runtime::now_ns;
 use crate::{config, heap, log::Level, real, thread, vma, zio_log};
 
 /// The process memory, through userfaultfd.
@@ -27,6 +28,12 @@ pub struct RealMem {
     spare_bytes: usize,
     /// Ranges registered with userfaultfd (each may add VMAs).
     registrations: u64,
+    /// [`ticks`] spent in the engine by the program's threads and by
+    /// zio's own (lock waits included), and (ticks, ns) when the engine
+    /// started, to convert them.
+    program_ticks: u64,
+    background_ticks: u64,
+    clock_start: (u64, u64),
 }
 
 /// Spare backup memory kept mapped for reuse, at most.
@@ -266,9 +273,10 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
         spare: Default::default(),
         spare_bytes: 0,
         registrations: 0,
+        program_ticks: 0,
+        background_ticks: 0,
+        clock_start: (ticks(), now_ns()),
     };
-    TICKS_AT_START[0].store(ticks(), Ordering::Relaxed);
-    TICKS_AT_START[1].store(now_ns(), Ordering::Relaxed);
     *slot = Some(Engine::new(mem, cfg()));
     true
 }
@@ -306,20 +314,9 @@ fn handler_loop() {
                 e.on_missing_fault(m.address as usize);
             }
             publish(e);
-            e.counters.background_ns += ticks() - t0;
+            e.mem.background_ticks += ticks() - t0;
         }
     }
-}
-
-/// Monotonic clock in nanoseconds (vDSO: no system call).
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A cheap clock for the engine-time counters: the time-stamp counter on
@@ -335,20 +332,13 @@ fn ticks() -> u64 {
     return now_ns();
 }
 
-/// (ticks, ns) when the engine started: the calibration of [`ticks`].
-static TICKS_AT_START: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-
 /// Converts a sum of [`ticks`] to nanoseconds, by the rate measured since
-/// the engine started.
-fn ticks_to_ns(t: u64) -> u64 {
+/// `start` (ticks, ns).
+fn ticks_to_ns(t: u64, start: (u64, u64)) -> u64 {
     if cfg!(not(target_arch = "x86_64")) {
         return t;
     }
-    let (t0, n0) = (
-        TICKS_AT_START[0].load(Ordering::Relaxed),
-        TICKS_AT_START[1].load(Ordering::Relaxed),
-    );
-    let (dt, dn) = (ticks().saturating_sub(t0), now_ns().saturating_sub(n0));
+    let (dt, dn) = (ticks().saturating_sub(start.0), now_ns().saturating_sub(start.1));
     if dt == 0 {
         return 0;
     }
@@ -372,7 +362,7 @@ fn collector_loop() {
             let Some(e) = g.as_mut() else { continue };
             e.collect();
             publish(e);
-            e.counters.background_ns += ticks() - t0;
+            e.mem.background_ticks += ticks() - t0;
             e.take_to_free()
         };
         free_all(&to_free);
@@ -414,7 +404,7 @@ fn run_engine<R>(
             let e = g.as_mut()?;
             let r = op(e);
             publish(e);
-            e.counters.program_ns += ticks() - t0;
+            e.mem.program_ticks += ticks() - t0;
             (
                 r,
                 if free_now {
@@ -714,8 +704,8 @@ pub fn counters_now() -> Option<crate::engine::Counters> {
 
 fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     let mut c = e.counters.clone();
-    c.program_ns = ticks_to_ns(c.program_ns);
-    c.background_ns = ticks_to_ns(c.background_ns);
+    c.program_ns = ticks_to_ns(e.mem.program_ticks, e.mem.clock_start);
+    c.background_ns = ticks_to_ns(e.mem.background_ticks, e.mem.clock_start);
     c.registrations = e.mem.registrations;
     c
 }

@@ -155,10 +155,9 @@ pub struct Counters {
     pub inputs_redirected: u64,
     /// Bytes of those inputs left unmapped in the program's buffer.
     pub bytes_redirected: u64,
-    /// Time the program's threads spent in the engine, waiting for its
-    /// lock included: what zio's decisions cost the program itself (kept by
-    /// the caller in its own clock ticks; nanoseconds once read through
-    /// `crate::elide`).
+    /// Nanoseconds the program's threads spent in the engine, waiting for
+    /// its lock included: what zio's decisions cost the program itself.
+    /// Kept by the memory backend, filled in when the counters are read.
     pub program_ns: u64,
     /// The same for zio's own threads (fault handler, collector).
     pub background_ns: u64,

@@ -46,7 +46,8 @@ pub fn uffd_features() -> u64 {
     UFFD_FEATURES.load(Ordering::Relaxed)
 }
 
-fn now_ns() -> u64 {
+/// Monotonic clock in nanoseconds (vDSO: no system call).
+pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
