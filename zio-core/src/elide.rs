@@ -14,8 +14,8 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use crate::engine::{Busy, Cfg, CopyPlan, Engine, FreeAction, From, Gather, Mem, Redirect};
 use crate::lock::Lock;
 use crate::ranges::{page_down, page_up, PAGE};
-use crate::uffd::{self, feature, Uffd};
 use crate::runtime::now_ns;
+use crate::uffd::{self, feature, Uffd};
 use crate::{config, heap, log::Level, real, thread, vma, zio_log};
 
 /// The process memory, through userfaultfd.
@@ -338,7 +338,10 @@ fn ticks_to_ns(t: u64, start: (u64, u64)) -> u64 {
     if cfg!(not(target_arch = "x86_64")) {
         return t;
     }
-    let (dt, dn) = (ticks().saturating_sub(start.0), now_ns().saturating_sub(start.1));
+    let (dt, dn) = (
+        ticks().saturating_sub(start.0),
+        now_ns().saturating_sub(start.1),
+    );
     if dt == 0 {
         return 0;
     }
