@@ -9,14 +9,12 @@
 //! run exactly as under `LD_PRELOAD`). Nothing touches the copies, which is
 //! the case zio is built for.
 
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_int, c_void};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use zio_benches::{load_zio, open, page_aligned, sym, Memcpy, Pread, Pwrite};
 
-type Pread = unsafe extern "C" fn(c_int, *mut c_void, usize, i64) -> isize;
-type Pwrite = unsafe extern "C" fn(c_int, *const c_void, usize, i64) -> isize;
-type Memcpy = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
 type Free = unsafe extern "C" fn(*mut c_void);
 
 const MSG: usize = 512 << 10;
@@ -29,31 +27,16 @@ struct Fns {
     free: Free,
 }
 
-fn sym<T>(h: *mut c_void, name: &str) -> T {
-    let c = CString::new(name).unwrap();
-    // SAFETY: dlsym with a valid handle and name.
-    let p = unsafe { libc::dlsym(h, c.as_ptr()) };
-    assert!(!p.is_null(), "{name} not found");
-    // SAFETY: T is the function pointer type of this C prototype.
-    unsafe { std::mem::transmute_copy(&p) }
-}
-
 fn load() -> (Fns, Fns) {
-    let path = std::env::var("ZIO_LIB").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/libzio.so").to_string()
-    });
-    let c = CString::new(path.clone()).unwrap();
-    // SAFETY: loading a shared library by path.
-    let zio = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    assert!(
-        !zio.is_null(),
-        "cannot load {path} (run `cargo build --release` first)"
-    );
-    let fns = |h| Fns {
-        pread: sym(h, "pread"),
-        pwrite: sym(h, "pwrite"),
-        memcpy: sym(h, "memcpy"),
-        free: sym(h, "free"),
+    let zio = load_zio();
+    // SAFETY: each type is its symbol's C prototype.
+    let fns = |h| unsafe {
+        Fns {
+            pread: sym(h, "pread"),
+            pwrite: sym(h, "pwrite"),
+            memcpy: sym(h, "memcpy"),
+            free: sym(h, "free"),
+        }
     };
     (fns(libc::RTLD_DEFAULT), fns(zio))
 }
@@ -87,23 +70,11 @@ fn bench(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let data: Vec<u8> = (0..MSG).map(|i| (i * 131 + i / 4096) as u8).collect();
     std::fs::write(dir.join("in"), &data).unwrap();
-    let open = |p: &std::path::Path, flags| {
-        let c = CString::new(p.to_str().unwrap()).unwrap();
-        // SAFETY: valid path.
-        unsafe { libc::open(c.as_ptr(), flags, 0o644) }
-    };
     let fd_in = open(&dir.join("in"), libc::O_RDONLY);
     let out = std::path::Path::new("/dev/shm").join(format!("zio-chain-{}", std::process::id()));
     let fd_out = open(&out, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC);
-    assert!(fd_in >= 0 && fd_out >= 0);
     // Page-aligned input buffers, one per variant.
-    let alloc = || {
-        let mut p: *mut c_void = std::ptr::null_mut();
-        // SAFETY: valid out-pointer, power-of-two alignment.
-        assert_eq!(unsafe { libc::posix_memalign(&mut p, 4096, MSG) }, 0);
-        p as *mut u8
-    };
-    let (in_libc, in_zio) = (alloc(), alloc());
+    let (in_libc, in_zio) = (page_aligned(MSG), page_aligned(MSG));
 
     let mut g = c.benchmark_group("chain_512KiB");
     g.throughput(criterion::Throughput::Bytes(MSG as u64));

@@ -6,38 +6,21 @@
 //! function pointer, as a program calls either through its PLT, so the
 //! difference is what the hook adds: its counting and its own call to libc.
 
-use std::ffi::c_void;
 use std::hint::black_box;
+use zio_benches::{load_zio, sym, Memcpy};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-type Memcpy = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
-
-fn lib_path() -> String {
-    std::env::var("ZIO_LIB").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/libzio.so").to_string()
-    })
-}
-
 fn symbols() -> (Memcpy, Memcpy) {
-    let path = std::ffi::CString::new(lib_path()).unwrap();
-    // SAFETY: dlopen/dlsym with NUL-terminated names; the symbols have the C
-    // memcpy prototype.
-    unsafe {
-        let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
-        assert!(
-            !h.is_null(),
-            "cannot load {} (run `cargo build --release` first)",
-            lib_path()
-        );
-        let hook = libc::dlsym(h, c"memcpy".as_ptr());
-        let libc_fn = libc::dlsym(libc::RTLD_DEFAULT, c"memcpy".as_ptr());
-        assert!(!hook.is_null() && !libc_fn.is_null() && hook != libc_fn);
-        (
-            std::mem::transmute::<*mut c_void, Memcpy>(hook),
-            std::mem::transmute::<*mut c_void, Memcpy>(libc_fn),
-        )
-    }
+    let zio = load_zio();
+    // SAFETY: both are the C memcpy.
+    let (hook, libc_fn): (Memcpy, Memcpy) =
+        unsafe { (sym(zio, "memcpy"), sym(libc::RTLD_DEFAULT, "memcpy")) };
+    assert!(
+        hook as usize != libc_fn as usize,
+        "libzio's memcpy is libc's"
+    );
+    (hook, libc_fn)
 }
 
 fn bench(c: &mut Criterion) {

@@ -50,17 +50,14 @@
 //! output bench wrote, and the elided destinations at the end.
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, CStr};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use zio_benches::{load_zio, open, page_aligned, sym, Memcpy, Pread, Pwrite, PAGE};
 
-type Pread = unsafe extern "C" fn(c_int, *mut c_void, usize, i64) -> isize;
-type Pwrite = unsafe extern "C" fn(c_int, *const c_void, usize, i64) -> isize;
-type Memcpy = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
 type Counter = unsafe extern "C" fn(*const c_char) -> i64;
 
-const PAGE: usize = 4096;
 const SMALL: usize = 16 << 10;
 const BIG: usize = 512 << 10;
 /// The byte the fault bench reads: in page 64 of the 128.
@@ -73,36 +70,24 @@ struct Fns {
     memcpy: Memcpy,
 }
 
-fn sym<T>(h: *mut c_void, name: &str) -> T {
-    let c = CString::new(name).unwrap();
-    // SAFETY: dlsym with a valid handle and name.
-    let p = unsafe { libc::dlsym(h, c.as_ptr()) };
-    assert!(!p.is_null(), "{name} not found");
-    // SAFETY: T is the function pointer type of this C prototype.
-    unsafe { std::mem::transmute_copy(&p) }
-}
-
 /// libc's functions, libzio's hooks, and libzio's `zio_counter`.
 fn load() -> (Fns, Fns, Counter) {
     // Read by libzio's constructor, at dlopen.
     std::env::set_var("ZIO_THRESHOLD", "16K");
     std::env::set_var("ZIO_FAULT_RATIO", "1");
-    let path = std::env::var("ZIO_LIB").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/libzio.so").to_string()
-    });
-    let c = CString::new(path.clone()).unwrap();
-    // SAFETY: loading a shared library by path.
-    let zio = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-    assert!(
-        !zio.is_null(),
-        "cannot load {path} (run `cargo build --release` first)"
-    );
-    let fns = |h| Fns {
-        pread: sym(h, "pread"),
-        pwrite: sym(h, "pwrite"),
-        memcpy: sym(h, "memcpy"),
+    let zio = load_zio();
+    // SAFETY: each type is its symbol's C prototype.
+    let fns = |h| unsafe {
+        Fns {
+            pread: sym(h, "pread"),
+            pwrite: sym(h, "pwrite"),
+            memcpy: sym(h, "memcpy"),
+        }
     };
-    (fns(libc::RTLD_DEFAULT), fns(zio), sym(zio, "zio_counter"))
+    // SAFETY: zio_counter's prototype is `Counter`.
+    (fns(libc::RTLD_DEFAULT), fns(zio), unsafe {
+        sym(zio, "zio_counter")
+    })
 }
 
 /// The engine counters the benches check.
@@ -171,16 +156,9 @@ fn zio_bench(
     (iters.get(), d)
 }
 
-fn alloc(n: usize) -> *mut u8 {
-    let mut p: *mut c_void = std::ptr::null_mut();
-    // SAFETY: valid out-pointer, power-of-two alignment.
-    assert_eq!(unsafe { libc::posix_memalign(&mut p, PAGE, n) }, 0);
-    p as *mut u8
-}
-
 /// A page-aligned buffer filled by `f.pread` with the first `n` bytes of `fd`.
 fn read_input(f: Fns, fd: c_int, n: usize) -> *mut u8 {
-    let p = alloc(n);
+    let p = page_aligned(n);
     // SAFETY: `p` holds `n` bytes.
     assert_eq!(unsafe { (f.pread)(fd, p.cast(), n, 0) }, n as isize);
     p
@@ -209,14 +187,6 @@ unsafe fn bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(p, n) }
 }
 
-fn open(p: &std::path::Path, flags: c_int) -> c_int {
-    let c = CString::new(p.to_str().unwrap()).unwrap();
-    // SAFETY: valid path.
-    let fd = unsafe { libc::open(c.as_ptr(), flags, 0o644) };
-    assert!(fd >= 0, "cannot open {}", p.display());
-    fd
-}
-
 fn bench(c: &mut Criterion) {
     let (lf, zf, counter) = load();
     let pid = std::process::id();
@@ -242,7 +212,7 @@ fn bench(c: &mut Criterion) {
     // filtered run may skip some), checked at the end.
     let mut elided: Vec<(*mut u8, usize, u64)> = Vec::new();
     for (i, n) in [SMALL, BIG].into_iter().enumerate() {
-        let kept = alloc(n);
+        let kept = page_aligned(n);
         // SAFETY: both buffers hold n bytes.
         unsafe { copy(zf, kept, zheld[i], n) };
         elided.push((kept, n, 1));
@@ -257,13 +227,13 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("elided_copy");
     for (i, (n, label)) in [(SMALL, "16KiB"), (BIG, "512KiB")].into_iter().enumerate() {
         g.throughput(Throughput::Bytes(n as u64));
-        let ldst = alloc(n);
+        let ldst = page_aligned(n);
         g.bench_function(format!("{label}/libc"), |b| {
             // SAFETY: both buffers hold n bytes.
             b.iter(|| unsafe { copy(lf, ldst, lin[i], n) })
         });
         for (variant, orig) in [("zio", zin[i]), ("zio_held", zheld[i])] {
-            let dst = alloc(n);
+            let dst = page_aligned(n);
             let (iters, d) = zio_bench(&mut g, &format!("{label}/{variant}"), counter, || {
                 // SAFETY: both buffers hold n bytes.
                 unsafe { copy(zf, dst, orig, n) }
@@ -281,7 +251,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fault");
     let want = data[TOUCH];
     let bad = Cell::new(0u64);
-    let ldst = alloc(BIG);
+    let ldst = page_aligned(BIG);
     g.bench_function("one_page/libc", |b| {
         b.iter(|| {
             // SAFETY: both buffers hold BIG bytes; TOUCH < BIG.
@@ -292,7 +262,7 @@ fn bench(c: &mut Criterion) {
             bad.set(bad.get() + u64::from(v != want));
         })
     });
-    let zdst_fault = alloc(BIG);
+    let zdst_fault = page_aligned(BIG);
     let (iters, d) = zio_bench(&mut g, "one_page/zio", counter, || {
         // SAFETY: both buffers hold BIG bytes; TOUCH < BIG.
         let v = unsafe {
@@ -324,7 +294,7 @@ fn bench(c: &mut Criterion) {
     // ----- output -----------------------------------------------------------
     let mut g = c.benchmark_group("output");
     g.throughput(Throughput::Bytes(BIG as u64));
-    let lbuf = alloc(BIG);
+    let lbuf = page_aligned(BIG);
     let libc_iters = Cell::new(0u64);
     // SAFETY: lbuf holds BIG bytes.
     unsafe { lbuf.copy_from_nonoverlapping(data.as_ptr(), BIG) };
@@ -336,7 +306,7 @@ fn bench(c: &mut Criterion) {
             assert_eq!(put, BIG as isize);
         })
     });
-    let zbuf = alloc(BIG);
+    let zbuf = page_aligned(BIG);
     let before = Counts::read(counter);
     // SAFETY: both buffers hold BIG bytes.
     unsafe { copy(zf, zbuf, zheld[1], BIG) };
