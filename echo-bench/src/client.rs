@@ -256,6 +256,32 @@ fn blocking(mut c: Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> Threa
     }
 }
 
+/// What the result of a non-blocking `send`/`recv` means for the loop
+/// driving a connection.
+enum Step {
+    /// This many bytes moved.
+    Done(usize),
+    /// Nothing now: wait for `poll`.
+    Blocked,
+    /// Interrupted: call again.
+    Retry,
+}
+
+fn step(r: isize, call: &str, c: &Conn) -> Result<Step, String> {
+    if r >= 0 {
+        return Ok(Step::Done(r as usize));
+    }
+    let e = errno();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Ok(Step::Blocked),
+        io::ErrorKind::Interrupted => Ok(Step::Retry),
+        _ => Err(format!(
+            "connection {} request {}: {call}: {e}",
+            c.id, c.seq
+        )),
+    }
+}
+
 fn errno() -> io::Error {
     io::Error::last_os_error()
 }
@@ -320,46 +346,30 @@ fn polled(mut conns: Vec<Conn>, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -
                             libc::MSG_NOSIGNAL,
                         )
                     };
-                    if r < 0 {
-                        let e = errno();
-                        match e.kind() {
-                            io::ErrorKind::WouldBlock => break,
-                            io::ErrorKind::Interrupted => continue,
-                            _ => {
-                                return Err(format!(
-                                    "connection {} request {}: send: {e}",
-                                    c.id, c.seq
-                                ))
-                            }
-                        }
-                    }
-                    c.sent += r as usize;
+                    let r = match step(r, "send", c)? {
+                        Step::Done(r) => r,
+                        Step::Blocked => break,
+                        Step::Retry => continue,
+                    };
+                    c.sent += r;
                     last_progress = Instant::now();
                 } else {
                     // SAFETY: rbuf holds n bytes.
                     let r = unsafe {
                         libc::recv(fd, c.rbuf[c.got..].as_mut_ptr().cast(), n - c.got, 0)
                     };
-                    if r < 0 {
-                        let e = errno();
-                        match e.kind() {
-                            io::ErrorKind::WouldBlock => break,
-                            io::ErrorKind::Interrupted => continue,
-                            _ => {
-                                return Err(format!(
-                                    "connection {} request {}: recv: {e}",
-                                    c.id, c.seq
-                                ))
-                            }
-                        }
-                    }
+                    let r = match step(r, "recv", c)? {
+                        Step::Done(r) => r,
+                        Step::Blocked => break,
+                        Step::Retry => continue,
+                    };
                     if r == 0 {
                         return Err(format!(
                             "connection {} request {}: server closed the connection after {} of {} bytes",
                             c.id, c.seq, c.got, n
                         ));
                     }
-                    c.got += r as usize;
+                    c.got += r;
                     last_progress = Instant::now();
                     if c.got == n {
                         let t1 = Instant::now();

@@ -940,14 +940,21 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
                         + (planned - runs_kept - 1) as f64 * avg
                         + avg
                         + 3.0;
+                    // "  [  12 s] 5 copies 512K with zio": who a message is about.
+                    let who = || {
+                        format!(
+                            "  [{:>4.0} s] {} {} {}",
+                            t0.elapsed().as_secs_f64(),
+                            p.group,
+                            p.label,
+                            side(zio)
+                        )
+                    };
                     match &r {
                         Ok(run) if run.foreign > o.max_foreign && projected > budget => {
                             eprintln!(
-                                "  [{:>4.0} s] {} {} {}: disturbed (other {:.0}%, steal {:.0}%) but kept: the sweep's time budget ({:.0} s) allows no more repeats",
-                                t0.elapsed().as_secs_f64(),
-                                p.group,
-                                p.label,
-                                side(zio),
+                                "{}: disturbed (other {:.0}%, steal {:.0}%) but kept: the sweep's time budget ({:.0} s) allows no more repeats",
+                                who(),
                                 run.foreign * 100.0,
                                 run.steal * 100.0,
                                 budget
@@ -958,11 +965,8 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
                             attempt += 1;
                             m.disturbed += 1;
                             eprintln!(
-                                "  [{:>4.0} s] {} {} {}: other processes and the hypervisor took {:.0}% of a CPU meanwhile (steal {:.0}%; {:.2} Gbit/s discarded); waiting for quiet, retrying",
-                                t0.elapsed().as_secs_f64(),
-                                p.group,
-                                p.label,
-                                side(zio),
+                                "{}: other processes and the hypervisor took {:.0}% of a CPU meanwhile (steal {:.0}%; {:.2} Gbit/s discarded); waiting for quiet, retrying",
+                                who(),
                                 run.foreign * 100.0,
                                 run.steal * 100.0,
                                 run.gbps
