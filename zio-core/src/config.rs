@@ -142,7 +142,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         min: 0,
         max: TIB,
         flag: "--quarantine",
-        help: "byte budget of freed originals kept for their dependents, and again of backups of changed originals",
+        help: "byte budget of freed originals kept for their dependents, and again of zio-owned copies (backups, redirected input)",
     },
     OptDesc {
         name: "ZIO_GC_MS",

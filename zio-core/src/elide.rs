@@ -712,3 +712,24 @@ fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     c.registrations = e.mem.registrations;
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine-time counters: ticks spent over a known wall time convert
+    /// back to that time (within what a shared VM's scheduling allows).
+    #[test]
+    fn ticks_convert_to_nanoseconds() {
+        let start = (ticks(), now_ns());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let (t0, n0) = (ticks(), now_ns());
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let (spent, wall) = (ticks() - t0, now_ns() - n0);
+        let ns = ticks_to_ns(spent, start);
+        assert!(
+            ns > wall * 4 / 5 && ns < wall * 5 / 4,
+            "{spent} ticks over {wall} ns read as {ns} ns"
+        );
+    }
+}

@@ -6,10 +6,12 @@
 //!
 //! Locking contract (kept by the caller, `crate::elide`): the engine runs
 //! under one lock and never touches program memory itself except to read
-//! originals (always present) when rebuilding a page. Copies the program
-//! asked for are returned as a [`CopyPlan`] and executed by the caller after
-//! the lock is released, so a fault they raise can always be served by the
-//! handler thread.
+//! originals (always present) when rebuilding a page, and to write the
+//! partial pages of a redirected input ([`Engine::input_redirected`]), which
+//! it has just made present and unprotected, so that the write cannot fault
+//! into the handler. Copies the program asked for are returned as a
+//! [`CopyPlan`] and executed by the caller after the lock is released, so a
+//! fault they raise can always be served by the handler thread.
 
 use std::collections::BTreeMap;
 
@@ -149,7 +151,8 @@ pub struct Counters {
     /// Bytes of originals backed up before the program changed them (one
     /// copy for all their dependents, instead of one page each).
     pub bytes_backed_up: u64,
-    /// Bytes in live backups now.
+    /// Bytes of zio's own memory holding originals now: backups, and the
+    /// memory redirected inputs landed in (both drawn from `quarantine`).
     pub backup_bytes: u64,
     /// Input calls landed in zio's memory, their buffer left unmapped.
     pub inputs_redirected: u64,
