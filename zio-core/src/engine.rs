@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use smallvec::SmallVec;
 
-use crate::ranges::{core, overlaps, page_down, page_up, RangeSet, PAGE};
+use crate::ranges::{core, overlaps, page_down, page_up, OrderedRuns, RangeSet, PAGE};
 use crate::tracker::{OrigId, Piece, Tracker};
 
 /// Memory operations the engine needs. Addresses are page-aligned where the
@@ -211,12 +211,14 @@ enum Src {
 /// An output's gather list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Gather {
-    /// `(addr, len)` to hand to the kernel in order.
-    pub iov: Vec<(usize, usize)>,
+    /// `(addr, len)` to hand to the kernel in order. Inline, as the rest:
+    /// an output is usually one to three runs, and allocating costs more
+    /// than deciding them.
+    pub iov: SmallVec<[(usize, usize); 4]>,
     /// For each `iov` entry: true if it points into an original.
-    pub from_orig: Vec<bool>,
+    pub from_orig: SmallVec<[bool; 4]>,
     /// Originals to unpin after the call.
-    pub pins: Vec<OrigId>,
+    pub pins: SmallVec<[OrigId; 4]>,
     /// Bytes taken from originals.
     pub substituted: usize,
 }
@@ -524,9 +526,9 @@ impl<M: Mem> Engine<M> {
     /// materializing them (their bytes are about to be overwritten or were
     /// freed); pages sticking out are materialized.
     /// Returns the whole pages dropped (still missing, now without pieces).
-    fn drop_pieces(&mut self, a: usize, b: usize) -> RangeSet {
+    fn drop_pieces(&mut self, a: usize, b: usize) -> OrderedRuns {
         let (c0, c1) = core(a, b - a);
-        let mut dropped = RangeSet::new();
+        let mut dropped = OrderedRuns::new();
         for k in self.t.pieces_in(a, b) {
             let Some(p) = self.t.piece(k).copied() else {
                 continue;
@@ -535,13 +537,16 @@ impl<M: Mem> Engine<M> {
             if lo < hi {
                 // Every byte of an unmapped page has a piece, so the union
                 // of these ranges is made of whole pages.
-                dropped.insert(lo, hi);
+                dropped.push(lo, hi);
                 let o = self.t.cut_piece(k, lo, hi);
                 self.orig_changed(o);
             }
         }
-        // What remains in [a, b) lies in partially covered pages.
-        self.materialize_range(a, b, Cause::Other);
+        // What remains in [a, b) lies in partially covered pages (none if
+        // the range is whole pages).
+        if (c0, c1) != (a, b) {
+            self.materialize_range(a, b, Cause::Other);
+        }
         self.counters.bytes_dropped += dropped.total() as u64;
         dropped
     }
@@ -549,11 +554,9 @@ impl<M: Mem> Engine<M> {
     /// Maps zero pages over dropped pages that will not be elided again, so
     /// that their next use (an allocator handing them out, an input call)
     /// does not go through the fault handler page by page.
-    fn fill_dropped(&mut self, mut dropped: RangeSet, keep: &[(usize, usize)]) {
-        for &(a, b) in keep {
-            dropped.remove(a, b);
-        }
-        for (a, b) in dropped.iter().collect::<Runs>() {
+    /// `keep`: sorted, disjoint ranges to leave unmapped.
+    fn fill_dropped(&mut self, dropped: OrderedRuns, keep: &[(usize, usize)]) {
+        for (a, b) in dropped.minus(keep) {
             self.mem.zero_range(a, b - a);
         }
     }
@@ -571,7 +574,7 @@ impl<M: Mem> Engine<M> {
         }
         if o.backup {
             let (start, len) = (o.start, o.len);
-            self.t.trim_originals(start, start + len);
+            self.t.remove_original(id);
             self.mem.backup_release(start, len);
             self.counters.backup_bytes -= len as u64;
             return;
@@ -727,8 +730,7 @@ impl<M: Mem> Engine<M> {
         let origs = self.t.origs_in(a, b);
         let mut out = Segs::new();
         let mut pos = a;
-        for k in self.t.pieces_in(a, b) {
-            let p = self.t.piece(k).unwrap();
+        for (k, p) in self.t.pieces_over(a, b) {
             let (s, e) = (k.max(a), (k + p.len).min(b));
             self.push_memory(&origs, pos, s, &mut out);
             let src = Src::Piece {
@@ -780,15 +782,10 @@ impl<M: Mem> Engine<M> {
         // the program); keep the index consistent regardless.
         self.materialize_range(a, a + got, Cause::Other);
         let _ = self.release_src(a, a + got, Cause::Write);
-        if self
-            .t
-            .origs_in(a, a + got)
-            .iter()
-            .any(|&id| self.t.orig(id).pins > 0)
-        {
+        let here = self.t.origs_in(a, a + got);
+        if here.iter().any(|&id| self.t.orig(id).pins > 0) {
             return; // pinned: leave the old record, skip this one
         }
-        self.t.trim_originals(a, a + got);
         let now = self.tick();
         // A message read in chunks into one buffer is one original, not one
         // per chunk: every copy of it is then one piece, not one per chunk.
@@ -800,6 +797,16 @@ impl<M: Mem> Engine<M> {
                 let o = self.t.orig(id);
                 o.end() == a && !o.backup && o.quarantined.is_none()
             });
+        // The same buffer read again whole (its old bytes were released
+        // above): the record stays, restamped.
+        if let (&[id], None) = (here.as_slice(), before) {
+            let o = self.t.orig(id);
+            if o.start == a && o.len == got && !o.backup && o.quarantined.is_none() {
+                self.t.orig_mut(id).stamp = now;
+                return;
+            }
+        }
+        self.t.trim_originals(a, a + got);
         match before {
             Some(id) => self.t.extend_original(id, got, now),
             None => {
@@ -838,11 +845,12 @@ impl<M: Mem> Engine<M> {
         // still point at it (an original with dependents), or it is itself
         // a copy left unmapped (the last input was redirected and nobody
         // touched it). An input buffer nobody copies from gains nothing.
-        let worth = self.resolve(c0, c1).iter().any(|&(_, _, src)| match src {
-            Src::Piece { .. } => true,
-            Src::Orig(id) => !self.t.orig(id).deps.is_empty(),
-            Src::Plain => false,
-        });
+        let worth = self.t.has_pieces_in(c0, c1)
+            || self
+                .t
+                .origs_in(c0, c1)
+                .iter()
+                .any(|&id| !self.t.orig(id).deps.is_empty());
         if !worth {
             return None;
         }
@@ -956,9 +964,12 @@ impl<M: Mem> Engine<M> {
                 self.t.orig_mut(id).backup = true;
                 id
             });
-            for k in self.t.pieces_in(lo, hi) {
-                let was = self.t.cut_piece(k, lo, hi);
-                self.orig_changed(was);
+            // The core's pieces were all dropped above.
+            if (lo, hi) != (c0, c1) {
+                for k in self.t.pieces_in(lo, hi) {
+                    let was = self.t.cut_piece(k, lo, hi);
+                    self.orig_changed(was);
+                }
             }
             let piece = Piece {
                 len: hi - lo,
@@ -1025,16 +1036,38 @@ impl<M: Mem> Engine<M> {
         if n == 0 || self.t.is_empty() {
             return Ok(None);
         }
+        // The steady state of a reused destination, decided in a few
+        // lookups: every copy of a static buffer chain after the first.
+        let mut policy = None;
+        if let Some((src, orig)) = self.repointable(d, s, n) {
+            match self.copy_policy(d, n, site) {
+                Some((true, site, buf)) => {
+                    return Ok(Some(self.repoint(d, n, src, orig, site, buf)));
+                }
+                refused => policy = Some(refused),
+            }
+        }
         // A reused destination re-elided from the same input drops the
         // original's last dependent and adds it back a moment later: only
         // what is idle once the copy is decided gets unprotected, instead of
         // an unprotect and a protect ioctl in every such copy.
         self.deferred_unprotect = Some(Runs::new());
-        let plan = self.decide_copy(d, s, n, site);
+        let plan = self.decide_copy(d, s, n, site, policy);
         for (a, b) in self.deferred_unprotect.take().unwrap_or_default() {
             self.unprotect_idle(a, b);
         }
         plan
+    }
+
+    /// What the policy says of eliding a copy into `[d, d+n)` at `site`:
+    /// `None` if its core is too small to consider, else whether it may and
+    /// the policy slots of the site and the buffer.
+    fn copy_policy(&mut self, d: usize, n: usize, site: usize) -> Option<(bool, u16, u16)> {
+        let (c0, c1) = core(d, n);
+        (c1 - c0 >= self.cfg.threshold).then(|| {
+            let sample = 4 * self.cfg.threshold as u64;
+            self.policy.allows(site, c0, self.cfg.fault_ratio, sample)
+        })
     }
 
     fn decide_copy(
@@ -1043,6 +1076,7 @@ impl<M: Mem> Engine<M> {
         s: usize,
         n: usize,
         site: usize,
+        policy: Option<Option<(bool, u16, u16)>>,
     ) -> Result<Option<CopyPlan>, Busy> {
         let src_tracked = self.t.has_pieces_in(s, s + n) || !self.t.origs_in(s, s + n).is_empty();
         if !src_tracked {
@@ -1066,15 +1100,7 @@ impl<M: Mem> Engine<M> {
         }
 
         let (c0, c1) = core(d, n);
-        let policy = (c1 - c0 >= self.cfg.threshold).then(|| {
-            let sample = 4 * self.cfg.threshold as u64;
-            self.policy.allows(site, c0, self.cfg.fault_ratio, sample)
-        });
-        if let Some((true, site_slot, buf_slot)) = policy {
-            if let Some(plan) = self.re_elide(d, s, n, site_slot, buf_slot) {
-                return Ok(Some(plan));
-            }
-        }
+        let policy = policy.unwrap_or_else(|| self.copy_policy(d, n, site));
 
         // The destination is overwritten: whole pages' old pieces are
         // dropped, partial pages rebuilt, originals there released.
@@ -1134,15 +1160,19 @@ impl<M: Mem> Engine<M> {
         Ok(Some(plan))
     }
 
-    /// The steady state of a reused destination: `[d, d+n)` (whole pages)
-    /// is one piece already and the source is one tracked, protected run, so
-    /// the piece just takes the new source. No page is dropped, filled or
-    /// protected, and the tracker changes in two places: a static buffer
-    /// chain (input -> c1 -> ... -> ck, every message) takes this path for
-    /// every copy after the first. `None`, changing nothing, for a copy of
-    /// any other shape.
-    fn re_elide(&mut self, d: usize, s: usize, n: usize, site: u16, buf: u16) -> Option<CopyPlan> {
-        if !d.is_multiple_of(PAGE) || !n.is_multiple_of(PAGE) || self.t.piece(d)?.len != n {
+    /// The steady state of a reused destination: `[d, d+n)` (whole pages,
+    /// at least the threshold) is one piece already and the source is one
+    /// tracked, protected run elsewhere, so the piece can just take the new
+    /// source ([`Engine::repoint`]): no page is dropped, filled or
+    /// protected. Returns where the source bytes are (address, original);
+    /// `None` for a copy of any other shape. Changes nothing.
+    fn repointable(&self, d: usize, s: usize, n: usize) -> Option<(usize, OrigId)> {
+        if !d.is_multiple_of(PAGE)
+            || !n.is_multiple_of(PAGE)
+            || n < self.cfg.threshold
+            || overlaps(d, d + n, s, s + n)
+            || self.t.piece(d)?.len != n
+        {
             return None;
         }
         let (src, orig) = match self.t.piece_at(s) {
@@ -1170,27 +1200,32 @@ impl<M: Mem> Engine<M> {
             self.t.origs_in(d, d + n).is_empty(),
             "original under a piece"
         );
+        Some((src, orig))
+    }
+
+    /// Elides a copy [`Engine::repointable`] accepted: the piece at `d`
+    /// now reads `n` bytes at `src` of `orig`.
+    fn repoint(
+        &mut self,
+        d: usize,
+        n: usize,
+        src: usize,
+        orig: OrigId,
+        site: u16,
+        buf: u16,
+    ) -> CopyPlan {
         let stamp = self.tick();
-        let was = self.t.cut_piece(d, d, d + n);
-        let piece = Piece {
-            len: n,
-            src,
-            orig,
-            stamp,
-            site,
-            buf,
-        };
-        self.t.insert_piece(d, piece);
+        let was = self.t.repoint_piece(d, src, orig, stamp, site, buf);
         self.orig_changed(was);
         self.policy.elided(site, buf, n as u64);
         self.counters.bytes_dropped += n as u64;
         self.counters.elided_copies += 1;
         self.counters.elided_bytes += n as u64;
         self.sync_counts();
-        Some(CopyPlan {
+        CopyPlan {
             elided: n,
             ..CopyPlan::default()
-        })
+        }
     }
 
     /// Elides what it can of the destination core `[c0, c1)`; returns the
@@ -1204,7 +1239,7 @@ impl<M: Mem> Engine<M> {
         d: usize,
         s: usize,
         (c0, c1): (usize, usize),
-        dropped: &RangeSet,
+        dropped: &OrderedRuns,
         site: u16,
         buf: u16,
     ) -> Runs {
@@ -1325,23 +1360,25 @@ impl<M: Mem> Engine<M> {
 
     /// Appends the gather list for `[a, a+n)` to `g` (for vectored outputs).
     pub fn output_into(&mut self, g: &mut Gather, a: usize, n: usize) {
+        // Only pieces matter here: bytes in memory, original or not, are
+        // sent from where they are.
         if n == 0 || !self.t.has_pieces_in(a, a + n) {
             g.push(a, n, false);
             return;
         }
-        for (lo, hi, src) in self.resolve(a, a + n) {
-            match src {
-                Src::Piece { addr, orig } => {
-                    if !g.pins.contains(&orig) {
-                        self.t.orig_mut(orig).pins += 1;
-                        g.pins.push(orig);
-                    }
-                    g.substituted += hi - lo;
-                    g.push(addr, hi - lo, true);
-                }
-                _ => g.push(lo, hi - lo, false),
+        let mut pos = a;
+        for (k, p) in self.t.pieces_over(a, a + n) {
+            let (lo, hi) = (k.max(a), (k + p.len).min(a + n));
+            g.push(pos, lo - pos, false);
+            if !g.pins.contains(&p.orig) {
+                self.t.orig_mut(p.orig).pins += 1;
+                g.pins.push(p.orig);
             }
+            g.substituted += hi - lo;
+            g.push(p.src + (lo - k), hi - lo, true);
+            pos = hi;
         }
+        g.push(pos, a + n - pos, false);
     }
 
     /// After the output call that used `g` handed `sent` bytes to the

@@ -147,6 +147,66 @@ impl RangeSet {
     }
 }
 
+/// Disjoint, coalesced ranges found in address order (the pages a walk
+/// over pieces dropped): a few inline entries instead of a tree, because
+/// the common result is one run and building a [`RangeSet`] for it
+/// allocated on every input and copy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderedRuns(SmallVec<[(usize, usize); 4]>);
+
+impl OrderedRuns {
+    /// No ranges.
+    pub fn new() -> OrderedRuns {
+        OrderedRuns::default()
+    }
+
+    /// Appends `[a, b)`, which must not start before the end of the last
+    /// range; touching ranges merge.
+    pub fn push(&mut self, a: usize, b: usize) {
+        if a >= b {
+            return;
+        }
+        match self.0.last_mut() {
+            Some(last) if last.1 == a => last.1 = b,
+            last => {
+                debug_assert!(last.is_none_or(|l| l.1 < a), "out of order");
+                self.0.push((a, b));
+            }
+        }
+    }
+
+    /// True if every byte of `[a, b)` is in one of the ranges.
+    pub fn covers(&self, a: usize, b: usize) -> bool {
+        a >= b || self.0.iter().any(|&(s, e)| s <= a && b <= e)
+    }
+
+    /// Total bytes.
+    pub fn total(&self) -> usize {
+        self.0.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The ranges minus the sorted, disjoint `keep` ranges, in order.
+    pub fn minus(&self, keep: &[(usize, usize)]) -> SmallVec<[(usize, usize); 4]> {
+        let mut out = SmallVec::new();
+        for &(s, e) in &self.0 {
+            let mut pos = s;
+            for &(ka, kb) in keep {
+                if kb <= pos || ka >= e {
+                    continue;
+                }
+                if ka > pos {
+                    out.push((pos, ka));
+                }
+                pos = pos.max(kb);
+            }
+            if pos < e {
+                out.push((pos, e));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +246,45 @@ mod tests {
                 let clipped: usize = set.clipped(q.0, q.1).iter().map(|(s, e)| e - s).sum();
                 prop_assert_eq!(clipped, bits[q.0..q.1].iter().filter(|&&x| x).count());
             }
+        }
+
+        /// Runs pushed in order agree with a bitmap, and so does what is
+        /// left of them after removing sorted ranges.
+        #[test]
+        fn ordered_runs_match_bitmap(
+            steps in prop::collection::vec((0usize..6, 0usize..12), 1..12),
+            keep in prop::collection::vec((0usize..10, 0usize..12), 0..5),
+            q in (0usize..200, 0usize..30),
+        ) {
+            let mut runs = OrderedRuns::new();
+            let mut bits = [false; 256];
+            let mut pos = 0;
+            for (gap, len) in steps {
+                let a = pos + gap;
+                runs.push(a, a + len);
+                for x in bits.iter_mut().take(a + len).skip(a) { *x = true; }
+                pos = a + len;
+            }
+            for w in runs.0.windows(2) { prop_assert!(w[0].1 < w[1].0); }
+            prop_assert_eq!(runs.total(), bits.iter().filter(|&&x| x).count());
+            let (qa, qb) = (q.0, q.0 + q.1);
+            prop_assert_eq!(runs.covers(qa, qb), bits[qa..qb].iter().all(|&x| x));
+            let mut kept = Vec::new();
+            let mut kpos = 0;
+            for (gap, len) in keep {
+                kept.push((kpos + gap, kpos + gap + len));
+                kpos += gap + len + 1;
+            }
+            let mut left = bits;
+            for &(a, b) in &kept {
+                for x in left.iter_mut().take(b).skip(a) { *x = false; }
+            }
+            let mut want = [false; 256];
+            for (a, b) in runs.minus(&kept) {
+                prop_assert!(a < b);
+                for x in want.iter_mut().take(b).skip(a) { *x = true; }
+            }
+            prop_assert_eq!(want, left);
         }
     }
 }

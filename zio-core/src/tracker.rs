@@ -47,8 +47,9 @@ pub struct Original {
     /// Length in bytes.
     pub len: usize,
     /// Keys (`dst`) of the pieces whose bytes live here, unordered. Usually
-    /// a handful (one per copy of this data), so a vector beats a tree.
-    pub deps: Vec<usize>,
+    /// a handful (one per copy of this data), so a vector beats a tree, and
+    /// inline: a reused buffer chain makes an original per message.
+    pub deps: SmallVec<[usize; 8]>,
     /// Output calls and real copies in flight reading this original.
     pub pins: u32,
     /// The allocation this original is in, if the program freed it while it
@@ -129,26 +130,48 @@ impl Tracker {
             .map(|(&k, p)| (k, p))
     }
 
-    /// Keys of the pieces sharing a byte with `[a, b)`, in address order.
-    pub fn pieces_in(&self, a: usize, b: usize) -> SmallVec<[usize; 8]> {
-        let mut v = SmallVec::new();
-        if let Some((&k, p)) = self.pieces.range(..a).next_back() {
-            if k + p.len > a {
-                v.push(k);
-            }
-        }
-        v.extend(self.pieces.range(a..b.max(a)).map(|(&k, _)| k));
+    /// The pieces sharing a byte with `[a, b)`, last first: one tree
+    /// descent, walking down from `b` (pieces do not overlap, so the walk
+    /// ends at the first one starting before `a`).
+    fn over_rev(&self, a: usize, b: usize) -> impl Iterator<Item = (usize, &Piece)> {
+        let mut done = false;
+        self.pieces
+            .range(..b.max(a))
+            .rev()
+            .map_while(move |(&k, p)| {
+                if done {
+                    return None;
+                }
+                done = k < a;
+                Some((k, p))
+            })
+            .filter(move |&(k, p)| k + p.len > a)
+    }
+
+    /// The pieces sharing a byte with `[a, b)`, in address order, as
+    /// `(key, piece)` (no lookup per piece).
+    pub fn pieces_over(&self, a: usize, b: usize) -> SmallVec<[(usize, Piece); 4]> {
+        let mut v: SmallVec<[(usize, Piece); 4]> =
+            self.over_rev(a, b).map(|(k, p)| (k, *p)).collect();
+        v.reverse();
         v
     }
 
-    /// True if some piece shares a byte with `[a, b)`.
+    /// Keys of the pieces sharing a byte with `[a, b)`, in address order
+    /// (for callers that change the pieces while walking them).
+    pub fn pieces_in(&self, a: usize, b: usize) -> SmallVec<[usize; 8]> {
+        let mut v: SmallVec<[usize; 8]> = self.over_rev(a, b).map(|(k, _)| k).collect();
+        v.reverse();
+        v
+    }
+
+    /// True if some piece shares a byte with `[a, b)`: the last piece
+    /// starting before `b` is the only candidate.
     pub fn has_pieces_in(&self, a: usize, b: usize) -> bool {
-        if let Some((&k, p)) = self.pieces.range(..a).next_back() {
-            if k + p.len > a {
-                return true;
-            }
-        }
-        self.pieces.range(a..b.max(a)).next().is_some()
+        self.pieces
+            .range(..b.max(a))
+            .next_back()
+            .is_some_and(|(&k, p)| k + p.len > a)
     }
 
     /// Adds a piece (caller guarantees no overlap) and links it to its original.
@@ -197,6 +220,48 @@ impl Tracker {
             self.insert_piece(b.max(k), right);
         }
         orig
+    }
+
+    /// Points piece `k` at `src` of `orig` instead (same key and length:
+    /// a reused destination taking new bytes), stamped `stamp` for the
+    /// policy slots `site` and `buf`. Returns the original it pointed into.
+    pub fn repoint_piece(
+        &mut self,
+        k: usize,
+        src: usize,
+        orig: OrigId,
+        stamp: u64,
+        site: u16,
+        buf: u16,
+    ) -> OrigId {
+        let p = self.pieces.get_mut(&k).expect("repoint of a missing piece");
+        let was = p.orig;
+        *p = Piece {
+            src,
+            orig,
+            stamp,
+            site,
+            buf,
+            ..*p
+        };
+        let len = p.len;
+        if was != orig {
+            unlink(&mut self.orig_mut(was).deps, k);
+            self.orig_mut(orig).deps.push(k);
+        }
+        debug_assert!(
+            src >= self.orig(orig).start && src + len <= self.orig(orig).end(),
+            "piece outside original"
+        );
+        was
+    }
+
+    /// Forgets original `id`, which nothing depends on or pins any more.
+    pub fn remove_original(&mut self, id: OrigId) {
+        let o = self.origs[id as usize].take().expect("stale original id");
+        debug_assert!(!o.busy(), "removal of a busy original");
+        self.by_start.remove(&o.start);
+        self.free_ids.push(id);
     }
 
     /// Adds an original (caller guarantees no overlap with another).
@@ -249,13 +314,19 @@ impl Tracker {
 
     /// Ids of the originals sharing a byte with `[a, b)`, in address order.
     pub fn origs_in(&self, a: usize, b: usize) -> SmallVec<[OrigId; 8]> {
-        let mut v = SmallVec::new();
-        if let Some((_, &id)) = self.by_start.range(..a).next_back() {
-            if self.orig(id).end() > a {
-                v.push(id);
+        // One descent, walking down from `b`: originals do not overlap, so
+        // the walk ends at the first one starting before `a`.
+        let mut v: SmallVec<[OrigId; 8]> = SmallVec::new();
+        for (&start, &id) in self.by_start.range(..b.max(a)).rev() {
+            if start < a {
+                if self.orig(id).end() > a {
+                    v.push(id);
+                }
+                break;
             }
+            v.push(id);
         }
-        v.extend(self.by_start.range(a..b.max(a)).map(|(_, &id)| id));
+        v.reverse();
         v
     }
 
@@ -269,49 +340,46 @@ impl Tracker {
     /// the new part's id.
     pub fn trim_originals(&mut self, a: usize, b: usize) {
         for id in self.origs_in(a, b) {
-            let o = self.orig(id).clone();
+            let o = self.orig(id);
             debug_assert!(o.deps.iter().all(|k| {
                 let p = &self.pieces[k];
                 !overlaps(p.src, p.src + p.len, a, b)
             }));
-            self.by_start.remove(&o.start);
-            let left = o.start < a;
-            let right = o.end() > b;
+            let (start, end, stamp, quarantined) = (o.start, o.end(), o.stamp, o.quarantined);
+            let left = start < a;
+            let right = end > b;
+            if !left && !right {
+                self.remove_original(id);
+                continue;
+            }
+            self.by_start.remove(&start);
             if left {
                 let l = self.orig_mut(id);
-                l.len = a - o.start;
-                self.by_start.insert(o.start, id);
+                l.len = a - start;
+                self.by_start.insert(start, id);
             }
-            if right {
-                // The right part keeps this id if there is no left part.
-                let rid = if left {
-                    let rid = self.add_original(b, o.end() - b, o.stamp);
-                    let moved: SmallVec<[usize; 8]> = o
-                        .deps
-                        .iter()
-                        .copied()
-                        .filter(|k| self.pieces[k].src >= b)
-                        .collect();
-                    for k in moved {
-                        self.pieces.get_mut(&k).unwrap().orig = rid;
-                        unlink(&mut self.orig_mut(id).deps, k);
-                        self.orig_mut(rid).deps.push(k);
-                    }
-                    self.orig_mut(rid).quarantined = o.quarantined;
-                    rid
-                } else {
-                    let r = self.orig_mut(id);
-                    r.start = b;
-                    r.len = o.end() - b;
-                    self.by_start.insert(b, id);
-                    id
-                };
-                let _ = rid;
-            }
-            if !left && !right {
-                debug_assert!(o.deps.is_empty());
-                self.origs[id as usize] = None;
-                self.free_ids.push(id);
+            if right && left {
+                // The right part gets a new id, and the dependents there.
+                let rid = self.add_original(b, end - b, stamp);
+                let moved: SmallVec<[usize; 8]> = self
+                    .orig(id)
+                    .deps
+                    .iter()
+                    .copied()
+                    .filter(|k| self.pieces[k].src >= b)
+                    .collect();
+                for k in moved {
+                    self.pieces.get_mut(&k).unwrap().orig = rid;
+                    unlink(&mut self.orig_mut(id).deps, k);
+                    self.orig_mut(rid).deps.push(k);
+                }
+                self.orig_mut(rid).quarantined = quarantined;
+            } else if right {
+                // No left part: the right part keeps this id.
+                let r = self.orig_mut(id);
+                r.start = b;
+                r.len = end - b;
+                self.by_start.insert(b, id);
             }
         }
     }
@@ -355,7 +423,7 @@ impl Tracker {
 }
 
 /// Removes `k` from a dependents list (order does not matter).
-fn unlink(deps: &mut Vec<usize>, k: usize) {
+fn unlink(deps: &mut SmallVec<[usize; 8]>, k: usize) {
     if let Some(i) = deps.iter().position(|&d| d == k) {
         deps.swap_remove(i);
     }
