@@ -889,13 +889,19 @@ impl<M: Mem> Engine<M> {
     fn continuation(&self, a: usize, n: usize) -> Option<(usize, OrigId)> {
         let (k, p) = self.t.piece_at(a.checked_sub(1)?)?;
         let o = self.t.orig(p.orig);
-        let end = p.src + p.len;
-        if k + p.len != a || !o.backup || o.end() < end + n {
+        // Where byte `a` lands: right after the bytes of `a - 1`.
+        let end = p.src + (a - k);
+        if !o.backup || o.end() < end + n {
             return None;
         }
-        let free = o.deps.iter().all(|d| {
-            let q = self.t.piece(*d).unwrap();
+        // Bytes there that a copy reads must stay. The buffer's own pieces
+        // may read them (a tail page moved there, [`Engine::tail_into_own`]):
+        // the input replaces those bytes in the buffer as well. Such a piece
+        // maps addresses with the same offset as `a -> end`.
+        let free = o.deps.iter().all(|&d| {
+            let q = self.t.piece(d).unwrap();
             !overlaps(q.src, q.src + q.len, end, end + n)
+                || q.src.wrapping_sub(d) == end.wrapping_sub(a)
         });
         free.then_some((end, p.orig))
     }
@@ -944,10 +950,18 @@ impl<M: Mem> Engine<M> {
         let mut elided = 0;
         let mut bytes = Vec::new();
         for (lo, hi) in parts {
+            // How far the piece reaches: past `hi` for a tail page whose
+            // old bytes moved into zio's memory.
+            let mut reach = hi;
             let as_piece = if lo == c0 && hi == c1 {
                 unmapped
+            } else if self.t.has_pieces_in(page_down(lo), page_down(lo) + PAGE) {
+                true
+            } else if self.tail_into_own(a, &r, lo, hi) {
+                reach = lo + PAGE;
+                true
             } else {
-                self.t.has_pieces_in(page_down(lo), page_down(lo) + PAGE)
+                false
             };
             if !as_piece {
                 // Under the lock: pages without pieces are present (dropped
@@ -972,7 +986,7 @@ impl<M: Mem> Engine<M> {
                 }
             }
             let piece = Piece {
-                len: hi - lo,
+                len: reach - lo,
                 src: r.to + (lo - a),
                 orig,
                 stamp: now,
@@ -996,6 +1010,32 @@ impl<M: Mem> Engine<M> {
         }
         self.sync_counts();
         Ok(())
+    }
+
+    /// A chunk of a redirected input ending inside a page that is present
+    /// (the buffer's first message, or any page nothing was elided into):
+    /// moves the page's bytes past the chunk, `[hi, page end)`, into zio's
+    /// memory right after the chunk's and unmaps the page, so that the
+    /// whole page reads from zio's memory. Left present, the page would be
+    /// written for real by every later message split there, and every
+    /// copy of it copied for real. The next chunk continues the same
+    /// memory over those bytes ([`Engine::continuation`]). Only for a page
+    /// inside the range the input call asked for, so the bytes moved are
+    /// the buffer's own, and with no original there. False, changing
+    /// nothing that matters, where it does not apply.
+    fn tail_into_own(&mut self, a: usize, r: &Redirect, lo: usize, hi: usize) -> bool {
+        let page_end = lo + PAGE;
+        if !lo.is_multiple_of(PAGE)
+            || page_end > a + r.len
+            || !self.t.origs_in(hi, page_end).is_empty()
+        {
+            return false;
+        }
+        let mut old = [0u8; PAGE];
+        let old = &mut old[..page_end - hi];
+        self.mem.read(hi, old);
+        self.mem.write(r.to + (hi - a), old);
+        self.mem.unmap(lo, PAGE)
     }
 
     /// Joins the piece at `k` to the one ending there if both read on
