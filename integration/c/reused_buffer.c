@@ -5,8 +5,9 @@
  *
  * MESSAGES holds ROUNDS messages of 512 KiB (the test writes it). Each
  * round preads the next message into the same page-aligned static buffer
- * `in`, in two calls (the first 256 KiB, then the rest, as a message read
- * from a socket arrives in parts), copies it in -> c1 -> c2 (static,
+ * `in`, in two calls (the first 256 KiB and 1000 bytes, then the rest, as
+ * a message read from a socket arrives in parts that end inside a page),
+ * copies it in -> c1 -> c2 (static,
  * page-aligned, reused: under zio both copies are elided), and writes c2 to
  * OUTPUT (under zio: substituted from the original).
  *
@@ -27,7 +28,7 @@
 #include <stdint.h>
 
 #define CHUNK (512u << 10)
-#define FIRST (256u << 10)
+#define FIRST ((256u << 10) + 1000)
 #define ROUNDS 200
 
 static unsigned char in[CHUNK] __attribute__((aligned(4096)));

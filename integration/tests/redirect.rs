@@ -122,6 +122,14 @@ fn redirected_input_needs_no_backup() {
         "{what}: redirected rounds were backed up\n{}",
         engine_block(&run.log)
     );
+    // The page where the two reads meet becomes zio's memory too: nothing
+    // of any round is written or copied for real.
+    assert_eq!(
+        run.counter("copied_bytes"),
+        0,
+        "{what}: bytes copied for real\n{}",
+        engine_block(&run.log)
+    );
 }
 
 /// `ZIO_REDIRECT_INPUT=0`: the reads land in the buffer, and each round's

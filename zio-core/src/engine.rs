@@ -280,6 +280,8 @@ pub struct Busy;
 pub struct Redirect {
     /// Where the input call must put its bytes.
     pub to: usize,
+    /// Bytes of zio's memory from `to` this input may use: at least the
+    /// length asked for.
     len: usize,
     site: u16,
     buf: u16,
@@ -836,8 +838,11 @@ impl<M: Mem> Engine<M> {
             return None;
         }
         let (c0, c1) = core(a, n);
+        // Room up to the end of the last page: a call that ends inside it
+        // may move the page's other bytes there ([`Engine::tail_into_own`]).
+        let span = page_up(a + n) - a;
         if c1 - c0 < self.cfg.threshold
-            || self.counters.backup_bytes + n as u64 > self.cfg.quarantine as u64
+            || self.counters.backup_bytes + span as u64 > self.cfg.quarantine as u64
         {
             return None;
         }
@@ -862,20 +867,21 @@ impl<M: Mem> Engine<M> {
             return None;
         }
         if let Some((to, id)) = self.continuation(a, n) {
-            self.t.orig_mut(id).pins += 1;
+            let o = self.t.orig_mut(id);
+            o.pins += 1;
             return Some(Redirect {
                 to,
-                len: n,
+                len: o.end() - to,
                 site,
                 buf,
                 into: Some(id),
             });
         }
-        let to = self.mem.own(n)?;
-        self.counters.backup_bytes += n as u64;
+        let to = self.mem.own(span)?;
+        self.counters.backup_bytes += span as u64;
         Some(Redirect {
             to,
-            len: n,
+            len: span,
             site,
             buf,
             into: None,
@@ -1020,17 +1026,17 @@ impl<M: Mem> Engine<M> {
     /// written for real by every later message split there, and every
     /// copy of it copied for real. The next chunk continues the same
     /// memory over those bytes ([`Engine::continuation`]). Only for a page
-    /// inside the range the input call asked for, so the bytes moved are
-    /// the buffer's own, and with no original there. False, changing
-    /// nothing that matters, where it does not apply.
+    /// that fits in the redirect's memory (every page the call could
+    /// reach). An original there (the buffer's last input, not
+    /// redirected) loses those bytes: the input released the whole page
+    /// already, so no copy points at them. False, changing nothing that
+    /// matters, where it does not apply.
     fn tail_into_own(&mut self, a: usize, r: &Redirect, lo: usize, hi: usize) -> bool {
         let page_end = lo + PAGE;
-        if !lo.is_multiple_of(PAGE)
-            || page_end > a + r.len
-            || !self.t.origs_in(hi, page_end).is_empty()
-        {
+        if !lo.is_multiple_of(PAGE) || page_end > a + r.len {
             return false;
         }
+        self.t.trim_originals(hi, page_end);
         let mut old = [0u8; PAGE];
         let old = &mut old[..page_end - hi];
         self.mem.read(hi, old);
