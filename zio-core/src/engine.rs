@@ -283,6 +283,8 @@ pub struct Redirect {
     /// Bytes of zio's memory from `to` this input may use: at least the
     /// length asked for.
     len: usize,
+    /// The length the input call asked for.
+    asked: usize,
     site: u16,
     buf: u16,
     /// Continues the memory of this original (pinned meanwhile) rather
@@ -872,6 +874,7 @@ impl<M: Mem> Engine<M> {
             return Some(Redirect {
                 to,
                 len: o.end() - to,
+                asked: n,
                 site,
                 buf,
                 into: Some(id),
@@ -882,6 +885,7 @@ impl<M: Mem> Engine<M> {
         Some(Redirect {
             to,
             len: span,
+            asked: n,
             site,
             buf,
             into: None,
@@ -1025,16 +1029,33 @@ impl<M: Mem> Engine<M> {
     /// whole page reads from zio's memory. Left present, the page would be
     /// written for real by every later message split there, and every
     /// copy of it copied for real. The next chunk continues the same
-    /// memory over those bytes ([`Engine::continuation`]). Only for a page
-    /// that fits in the redirect's memory (every page the call could
-    /// reach). An original there (the buffer's last input, not
-    /// redirected) loses those bytes: the input released the whole page
-    /// already, so no copy points at them. False, changing nothing that
-    /// matters, where it does not apply.
+    /// memory over those bytes ([`Engine::continuation`]).
+    ///
+    /// Only for a page whose other bytes are the buffer's: inside the range
+    /// the call asked for, or, past it, input the buffer received before
+    /// (an original: a program reading a message in parts asks for each
+    /// part). A page shared with other data stays present: unmapped, every
+    /// use of that data would fault. The original there loses those bytes:
+    /// the input released the whole page already, so no copy points at
+    /// them. False, changing nothing, where it does not apply.
     fn tail_into_own(&mut self, a: usize, r: &Redirect, lo: usize, hi: usize) -> bool {
         let page_end = lo + PAGE;
+        let asked_end = a + r.asked;
         if !lo.is_multiple_of(PAGE) || page_end > a + r.len {
             return false;
+        }
+        if page_end > asked_end {
+            let ids = self.t.origs_in(asked_end, page_end);
+            let covered = match ids.as_slice() {
+                &[id] => {
+                    let o = self.t.orig(id);
+                    o.start <= asked_end && o.end() >= page_end
+                }
+                _ => false,
+            };
+            if !covered {
+                return false;
+            }
         }
         self.t.trim_originals(hi, page_end);
         let mut old = [0u8; PAGE];

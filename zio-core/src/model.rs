@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use crate::engine::{Cfg, Engine, FreeAction, From, Mem};
+use crate::engine::{Cause, Cfg, Engine, FreeAction, From, Mem};
 use crate::ranges::{page_down, PAGE};
 
 /// Pages of the simulated address space.
@@ -904,4 +904,34 @@ fn chunked_redirected_input_stays_one_piece() {
         }
         w.check_all();
     }
+}
+
+/// The last page of a redirected input buffer that also holds other data
+/// (here a counter the program bumps after every message) stays present:
+/// its bytes after the buffer are not input, and unmapping the page would
+/// make every use of them a fault.
+#[test]
+fn page_shared_with_other_data_stays_mapped() {
+    let mut w = World::new(Cfg {
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    });
+    let len = 8 * PAGE - 100;
+    let (input, c1) = (BASE, BASE + 20 * PAGE);
+    let counter = input + len;
+    for round in 0..6u8 {
+        let msg: Vec<u8> = (0..len).map(|i| round ^ (i / 89) as u8).collect();
+        w.input_asked(input, len, &msg);
+        assert!(
+            w.e.mem.pages[Sim::idx(counter)].present,
+            "round {round}: the shared page was unmapped"
+        );
+        w.copy(c1, input, len, 1);
+        w.store(counter, round);
+        w.reference[counter - BASE] = round;
+        assert_eq!(w.output(c1, len), msg, "round {round}");
+    }
+    assert!(w.e.counters.inputs_redirected >= 4);
+    assert_eq!(w.e.counters.materialized[Cause::Fault as usize], 0);
+    w.check_all();
 }
