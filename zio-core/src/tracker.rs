@@ -432,6 +432,42 @@ fn unlink(deps: &mut SmallVec<[usize; 8]>, k: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one-descent range queries agree with a scan of every record,
+        /// for every query range (empty ones included).
+        #[test]
+        fn range_queries_match_a_scan(
+            gaps in prop::collection::vec((0usize..40, 1usize..40, any::<bool>()), 1..24),
+            q in (0usize..1200, 0usize..200),
+        ) {
+            let mut t = Tracker::new();
+            let backing = t.add_original(1 << 20, 1 << 20, 0);
+            let (mut pos, mut pieces, mut origs) = (0, Vec::new(), Vec::new());
+            for (gap, len, is_piece) in gaps {
+                let a = pos + gap;
+                if is_piece {
+                    t.insert_piece(a, piece(len, 1 << 20, backing));
+                    pieces.push((a, len));
+                } else {
+                    origs.push((t.add_original(a, len, 0), a, len));
+                }
+                pos = a + len;
+            }
+            let (a, b) = (q.0, q.0 + q.1);
+            let hit = |s: usize, len: usize| {
+                if a == b { s < a && s + len > a } else { s < b && s + len > a }
+            };
+            let want: Vec<usize> = pieces.iter().filter(|&&(s, l)| hit(s, l)).map(|&(s, _)| s).collect();
+            prop_assert_eq!(t.pieces_in(a, b).to_vec(), want.clone());
+            let over: Vec<usize> = t.pieces_over(a, b).iter().map(|&(k, _)| k).collect();
+            prop_assert_eq!(over, want.clone());
+            prop_assert_eq!(t.has_pieces_in(a, b), !want.is_empty());
+            let want_o: Vec<OrigId> = origs.iter().filter(|&&(_, s, l)| hit(s, l)).map(|&(id, _, _)| id).collect();
+            prop_assert_eq!(t.origs_in(a, b).to_vec(), want_o);
+        }
+    }
 
     fn piece(len: usize, src: usize, orig: OrigId) -> Piece {
         Piece {
