@@ -9,36 +9,18 @@
 //! run exactly as under `LD_PRELOAD`). Nothing touches the copies, which is
 //! the case zio is built for.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use zio_benches::{load_zio, open, page_aligned, sym, Memcpy, Pread, Pwrite};
-
-type Free = unsafe extern "C" fn(*mut c_void);
+use zio_benches::{fns, load_zio, open, page_aligned, Fns};
 
 const MSG: usize = 512 << 10;
 
-#[derive(Clone, Copy)]
-struct Fns {
-    pread: Pread,
-    pwrite: Pwrite,
-    memcpy: Memcpy,
-    free: Free,
-}
-
 fn load() -> (Fns, Fns) {
     let zio = load_zio();
-    // SAFETY: each type is its symbol's C prototype.
-    let fns = |h| unsafe {
-        Fns {
-            pread: sym(h, "pread"),
-            pwrite: sym(h, "pwrite"),
-            memcpy: sym(h, "memcpy"),
-            free: sym(h, "free"),
-        }
-    };
-    (fns(libc::RTLD_DEFAULT), fns(zio))
+    // SAFETY: RTLD_DEFAULT and a live dlopen handle.
+    unsafe { (fns(libc::RTLD_DEFAULT), fns(zio)) }
 }
 
 /// One message through `k` copies.

@@ -9,13 +9,14 @@
 //!   elided again; its pages are still unmapped from the previous
 //!   iteration, so nothing needs `MADV_DONTNEED`. Two zio variants:
 //!   - `zio`: the destination is the original's only dependent. Dropping
-//!     its piece leaves the original without dependents, so zio removes
-//!     the write protection, and the new copy puts it back: two
-//!     `UFFDIO_WRITEPROTECT` ioctls per copy (see `unprotect_idle` in
-//!     zio-core/src/engine.rs).
+//!     its piece would leave the original without dependents and
+//!     unprotected, and the new copy would protect it again: two
+//!     `UFFDIO_WRITEPROTECT` ioctls per copy, until `Engine::copy` learnt
+//!     to repoint such a piece in place (see `Engine::repoint` in
+//!     zio-core/src/engine.rs). It now makes no system call either.
 //!   - `zio_held`: another elided copy of the same original stays alive,
-//!     so the original stays write-protected and the copy makes no system
-//!     call: what is left is the lock and the engine's bookkeeping.
+//!     so the original stays write-protected whatever the engine does: what
+//!     is left is the lock and the engine's bookkeeping.
 //!
 //!   `libc`: libc's `memcpy` between the same kind of buffers.
 //! * `fault/one_page`: one fault resolution. `zio`: each iteration elides a
@@ -54,7 +55,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use zio_benches::{load_zio, open, page_aligned, sym, Memcpy, Pread, Pwrite, PAGE};
+use zio_benches::{fns, load_zio, open, page_aligned, sym, Fns, PAGE};
 
 type Counter = unsafe extern "C" fn(*const c_char) -> i64;
 
@@ -63,31 +64,15 @@ const BIG: usize = 512 << 10;
 /// The byte the fault bench reads: in page 64 of the 128.
 const TOUCH: usize = 64 * PAGE + 7;
 
-#[derive(Clone, Copy)]
-struct Fns {
-    pread: Pread,
-    pwrite: Pwrite,
-    memcpy: Memcpy,
-}
-
 /// libc's functions, libzio's hooks, and libzio's `zio_counter`.
 fn load() -> (Fns, Fns, Counter) {
     // Read by libzio's constructor, at dlopen.
     std::env::set_var("ZIO_THRESHOLD", "16K");
     std::env::set_var("ZIO_FAULT_RATIO", "1");
     let zio = load_zio();
-    // SAFETY: each type is its symbol's C prototype.
-    let fns = |h| unsafe {
-        Fns {
-            pread: sym(h, "pread"),
-            pwrite: sym(h, "pwrite"),
-            memcpy: sym(h, "memcpy"),
-        }
-    };
-    // SAFETY: zio_counter's prototype is `Counter`.
-    (fns(libc::RTLD_DEFAULT), fns(zio), unsafe {
-        sym(zio, "zio_counter")
-    })
+    // SAFETY: RTLD_DEFAULT and a live dlopen handle; zio_counter's
+    // prototype is `Counter`.
+    unsafe { (fns(libc::RTLD_DEFAULT), fns(zio), sym(zio, "zio_counter")) }
 }
 
 /// The engine counters the benches check.

@@ -11,6 +11,39 @@ pub type Pread = unsafe extern "C" fn(c_int, *mut c_void, usize, i64) -> isize;
 pub type Pwrite = unsafe extern "C" fn(c_int, *const c_void, usize, i64) -> isize;
 /// `memcpy(3)`.
 pub type Memcpy = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
+/// `free(3)`.
+pub type Free = unsafe extern "C" fn(*mut c_void);
+
+/// The functions a bench's message goes through: libc's
+/// (`fns(libc::RTLD_DEFAULT)`) or libzio's hooks (`fns(load_zio())`).
+#[derive(Clone, Copy)]
+pub struct Fns {
+    /// `pread(2)`.
+    pub pread: Pread,
+    /// `pwrite(2)`.
+    pub pwrite: Pwrite,
+    /// `memcpy(3)`.
+    pub memcpy: Memcpy,
+    /// `free(3)`.
+    pub free: Free,
+}
+
+/// [`Fns`] looked up in `h`.
+///
+/// # Safety
+/// `h` is a live `dlopen` handle or `RTLD_DEFAULT`.
+pub unsafe fn fns(h: *mut c_void) -> Fns {
+    // SAFETY: `h` is valid (the caller's contract) and each type is its
+    // symbol's C prototype.
+    unsafe {
+        Fns {
+            pread: sym(h, "pread"),
+            pwrite: sym(h, "pwrite"),
+            memcpy: sym(h, "memcpy"),
+            free: sym(h, "free"),
+        }
+    }
+}
 
 /// Page size the benches align their buffers to.
 pub const PAGE: usize = 4096;
