@@ -861,13 +861,9 @@ impl<M: Mem> Engine<M> {
         if !worth {
             return None;
         }
-        let sample = 4 * self.cfg.threshold as u64;
-        let (ok, site, buf) = self
-            .policy
-            .allows(INPUT_SITE, c0, self.cfg.fault_ratio, sample);
-        if !ok {
+        let Some((true, site, buf)) = self.policy_for(a, n, INPUT_SITE) else {
             return None;
-        }
+        };
         if let Some((to, id)) = self.continuation(a, n) {
             let o = self.t.orig_mut(id);
             o.pins += 1;
@@ -1107,7 +1103,7 @@ impl<M: Mem> Engine<M> {
         // lookups: every copy of a static buffer chain after the first.
         let mut policy = None;
         if let Some((src, orig)) = self.repointable(d, s, n) {
-            match self.copy_policy(d, n, site) {
+            match self.policy_for(d, n, site) {
                 Some((true, site, buf)) => {
                     return Ok(Some(self.repoint(d, n, src, orig, site, buf)));
                 }
@@ -1126,10 +1122,11 @@ impl<M: Mem> Engine<M> {
         plan
     }
 
-    /// What the policy says of eliding a copy into `[d, d+n)` at `site`:
-    /// `None` if its core is too small to consider, else whether it may and
-    /// the policy slots of the site and the buffer.
-    fn copy_policy(&mut self, d: usize, n: usize, site: usize) -> Option<(bool, u16, u16)> {
+    /// What the policy says of eliding into `[d, d+n)` from `site` (a copy's
+    /// call site, or [`INPUT_SITE`]): `None` if its core is too small to
+    /// consider, else whether it may and the policy slots of the site and
+    /// the buffer.
+    fn policy_for(&mut self, d: usize, n: usize, site: usize) -> Option<(bool, u16, u16)> {
         let (c0, c1) = core(d, n);
         (c1 - c0 >= self.cfg.threshold).then(|| {
             let sample = 4 * self.cfg.threshold as u64;
@@ -1167,7 +1164,7 @@ impl<M: Mem> Engine<M> {
         }
 
         let (c0, c1) = core(d, n);
-        let policy = policy.unwrap_or_else(|| self.copy_policy(d, n, site));
+        let policy = policy.unwrap_or_else(|| self.policy_for(d, n, site));
 
         // The destination is overwritten: whole pages' old pieces are
         // dropped, partial pages rebuilt, originals there released.
