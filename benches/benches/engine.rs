@@ -25,7 +25,9 @@ impl Mem for NullMem {
     fn unmap(&mut self, _a: usize, _len: usize) -> bool {
         true
     }
-    fn fill(&mut self, _page: usize, _data: &[u8]) {}
+    fn fill(&mut self, _page: usize, _data: &[u8]) -> bool {
+        true
+    }
     fn zero(&mut self, _page: usize) {}
     fn zero_range(&mut self, _a: usize, _len: usize) {}
     fn protect(&mut self, _a: usize, _len: usize, _on: bool) -> bool {

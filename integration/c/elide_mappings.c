@@ -4,6 +4,7 @@
  * Each case reads IO data into a mapping (an original), makes an elided
  * copy of it in another mapping, then discards, moves or unmaps one side
  * and prints checksums of what the program can still see or write out.
+ * The last case reads an elided copy that spans two mappings.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -97,6 +98,15 @@ int main(int argc, char **argv) {
     munmap(cp3, MB);
     in[12345] ^= 0xff;
     printf("munmap-copy in-out=%016llx\n", (unsigned long long)out_sum(in, MB));
+
+    /* 6. An elided copy over two mappings (the second half's flags differ,
+     * so the kernel keeps them apart), read first on the last page of the
+     * first: the fault's read-ahead runs into the second mapping. */
+    unsigned char *two = map(MB);
+    if (madvise(two + MB / 2, MB / 2, MADV_NOHUGEPAGE)) { perror("madvise"); return 1; }
+    memcpy(two, in, MB);
+    volatile unsigned char edge = two[MB / 2 - 4096];
+    printf("two-mappings edge=%02x sum=%016llx\n", edge, (unsigned long long)fnv(two, MB));
     printf("done\n");
     return 0;
 }

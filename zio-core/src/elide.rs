@@ -73,13 +73,22 @@ impl Mem for RealMem {
         unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
     }
 
-    fn fill(&mut self, page: usize, data: &[u8]) {
-        if let Err(e) = self.uffd.copy(page, data.as_ptr(), data.len()) {
-            zio_log!(
-                Level::Error,
-                "UFFDIO_COPY at {page:#x} failed: {}",
-                uffd::errno_name(e)
-            );
+    fn fill(&mut self, page: usize, data: &[u8]) -> bool {
+        match self.uffd.copy(page, data.as_ptr(), data.len()) {
+            Ok(()) => true,
+            Err(e) => {
+                zio_log!(
+                    Level::Error,
+                    "UFFDIO_COPY of {} pages at {page:#x} failed: {}",
+                    data.len() / PAGE,
+                    uffd::errno_name(e)
+                );
+                // The pieces stay, so a thread waiting here faults again
+                // and the next attempt fills the page; asleep it would wait
+                // for good.
+                let _ = self.uffd.wake(page, data.len());
+                false
+            }
         }
     }
 
@@ -94,18 +103,9 @@ impl Mem for RealMem {
     }
 
     fn zero_range(&mut self, a: usize, len: usize) {
-        // One call for the run; a present page stops it (EEXIST, with the
-        // bytes done so far reported), so step over it and go on. A range
-        // that is not registered (ENOENT/EINVAL) ends it: nothing to do.
-        let end = a + len;
-        let mut pos = a;
-        while pos < end {
-            match self.uffd.zeropage_partial(pos, end - pos) {
-                Ok(()) => return,
-                Err((libc::EEXIST, done)) => pos += done + PAGE,
-                Err(_) => return,
-            }
-        }
+        // A part that is not registered (ENOENT) needs nothing: no fault
+        // can come from it.
+        let _ = self.uffd.zeropage(a, len);
     }
 
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {

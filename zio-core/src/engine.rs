@@ -31,8 +31,10 @@ pub trait Mem {
     /// the range cannot be elided into.
     fn unmap(&mut self, a: usize, len: usize) -> bool;
     /// Fills the missing pages from `page` with `data` (whole pages),
-    /// atomically: no thread sees a page half filled.
-    fn fill(&mut self, page: usize, data: &[u8]);
+    /// atomically: no thread sees a page half filled. Returns false if the
+    /// pages could not be filled (they stay missing; waiters are woken to
+    /// fault again).
+    fn fill(&mut self, page: usize, data: &[u8]) -> bool;
     /// Fills the missing page at `page` with zeros.
     fn zero(&mut self, page: usize);
     /// Maps zero pages over the page-aligned `[a, a+len)`, which zio knows
@@ -502,7 +504,11 @@ impl<M: Mem> Engine<M> {
             n * PAGE,
             "unmapped pages at {first:#x} not fully covered by pieces"
         );
-        self.mem.fill(first, &buf);
+        if !self.mem.fill(first, &buf) {
+            // Still missing: the pieces stay, so the next fault there tries
+            // again instead of reading zeros.
+            return n;
+        }
         for k in keys {
             let o = self.t.cut_piece(k, first, end);
             self.orig_changed(o);

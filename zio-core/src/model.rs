@@ -90,7 +90,7 @@ impl Mem for Sim {
         }
         true
     }
-    fn fill(&mut self, page: usize, data: &[u8]) {
+    fn fill(&mut self, page: usize, data: &[u8]) -> bool {
         for (i, chunk) in data.chunks(PAGE).enumerate() {
             let a = page + i * PAGE;
             let p = &mut self.pages[Self::idx(a)];
@@ -98,6 +98,7 @@ impl Mem for Sim {
             p.data.copy_from_slice(chunk);
             p.present = true;
         }
+        true
     }
     fn zero(&mut self, page: usize) {
         let p = &mut self.pages[Self::idx(page)];

@@ -6,6 +6,8 @@
 
 use core::ffi::c_int;
 
+use crate::ranges::PAGE;
+
 /// `UFFD_API`: the only API version.
 pub const UFFD_API: u64 = 0xAA;
 /// `_IOWR(0xAA, 0x3F, struct uffdio_api)`.
@@ -145,55 +147,63 @@ impl Uffd {
 
     /// Atomically maps a copy of `len` bytes at `src` (whole pages) at the
     /// missing pages from `dst`, waking the threads waiting on them. A page
-    /// that is already present is left alone (the kernel stops there and
-    /// reports how far it got; the rest is done after it) and its waiters
-    /// woken.
+    /// that is already present is left alone and its waiters woken.
     pub fn copy(&self, dst: usize, src: *const u8, len: usize) -> Result<(), i32> {
-        const PAGE: usize = 4096;
-        let mut done = 0;
-        while done < len {
-            let mut c = Copy {
-                dst: (dst + done) as u64,
-                src: src as u64 + done as u64,
-                len: (len - done) as u64,
-                mode: 0,
-                copy: 0,
-            };
-            match self.ioctl(UFFDIO_COPY, &mut c) {
-                Ok(()) => return Ok(()),
-                Err(libc::EEXIST) => {
-                    done += c.copy.max(0) as usize;
-                    self.wake(dst + done, PAGE)?;
-                    done += PAGE;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        per_mapping(dst, len, |a, n| {
+            self.fill_in_mapping(a, n, |at, left| {
+                let mut c = Copy {
+                    dst: at as u64,
+                    src: src as u64 + (at - dst) as u64,
+                    len: left as u64,
+                    mode: 0,
+                    copy: 0,
+                };
+                (self.ioctl(UFFDIO_COPY, &mut c), c.copy)
+            })
+        })
     }
 
     /// Maps zero pages at the missing `[a, a+len)` and wakes waiters (a
     /// page that is already present is only woken).
     pub fn zeropage(&self, a: usize, len: usize) -> Result<(), i32> {
-        match self.zeropage_partial(a, len) {
-            Err((libc::EEXIST, _)) => self.wake(a, len),
-            r => r.map_err(|(e, _)| e),
-        }
+        per_mapping(a, len, |a, n| {
+            self.fill_in_mapping(a, n, |at, left| {
+                let mut z = Zeropage {
+                    range: Range {
+                        start: at as u64,
+                        len: left as u64,
+                    },
+                    mode: 0,
+                    zeropage: 0,
+                };
+                (self.ioctl(UFFDIO_ZEROPAGE, &mut z), z.zeropage)
+            })
+        })
     }
 
-    /// Maps zero pages at `[a, a+len)`, stopping at the first present page:
-    /// `Err((EEXIST, bytes done))` then. Other errors: `(errno, 0)`.
-    pub fn zeropage_partial(&self, a: usize, len: usize) -> Result<(), (i32, usize)> {
-        let mut z = Zeropage {
-            range: Range {
-                start: a as u64,
-                len: len as u64,
-            },
-            mode: 0,
-            zeropage: 0,
-        };
-        self.ioctl(UFFDIO_ZEROPAGE, &mut z)
-            .map_err(|e| (e, z.zeropage.max(0) as usize))
+    /// Runs a fill ioctl, `call(at, len)` returning its result and the
+    /// bytes it reports done, over `[a, a+len)` inside one mapping. The
+    /// kernel stops at a present page (`EEXIST`): its waiters are woken and
+    /// the rest is done after it.
+    fn fill_in_mapping(
+        &self,
+        a: usize,
+        len: usize,
+        mut call: impl FnMut(usize, usize) -> (Result<(), i32>, i64),
+    ) -> Result<(), i32> {
+        let mut done = 0;
+        while done < len {
+            match call(a + done, len - done) {
+                (Ok(()), _) => return Ok(()),
+                (Err(libc::EEXIST), n) => {
+                    done += n.max(0) as usize;
+                    self.wake(a + done, PAGE)?;
+                    done += PAGE;
+                }
+                (Err(e), _) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Write-protects or unprotects `[a, a+len)`; unprotecting wakes the
@@ -217,6 +227,39 @@ impl Uffd {
         };
         self.ioctl(UFFDIO_WAKE, &mut r)
     }
+}
+
+/// Runs a fill call `op(a, len)` over the page-aligned `[a, a+len)`. The
+/// kernel refuses a range that is not inside one registered mapping with
+/// `ENOENT`, doing nothing and waking no one; adjacent registered ranges
+/// often stay separate mappings (the kernel merges them only when flags and
+/// anon_vma agree), and a thread waiting on a page of such a run would then
+/// wait forever. So on `ENOENT` the range is done again one mapping at a
+/// time. A part that is not registered at all has no thread waiting on it;
+/// it is skipped and `ENOENT` returned after the rest is done.
+fn per_mapping(
+    a: usize,
+    len: usize,
+    mut op: impl FnMut(usize, usize) -> Result<(), i32>,
+) -> Result<(), i32> {
+    match op(a, len) {
+        Err(libc::ENOENT) if len > PAGE => {}
+        r => return r,
+    }
+    let end = a + len;
+    let mut pos = a;
+    let mut first_err = Ok(());
+    while pos < end {
+        // Not mapped, or no answer: one page at a time.
+        let next = crate::vma::mapping_end(pos)
+            .unwrap_or(0)
+            .clamp(pos + PAGE, end);
+        if let Err(e) = op(pos, next - pos) {
+            first_err = first_err.and(Err(e));
+        }
+        pos = next;
+    }
+    first_err
 }
 
 /// Blocks until the next message on descriptor `fd` (opened blocking).
@@ -359,5 +402,75 @@ mod tests {
             u.features & feature::PAGEFAULT_FLAG_WP,
             feature::PAGEFAULT_FLAG_WP
         );
+    }
+
+    /// Copies and zero pages over a range that spans two registered
+    /// mappings fill every page (one call over both is refused by the
+    /// kernel with ENOENT and fills nothing), and skip a part that is not
+    /// registered.
+    #[test]
+    fn fills_span_mappings() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        const N: usize = 8;
+        // SAFETY: a fresh private anonymous mapping, unmapped below.
+        let a = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                N * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as usize;
+        assert_ne!(a as *mut libc::c_void, libc::MAP_FAILED);
+        // Different flags on the upper half: two mappings for good.
+        // SAFETY: advice on our own mapping.
+        let r = unsafe {
+            libc::madvise(
+                (a + N / 2 * PAGE) as *mut _,
+                N / 2 * PAGE,
+                libc::MADV_NOHUGEPAGE,
+            )
+        };
+        assert_eq!(r, 0);
+        let u = open(feature::PAGEFAULT_FLAG_WP).unwrap();
+        // The first page is left unregistered.
+        u.register(a + PAGE, (N - 1) * PAGE).unwrap();
+        let data: Vec<u8> = (0..N * PAGE).map(|i| (i / PAGE) as u8 + 1).collect();
+        // Pages 1..N: both mappings in one call.
+        assert_eq!(
+            u.copy(a + PAGE, data[PAGE..].as_ptr(), (N - 1) * PAGE),
+            Ok(())
+        );
+        for p in 1..N {
+            // SAFETY: inside the mapping, filled just above.
+            let b = unsafe { *((a + p * PAGE + 7) as *const u8) };
+            assert_eq!(b, p as u8 + 1, "page {p}");
+        }
+        // Drop them again; zero pages over all N (page 0 not registered).
+        // SAFETY: discarding our own registered pages.
+        unsafe { libc::madvise(a as *mut _, N * PAGE, libc::MADV_DONTNEED) };
+        assert_eq!(u.zeropage(a, N * PAGE), Err(libc::ENOENT));
+        // Present before they are read: a missing page would wait for a
+        // handler this test does not have.
+        let mut present = [0u8; N];
+        // SAFETY: `present` holds one byte per page of the range.
+        assert_eq!(
+            unsafe { libc::mincore(a as *mut _, N * PAGE, present.as_mut_ptr()) },
+            0
+        );
+        assert_eq!(present[1..], [1; N - 1]);
+        for p in 0..N {
+            // SAFETY: inside the mapping: page 0 is an ordinary anonymous
+            // page, the others were just given zero pages.
+            let b = unsafe { *((a + p * PAGE + 7) as *const u8) };
+            assert_eq!(b, 0, "page {p}");
+        }
+        // SAFETY: unmapping what was mapped above.
+        unsafe { libc::munmap(a as *mut _, N * PAGE) };
     }
 }

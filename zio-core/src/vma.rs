@@ -77,27 +77,43 @@ pub enum Kind {
     Unknown,
 }
 
-/// Classifies `[a, b)`, walking the mappings it spans.
-pub fn classify(a: usize, b: usize) -> Kind {
+/// The mapping that holds `addr`, or the `errno` of the query (`ENOENT`:
+/// nothing mapped there; `ENOTTY`/`EINVAL`: no `PROCMAP_QUERY`).
+fn query(addr: usize) -> Result<ProcmapQuery, i32> {
     let fd = maps_fd();
     if fd < 0 {
-        return Kind::Unknown;
+        return Err(libc::ENOTTY);
     }
+    let mut q = ProcmapQuery {
+        size: core::mem::size_of::<ProcmapQuery>() as u64,
+        query_addr: addr as u64,
+        ..ProcmapQuery::default()
+    };
+    // SAFETY: `q` is a valid procmap_query with no name or build-id buffers
+    // requested.
+    if unsafe { libc::ioctl(fd, PROCMAP_QUERY, &mut q) } < 0 {
+        return Err(crate::log::errno());
+    }
+    Ok(q)
+}
+
+/// The end of the mapping (VMA) that holds `addr`, if the kernel can say.
+/// Adjacent mappings of the same kind need not be one VMA (the kernel merges
+/// them only when flags, userfaultfd context and anon_vma all agree), and
+/// userfaultfd's fill calls refuse a range that spans two.
+pub fn mapping_end(addr: usize) -> Option<usize> {
+    query(addr).ok().map(|q| q.vma_end as usize)
+}
+
+/// Classifies `[a, b)`, walking the mappings it spans.
+pub fn classify(a: usize, b: usize) -> Kind {
     let mut pos = a;
     while pos < b {
-        let mut q = ProcmapQuery {
-            size: core::mem::size_of::<ProcmapQuery>() as u64,
-            query_addr: pos as u64,
-            ..ProcmapQuery::default()
+        let q = match query(pos) {
+            Ok(q) => q,
+            Err(libc::ENOTTY | libc::EINVAL) => return Kind::Unknown,
+            Err(_) => return Kind::Other, // ENOENT: not mapped
         };
-        // SAFETY: `q` is a valid procmap_query with no name or build-id
-        // buffers requested.
-        if unsafe { libc::ioctl(fd, PROCMAP_QUERY, &mut q) } < 0 {
-            return match crate::log::errno() {
-                libc::ENOTTY | libc::EINVAL => Kind::Unknown,
-                _ => Kind::Other, // ENOENT: not mapped
-            };
-        }
         let anon = q.inode == 0 && q.dev_major == 0 && q.dev_minor == 0;
         if q.vma_flags & VMA_SHARED != 0
             || q.vma_flags & VMA_WRITABLE == 0
