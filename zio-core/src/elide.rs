@@ -583,7 +583,23 @@ pub unsafe fn free(p: usize) -> bool {
     };
     // SAFETY: `p` is live (the caller is about to free it).
     let size = unsafe { libc::malloc_usable_size(p as *mut libc::c_void) };
+    if small_block(size) {
+        return false;
+    }
     with_engine(|e| Ok(e.free(p, size))) == Some(FreeAction::Quarantined)
+}
+
+/// True if a block of `size` bytes can be freed or reallocated without the
+/// engine. Elided copies and recorded inputs are at least the threshold,
+/// so a smaller block holds none of them whole; what it may still share
+/// with them is guarded by the pages themselves: an original's pages are
+/// write-protected and an elided copy's are missing, so the allocator's
+/// or the next owner's first access is a fault that keeps every byte
+/// right. Skipping the engine here spares every small `free` of a program
+/// the engine's lock while anything is tracked (measured: 60 ns per
+/// malloc and free pair without zio, 270-370 ns through the engine).
+fn small_block(size: usize) -> bool {
+    size < config::threshold()
 }
 
 /// True if `[p, p+malloc_usable_size(p))` holds tracked data (a `realloc`
@@ -598,6 +614,9 @@ pub unsafe fn realloc_tracked(p: usize) -> Option<usize> {
     let _inside = thread::enter()?;
     // SAFETY: `p` is live.
     let size = unsafe { libc::malloc_usable_size(p as *mut libc::c_void) };
+    if small_block(size) {
+        return None;
+    }
     let g = ENGINE.lock();
     let e = g.as_ref()?;
     let t = e.tracker();
