@@ -74,19 +74,25 @@ impl Mem for RealMem {
     }
 
     fn fill(&mut self, page: usize, data: &[u8]) -> bool {
-        match self.uffd.copy(page, data.as_ptr(), data.len()) {
+        self.fill_from(page, data.as_ptr() as usize, data.len())
+    }
+
+    fn fill_from(&mut self, page: usize, src: usize, len: usize) -> bool {
+        // The kernel reads `src` like `read` does: an original, present
+        // while it has dependents, or zio's own memory.
+        match self.uffd.copy(page, src as *const u8, len) {
             Ok(()) => true,
             Err(e) => {
                 zio_log!(
                     Level::Error,
                     "UFFDIO_COPY of {} pages at {page:#x} failed: {}",
-                    data.len() / PAGE,
+                    len / PAGE,
                     uffd::errno_name(e)
                 );
                 // The pieces stay, so a thread waiting here faults again
                 // and the next attempt fills the page; asleep it would wait
                 // for good.
-                let _ = self.uffd.wake(page, data.len());
+                let _ = self.uffd.wake(page, len);
                 false
             }
         }

@@ -35,6 +35,13 @@ pub trait Mem {
     /// pages could not be filled (they stay missing; waiters are woken to
     /// fault again).
     fn fill(&mut self, page: usize, data: &[u8]) -> bool;
+    /// As [`Mem::fill`], with the data read from the present memory at
+    /// `src` (an original).
+    fn fill_from(&mut self, page: usize, src: usize, len: usize) -> bool {
+        let mut buf = vec![0; len];
+        self.read(src, &mut buf);
+        self.fill(page, &buf)
+    }
     /// Fills the missing page at `page` with zeros.
     fn zero(&mut self, page: usize);
     /// Maps zero pages over the page-aligned `[a, a+len)`, which zio knows
@@ -410,6 +417,8 @@ pub struct Engine<M: Mem> {
     /// While a copy is decided: ranges whose protection may be removed at
     /// its end (see [`Engine::copy`]).
     deferred_unprotect: Option<Runs>,
+    /// Bounce buffer for rebuilding pages from scattered pieces.
+    scratch: Vec<u8>,
 }
 
 impl<M: Mem> Engine<M> {
@@ -427,6 +436,7 @@ impl<M: Mem> Engine<M> {
             policy: Policy::new(),
             clock: 0,
             deferred_unprotect: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -482,14 +492,18 @@ impl<M: Mem> Engine<M> {
         }
         let end = first + n * PAGE;
         let keys = self.t.pieces_in(first, end);
-        let mut buf = vec![0u8; n * PAGE];
+        // Where the run's bytes are, if they are one stretch of memory (one
+        // piece, or pieces continuing each other's source): then the kernel
+        // copies them from there, with no bounce buffer in between.
+        let mut next_src = None;
+        let mut contiguous = true;
         let mut covered = 0;
-        for &k in &keys {
+        for (i, &k) in keys.iter().enumerate() {
             let p = *self.t.piece(k).unwrap();
-            let lo = k.max(first);
-            let hi = (k + p.len).min(end);
-            self.mem
-                .read(p.src + (lo - k), &mut buf[lo - first..hi - first]);
+            let (lo, hi) = (k.max(first), (k + p.len).min(end));
+            let src = p.src + (lo - k);
+            contiguous &= i == 0 || next_src == Some(src);
+            next_src = Some(src + (hi - lo));
             covered += hi - lo;
             // The policy is charged what the fault cost: every page it
             // rebuilt, fault-around included. Counting only the faulting
@@ -504,7 +518,24 @@ impl<M: Mem> Engine<M> {
             n * PAGE,
             "unmapped pages at {first:#x} not fully covered by pieces"
         );
-        if !self.mem.fill(first, &buf) {
+        let filled = match next_src {
+            Some(after) if contiguous => self.mem.fill_from(first, after - n * PAGE, n * PAGE),
+            _ => {
+                // Kept between calls: a fresh buffer of this size is a
+                // mapping of its own, paid for on every fault.
+                if self.scratch.len() < n * PAGE {
+                    self.scratch.resize(n * PAGE, 0);
+                }
+                for &k in &keys {
+                    let p = *self.t.piece(k).unwrap();
+                    let (lo, hi) = (k.max(first), (k + p.len).min(end));
+                    self.mem
+                        .read(p.src + (lo - k), &mut self.scratch[lo - first..hi - first]);
+                }
+                self.mem.fill(first, &self.scratch[..n * PAGE])
+            }
+        };
+        if !filled {
             // Still missing: the pieces stay, so the next fault there tries
             // again instead of reading zeros.
             return n;
