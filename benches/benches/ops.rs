@@ -23,8 +23,9 @@
 //!   512 KiB copy into the reused destination (of a held original, as in
 //!   `zio_held` above), then reads one byte of one of its pages: a
 //!   userfaultfd missing fault, which zio's handler thread resolves by
-//!   building the page from the original (with fault-around of up to 16
-//!   pages) and `UFFDIO_COPY`ing it in. `zio_copy_only` is the same elided
+//!   building the page from the original (alone: a fault that does not
+//!   continue the previous one's run gets no fault-around) and
+//!   `UFFDIO_COPY`ing it in. `zio_copy_only` is the same elided
 //!   copy without the read, so **`zio` minus `zio_copy_only` is the cost of
 //!   the fault**: the trap, waking the handler thread, rebuilding and
 //!   installing the pages, and, in the next iteration's copy, the two system

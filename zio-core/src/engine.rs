@@ -307,8 +307,12 @@ const INPUT_SITE: usize = usize::MAX;
 
 const POLICY_SLOTS: usize = 256;
 
-/// Pages materialized together on a missing fault (64 KiB).
-pub const FAULT_AROUND: usize = 16;
+/// Most pages materialized together on a missing fault (256 KiB).
+pub const FAULT_AROUND: usize = 64;
+
+/// Fault runs remembered to recognise a program reading on from where the
+/// last fault stopped (one per copy being read at once, roughly).
+const FAULT_STREAMS: usize = 8;
 
 /// Attempts skipped before the first probe of a site or buffer the policy
 /// stopped; every probe that finds the data still touched doubles it.
@@ -419,6 +423,10 @@ pub struct Engine<M: Mem> {
     deferred_unprotect: Option<Runs>,
     /// Bounce buffer for rebuilding pages from scattered pieces.
     scratch: Vec<u8>,
+    /// Recent fault runs: (the page after the run, pages it rebuilt).
+    streams: [(usize, usize); FAULT_STREAMS],
+    /// The slot the next fault run that continues none of them replaces.
+    next_stream: usize,
 }
 
 impl<M: Mem> Engine<M> {
@@ -437,6 +445,8 @@ impl<M: Mem> Engine<M> {
             clock: 0,
             deferred_unprotect: None,
             scratch: Vec::new(),
+            streams: [(0, 0); FAULT_STREAMS],
+            next_stream: 0,
         }
     }
 
@@ -1657,10 +1667,26 @@ impl<M: Mem> Engine<M> {
     /// unmapped page): rebuild it, or give it zeros if no piece covers it.
     pub fn on_missing_fault(&mut self, addr: usize) {
         let page = page_down(addr);
-        // Fault-around: a program that touches one elided page usually goes
-        // on to the next, and rebuilding a page costs far less than a fault
-        // round trip, so the pages after it come along (one call for all).
-        if self.materialize_run(page, FAULT_AROUND, Cause::Fault) > 0 {
+        // Fault-around, grown like readahead: a fault right after the pages
+        // the last one rebuilt is a program reading on, so the next run is
+        // four times longer (1, 4, 16, 64 pages: a fault costs 12 us here
+        // with one page and 26 us with 16). A fault anywhere else rebuilds its
+        // page alone: a program touching a header here and there pays no
+        // more than that, and the policy is charged no more either.
+        // (A run whose last page was elided again since is over.)
+        let stream = self
+            .streams
+            .iter()
+            .position(|&(next, _)| next == page)
+            .filter(|_| !self.t.has_pieces_in(page - PAGE, page));
+        let window = stream.map_or(1, |i| (self.streams[i].1 * 4).min(FAULT_AROUND));
+        let n = self.materialize_run(page, window, Cause::Fault);
+        if n > 0 {
+            let i = stream.unwrap_or_else(|| {
+                self.next_stream = (self.next_stream + 1) % FAULT_STREAMS;
+                self.next_stream
+            });
+            self.streams[i] = (page + n * PAGE, window);
             self.counters.faults_missing += 1;
         } else {
             self.mem.zero(page);

@@ -678,6 +678,36 @@ fn policy_stops_eliding_where_everything_is_touched() {
     assert!(c.elided_bytes <= 8 * (8 * PAGE) as u64, "{c:?}");
 }
 
+/// A fault rebuilds its page alone where the program touches a page here
+/// and there, and runs four times longer each time a fault comes right
+/// after the pages the last one rebuilt (up to `FAULT_AROUND`).
+#[test]
+fn fault_around_grows_only_while_reading_on() {
+    let mut w = World::new(small_cfg());
+    let data: Vec<u8> = (0..40 * PAGE).map(|i| (i * 7 % 251) as u8).collect();
+    w.input(BASE, &data);
+    let dst = BASE + 48 * PAGE;
+    let faults = |w: &World| (w.e.counters.faults_missing, w.e.counters.materialized[0]);
+    for round in 0..2 {
+        w.copy(dst, BASE, 40 * PAGE, 1);
+        assert_eq!(w.e.counters.elided_bytes, (round + 1) * 40 * PAGE as u64);
+        // Sparse: one page per fault.
+        let before = faults(&w);
+        for p in [30, 10, 20, 0] {
+            let b = w.load(dst + p * PAGE + 5);
+            assert_eq!(b, data[p * PAGE + 5]);
+        }
+        assert_eq!(faults(&w), (before.0 + 4, before.1 + 4));
+        // Reading on from page 1, which continues the run at page 0: 4
+        // pages (1-4), then 16 (5-9: page 10 is present); page 11
+        // continues the run at 10: 4 (11-14), 16 (15-19); and so on: 36
+        // pages in 8 faults.
+        let bytes: Vec<u8> = (PAGE..40 * PAGE).map(|i| w.load(dst + i)).collect();
+        assert_eq!(bytes, data[PAGE..]);
+        assert_eq!(faults(&w), (before.0 + 4 + 8, before.1 + 40));
+    }
+}
+
 /// A freed allocation holding two originals, only one with dependents, over
 /// the quarantine budget: releasing the first one's dependents releases the
 /// whole allocation, deleting the second original's record mid-operation.
