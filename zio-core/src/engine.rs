@@ -558,6 +558,20 @@ impl<M: Mem> Engine<M> {
         n
     }
 
+    /// The program reads the unmapped `[a, b)` for real, not through a fault
+    /// (a copy the policy refused, whose source is an elided copy or a
+    /// redirected input buffer): to the policy that is a touch like any
+    /// other. Unseen, an input buffer copied for real on every message kept
+    /// being redirected, and each copy of it read its bytes twice, through
+    /// the plan's bounce buffer (echo 512K, 1 copy, 16 pages of it read:
+    /// 0.42x of running without zio).
+    fn charge_read(&mut self, a: usize, b: usize) {
+        for (k, p) in self.t.pieces_over(a, b) {
+            let bytes = (k + p.len).min(b) - k.max(a);
+            self.policy.touched(p.site, p.buf, bytes as u64);
+        }
+    }
+
     /// Materializes every page holding a piece that shares a byte with `[a, b)`.
     fn materialize_range(&mut self, a: usize, b: usize, cause: Cause) {
         for k in self.t.pieces_in(a, b) {
@@ -1254,6 +1268,7 @@ impl<M: Mem> Engine<M> {
                         let off = plan.bounce.len();
                         plan.bounce.resize(off + (b - a), 0);
                         self.mem.read(addr, &mut plan.bounce[off..]);
+                        self.charge_read(a, b);
                         From::Bounce(off)
                     }
                     _ => From::Mem(a),

@@ -888,6 +888,35 @@ fn touched_input_buffer_stops_being_redirected() {
     );
 }
 
+/// A copy the policy refuses still reads the redirected input buffer, for
+/// real: that is a touch too, and the input lands in the buffer again
+/// rather than being redirected and read back through the copy's bounce
+/// buffer on every message.
+#[test]
+fn buffer_copied_for_real_stops_being_redirected() {
+    let mut w = World::new(Cfg {
+        fault_ratio: 0.06,
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    });
+    for round in 0..40u8 {
+        w.input(BASE, &vec![round; 16 * PAGE]);
+        w.copy(BASE + 32 * PAGE, BASE, 16 * PAGE, 1);
+        // A quarter of the copy read: its call site soon copies for real.
+        for page in [0, 4, 8, 12] {
+            assert_eq!(w.load(BASE + 32 * PAGE + page * PAGE + 5), round);
+        }
+    }
+    w.check_all();
+    let c = &w.e.counters;
+    assert!(c.policy_skips >= 30, "{c:?}");
+    assert!(c.inputs_redirected >= 1, "never redirected: {c:?}");
+    assert!(
+        c.inputs_redirected <= 6,
+        "kept redirecting a buffer copied for real: {c:?}"
+    );
+}
+
 /// A redirected message read in chunks lands in one run of zio's memory:
 /// the buffer and each copy of it stay one piece, also when a chunk ends
 /// inside a page that is present (its bytes past the chunk move into
