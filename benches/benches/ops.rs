@@ -32,6 +32,10 @@
 //!   calls (a `UFFDIO_WRITEPROTECT` that proves the range is registered, and
 //!   `MADV_DONTNEED`) that unmap the pages the fault brought in; without a
 //!   touch there is nothing to unmap. `libc`: `memcpy` plus the same read.
+//! * `fault/every_page`: the same copy, then one byte read from each of its
+//!   128 pages in order: fault-around at work. Each fault that continues
+//!   the previous one's run rebuilds four times more pages (1, 4, 16, 64,
+//!   then the last 43): 5 faults per copy, which the bench checks.
 //! * `output/512KiB`: output substitution. `zio`: a `pwrite` (through the
 //!   hook) of a 512 KiB elided copy (made once before the loop; nothing
 //!   touches it, so it stays unmapped) to a file in /dev/shm: zio hands the
@@ -166,6 +170,17 @@ unsafe fn touch(p: *const u8) -> u8 {
     unsafe { std::ptr::read_volatile(p) }
 }
 
+/// One byte of each page of the BIG bytes at `p`, in order, summed.
+///
+/// # Safety
+/// `p` holds BIG readable bytes.
+unsafe fn every_page(p: *const u8) -> u64 {
+    (0..BIG / PAGE)
+        // SAFETY: inside the caller's BIG bytes.
+        .map(|i| u64::from(unsafe { touch(p.add(i * PAGE + 7)) }))
+        .sum()
+}
+
 /// # Safety
 /// `p` holds `n` readable bytes.
 unsafe fn bytes<'a>(p: *const u8, n: usize) -> &'a [u8] {
@@ -269,6 +284,37 @@ fn bench(c: &mut Criterion) {
     assert!(d.elided_copies >= iters, "copy only: {d:?} over {iters}");
     assert!(d.elided_bytes >= iters * BIG as u64, "copy only: {d:?}");
     assert_eq!(d.faults_missing, 0, "copy only: nothing touched the copy");
+    elided.push((zdst_fault, BIG, iters));
+    // SAFETY: the libc input buffer holds BIG bytes.
+    let want_all = unsafe { every_page(lin[1]) };
+    g.bench_function("every_page/libc", |b| {
+        b.iter(|| {
+            // SAFETY: both buffers hold BIG bytes.
+            let v = unsafe {
+                copy(lf, ldst, lin[1], BIG);
+                every_page(ldst)
+            };
+            bad.set(bad.get() + u64::from(v != want_all));
+        })
+    });
+    let (iters, d) = zio_bench(&mut g, "every_page/zio", counter, || {
+        // SAFETY: both buffers hold BIG bytes.
+        let v = unsafe {
+            copy(zf, zdst_fault, zheld[1], BIG);
+            every_page(zdst_fault)
+        };
+        bad.set(bad.get() + u64::from(v != want_all));
+    });
+    assert!(d.elided_copies >= iters, "every page: {d:?} over {iters}");
+    assert_eq!(
+        d.pages_by_fault,
+        iters * (BIG / PAGE) as u64,
+        "every page: {d:?}"
+    );
+    assert!(
+        d.faults_missing <= iters * 5,
+        "every page: fault-around did not grow: {d:?} over {iters}"
+    );
     elided.push((zdst_fault, BIG, iters));
     g.finish();
     assert_eq!(

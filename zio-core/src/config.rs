@@ -121,7 +121,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         min: 0,
         max: 0x3FF0_0000_0000_0000, // 1.0_f64.to_bits()
         flag: "--fault-ratio",
-        help: "touched/elided bytes above which elision stops for a buffer or call site",
+        help: "touched/elided bytes above which elision stops for a buffer or call site (1: never)",
     },
     OptDesc {
         name: "ZIO_MAX_RECORDS",

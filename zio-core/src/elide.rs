@@ -517,7 +517,8 @@ pub fn input_done(a: usize, got: usize) {
     let Some(_inside) = thread::enter() else {
         return;
     };
-    let started = {
+    // Started once, the engine stays: one lock per input, not two.
+    let started = HANDLER_FD.load(Ordering::Relaxed) >= 0 || {
         let mut g = ENGINE.lock();
         ensure_started(&mut g)
     };

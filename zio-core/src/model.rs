@@ -708,6 +708,32 @@ fn fault_around_grows_only_while_reading_on() {
     }
 }
 
+/// A fault is charged the page it rebuilt plus its round trip (4 pages):
+/// with a 40-page copy and a ratio of 20% (8 pages), one fault per copy
+/// keeps elision going and two stop it.
+#[test]
+fn policy_charges_each_fault_its_round_trip() {
+    for (touches, stops) in [(1, false), (2, true)] {
+        let mut w = World::new(Cfg {
+            fault_ratio: 0.2,
+            ..small_cfg()
+        });
+        for round in 0..20u8 {
+            w.input(BASE, &vec![round; 40 * PAGE]);
+            w.copy(BASE + 48 * PAGE, BASE, 40 * PAGE, 1);
+            for t in 0..touches {
+                assert_eq!(w.load(BASE + 48 * PAGE + t * 20 * PAGE), round);
+            }
+        }
+        let c = &w.e.counters;
+        assert_eq!(
+            c.policy_skips >= 10,
+            stops,
+            "{touches} faults per copy: {c:?}"
+        );
+    }
+}
+
 /// A freed allocation holding two originals, only one with dependents, over
 /// the quarantine budget: releasing the first one's dependents releases the
 /// whole allocation, deleting the second original's record mid-operation.
