@@ -7,8 +7,9 @@
 //! same lock. It would also make zio call the program's `malloc` from inside
 //! its `memcpy`. So every Rust allocation in libzio.so comes from here:
 //! size classes carved from 1 MiB chunks that zio maps itself, and direct
-//! mappings for large blocks. A spin lock guards the free lists; the
-//! critical sections are a few instructions long.
+//! mappings for large blocks, a few of which are kept for reuse when freed.
+//! A spin lock guards the free lists; the critical sections are a few
+//! instructions long.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
@@ -19,11 +20,25 @@ const MIN_SHIFT: usize = 4;
 const CHUNK: usize = 1 << 20;
 /// Blocks above this come from their own mapping.
 const LARGE: usize = 1 << (MIN_SHIFT + CLASSES - 1); // 4096
+/// Freed large mappings kept for the next block of the same page count:
+/// a copy plan's bounce buffer or a gather list beyond its inline size is
+/// made and dropped on every message of some programs, and a fresh mapping
+/// each time costs an `mmap`, a page fault per page and an `munmap` with a
+/// TLB shootdown (echo 512K x 5 with malloc'd buffers: 4 of each per
+/// message).
+const KEPT_SLOTS: usize = 16;
+/// At most this many bytes in kept mappings, and no one mapping larger.
+const KEPT_BYTES: usize = 4 << 20;
+const KEPT_MAX: usize = 1 << 20;
 
 struct State {
     free: [*mut u8; CLASSES],
     bump: *mut u8,
     bump_end: *mut u8,
+    /// Kept large mappings: (length rounded to pages, address); 0 length
+    /// marks an empty slot.
+    kept: [(usize, *mut u8); KEPT_SLOTS],
+    kept_bytes: usize,
 }
 
 /// The allocator (a unit type: its state is a static).
@@ -34,7 +49,51 @@ static mut STATE: State = State {
     free: [ptr::null_mut(); CLASSES],
     bump: ptr::null_mut(),
     bump_end: ptr::null_mut(),
+    kept: [(0, ptr::null_mut()); KEPT_SLOTS],
+    kept_bytes: 0,
 };
+
+fn pages_len(size: usize) -> usize {
+    (size + 4095) & !4095
+}
+
+/// A kept mapping of exactly `len` bytes (page-rounded), if there is one.
+fn take_kept(len: usize) -> *mut u8 {
+    lock();
+    // SAFETY: STATE is only touched under LOCK.
+    let st = unsafe { &mut *ptr::addr_of_mut!(STATE) };
+    let mut p = ptr::null_mut();
+    if let Some(slot) = st.kept.iter_mut().find(|(l, _)| *l == len) {
+        p = slot.1;
+        *slot = (0, ptr::null_mut());
+        st.kept_bytes -= len;
+    }
+    unlock();
+    p
+}
+
+/// Keeps the mapping `p` of `len` bytes (page-rounded) for reuse; false if
+/// there is no room (the caller unmaps it).
+fn keep(p: *mut u8, len: usize) -> bool {
+    if len > KEPT_MAX {
+        return false;
+    }
+    lock();
+    // SAFETY: STATE is only touched under LOCK.
+    let st = unsafe { &mut *ptr::addr_of_mut!(STATE) };
+    let room = st.kept_bytes + len <= KEPT_BYTES;
+    let slot = st.kept.iter_mut().find(|(l, _)| *l == 0);
+    let kept = match slot {
+        Some(s) if room => {
+            *s = (len, p);
+            st.kept_bytes += len;
+            true
+        }
+        _ => false,
+    };
+    unlock();
+    kept
+}
 
 fn class_of(size: usize) -> usize {
     let size = size.max(1 << MIN_SHIFT);
@@ -97,7 +156,9 @@ unsafe impl GlobalAlloc for ZioHeap {
         }
         let size = layout.size().max(layout.align());
         if size > LARGE {
-            return map(size);
+            let len = pages_len(size);
+            let p = take_kept(len);
+            return if p.is_null() { map(len) } else { p };
         }
         let c = class_of(size);
         let bsize = 1usize << (c + MIN_SHIFT);
@@ -131,8 +192,11 @@ unsafe impl GlobalAlloc for ZioHeap {
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         let size = layout.size().max(layout.align());
         if size > LARGE {
-            // SAFETY: large blocks are whole mappings of exactly this size.
-            unsafe { libc::munmap(p.cast(), size) };
+            let len = pages_len(size);
+            if !keep(p, len) {
+                // SAFETY: large blocks are whole mappings of `len` bytes.
+                unsafe { libc::munmap(p.cast(), len) };
+            }
             return;
         }
         let c = class_of(size);
@@ -159,6 +223,32 @@ mod tests {
         assert_eq!(class_of(17), 1);
         assert_eq!(class_of(4096), CLASSES - 1);
         assert_eq!(LARGE, 4096);
+    }
+
+    /// A freed large block's mapping serves the next block of the same page
+    /// count (no new mapping); one too large for the cache is unmapped.
+    #[test]
+    fn large_mappings_are_kept_for_reuse() {
+        let h = ZioHeap;
+        // A page count no other test uses (tests share the heap).
+        let l = Layout::from_size_align(29 * 4096 + 1, 8).unwrap();
+        // SAFETY: non-zero size layouts, each block freed with its own; the
+        // unlocked look at STATE at the end only reads slot addresses.
+        unsafe {
+            let p = h.alloc(l);
+            ptr::write_bytes(p, 7, l.size());
+            h.dealloc(p, l);
+            let q = h.alloc(l);
+            assert_eq!(p, q, "the kept mapping is handed out again");
+            h.dealloc(q, l);
+            let big = Layout::from_size_align(KEPT_MAX + 4096, 8).unwrap();
+            let b = h.alloc(big);
+            h.dealloc(b, big);
+            assert!(
+                !(*ptr::addr_of!(STATE)).kept.iter().any(|&(_, k)| k == b),
+                "a mapping over KEPT_MAX is not kept"
+            );
+        }
     }
 
     #[test]
