@@ -25,6 +25,9 @@ impl Mem for NullMem {
     fn unmap(&mut self, _a: usize, _len: usize) -> bool {
         true
     }
+    fn still_missing(&mut self, _a: usize, _len: usize) -> bool {
+        true
+    }
     fn fill(&mut self, _page: usize, _data: &[u8]) -> bool {
         true
     }

@@ -73,6 +73,13 @@ impl Mem for RealMem {
         unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
     }
 
+    fn still_missing(&mut self, a: usize, len: usize) -> bool {
+        // Success proves the range is registered with this descriptor (see
+        // `unmap`); registered pages zio left missing become present only
+        // through zio (a fault it serves, a fill it makes).
+        self.uffd.writeprotect(a, len, false).is_ok()
+    }
+
     fn fill(&mut self, page: usize, data: &[u8]) -> bool {
         self.fill_from(page, data.as_ptr() as usize, data.len())
     }

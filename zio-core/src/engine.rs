@@ -60,6 +60,11 @@ pub trait Mem {
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;
     /// The program unmapped `[a, a+len)`: forget what is known about it.
     fn forget(&mut self, _a: usize, _len: usize) {}
+    /// True if the page-aligned `[a, a+len)`, which zio left missing when it
+    /// was freed, can still be elided into as it is: still the registered
+    /// memory zio left there (the allocator may have unmapped and mapped it
+    /// again behind zio's back).
+    fn still_missing(&mut self, a: usize, len: usize) -> bool;
     /// Copies the `len` bytes at `src` (present memory) into memory zio
     /// owns and returns its address; `None` if none can be had.
     fn backup(&mut self, src: usize, len: usize) -> Option<usize>;
@@ -318,6 +323,10 @@ pub const FAULT_AROUND: usize = 64;
 /// it (0.94x while eliding; 0.82x for the touch sweep's 1%, two faults).
 const FAULT_TRIP_CHARGE: u64 = 4 * PAGE as u64;
 
+/// Freed elided pages left missing at most (runs): beyond, they get zero
+/// pages at once, as before there was a choice.
+const UNFILLED_RUNS: usize = 64;
+
 /// Fault runs remembered to recognise a program reading on from where the
 /// last fault stopped (one per copy being read at once, roughly).
 const FAULT_STREAMS: usize = 8;
@@ -437,6 +446,12 @@ pub struct Engine<M: Mem> {
     streams: [(usize, usize); FAULT_STREAMS],
     /// The slot the next fault run that continues none of them replaces.
     next_stream: usize,
+    /// Pages of freed elided copies left missing (registered, no pieces):
+    /// the next elided copy there needs no `MADV_DONTNEED`, and nobody pays
+    /// for zero pages that copy would discard again. Whatever else uses
+    /// them gets zero pages first (the engine's entry points) or on its
+    /// first fault (a whole run of them at once).
+    unfilled: RangeSet,
 }
 
 impl<M: Mem> Engine<M> {
@@ -457,6 +472,7 @@ impl<M: Mem> Engine<M> {
             scratch: Vec::new(),
             streams: [(0, 0); FAULT_STREAMS],
             next_stream: 0,
+            unfilled: RangeSet::new(),
         }
     }
 
@@ -465,9 +481,10 @@ impl<M: Mem> Engine<M> {
         &self.t
     }
 
-    /// True if nothing is tracked.
+    /// True if nothing is tracked (and no freed page is left missing, which
+    /// the engine must fill before the program uses it through a hook).
     pub fn is_idle(&self) -> bool {
-        self.t.is_empty()
+        self.t.is_empty() && self.unfilled.is_empty()
     }
 
     /// Takes the allocations that must now be freed for real.
@@ -636,6 +653,31 @@ impl<M: Mem> Engine<M> {
         for (a, b) in dropped.minus(keep) {
             self.mem.zero_range(a, b - a);
         }
+    }
+
+    /// Freed pages whose pieces were dropped: left missing for the next
+    /// elided copy (see `unfilled`), or zero pages if too many runs are.
+    fn leave_unfilled(&mut self, dropped: OrderedRuns) {
+        for (a, b) in dropped.minus(&[]) {
+            if self.unfilled.len() < UNFILLED_RUNS {
+                self.unfilled.insert(a, b);
+            } else {
+                self.mem.zero_range(a, b - a);
+            }
+        }
+    }
+
+    /// Zero pages for the pages of `[a, b)` left unfilled: they are about
+    /// to be written or read for real.
+    fn fill_unfilled(&mut self, a: usize, b: usize) {
+        if self.unfilled.is_empty() || a >= b {
+            return;
+        }
+        let (a, b) = (page_down(a), page_up(b));
+        for (s, e) in self.unfilled.clipped(a, b) {
+            self.mem.zero_range(s, e - s);
+        }
+        self.unfilled.remove(a, b);
     }
 
     /// After an original lost dependents or pins: unprotect the pages that no
@@ -842,6 +884,7 @@ impl<M: Mem> Engine<M> {
     /// Prepares an input call writing up to `n` bytes at `a`: the bytes there
     /// are about to change.
     pub fn input_prepare(&mut self, a: usize, n: usize) -> Result<(), Busy> {
+        self.fill_unfilled(a, a + n);
         if n == 0 || self.t.is_empty() {
             return Ok(());
         }
@@ -852,6 +895,8 @@ impl<M: Mem> Engine<M> {
     /// An input call put `got` bytes at `a`: record them as an original if
     /// they reach the threshold.
     pub fn input_done(&mut self, a: usize, got: usize) {
+        // Written by the kernel: present now (faulted in if need be).
+        self.unfilled.remove(page_down(a), page_up(a + got));
         if got < self.cfg.threshold {
             return;
         }
@@ -909,6 +954,7 @@ impl<M: Mem> Engine<M> {
     /// place faults there and soon has its input landed in the buffer
     /// again.
     pub fn input_target(&mut self, a: usize, n: usize) -> Option<Redirect> {
+        self.fill_unfilled(a, a + n);
         if !self.cfg.redirect_input || n < self.cfg.threshold {
             return None;
         }
@@ -1217,12 +1263,15 @@ impl<M: Mem> Engine<M> {
     ) -> Result<Option<CopyPlan>, Busy> {
         let src_tracked = self.t.has_pieces_in(s, s + n) || !self.t.origs_in(s, s + n).is_empty();
         if !src_tracked {
+            // Copied for real by the caller.
+            self.fill_unfilled(d, d + n);
             return Ok(None);
         }
         if overlaps(d, d + n, s, s + n) {
             // IO data shifted inside its own buffer (Redis drops a protocol
             // header this way) is still IO data: record it again afterwards.
             let was_original = !self.t.origs_in(s, s + n).is_empty();
+            self.fill_unfilled(s.min(d), s.max(d) + n);
             self.materialize_range(s, s + n, Cause::Other);
             self.materialize_range(d, d + n, Cause::Other);
             self.release_src(s.min(d), s.max(d) + n, Cause::Write)?;
@@ -1273,6 +1322,7 @@ impl<M: Mem> Engine<M> {
             if lo >= hi {
                 continue;
             }
+            self.fill_unfilled(lo, hi);
             for (a, b, src) in self.resolve(s + (lo - d), s + (hi - d)) {
                 let dst = d + (a - s);
                 let from = match src {
@@ -1431,11 +1481,16 @@ impl<M: Mem> Engine<M> {
                     }
                 }
             }
-            let unmapped = dropped.covers(r0, r1) || self.mem.unmap(r0, r1 - r0);
+            // Pages this copy just dropped, or that a free left missing (if
+            // still registered), need no unmapping.
+            let unmapped = dropped.covers(r0, r1)
+                || (self.unfilled.covers(r0, r1) && self.mem.still_missing(r0, r1 - r0))
+                || self.mem.unmap(r0, r1 - r0);
             if !protected || !unmapped {
                 self.counters.refused += 1;
                 continue;
             }
+            self.unfilled.remove(r0, r1);
             for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
                 let (lo, hi) = (a.max(sa), b.min(sb));
                 let (addr, orig) = match src {
@@ -1537,11 +1592,12 @@ impl<M: Mem> Engine<M> {
         }
         let b = p + size;
         // Elided bytes in it are gone for good: the copy never happened.
-        // Whole pages: dropped (and given zero pages for their next user);
-        // pieces in the partial pages at the edges, which hold neighbours'
-        // bytes too, are rebuilt.
+        // Whole pages: dropped, and left missing for their next user (zero
+        // pages come when it is not an elided copy); pieces in the partial
+        // pages at the edges, which hold neighbours' bytes too, are
+        // rebuilt.
         let dropped = self.drop_pieces(p, b);
-        self.fill_dropped(dropped, &[]);
+        self.leave_unfilled(dropped);
         let origs = self.t.origs_in(p, b);
         let action = if self.bytes_needed(p, b) {
             for &id in &origs {
@@ -1618,6 +1674,10 @@ impl<M: Mem> Engine<M> {
         keep_data: bool,
         unmapping: bool,
     ) -> Result<(), Busy> {
+        // Missing pages need nothing more: unmapped, discarded, or moved to
+        // memory zio never registered (where they read as zeros, as freed
+        // memory may).
+        self.unfilled.remove(page_down(a), page_up(a + len));
         if self.t.is_empty() && self.wp.is_empty() {
             if unmapping {
                 self.mem.forget(a, len);
@@ -1694,6 +1754,22 @@ impl<M: Mem> Engine<M> {
     /// unmapped page): rebuild it, or give it zeros if no piece covers it.
     pub fn on_missing_fault(&mut self, addr: usize) {
         let page = page_down(addr);
+        // A page a free left missing: its run gets zero pages (up to the
+        // fault-around limit), since whoever uses freed memory for itself
+        // usually writes on from there (the allocator's own headers aside).
+        if let Some((s, e)) = self.unfilled.clipped(page, page + PAGE).first().copied() {
+            debug_assert_eq!((s, e), (page, page + PAGE));
+            let run = self
+                .unfilled
+                .clipped(page, page + FAULT_AROUND * PAGE)
+                .first()
+                .map_or(page + PAGE, |r| r.1);
+            self.mem.zero_range(page, run - page);
+            self.unfilled.remove(page, run);
+            self.counters.faults_zero += 1;
+            self.sync_counts();
+            return;
+        }
         // Fault-around, grown like readahead: a fault right after the pages
         // the last one rebuilt is a program reading on, so the next run is
         // four times longer (1, 4, 16, 64 pages: a fault costs 12 us here
@@ -1777,12 +1853,32 @@ impl<M: Mem> Engine<M> {
             }
         }
         self.enforce_quarantine();
+        if self.t.is_empty() && !self.unfilled.is_empty() {
+            // Nothing left to elide: zero pages now, so that the hooks can
+            // stop consulting the engine (it reports idle only without any).
+            let runs: Vec<(usize, usize)> = self.unfilled.iter().collect();
+            for (s, e) in runs {
+                self.mem.zero_range(s, e - s);
+            }
+            self.unfilled.clear();
+        }
         self.sync_counts();
     }
 
     /// Checks internal invariants (tests).
     pub fn check(&self) {
         self.t.check();
+        // Pages left unfilled hold no piece and no original's bytes.
+        for (s, e) in self.unfilled.iter() {
+            assert!(
+                !self.t.has_pieces_in(s, e),
+                "unfilled {s:#x}..{e:#x} has pieces"
+            );
+            assert!(
+                self.t.origs_in(s, e).is_empty(),
+                "unfilled {s:#x}..{e:#x} has originals"
+            );
+        }
         // Every piece's source bytes are write-protected (or a backup).
         for (k, p) in self.t.pieces() {
             if self.t.orig(p.orig).backup {

@@ -43,6 +43,9 @@ struct Sim {
     backup_used: Vec<bool>,
     /// Protection changes asked for (each is an ioctl in the real backend).
     protect_calls: u64,
+    /// Unmap and zero-page calls (a system call each in the real backend).
+    unmap_calls: u64,
+    zero_calls: u64,
 }
 
 impl Sim {
@@ -59,6 +62,8 @@ impl Sim {
             registered: vec![false; PAGES],
             backup_used: vec![false; BACKUP_PAGES],
             protect_calls: 0,
+            unmap_calls: 0,
+            zero_calls: 0,
         }
     }
     fn idx(addr: usize) -> usize {
@@ -82,6 +87,7 @@ impl Mem for Sim {
         if Self::idx(a + len - 1) >= SHARED_FROM {
             return false;
         }
+        self.unmap_calls += 1;
         for i in Self::idx(a)..Self::idx(a + len - 1) + 1 {
             self.registered[i] = true;
             let p = &mut self.pages[i];
@@ -89,6 +95,10 @@ impl Mem for Sim {
             p.data.iter_mut().for_each(|b| *b = 0xEE); // garbage: must never be seen
         }
         true
+    }
+    fn still_missing(&mut self, a: usize, len: usize) -> bool {
+        (Self::idx(a)..Self::idx(a + len - 1) + 1)
+            .all(|i| self.registered[i] && !self.pages[i].present)
     }
     fn fill(&mut self, page: usize, data: &[u8]) -> bool {
         for (i, chunk) in data.chunks(PAGE).enumerate() {
@@ -101,12 +111,14 @@ impl Mem for Sim {
         true
     }
     fn zero(&mut self, page: usize) {
+        self.zero_calls += 1;
         let p = &mut self.pages[Self::idx(page)];
         assert!(!p.present);
         p.data.iter_mut().for_each(|b| *b = 0);
         p.present = true;
     }
     fn zero_range(&mut self, a: usize, len: usize) {
+        self.zero_calls += 1;
         for i in Self::idx(a)..Self::idx(a + len - 1) + 1 {
             let p = &mut self.pages[i];
             if !p.present {
@@ -706,6 +718,56 @@ fn fault_around_grows_only_while_reading_on() {
         assert_eq!(bytes, data[PAGE..]);
         assert_eq!(faults(&w), (before.0 + 4 + 8, before.1 + 40));
     }
+}
+
+/// A freed elided copy's pages stay missing: an elided copy into them again
+/// makes no system call, a program writing them itself pays one fault for
+/// the run it writes into, and an input into them gets zero pages first.
+#[test]
+fn freed_copies_stay_missing_for_the_next_copy() {
+    let mut w = World::new(small_cfg());
+    let data: Vec<u8> = (0..16 * PAGE).map(|i| (i % 253) as u8).collect();
+    w.input(BASE, &data);
+    let dst = BASE + 32 * PAGE;
+    let calls = |w: &World| (w.e.mem.unmap_calls, w.e.mem.zero_calls);
+    w.copy(dst, BASE, 16 * PAGE, 1);
+    assert_eq!(calls(&w).0, 1);
+    for round in 0..3 {
+        let before = calls(&w);
+        assert_eq!(w.e.free(dst, 16 * PAGE), FreeAction::Now);
+        w.valid[32 * PAGE..48 * PAGE]
+            .iter_mut()
+            .for_each(|v| *v = false);
+        w.copy(dst, BASE, 16 * PAGE, 1);
+        w.ref_copy(dst, BASE, 16 * PAGE);
+        assert_eq!(
+            calls(&w),
+            before,
+            "round {round}: free and copy again made calls"
+        );
+        assert_eq!(w.e.counters.elided_bytes, (round + 2) * 16 * PAGE as u64);
+        w.e.check();
+    }
+    // Freed, then written by the program itself from page 3: one fault
+    // fills pages 3-15; page 0 is a second fault.
+    w.e.free(dst, 16 * PAGE);
+    w.valid[32 * PAGE..48 * PAGE]
+        .iter_mut()
+        .for_each(|v| *v = false);
+    let faults = w.e.counters.faults_zero;
+    for i in (3 * PAGE..16 * PAGE).step_by(512) {
+        w.store(dst + i, 9);
+    }
+    assert_eq!(w.e.counters.faults_zero, faults + 1);
+    w.store(dst, 9);
+    assert_eq!(w.e.counters.faults_zero, faults + 2);
+    // Freed again: an input there is given zero pages first, no faults.
+    w.copy(dst, BASE, 16 * PAGE, 1);
+    w.e.free(dst, 16 * PAGE);
+    w.input(dst, &vec![5; 16 * PAGE]);
+    assert_eq!(w.e.counters.faults_zero, faults + 2);
+    w.e.check();
+    w.check_all();
 }
 
 /// A fault is charged the page it rebuilt plus its round trip (4 pages):
