@@ -896,7 +896,9 @@ impl<M: Mem> Engine<M> {
     /// they reach the threshold.
     pub fn input_done(&mut self, a: usize, got: usize) {
         // Written by the kernel: present now (faulted in if need be).
-        self.unfilled.remove(page_down(a), page_up(a + got));
+        if !self.unfilled.is_empty() {
+            self.unfilled.remove(page_down(a), page_up(a + got));
+        }
         if got < self.cfg.threshold {
             return;
         }
@@ -1490,7 +1492,9 @@ impl<M: Mem> Engine<M> {
                 self.counters.refused += 1;
                 continue;
             }
-            self.unfilled.remove(r0, r1);
+            if !self.unfilled.is_empty() {
+                self.unfilled.remove(r0, r1);
+            }
             for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
                 let (lo, hi) = (a.max(sa), b.min(sb));
                 let (addr, orig) = match src {
@@ -1677,7 +1681,9 @@ impl<M: Mem> Engine<M> {
         // Missing pages need nothing more: unmapped, discarded, or moved to
         // memory zio never registered (where they read as zeros, as freed
         // memory may).
-        self.unfilled.remove(page_down(a), page_up(a + len));
+        if !self.unfilled.is_empty() {
+            self.unfilled.remove(page_down(a), page_up(a + len));
+        }
         if self.t.is_empty() && self.wp.is_empty() {
             if unmapping {
                 self.mem.forget(a, len);
