@@ -31,7 +31,7 @@ impl Mem for NullMem {
     fn fill(&mut self, _page: usize, _data: &[u8]) -> bool {
         true
     }
-    fn zero(&mut self, _page: usize) {}
+    fn zero_run(&mut self, _a: usize, _len: usize) {}
     fn zero_range(&mut self, _a: usize, _len: usize) {}
     fn protect(&mut self, _a: usize, _len: usize, _on: bool) -> bool {
         true

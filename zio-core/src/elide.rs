@@ -105,13 +105,15 @@ impl Mem for RealMem {
         }
     }
 
-    fn zero(&mut self, page: usize) {
-        if let Err(e) = self.uffd.zeropage(page, PAGE) {
+    fn zero_run(&mut self, a: usize, len: usize) {
+        if let Err(e) = self.uffd.zeropage_run(a, len) {
             zio_log!(
                 Level::Error,
-                "UFFDIO_ZEROPAGE at {page:#x} failed: {}",
+                "UFFDIO_ZEROPAGE at {a:#x} failed: {}",
                 uffd::errno_name(e)
             );
+            // Whoever waits there faults again rather than sleep for good.
+            let _ = self.uffd.wake(a, PAGE);
         }
     }
 

@@ -110,12 +110,17 @@ impl Mem for Sim {
         }
         true
     }
-    fn zero(&mut self, page: usize) {
+    fn zero_run(&mut self, a: usize, len: usize) {
         self.zero_calls += 1;
-        let p = &mut self.pages[Self::idx(page)];
-        assert!(!p.present);
-        p.data.iter_mut().for_each(|b| *b = 0);
-        p.present = true;
+        assert!(!self.pages[Self::idx(a)].present);
+        for i in Self::idx(a)..(Self::idx(a + len - 1) + 1).min(PAGES) {
+            let p = &mut self.pages[i];
+            if p.present {
+                break;
+            }
+            p.data.iter_mut().for_each(|b| *b = 0);
+            p.present = true;
+        }
     }
     fn zero_range(&mut self, a: usize, len: usize) {
         self.zero_calls += 1;

@@ -181,10 +181,43 @@ impl Uffd {
         })
     }
 
+    /// Maps zero pages from the missing page `a` on, for up to `len` bytes,
+    /// stopping at the first present page or at the end of `a`'s mapping,
+    /// and wakes the threads waiting on what it mapped.
+    pub fn zeropage_run(&self, a: usize, len: usize) -> Result<(), i32> {
+        let mut len = len;
+        loop {
+            let mut z = Zeropage {
+                range: Range {
+                    start: a as u64,
+                    len: len as u64,
+                },
+                mode: 0,
+                zeropage: 0,
+            };
+            match self.ioctl(UFFDIO_ZEROPAGE, &mut z) {
+                Ok(()) => return Ok(()),
+                // Stopped at a present page after mapping some.
+                Err(libc::EAGAIN) if z.zeropage > 0 => return Ok(()),
+                // The first page is present already: only wake its waiters.
+                Err(libc::EEXIST) => return self.wake(a, PAGE),
+                // The range runs past `a`'s mapping: up to its end.
+                Err(libc::ENOENT) if len > PAGE => {
+                    len = crate::vma::mapping_end(a)
+                        .unwrap_or(0)
+                        .clamp(a + PAGE, a + len - PAGE)
+                        - a;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Runs a fill ioctl, `call(at, len)` returning its result and the
     /// bytes it reports done, over `[a, a+len)` inside one mapping. The
-    /// kernel stops at a present page (`EEXIST`): its waiters are woken and
-    /// the rest is done after it.
+    /// kernel stops at a present page: with `EAGAIN` and the bytes done
+    /// before it, or with `EEXIST` if it is the first. Its waiters are
+    /// woken and the rest is done after it.
     fn fill_in_mapping(
         &self,
         a: usize,
@@ -195,8 +228,10 @@ impl Uffd {
         while done < len {
             match call(a + done, len - done) {
                 (Ok(()), _) => return Ok(()),
-                (Err(libc::EEXIST), n) => {
-                    done += n.max(0) as usize;
+                // Stopped at a present page after `n` bytes: go on from it.
+                (Err(libc::EAGAIN), n) if n > 0 => done += n as usize,
+                // The page at `done` is present.
+                (Err(libc::EEXIST), _) => {
                     self.wake(a + done, PAGE)?;
                     done += PAGE;
                 }
@@ -402,6 +437,83 @@ mod tests {
             u.features & feature::PAGEFAULT_FLAG_WP,
             feature::PAGEFAULT_FLAG_WP
         );
+    }
+
+    /// The kernel's answer to a fill that reaches a present page after
+    /// filling some is `EAGAIN`, with the bytes it did (`EEXIST` only when
+    /// the first page is present); `Uffd::copy` goes on past it.
+    #[test]
+    fn raw_fill_stops_at_a_present_page() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        // SAFETY: a fresh private anonymous mapping, unmapped below.
+        let a = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                4 * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as usize;
+        let u = open(feature::PAGEFAULT_FLAG_WP).unwrap();
+        u.register(a, 4 * PAGE).unwrap();
+        let mut z = Zeropage {
+            range: Range {
+                start: (a + 2 * PAGE) as u64,
+                len: PAGE as u64,
+            },
+            mode: 0,
+            zeropage: 0,
+        };
+        assert_eq!(u.ioctl(UFFDIO_ZEROPAGE, &mut z), Ok(()));
+        let data = vec![7u8; 4 * PAGE];
+        let mut c = Copy {
+            dst: a as u64,
+            src: data.as_ptr() as u64,
+            len: 4 * PAGE as u64,
+            mode: 0,
+            copy: 0,
+        };
+        assert_eq!(u.ioctl(UFFDIO_COPY, &mut c), Err(libc::EAGAIN));
+        assert_eq!(c.copy, 2 * PAGE as i64);
+        let mut c = Copy {
+            dst: (a + 2 * PAGE) as u64,
+            src: data.as_ptr() as u64,
+            len: 2 * PAGE as u64,
+            mode: 0,
+            copy: 0,
+        };
+        assert_eq!(u.ioctl(UFFDIO_COPY, &mut c), Err(libc::EEXIST));
+        // Uffd::copy goes on past the present page: page 3 gets its data.
+        // SAFETY: discarding pages 0-1 of our own registered mapping.
+        unsafe { libc::madvise(a as *mut _, 2 * PAGE, libc::MADV_DONTNEED) };
+        assert_eq!(u.copy(a, data.as_ptr(), 4 * PAGE), Ok(()));
+        let mut present = [0u8; 4];
+        // SAFETY: `present` holds one byte per page of the range.
+        unsafe { libc::mincore(a as *mut _, 4 * PAGE, present.as_mut_ptr()) };
+        assert_eq!(present, [1; 4]);
+        // SAFETY: all four pages are present (checked just above).
+        let bytes = unsafe { [0, 1, 2, 3].map(|p| *((a + p * PAGE) as *const u8)) };
+        assert_eq!(bytes, [7, 7, 0, 7], "page 2 kept its zeros");
+        // zeropage_run stops at the first present page.
+        // SAFETY: as above.
+        unsafe { libc::madvise(a as *mut _, 4 * PAGE, libc::MADV_DONTNEED) };
+        u.zeropage(a + PAGE, PAGE).unwrap();
+        assert_eq!(u.zeropage_run(a + 2 * PAGE, 2 * PAGE), Ok(()));
+        // SAFETY: as above.
+        unsafe { libc::mincore(a as *mut _, 4 * PAGE, present.as_mut_ptr()) };
+        assert_eq!(present, [0, 1, 1, 1]);
+        assert_eq!(
+            u.zeropage_run(a + 3 * PAGE, PAGE),
+            Ok(()),
+            "present: woken only"
+        );
+        // SAFETY: unmapping what was mapped above.
+        unsafe { libc::munmap(a as *mut _, 4 * PAGE) };
     }
 
     /// Copies and zero pages over a range that spans two registered
