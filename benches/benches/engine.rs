@@ -32,6 +32,9 @@ impl Mem for NullMem {
         true
     }
     fn zero_run(&mut self, _a: usize, _len: usize) {}
+    fn release(&mut self, _page: usize, _a: usize, _b: usize) -> bool {
+        true
+    }
     fn zero_range(&mut self, _a: usize, _len: usize) {}
     fn protect(&mut self, _a: usize, _len: usize, _on: bool) -> bool {
         true

@@ -80,6 +80,20 @@ impl Mem for RealMem {
         self.uffd.writeprotect(a, len, false).is_ok()
     }
 
+    fn release(&mut self, page: usize, a: usize, b: usize) -> bool {
+        let Some((vs, ve)) = crate::vma::mapping(page) else {
+            return false;
+        };
+        let (a, b) = (a.max(vs), b.min(ve));
+        if self.uffd.unregister(a, b - a).is_err() {
+            return false;
+        }
+        // The kernel woke the waiters on unregistering; once more is
+        // harmless (and fails quietly now that the range is not ours).
+        let _ = self.uffd.wake(page, PAGE);
+        true
+    }
+
     fn fill(&mut self, page: usize, data: &[u8]) -> bool {
         self.fill_from(page, data.as_ptr() as usize, data.len())
     }

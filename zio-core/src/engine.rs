@@ -45,6 +45,11 @@ pub trait Mem {
     /// Maps zero pages from the missing page `a` on, up to `len` bytes,
     /// stopping at the first page that is present (or not registered).
     fn zero_run(&mut self, a: usize, len: usize);
+    /// zio needs nothing of the page-aligned `[a, b)` around the missing
+    /// page `page` (no piece, original or protection there): stop handling
+    /// its faults, as much of it as lies in `page`'s mapping, and wake
+    /// whoever waits on `page`. Returns false if that could not be done.
+    fn release(&mut self, page: usize, a: usize, b: usize) -> bool;
     /// Maps zero pages over the page-aligned `[a, a+len)`, which zio knows
     /// to be missing: later writes there are ordinary copy-on-write faults,
     /// not userfaultfd round trips. Present pages in the range are left
@@ -163,6 +168,9 @@ pub struct Counters {
     /// Bytes of zio's own memory holding originals now: backups, and the
     /// memory redirected inputs landed in (both drawn from `quarantine`).
     pub backup_bytes: u64,
+    /// Registered ranges given back to the kernel after a fault on memory
+    /// the allocator had discarded behind zio's back.
+    pub ranges_released: u64,
     /// Input calls landed in zio's memory, their buffer left unmapped.
     pub inputs_redirected: u64,
     /// Bytes of those inputs left unmapped in the program's buffer.
@@ -1090,9 +1098,13 @@ impl<M: Mem> Engine<M> {
                 false
             };
             if !as_piece {
-                // Under the lock: pages without pieces are present (dropped
-                // ones were just filled) and unprotected (released above),
-                // so the write cannot fault into the handler.
+                // Under the lock: pages without pieces are unprotected
+                // (released above) and present (dropped ones were just
+                // filled; one the allocator discarded behind zio's back gets
+                // a zero page first), so the write cannot fault into the
+                // handler.
+                self.mem
+                    .zero_range(page_down(lo), page_up(hi) - page_down(lo));
                 bytes.resize(hi - lo, 0);
                 self.mem.read(r.to + (lo - a), &mut bytes);
                 self.mem.write(lo, &bytes);
@@ -1174,6 +1186,9 @@ impl<M: Mem> Engine<M> {
             }
         }
         self.t.trim_originals(hi, page_end);
+        // Read under the lock: a page the allocator discarded behind zio's
+        // back (never written since) would fault into the handler.
+        self.mem.zero_range(lo, PAGE);
         let mut old = [0u8; PAGE];
         let old = &mut old[..page_end - hi];
         self.mem.read(hi, old);
@@ -1787,17 +1802,31 @@ impl<M: Mem> Engine<M> {
     }
 
     /// A missing fault on a page without pieces: memory whose content is
-    /// zeros, as the kernel would give. It is a page a free left missing
-    /// (`unfilled`), or one the allocator discarded behind zio's back
-    /// (glibc trims its arenas with an internal `MADV_DONTNEED`), after
-    /// which every first touch of registered memory is a round trip to
-    /// zio. Its neighbours are usually in the same state and a program
-    /// reusing memory writes on, so the next `FAULT_AROUND` pages get zero
-    /// pages after it too, up to the first page that is present or holds
-    /// a piece, at most `ZERO_AROUND` of them. One page at a time, echo
-    /// 200K x 3 with malloc'd buffers on two threads took 15 such faults per
-    /// message and ran at half the speed of running without zio.
+    /// zeros, as the kernel would give.
+    ///
+    /// Not a page a free left missing (`unfilled`): the allocator discarded
+    /// memory zio had registered, behind zio's back (glibc trims its arenas
+    /// with an internal `MADV_DONTNEED`), and every first touch of it would
+    /// be a round trip to zio from now on. zio needs nothing there, so the
+    /// stretch around the page that holds none of its records is handed
+    /// back to the kernel (unregistered); eliding there again registers it
+    /// again. Echo 200K x 3 with malloc'd buffers on two threads took 15
+    /// such faults per message, one page each, and ran at half the speed
+    /// of running without zio.
+    ///
+    /// Otherwise, or if that fails, the page gets a zero page, and so do
+    /// the pages after it up to the first one that is present or holds a
+    /// piece (at most `ZERO_AROUND`): a program reusing memory writes on.
     fn zero_fault(&mut self, page: usize) {
+        self.counters.faults_zero += 1;
+        if !self.unfilled.covers(page, page + PAGE) {
+            let (a, b) = self.unneeded_around(page);
+            if self.mem.release(page, a, b) {
+                self.counters.ranges_released += 1;
+                self.sync_counts();
+                return;
+            }
+        }
         let mut end = page + ZERO_AROUND * PAGE;
         if let Some(&k) = self.t.pieces_in(page, end).first() {
             end = end.min(page_down(k));
@@ -1806,8 +1835,37 @@ impl<M: Mem> Engine<M> {
         if !self.unfilled.is_empty() {
             self.unfilled.remove(page, end);
         }
-        self.counters.faults_zero += 1;
         self.sync_counts();
+    }
+
+    /// The stretch around `page` (at most `ZERO_AROUND` pages either side)
+    /// whose pages hold no piece, no original's bytes, no protection and
+    /// no page left unfilled.
+    fn unneeded_around(&self, page: usize) -> (usize, usize) {
+        let (lo, hi) = (
+            page.saturating_sub(ZERO_AROUND * PAGE),
+            page + (ZERO_AROUND + 1) * PAGE,
+        );
+        let mut free = RangeSet::new();
+        free.insert(lo, hi);
+        for k in self.t.pieces_in(lo, hi) {
+            let p = self.t.piece(k).unwrap();
+            free.remove(page_down(k), page_up(k + p.len));
+        }
+        for id in self.t.origs_in(lo, hi) {
+            let o = self.t.orig(id);
+            free.remove(page_down(o.start), page_up(o.end()));
+        }
+        for (s, e) in self
+            .wp
+            .clipped(lo, hi)
+            .into_iter()
+            .chain(self.unfilled.clipped(lo, hi))
+        {
+            free.remove(s, e);
+        }
+        let around = free.iter().find(|&(s, e)| s <= page && page < e);
+        around.unwrap_or((page, page + PAGE))
     }
 
     /// A write-protect fault at `addr` (a write to an original): materialize

@@ -354,6 +354,7 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("vmas_registered", |c| c.registrations),
     ("bytes_backed_up", |c| c.bytes_backed_up),
     ("backup_bytes", |c| c.backup_bytes),
+    ("ranges_released", |c| c.ranges_released),
     ("inputs_redirected", |c| c.inputs_redirected),
     ("bytes_redirected", |c| c.bytes_redirected),
     ("engine_us_program", |c| c.program_ns / 1000),

@@ -15,6 +15,7 @@ pub const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
 /// `_IO(0xAA, 0x00)` on `/dev/userfaultfd`.
 pub const USERFAULTFD_IOC_NEW: libc::c_ulong = 0xaa00;
 const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+const UFFDIO_UNREGISTER: libc::c_ulong = 0x8010_aa01;
 const UFFDIO_WAKE: libc::c_ulong = 0x8010_aa02;
 const UFFDIO_COPY: libc::c_ulong = 0xc028_aa03;
 const UFFDIO_ZEROPAGE: libc::c_ulong = 0xc020_aa04;
@@ -143,6 +144,16 @@ impl Uffd {
             ioctls: 0,
         };
         self.ioctl(UFFDIO_REGISTER, &mut r)
+    }
+
+    /// Unregisters `[a, a+len)` (inside one mapping): its faults are the
+    /// kernel's own again. Threads waiting on a fault there are woken.
+    pub fn unregister(&self, a: usize, len: usize) -> Result<(), i32> {
+        let mut r = Range {
+            start: a as u64,
+            len: len as u64,
+        };
+        self.ioctl(UFFDIO_UNREGISTER, &mut r)
     }
 
     /// Atomically maps a copy of `len` bytes at `src` (whole pages) at the

@@ -102,7 +102,15 @@ fn query(addr: usize) -> Result<ProcmapQuery, i32> {
 /// them only when flags, userfaultfd context and anon_vma all agree), and
 /// userfaultfd's fill calls refuse a range that spans two.
 pub fn mapping_end(addr: usize) -> Option<usize> {
-    query(addr).ok().map(|q| q.vma_end as usize)
+    mapping(addr).map(|m| m.1)
+}
+
+/// The start and end of the mapping that holds `addr`, if the kernel can
+/// say.
+pub fn mapping(addr: usize) -> Option<(usize, usize)> {
+    query(addr)
+        .ok()
+        .map(|q| (q.vma_start as usize, q.vma_end as usize))
 }
 
 /// Classifies `[a, b)`, walking the mappings it spans.
