@@ -1155,44 +1155,6 @@ fn page_shared_with_other_data_stays_mapped() {
     w.check_all();
 }
 
-#[test]
-fn regression_tmp() {
-    let ops = vec![
-        Op::Input {
-            at: 157564,
-            len: 23990,
-            seed: 0,
-        },
-        Op::Copy {
-            d: 135168,
-            s: 153377,
-            len: 16384,
-            site: 0,
-        },
-        Op::Realloc {
-            from: 133154,
-            to: 0,
-            len: 20480,
-        },
-        Op::Discard {
-            at: 147456,
-            len: 1,
-            keep: false,
-        },
-        Op::Input {
-            at: 147456,
-            len: 1,
-            seed: 1,
-        },
-        Op::Input {
-            at: 0,
-            len: 4096,
-            seed: 0,
-        },
-    ];
-    run(&ops, small_cfg());
-}
-
 /// Memory the allocator discarded behind zio's back, next to a freed
 /// elided copy, is given back to the kernel at its first fault, and an
 /// elided copy there afterwards registers it again. (Found by the
