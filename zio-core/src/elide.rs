@@ -40,6 +40,18 @@ pub struct RealMem {
 const SPARE_MAX: usize = 64 << 20;
 
 impl RealMem {
+    /// True if `[a, a+len)` is registered with this descriptor now. The
+    /// program's allocator may have unmapped and remapped a range behind
+    /// zio's back (glibc frees large chunks with an internal `munmap`), so
+    /// no record of past registrations can say. A write-protect call (a
+    /// no-op unprotect: callers have released any protection there)
+    /// succeeds only on a range registered with this descriptor, and zio
+    /// registers only memory it classified as private anonymous: success
+    /// proves both, in one call, with no cache to go stale.
+    fn registered(&self, a: usize, len: usize) -> bool {
+        self.uffd.writeprotect(a, len, false).is_ok()
+    }
+
     /// Registers `[a, a+len)` after checking it is private anonymous memory.
     fn register_checked(&mut self, a: usize, len: usize) -> bool {
         let ok = vma::classify(a, a + len) == vma::Kind::PrivateAnon
@@ -57,15 +69,9 @@ impl Mem for RealMem {
     }
 
     fn unmap(&mut self, a: usize, len: usize) -> bool {
-        // Registration must be certain: the program's allocator may have
-        // unmapped and remapped this range behind zio's back (glibc frees
-        // large chunks with an internal munmap), and an unregistered page
-        // discarded below would silently read back as zeros. A write-protect
-        // call (here a no-op unprotect: the engine released the destination
-        // first) succeeds only on a range registered with this descriptor,
-        // and zio registers only memory it classified as private anonymous:
-        // so success proves both, in one call, with no cache to go stale.
-        if self.uffd.writeprotect(a, len, false).is_err() && !self.register_checked(a, len) {
+        // Registration must be certain: an unregistered page discarded
+        // below would silently read back as zeros.
+        if !self.registered(a, len) && !self.register_checked(a, len) {
             return false;
         }
         // SAFETY: private anonymous memory registered for missing faults:
@@ -74,10 +80,9 @@ impl Mem for RealMem {
     }
 
     fn still_missing(&mut self, a: usize, len: usize) -> bool {
-        // Success proves the range is registered with this descriptor (see
-        // `unmap`); registered pages zio left missing become present only
-        // through zio (a fault it serves, a fill it makes).
-        self.uffd.writeprotect(a, len, false).is_ok()
+        // Registered pages zio left missing become present only through zio
+        // (a fault it serves, a fill it makes).
+        self.registered(a, len)
     }
 
     fn release(&mut self, page: usize, a: usize, b: usize) -> bool {

@@ -665,7 +665,7 @@ impl<M: Mem> Engine<M> {
     /// Freed pages whose pieces were dropped: left missing for the next
     /// elided copy (see `unfilled`), or zero pages if too many runs are.
     fn leave_unfilled(&mut self, dropped: OrderedRuns) {
-        for (a, b) in dropped.minus(&[]) {
+        for (a, b) in dropped.iter() {
             if self.unfilled.len() < UNFILLED_RUNS {
                 self.unfilled.insert(a, b);
             } else {

@@ -53,10 +53,6 @@ static mut STATE: State = State {
     kept_bytes: 0,
 };
 
-fn pages_len(size: usize) -> usize {
-    (size + 4095) & !4095
-}
-
 /// A kept mapping of exactly `len` bytes (page-rounded), if there is one.
 fn take_kept(len: usize) -> *mut u8 {
     lock();
@@ -156,7 +152,7 @@ unsafe impl GlobalAlloc for ZioHeap {
         }
         let size = layout.size().max(layout.align());
         if size > LARGE {
-            let len = pages_len(size);
+            let len = crate::ranges::page_up(size);
             let p = take_kept(len);
             return if p.is_null() { map(len) } else { p };
         }
@@ -192,7 +188,7 @@ unsafe impl GlobalAlloc for ZioHeap {
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         let size = layout.size().max(layout.align());
         if size > LARGE {
-            let len = pages_len(size);
+            let len = crate::ranges::page_up(size);
             if !keep(p, len) {
                 // SAFETY: large blocks are whole mappings of `len` bytes.
                 unsafe { libc::munmap(p.cast(), len) };

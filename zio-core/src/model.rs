@@ -659,6 +659,16 @@ fn run_world(ops: &[Op], cfg: Cfg) -> World {
     w
 }
 
+/// `small_cfg` with the default fault ratio and room for redirected input:
+/// the setting of the tests of what the policy learns.
+fn policy_cfg() -> Cfg {
+    Cfg {
+        fault_ratio: 0.06,
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    }
+}
+
 fn small_cfg() -> Cfg {
     Cfg {
         threshold: PAGE,
@@ -1025,11 +1035,7 @@ fn reused_input_buffer_is_redirected_without_backup_or_protection() {
 /// the policy then lands its input in the buffer again.
 #[test]
 fn touched_input_buffer_stops_being_redirected() {
-    let mut w = World::new(Cfg {
-        fault_ratio: 0.06,
-        quarantine: 64 * PAGE,
-        ..small_cfg()
-    });
+    let mut w = World::new(policy_cfg());
     for round in 0..40u8 {
         w.input(BASE, &vec![round; 8 * PAGE]);
         // Parse every page of it.
@@ -1053,11 +1059,7 @@ fn touched_input_buffer_stops_being_redirected() {
 /// buffer on every message.
 #[test]
 fn buffer_copied_for_real_stops_being_redirected() {
-    let mut w = World::new(Cfg {
-        fault_ratio: 0.06,
-        quarantine: 64 * PAGE,
-        ..small_cfg()
-    });
+    let mut w = World::new(policy_cfg());
     for round in 0..40u8 {
         w.input(BASE, &vec![round; 16 * PAGE]);
         w.copy(BASE + 32 * PAGE, BASE, 16 * PAGE, 1);

@@ -180,6 +180,11 @@ impl OrderedRuns {
         a >= b || self.0.iter().any(|&(s, e)| s <= a && b <= e)
     }
 
+    /// The ranges, in address order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.0.iter().copied()
+    }
+
     /// Total bytes.
     pub fn total(&self) -> usize {
         self.0.iter().map(|(s, e)| e - s).sum()

@@ -178,18 +178,22 @@ impl Uffd {
     /// page that is already present is only woken).
     pub fn zeropage(&self, a: usize, len: usize) -> Result<(), i32> {
         per_mapping(a, len, |a, n| {
-            self.fill_in_mapping(a, n, |at, left| {
-                let mut z = Zeropage {
-                    range: Range {
-                        start: at as u64,
-                        len: left as u64,
-                    },
-                    mode: 0,
-                    zeropage: 0,
-                };
-                (self.ioctl(UFFDIO_ZEROPAGE, &mut z), z.zeropage)
-            })
+            self.fill_in_mapping(a, n, |at, left| self.zeropage_once(at, left))
         })
+    }
+
+    /// One `UFFDIO_ZEROPAGE` over `[a, a+len)`: its result and the bytes it
+    /// reports done (or the negative errno).
+    fn zeropage_once(&self, a: usize, len: usize) -> (Result<(), i32>, i64) {
+        let mut z = Zeropage {
+            range: Range {
+                start: a as u64,
+                len: len as u64,
+            },
+            mode: 0,
+            zeropage: 0,
+        };
+        (self.ioctl(UFFDIO_ZEROPAGE, &mut z), z.zeropage)
     }
 
     /// Maps zero pages from the missing page `a` on, for up to `len` bytes,
@@ -198,28 +202,20 @@ impl Uffd {
     pub fn zeropage_run(&self, a: usize, len: usize) -> Result<(), i32> {
         let mut len = len;
         loop {
-            let mut z = Zeropage {
-                range: Range {
-                    start: a as u64,
-                    len: len as u64,
-                },
-                mode: 0,
-                zeropage: 0,
-            };
-            match self.ioctl(UFFDIO_ZEROPAGE, &mut z) {
-                Ok(()) => return Ok(()),
+            match self.zeropage_once(a, len) {
+                (Ok(()), _) => return Ok(()),
                 // Stopped at a present page after mapping some.
-                Err(libc::EAGAIN) if z.zeropage > 0 => return Ok(()),
+                (Err(libc::EAGAIN), done) if done > 0 => return Ok(()),
                 // The first page is present already: only wake its waiters.
-                Err(libc::EEXIST) => return self.wake(a, PAGE),
+                (Err(libc::EEXIST), _) => return self.wake(a, PAGE),
                 // The range runs past `a`'s mapping: up to its end.
-                Err(libc::ENOENT) if len > PAGE => {
+                (Err(libc::ENOENT), _) if len > PAGE => {
                     len = crate::vma::mapping_end(a)
                         .unwrap_or(0)
                         .clamp(a + PAGE, a + len - PAGE)
                         - a;
                 }
-                Err(e) => return Err(e),
+                (Err(e), _) => return Err(e),
             }
         }
     }
@@ -434,6 +430,23 @@ pub fn errno_name(e: i32) -> &'static str {
 mod tests {
     use super::*;
 
+    /// A fresh private anonymous mapping of `len` bytes (the test unmaps it).
+    fn anon(len: usize) -> usize {
+        // SAFETY: a new mapping, no existing memory involved.
+        let a = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(a, libc::MAP_FAILED);
+        a as usize
+    }
+
     #[test]
     fn probe_as_root_sees_features() {
         // SAFETY: geteuid has no preconditions.
@@ -459,17 +472,7 @@ mod tests {
         if unsafe { libc::geteuid() } != 0 {
             return;
         }
-        // SAFETY: a fresh private anonymous mapping, unmapped below.
-        let a = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                4 * PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        } as usize;
+        let a = anon(4 * PAGE);
         let u = open(feature::PAGEFAULT_FLAG_WP).unwrap();
         u.register(a, 4 * PAGE).unwrap();
         let mut z = Zeropage {
@@ -538,18 +541,7 @@ mod tests {
             return;
         }
         const N: usize = 8;
-        // SAFETY: a fresh private anonymous mapping, unmapped below.
-        let a = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                N * PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        } as usize;
-        assert_ne!(a as *mut libc::c_void, libc::MAP_FAILED);
+        let a = anon(N * PAGE);
         // Different flags on the upper half: two mappings for good.
         // SAFETY: advice on our own mapping.
         let r = unsafe {
