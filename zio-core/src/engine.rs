@@ -177,7 +177,8 @@ pub struct Counters {
     pub bytes_redirected: u64,
     /// Nanoseconds the program's threads spent in the engine, waiting for
     /// its lock included: what zio's decisions cost the program itself.
-    /// Kept by the memory backend, filled in when the counters are read.
+    /// Kept by the memory backend, filled in when the counters are read;
+    /// an estimate from a random sample of the calls (about one in 8).
     pub program_ns: u64,
     /// The same for zio's own threads (fault handler, collector).
     pub background_ns: u64,

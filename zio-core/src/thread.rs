@@ -25,10 +25,14 @@ pub struct ThreadState {
     /// The thread counts in the shared slot (no private slot was free, or it
     /// has already retired its own).
     pub(crate) overflow: Cell<bool>,
+    /// Engine calls this thread makes untimed before it times one again
+    /// (the engine-time counters sample calls instead of reading the clock
+    /// twice in every one: see `elide::clock_sample`).
+    pub(crate) clock_skip: Cell<u8>,
 }
 
 // The block: 16 zero bytes per thread, which is a valid `ThreadState` (guard
-// off, no slot yet). Global so that accesses inlined into other crates'
+// off, no slot yet, the next engine call timed). Global so that accesses inlined into other crates'
 // objects resolve at link time; hidden so that it is not exported.
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
