@@ -1239,12 +1239,13 @@ impl<M: Mem> Engine<M> {
         // lookups: every copy of a static buffer chain after the first.
         let mut policy = None;
         if let Some((src, orig)) = self.repointable(d, s, n) {
-            match self.policy_for(d, n, site) {
-                Some((true, site, buf)) => {
-                    return Ok(Some(self.repoint(d, n, src, orig, site, buf)));
+            let decided = self.policy_for(d, n, site);
+            if let Some((true, site, buf)) = decided {
+                if let Some(plan) = self.repoint(d, n, src, orig, site, buf) {
+                    return Ok(Some(plan));
                 }
-                refused => policy = Some(refused),
             }
+            policy = Some(decided);
         }
         // A reused destination re-elided from the same input drops the
         // original's last dependent and adds it back a moment later: only
@@ -1370,13 +1371,14 @@ impl<M: Mem> Engine<M> {
     /// tracked, protected run elsewhere, so the piece can just take the new
     /// source ([`Engine::repoint`]): no page is dropped, filled or
     /// protected. Returns where the source bytes are (address, original);
-    /// `None` for a copy of any other shape. Changes nothing.
+    /// `None` for a copy of any other shape. Whether `[d, d+n)` is one
+    /// piece is left to [`Engine::repoint`], which looks it up once to
+    /// check and change it. Changes nothing.
     fn repointable(&self, d: usize, s: usize, n: usize) -> Option<(usize, OrigId)> {
         if !d.is_multiple_of(PAGE)
             || !n.is_multiple_of(PAGE)
             || n < self.cfg.threshold
             || overlaps(d, d + n, s, s + n)
-            || self.t.piece(d)?.len != n
         {
             return None;
         }
@@ -1401,15 +1403,12 @@ impl<M: Mem> Engine<M> {
         if !self.t.orig(orig).backup && !self.wp.covers(page_down(src), page_up(src + n)) {
             return None;
         }
-        debug_assert!(
-            self.t.origs_in(d, d + n).is_empty(),
-            "original under a piece"
-        );
         Some((src, orig))
     }
 
-    /// Elides a copy [`Engine::repointable`] accepted: the piece at `d`
-    /// now reads `n` bytes at `src` of `orig`.
+    /// Elides a copy [`Engine::repointable`] accepted if `[d, d+n)` is one
+    /// piece: it now reads `n` bytes at `src` of `orig`. `None`, changing
+    /// nothing, if it is not.
     fn repoint(
         &mut self,
         d: usize,
@@ -1418,19 +1417,32 @@ impl<M: Mem> Engine<M> {
         orig: OrigId,
         site: u16,
         buf: u16,
-    ) -> CopyPlan {
-        let stamp = self.tick();
-        let was = self.t.repoint_piece(d, src, orig, stamp, site, buf);
+    ) -> Option<CopyPlan> {
+        let stamp = self.clock + 1;
+        let new = Piece {
+            len: n,
+            src,
+            orig,
+            stamp,
+            site,
+            buf,
+        };
+        let was = self.t.repoint_piece(d, new)?;
+        self.clock = stamp;
+        debug_assert!(
+            self.t.origs_in(d, d + n).is_empty(),
+            "original under a piece"
+        );
         self.orig_changed(was);
         self.policy.elided(site, buf, n as u64);
         self.counters.bytes_dropped += n as u64;
         self.counters.elided_copies += 1;
         self.counters.elided_bytes += n as u64;
         self.sync_counts();
-        CopyPlan {
+        Some(CopyPlan {
             elided: n,
             ..CopyPlan::default()
-        }
+        })
     }
 
     /// Elides what it can of the destination core `[c0, c1)`; returns the

@@ -123,6 +123,12 @@ impl Tracker {
     /// The piece holding byte `addr`, if any (no allocation: the fault
     /// handler's and the output path's lookup).
     pub fn piece_at(&self, addr: usize) -> Option<(usize, &Piece)> {
+        // Most often `addr` starts a piece (the source of a chained copy is
+        // the previous copy's destination): one exact lookup, cheaper than
+        // the range search.
+        if let Some(p) = self.pieces.get(&addr) {
+            return Some((addr, p));
+        }
         self.pieces
             .range(..=addr)
             .next_back()
@@ -222,38 +228,22 @@ impl Tracker {
         orig
     }
 
-    /// Points piece `k` at `src` of `orig` instead (same key and length:
-    /// a reused destination taking new bytes), stamped `stamp` for the
-    /// policy slots `site` and `buf`. Returns the original it pointed into.
-    pub fn repoint_piece(
-        &mut self,
-        k: usize,
-        src: usize,
-        orig: OrigId,
-        stamp: u64,
-        site: u16,
-        buf: u16,
-    ) -> OrigId {
-        let p = self.pieces.get_mut(&k).expect("repoint of a missing piece");
+    /// Makes piece `k` the piece `new` of the same length (a reused
+    /// destination taking new bytes). Returns the original it pointed into;
+    /// `None`, changing nothing, if there is no piece of that length at `k`.
+    pub fn repoint_piece(&mut self, k: usize, new: Piece) -> Option<OrigId> {
+        let p = self.pieces.get_mut(&k).filter(|p| p.len == new.len)?;
         let was = p.orig;
-        *p = Piece {
-            src,
-            orig,
-            stamp,
-            site,
-            buf,
-            ..*p
-        };
-        let len = p.len;
-        if was != orig {
+        *p = new;
+        if was != new.orig {
             unlink(&mut self.orig_mut(was).deps, k);
-            self.orig_mut(orig).deps.push(k);
+            self.orig_mut(new.orig).deps.push(k);
         }
         debug_assert!(
-            src >= self.orig(orig).start && src + len <= self.orig(orig).end(),
+            new.src >= self.orig(new.orig).start && new.src + new.len <= self.orig(new.orig).end(),
             "piece outside original"
         );
-        was
+        Some(was)
     }
 
     /// Forgets original `id`, which nothing depends on or pins any more.
