@@ -395,7 +395,12 @@ impl Policy {
             }
             // Faults are charged their round trip too, so touched bytes can
             // outgrow elided ones: 1, the largest ratio, means never stop.
-            if ratio < 1.0 && u.elided >= sample && u.touched as f64 > ratio * u.elided as f64 {
+            // (Nothing touched is the common case: no float conversions.)
+            if ratio < 1.0
+                && u.touched > 0
+                && u.elided >= sample
+                && u.touched as f64 > ratio * u.elided as f64
+            {
                 u.skipped += 1;
                 if u.skipped >= u.next_probe {
                     u.skipped = 0;
