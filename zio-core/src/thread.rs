@@ -32,8 +32,9 @@ pub struct ThreadState {
 }
 
 // The block: 16 zero bytes per thread, which is a valid `ThreadState` (guard
-// off, no slot yet, the next engine call timed). Global so that accesses inlined into other crates'
-// objects resolve at link time; hidden so that it is not exported.
+// off, no slot yet, the next engine call timed). Global so that accesses
+// inlined into other crates' objects resolve at link time; hidden so that it
+// is not exported.
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
     ".globl zio_thread_state",
