@@ -159,18 +159,8 @@ impl Mem for RealMem {
             self.spare_bytes -= size;
             return Some(a);
         }
-        // SAFETY: a fresh private anonymous mapping; zio owns it.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        (p != libc::MAP_FAILED).then_some(p as usize)
+        let p = crate::heap::map(size);
+        (!p.is_null()).then_some(p as usize)
     }
 
     fn write(&mut self, addr: usize, data: &[u8]) {

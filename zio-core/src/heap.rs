@@ -109,7 +109,10 @@ fn unlock() {
     LOCK.store(false, Ordering::Release);
 }
 
-fn map(len: usize) -> *mut u8 {
+/// A fresh private anonymous read-write mapping of `len` bytes straight
+/// from the kernel (null if refused): the heap's own memory, and zio's
+/// memory outside the heap (redirected input, backups).
+pub(crate) fn map(len: usize) -> *mut u8 {
     // SAFETY: an anonymous private mapping has no preconditions.
     let p = unsafe {
         libc::mmap(

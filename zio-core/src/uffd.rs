@@ -432,18 +432,8 @@ mod tests {
 
     /// A fresh private anonymous mapping of `len` bytes (the test unmaps it).
     fn anon(len: usize) -> usize {
-        // SAFETY: a new mapping, no existing memory involved.
-        let a = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(a, libc::MAP_FAILED);
+        let a = crate::heap::map(len);
+        assert!(!a.is_null(), "mmap of {len} bytes refused");
         a as usize
     }
 
