@@ -135,7 +135,7 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
             };
             let mut rng = Rng::new(t as u64 + 1);
             if conns.len() == 1 {
-                blocking(conns.into_iter().next().unwrap(), &cfg, &w, &mut rng)
+                blocking(&mut conns.into_iter().next().unwrap(), &cfg, &w, &mut rng)
             } else {
                 polled(conns, &cfg, &w, &mut rng)
             }
@@ -195,6 +195,104 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
     })
 }
 
+/// Drives one connection to each of `ports` in turn, from this thread:
+/// round after round, each server gets `slice` seconds of closed-loop
+/// echoes, of which the first `warm` are not counted (its caches and its
+/// connection were idle while the others ran). The first server of a round
+/// moves by one every round, so no server always follows the same one.
+///
+/// Servers measured this way share every slow and fast moment of the
+/// machine at the scale of a round, so per-round ratios between them vary
+/// far less than whole runs measured one after another. Returns the
+/// echoed Gbit/s (one direction) per round, one column per port.
+pub fn rotate(
+    cfg: &ClientConfig,
+    ports: &[u16],
+    slice: f64,
+    rounds: usize,
+) -> Result<Vec<Vec<f64>>, String> {
+    if cfg.size < MIN_SIZE {
+        return Err(format!("size must be at least {MIN_SIZE} bytes"));
+    }
+    if !(slice > cfg.warmup && cfg.warmup >= 0.0) {
+        return Err(format!(
+            "a slice ({slice} s) must be longer than its warm-up ({} s)",
+            cfg.warmup
+        ));
+    }
+    let mut conns = Vec::with_capacity(ports.len());
+    for (id, &port) in ports.iter().enumerate() {
+        let stream = connect(port, cfg.timeout)?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut msg = Message::new(id as u64, cfg.size);
+        msg.stamp(0);
+        conns.push(Conn {
+            id: id as u64,
+            stream,
+            msg,
+            rbuf: vec![0u8; cfg.size],
+            seq: 0,
+            sent: 0,
+            got: 0,
+            started: Instant::now(),
+        });
+    }
+    let mut rng = Rng::new(1);
+    let mut out = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let mut row = vec![0.0; ports.len()];
+        for i in 0..ports.len() {
+            let k = (r + i) % ports.len();
+            let start = Instant::now();
+            let w = Window {
+                warm: start + Duration::from_secs_f64(cfg.warmup),
+                end: start + Duration::from_secs_f64(slice),
+            };
+            let lat = blocking(&mut conns[k], cfg, &w, &mut rng)
+                .map_err(|e| format!("server on port {}: {e}", ports[k]))?;
+            row[k] = lat.len() as f64 * cfg.size as f64 * 8.0 / (slice - cfg.warmup) / 1e9;
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// [`rotate`]'s result as one line of JSON: `{"size":S,"slice":..,
+/// "warmup":..,"ports":[..],"rounds":[[Gbit/s per port], ...]}`.
+pub fn rotation_json(cfg: &ClientConfig, ports: &[u16], slice: f64, rows: &[Vec<f64>]) -> String {
+    let list = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
+    let rounds = list(
+        &mut rows
+            .iter()
+            .map(|r| format!("[{}]", list(&mut r.iter().map(|g| format!("{g:.4}"))))),
+    );
+    format!(
+        "{{\"size\":{},\"slice\":{slice},\"warmup\":{},\"ports\":[{}],\"rounds\":[{rounds}]}}",
+        cfg.size,
+        cfg.warmup,
+        list(&mut ports.iter().map(|p| p.to_string())),
+    )
+}
+
+/// The rounds of [`rotation_json`]'s output.
+pub fn parse_rounds(json: &str) -> Option<Vec<Vec<f64>>> {
+    let body = json.split_once("\"rounds\":[")?.1;
+    let body = body.trim_end().strip_suffix("]}")?;
+    let mut rows = Vec::new();
+    for part in body.split(']') {
+        let part = part.trim_start_matches(',').trim_start_matches('[');
+        if part.is_empty() {
+            continue;
+        }
+        rows.push(
+            part.split(',')
+                .map(|x| x.trim().parse().ok())
+                .collect::<Option<Vec<f64>>>()?,
+        );
+    }
+    Some(rows)
+}
+
 fn timed_out(c: &Conn, cfg: &ClientConfig, what: &str) -> String {
     format!(
         "timed out after {:.0} s {what} on connection {} request {} (sent {} of {} bytes, received {}): server hung?",
@@ -203,7 +301,7 @@ fn timed_out(c: &Conn, cfg: &ClientConfig, what: &str) -> String {
 }
 
 /// One connection, blocking IO.
-fn blocking(mut c: Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> ThreadOut {
+fn blocking(c: &mut Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> ThreadOut {
     let to = Some(Duration::from_secs_f64(cfg.timeout));
     c.stream.set_read_timeout(to).map_err(|e| e.to_string())?;
     c.stream.set_write_timeout(to).map_err(|e| e.to_string())?;
@@ -221,7 +319,7 @@ fn blocking(mut c: Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> Threa
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) {
-                return Err(timed_out(&c, cfg, "sending"));
+                return Err(timed_out(c, cfg, "sending"));
             }
             return Err(format!("connection {} request {}: send: {e}", c.id, c.seq));
         }
@@ -242,7 +340,7 @@ fn blocking(mut c: Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> Threa
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(timed_out(&c, cfg, "waiting for the echo"))
+                    return Err(timed_out(c, cfg, "waiting for the echo"))
                 }
                 Err(e) => return Err(format!("connection {} request {}: recv: {e}", c.id, c.seq)),
             }

@@ -6,10 +6,14 @@
 //! - [`client`]: a closed-loop client measuring throughput and latency and
 //!   verifying every echo;
 //! - [`sweep`]: runs both with and without zio (through `zio-run`), pinned
-//!   to different cores, and writes a table, a CSV file and an SVG plot.
+//!   to different cores, and writes a table, a CSV file and an SVG plot;
+//! - [`interleave`]: runs the servers of a point at the same time while one
+//!   client takes turns among them, for ratios the machine's drift does not
+//!   blur.
 
 pub mod args;
 pub mod client;
+pub mod interleave;
 pub mod pattern;
 pub mod server;
 pub mod svg;

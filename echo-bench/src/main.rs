@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use echo_bench::args::Opts;
+use echo_bench::args::{parse_size, Opts};
 use echo_bench::client::{self, ClientConfig};
+use echo_bench::interleave::{self, InterleaveOpts};
 use echo_bench::pattern::Verify;
 use echo_bench::server::{self, Buffers, Recv, Server, ServerConfig, Touch};
 use echo_bench::sweep::{self, Kind, SweepOpts};
@@ -23,6 +24,10 @@ usage:
                     [--points LIST] [--tag NAME] [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin]
                     [--server-cpu CPUS] [--client-cpu CPUS]
                     [--max-other-cpu C] [--retries N] [--time-budget F] [--no-idle-spin]
+  echo-bench interleave [--sizes LIST] [--copies LIST] [--touch-pages K | --touch-fraction F]
+                    [--rounds R] [--slice SECS] [--warmup SECS] [--csv FILE] [--buffers MODE]
+                    [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin] [--server-cpu CPUS]
+                    [--client-cpu CPUS] [--no-idle-spin]
 
 `echo-bench <command> --help` describes each command. Sizes take K/M suffixes (powers of 1024).";
 
@@ -63,6 +68,10 @@ echo-bench client: closed-loop echo client; prints one line of JSON
   --verify MODE        sample (default): first and last 16 bytes, two random 8-byte words
                        and two random page headers of every echo; full: every byte; off
   --timeout SECS       fail if no echo progresses for this long (default 15)
+  --ports LIST         instead of --port: one connection to each of these servers, served
+                       in turn from one thread, --slice SECS each (default 0.3, of which
+                       --warmup, default 0.05, is not counted), for --rounds R rounds
+                       (default 30); the first server of a round moves on by one each round
 
 Each message carries the connection id and sequence number in its first 16 bytes and a
 (connection, sequence, page) header at the start of every 4 KiB page. A mismatch prints
@@ -71,7 +80,33 @@ the first differing offset and exits with status 1.
 Output: {\"size\":S,\"conns\":C,\"threads\":T,\"secs\":..,\"requests\":..,\"gbps\":..,\"rps\":..,
 \"p50_us\":..,\"p99_us\":..}. gbps is the paper's convention: echoed payload bytes per
 second in ONE direction (requests * S * 8 / secs / 1e9), counting requests completed in
-the measured window; p50/p99 are request round-trip latencies.";
+the measured window; p50/p99 are request round-trip latencies. With --ports:
+{\"size\":S,\"slice\":..,\"warmup\":..,\"ports\":[..],\"rounds\":[[Gbit/s per port],..]}.";
+
+const INTERLEAVE_HELP: &str = "\
+echo-bench interleave: the servers of a point side by side in one run, one client taking turns
+
+For every size and copy count: starts three servers at once on the server CPU (without
+zio at 0 copies, the ceiling; without zio at N copies; with zio at N copies; the first is
+left out for N = 0), then one client on the client CPU serves them in turn, a slice each
+per round (client --ports). A sweep's runs come one after the other and the machine's
+speed drifts between them; the servers of one round see the same moment, so the ratio
+per round is what zio changes. Prints per point the median Gbit/s of each server, the
+median ratios zio / 0-copy and zio / without zio over the rounds with a 95% interval of
+that median (order statistics, no assumption about the distribution), zio's elided
+bytes and policy skips per message (read from its stats log), and each server's CPU time
+(user + system, warm-ups included) per message. One connection per server.
+
+  --sizes LIST         message sizes (default 64K,128K,256K,512K,1M)
+  --copies LIST        copy counts (default 1,5,12)
+  --touch-pages K      read K pages of the last copy (not in the 0-copy server)
+  --touch-fraction F   read this fraction of the last copy (not in the 0-copy server)
+  --rounds R           rounds per point (default 30)
+  --slice SECS         seconds per server per round (default 0.3)
+  --warmup SECS        seconds at the start of each slice not counted (default 0.05)
+  --csv FILE           write every round's Gbit/s per server
+  --buffers, --verify, --recv, --zio-run, --server-cpu, --client-cpu, --no-pin,
+  --no-idle-spin       as for echo-bench sweep";
 
 const SWEEP_HELP: &str = "\
 echo-bench sweep: run each point with and without zio, print a table, write CSV and SVG
@@ -134,6 +169,7 @@ fn main() {
         "server" => server_main(rest),
         "client" => client_main(rest),
         "sweep" => sweep_main(rest),
+        "interleave" => interleave_main(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -158,14 +194,11 @@ fn req<T>(v: Option<T>, name: &str) -> Result<T, String> {
     v.ok_or_else(|| format!("usage: --{name} is required"))
 }
 
-fn server_main(argv: &[String]) -> Result<(), String> {
-    let mut o = Opts::parse(argv, &["help"])?;
-    if help(&mut o, SERVER_HELP) {
-        return Ok(());
-    }
+/// `--touch-pages K` or `--touch-fraction F` (server, interleave).
+fn touch(o: &mut Opts) -> Result<Touch, String> {
     let pages: Option<usize> = o.get("touch-pages")?;
     let frac: Option<f64> = o.get("touch-fraction")?;
-    let touch = match (pages, frac) {
+    Ok(match (pages, frac) {
         (Some(_), Some(_)) => {
             return Err("usage: --touch-pages and --touch-fraction exclude each other".into())
         }
@@ -183,7 +216,15 @@ fn server_main(argv: &[String]) -> Result<(), String> {
                 "usage: --touch-fraction must be within 0..1, not {f}"
             ))
         }
-    };
+    })
+}
+
+fn server_main(argv: &[String]) -> Result<(), String> {
+    let mut o = Opts::parse(argv, &["help"])?;
+    if help(&mut o, SERVER_HELP) {
+        return Ok(());
+    }
+    let touch = touch(&mut o)?;
     let cfg = ServerConfig {
         port: req(o.get("port")?, "port")?,
         threads: o.get("threads")?.unwrap_or(1),
@@ -220,21 +261,157 @@ fn client_main(argv: &[String]) -> Result<(), String> {
     if help(&mut o, CLIENT_HELP) {
         return Ok(());
     }
-    let threads: usize = o.get("threads")?.unwrap_or(1);
+    let given_threads: Option<usize> = o.get("threads")?;
+    let threads = given_threads.unwrap_or(1);
+    let conns: Option<usize> = o.get("conns")?;
+    let duration: Option<f64> = o.get("duration")?;
+    let warmup: Option<f64> = o.get("warmup")?;
+    let port: Option<u16> = o.get("port")?;
+    let ports = o.string("ports")?;
+    if ports.is_some() && (given_threads.is_some() || conns.is_some() || duration.is_some()) {
+        return Err(
+            "usage: with --ports, one thread drives one connection per server for --rounds \
+             slices (no --threads, --conns or --duration)"
+                .into(),
+        );
+    }
     let cfg = ClientConfig {
-        port: req(o.get("port")?, "port")?,
+        port: port.unwrap_or(0),
         threads,
-        conns: o.get("conns")?.unwrap_or(threads),
+        conns: conns.unwrap_or(threads),
         size: req(o.size("size")?, "size")?,
-        duration: o.get("duration")?.unwrap_or(3.0),
-        warmup: o.get("warmup")?.unwrap_or(1.0),
+        duration: duration.unwrap_or(3.0),
+        warmup: warmup.unwrap_or(1.0),
         verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
         timeout: o.get("timeout")?.unwrap_or(15.0),
     };
+    let slice: Option<f64> = o.get("slice")?;
+    let rounds: Option<usize> = o.get("rounds")?;
     o.finish().map_err(|e| format!("usage: {e}"))?;
-    let r = client::run(&cfg)?;
-    println!("{}", r.to_json());
+    let Some(ports) = ports else {
+        if slice.is_some() || rounds.is_some() {
+            return Err("usage: --slice and --rounds go with --ports".into());
+        }
+        req(port, "port")?;
+        let r = client::run(&cfg)?;
+        println!("{}", r.to_json());
+        return Ok(());
+    };
+    if port.is_some() {
+        return Err("usage: --port and --ports exclude each other".into());
+    }
+    let ports: Vec<u16> = ports
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse()
+                .map_err(|_| format!("usage: bad port {p:?} in --ports"))
+        })
+        .collect::<Result<_, _>>()?;
+    let slice = slice.unwrap_or(0.3);
+    let rounds = rounds.unwrap_or(30);
+    let cfg = ClientConfig {
+        warmup: warmup.unwrap_or(0.05),
+        ..cfg
+    };
+    let rows = client::rotate(&cfg, &ports, slice, rounds)?;
+    println!("{}", client::rotation_json(&cfg, &ports, slice, &rows));
     Ok(())
+}
+
+/// This executable, the zio launcher (`--zio-run`, default: `zio-run`
+/// next to it) and the server and client CPUs unless `--no-pin` or no
+/// `taskset` (sweep, interleave).
+#[allow(clippy::type_complexity)]
+fn launcher(
+    o: &mut Opts,
+    cmd: &str,
+) -> Result<(PathBuf, PathBuf, Option<(String, String)>), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let zio_run = match o.string("zio-run")? {
+        Some(p) => PathBuf::from(p),
+        None => exe
+            .parent()
+            .map(|d| d.join("zio-run"))
+            .unwrap_or_else(|| PathBuf::from("zio-run")),
+    };
+    let no_pin = o.flag("no-pin");
+    let server_cpu = o.string("server-cpu")?.unwrap_or_else(|| "0".into());
+    let client_cpu = o.string("client-cpu")?.unwrap_or_else(|| "1".into());
+    let pin = if no_pin {
+        None
+    } else if std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok()
+    {
+        Some((server_cpu, client_cpu))
+    } else {
+        eprintln!("echo-bench {cmd}: taskset not found, not pinning");
+        None
+    };
+    Ok((exe, zio_run, pin))
+}
+
+fn interleave_main(argv: &[String]) -> Result<(), String> {
+    let mut o = Opts::parse(argv, &["help", "no-pin", "no-idle-spin"])?;
+    if help(&mut o, INTERLEAVE_HELP) {
+        return Ok(());
+    }
+    let (exe, zio_run, pin) = launcher(&mut o, "interleave")?;
+    let list = |v: Option<String>, default: &str| -> Vec<String> {
+        v.unwrap_or_else(|| default.into())
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .collect()
+    };
+    let sizes = list(o.string("sizes")?, "64K,128K,256K,512K,1M")
+        .iter()
+        .map(|x| parse_size(x).ok_or_else(|| format!("usage: bad size {x:?} in --sizes")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let copies = list(o.string("copies")?, "1,5,12")
+        .iter()
+        .map(|x| {
+            x.parse()
+                .map_err(|_| format!("usage: bad count {x:?} in --copies"))
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let opts = InterleaveOpts {
+        sweep: SweepOpts {
+            kind: Kind::Copies,
+            reps: 1,
+            duration: 0.0,
+            warmup: 0.0,
+            out: PathBuf::new(),
+            quick: false,
+            buffers: o.get::<Buffers>("buffers")?.unwrap_or(Buffers::Static),
+            size: None,
+            copies: None,
+            points: None,
+            verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
+            recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
+            zio_run,
+            bin: exe,
+            pin,
+            max_foreign: f64::INFINITY,
+            retries: 0,
+            budget_extra: 0.0,
+            tag: None,
+            idle_spin: !o.flag("no-idle-spin"),
+        },
+        sizes,
+        copies,
+        touch: touch(&mut o)?,
+        rounds: o.get("rounds")?.unwrap_or(30),
+        slice: o.get("slice")?.unwrap_or(0.3),
+        warm: o.get("warmup")?.unwrap_or(0.05),
+        csv: o.string("csv")?.map(PathBuf::from),
+    };
+    o.finish().map_err(|e| format!("usage: {e}"))?;
+    if opts.rounds == 0 || !(opts.slice > opts.warm && opts.warm >= 0.0) {
+        return Err("usage: --rounds must be at least 1 and --slice longer than --warmup".into());
+    }
+    interleave::run(&opts)
 }
 
 fn sweep_main(argv: &[String]) -> Result<(), String> {
@@ -248,26 +425,7 @@ fn sweep_main(argv: &[String]) -> Result<(), String> {
     };
     let kind: Kind = kind.parse()?;
     let quick = o.flag("quick");
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let default_zio = exe
-        .parent()
-        .map(|d| d.join("zio-run"))
-        .unwrap_or_else(|| PathBuf::from("zio-run"));
-    let no_pin = o.flag("no-pin");
-    let server_cpu = o.string("server-cpu")?.unwrap_or_else(|| "0".into());
-    let client_cpu = o.string("client-cpu")?.unwrap_or_else(|| "1".into());
-    let pin = if no_pin {
-        None
-    } else if std::process::Command::new("taskset")
-        .arg("-V")
-        .output()
-        .is_ok()
-    {
-        Some((server_cpu, client_cpu))
-    } else {
-        eprintln!("echo-bench sweep: taskset not found, not pinning");
-        None
-    };
+    let (exe, zio_run, pin) = launcher(&mut o, "sweep")?;
     let opts = SweepOpts {
         kind,
         reps: o.get("reps")?.unwrap_or(3),
@@ -286,10 +444,7 @@ fn sweep_main(argv: &[String]) -> Result<(), String> {
             .map(|s| s.split(',').map(|x| x.trim().to_string()).collect()),
         verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
         recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
-        zio_run: o
-            .string("zio-run")?
-            .map(PathBuf::from)
-            .unwrap_or(default_zio),
+        zio_run,
         bin: exe,
         pin,
         max_foreign: o.get("max-other-cpu")?.unwrap_or(0.25),

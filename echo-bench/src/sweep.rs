@@ -97,20 +97,20 @@ fn side(zio: bool) -> &'static str {
 
 /// One configuration measured with and without zio.
 #[derive(Clone, Debug)]
-struct Point {
+pub(crate) struct Point {
     /// The series it belongs to ("5 copies", "512K", ...).
-    group: String,
+    pub(crate) group: String,
     /// Its x label.
-    label: String,
+    pub(crate) label: String,
     /// Its x value (a category index for categorical axes).
-    x: f64,
-    size: usize,
-    copies: usize,
-    threads: usize,
-    conns: usize,
-    touch: Touch,
+    pub(crate) x: f64,
+    pub(crate) size: usize,
+    pub(crate) copies: usize,
+    pub(crate) threads: usize,
+    pub(crate) conns: usize,
+    pub(crate) touch: Touch,
     /// The point whose without-zio throughput is this one's 0-copy ceiling.
-    ceiling: Option<usize>,
+    pub(crate) ceiling: Option<usize>,
 }
 
 /// One run's outcome.
@@ -515,7 +515,7 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-fn pinned(o: &SweepOpts, cpu: Option<&str>, program: &Path) -> Command {
+pub(crate) fn pinned(o: &SweepOpts, cpu: Option<&str>, program: &Path) -> Command {
     let mut c = match cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
@@ -575,18 +575,21 @@ pub fn json_num(json: &str, key: &str) -> Option<f64> {
 }
 
 /// One run of one point, with or without zio.
-fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String> {
-    let log = std::env::temp_dir().join(format!("echo-bench-{}-{tag}.log", std::process::id()));
-    let (b0, c0, s0, st0) = cpu_times();
-    let wall = Instant::now();
-    let _ = std::fs::remove_file(&log);
+/// The command line of an echo server for point `p`, under zio (stats
+/// logged to `log`) or not, pinned to the server CPUs.
+pub(crate) fn server_command(
+    o: &SweepOpts,
+    p: &Point,
+    zio: bool,
+    log: &Path,
+    max_secs: f64,
+) -> Command {
     let server_cpu = o.pin.as_ref().map(|(s, _)| s.as_str());
-    let client_cpu = o.pin.as_ref().map(|(_, c)| c.as_str());
     let mut cmd = if zio {
         let mut c = pinned(o, server_cpu, &o.zio_run);
         c.arg("--stats")
             .arg("--log-file")
-            .arg(&log)
+            .arg(log)
             .arg("--")
             .arg(&o.bin);
         c
@@ -611,11 +614,24 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
             cmd.arg("--touch-fraction").arg(f.to_string());
         }
     }
-    cmd.arg("--max-seconds")
-        .arg(format!("{}", o.warmup + o.duration + 60.0));
+    cmd.arg("--max-seconds").arg(format!("{max_secs}"));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    cmd
+}
+
+/// A started echo server that said where it listens.
+pub(crate) struct Listening {
+    pub child: Child,
+    pub port: String,
+    /// Its stderr, read to the end once it exits.
+    pub stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `cmd` (from [`server_command`]) and waits up to 15 s for its
+/// `listening on PORT` line; kills it if that does not come.
+pub(crate) fn start_server(mut cmd: Command) -> Result<Listening, String> {
     let mut server = cmd
         .spawn()
         .map_err(|e| format!("cannot start the server: {e}"))?;
@@ -632,6 +648,46 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
             let _ = r.read_to_string(&mut sink);
         }
     });
+    match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(line) if line.starts_with("listening on ") => Ok(Listening {
+            child: server,
+            port: line["listening on ".len()..].trim().to_string(),
+            stderr: server_err,
+        }),
+        other => {
+            let _ = server.kill();
+            let _ = server.wait();
+            let err = server_err.join().unwrap_or_default();
+            Err(format!(
+                "server did not say \"listening\" ({:?}); stderr: {}",
+                other.ok(),
+                err.trim()
+            ))
+        }
+    }
+}
+
+/// Stops a server with SIGTERM (so that zio prints its summary); kills it
+/// if it has not exited 15 s later.
+pub(crate) fn stop_server(server: &mut Child) -> Result<ExitStatus, String> {
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
+    match wait_for(server, Duration::from_secs(15)) {
+        Some(s) => Ok(s),
+        None => {
+            let _ = server.kill();
+            let _ = server.wait();
+            Err("server did not exit within 15 s of SIGTERM (killed)".to_string())
+        }
+    }
+}
+
+fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String> {
+    let log = std::env::temp_dir().join(format!("echo-bench-{}-{tag}.log", std::process::id()));
+    let (b0, c0, s0, st0) = cpu_times();
+    let wall = Instant::now();
+    let _ = std::fs::remove_file(&log);
+    let client_cpu = o.pin.as_ref().map(|(_, c)| c.as_str());
     let keep_log = |why: &str| -> String {
         let kept = o.out.join("failures").join(format!("{tag}.log"));
         let note = if zio && log.exists() {
@@ -643,33 +699,12 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
         };
         format!("{why}{note}")
     };
-    let stop_server = |server: &mut Child| -> Result<ExitStatus, String> {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
-        match wait_for(server, Duration::from_secs(15)) {
-            Some(s) => Ok(s),
-            None => {
-                let _ = server.kill();
-                let _ = server.wait();
-                Err("server did not exit within 15 s of SIGTERM (killed)".to_string())
-            }
-        }
-    };
-    let port = match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(line) if line.starts_with("listening on ") => {
-            line["listening on ".len()..].trim().to_string()
-        }
-        other => {
-            let _ = server.kill();
-            let _ = server.wait();
-            let err = server_err.join().unwrap_or_default();
-            return Err(keep_log(&format!(
-                "server did not say \"listening\" ({:?}); stderr: {}",
-                other.ok(),
-                err.trim()
-            )));
-        }
-    };
+    let cmd = server_command(o, p, zio, &log, o.warmup + o.duration + 60.0);
+    let Listening {
+        child: mut server,
+        port,
+        stderr: server_err,
+    } = start_server(cmd).map_err(|e| keep_log(&e))?;
     // The client.
     let mut cc = pinned(o, client_cpu, &o.bin);
     cc.args(["client", "--port", &port]);

@@ -1,0 +1,404 @@
+//! Side by side in one run: the servers of one point (without zio at 0
+//! copies, without zio and with zio at N copies) run at the same time and
+//! one client takes turns among them in short slices ([`client::rotate`]).
+//!
+//! A sweep measures each side in runs of seconds, one after the other; on
+//! this shared VM the machine's speed drifts by ±8% between such runs, so a
+//! goal of "within 5%" drowns in it. Slices of a fraction of a second,
+//! taken in turn, see the same drift: the ratio of two servers within one
+//! round is what zio changes, and the median over many rounds, with a
+//! distribution-free confidence interval, says how sure it is.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::args::fmt_size;
+use crate::client;
+use crate::server::Touch;
+use crate::sweep::{
+    self, median, parse_counters, server_command, start_server, stop_server, IdleSpinners, Point,
+    SweepOpts,
+};
+
+/// What to measure and how.
+#[derive(Clone, Debug)]
+pub struct InterleaveOpts {
+    /// Servers, buffers, pinning and the launcher, as for a sweep (its
+    /// kind, repetitions and durations are not used).
+    pub sweep: SweepOpts,
+    pub sizes: Vec<usize>,
+    pub copies: Vec<usize>,
+    pub touch: Touch,
+    pub rounds: usize,
+    /// Seconds per server per round, of which `warm` are not counted.
+    pub slice: f64,
+    pub warm: f64,
+    /// Where the per-round CSV goes (None: not written).
+    pub csv: Option<PathBuf>,
+}
+
+/// One point's servers, in the order of their columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Without zio, 0 copies: the ceiling.
+    Ceiling,
+    Without,
+    With,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Ceiling => "0-copy",
+            Role::Without => "without zio",
+            Role::With => "with zio",
+        }
+    }
+}
+
+/// The median of `v` and the ranks around it that hold the true median
+/// with about 95% probability (binomial, normal approximation): no
+/// assumption about how the rounds are distributed.
+pub fn median_ci(v: &[f64]) -> (f64, f64, f64) {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = s.len() as f64;
+    let half = 0.98 * n.sqrt();
+    let lo = ((n / 2.0 - half).floor().max(1.0) as usize - 1).min(s.len() - 1);
+    let hi = ((n / 2.0 + half).ceil() as usize).clamp(1, s.len()) - 1;
+    (median(&s), s[lo], s[hi])
+}
+
+/// One point's outcome.
+struct Outcome {
+    size: usize,
+    copies: usize,
+    roles: Vec<Role>,
+    /// Gbit/s per round, one column per role.
+    rounds: Vec<Vec<f64>>,
+    /// zio's counters of the with-zio server.
+    counters: std::collections::BTreeMap<String, u64>,
+    /// Per role: messages echoed, and CPU seconds (user + system) used.
+    messages: Vec<u64>,
+    cpu: Vec<f64>,
+}
+
+impl Outcome {
+    fn col(&self, r: Role) -> Option<usize> {
+        self.roles.iter().position(|&x| x == r)
+    }
+    fn ratios(&self, num: Role, den: Role) -> Option<Vec<f64>> {
+        let (a, b) = (self.col(num)?, self.col(den)?);
+        Some(self.rounds.iter().map(|r| r[a] / r[b]).collect())
+    }
+    fn med(&self, r: Role) -> f64 {
+        self.col(r).map_or(f64::NAN, |c| {
+            median(&self.rounds.iter().map(|x| x[c]).collect::<Vec<_>>())
+        })
+    }
+    fn per_msg(&self, name: &str) -> f64 {
+        let m = self.col(Role::With).map_or(0, |c| self.messages[c]);
+        self.counters.get(name).copied().unwrap_or(0) as f64 / m.max(1) as f64
+    }
+    /// CPU microseconds per message of one server, warm-ups included.
+    fn cpu_us(&self, r: Role) -> f64 {
+        self.col(r).map_or(f64::NAN, |c| {
+            self.cpu[c] * 1e6 / self.messages[c].max(1) as f64
+        })
+    }
+}
+
+fn fmt_ci(v: Option<Vec<f64>>) -> String {
+    match v {
+        Some(v) => {
+            let (m, lo, hi) = median_ci(&v);
+            format!("{m:.3} ({lo:.3}-{hi:.3})")
+        }
+        None => "-".into(),
+    }
+}
+
+/// Stops every server; per server its stderr, or `FAILED: why`.
+fn stop_all(servers: &mut Vec<sweep::Listening>) -> Vec<String> {
+    servers
+        .drain(..)
+        .map(|mut l| {
+            let st = stop_server(&mut l.child);
+            let err = l.stderr.join().unwrap_or_default();
+            match st {
+                Ok(x) if x.success() => err,
+                Ok(x) => format!("FAILED: server exited with {x}; stderr: {}", err.trim()),
+                Err(e) => format!("FAILED: {e}"),
+            }
+        })
+        .collect()
+}
+
+/// Runs one point: starts its servers, rotates the client among them,
+/// stops them and reads zio's counters.
+fn run_point(o: &InterleaveOpts, size: usize, copies: usize) -> Result<Outcome, String> {
+    let s = &o.sweep;
+    let mut roles = vec![Role::Without, Role::With];
+    if copies > 0 {
+        roles.insert(0, Role::Ceiling);
+    }
+    let log = std::env::temp_dir().join(format!("echo-bench-il-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let planned = o.rounds as f64 * o.slice * roles.len() as f64;
+    let mut servers = Vec::new();
+    for &r in &roles {
+        let p = Point {
+            group: String::new(),
+            label: String::new(),
+            x: 0.0,
+            size,
+            copies: if r == Role::Ceiling { 0 } else { copies },
+            threads: 1,
+            conns: 1,
+            touch: if r == Role::Ceiling {
+                Touch::None
+            } else {
+                o.touch
+            },
+            ceiling: None,
+        };
+        let cmd = server_command(s, &p, r == Role::With, &log, planned + 120.0);
+        match start_server(cmd) {
+            Ok(l) => servers.push(l),
+            Err(e) => {
+                stop_all(&mut servers);
+                return Err(format!("{}: {e}", r.name()));
+            }
+        }
+    }
+    let ports: Vec<String> = servers.iter().map(|l| l.port.clone()).collect();
+    let client_cpu = s.pin.as_ref().map(|(_, c)| c.as_str());
+    let mut cc = sweep::pinned(s, client_cpu, &s.bin);
+    cc.args(["client", "--ports", &ports.join(",")]);
+    cc.arg("--size").arg(size.to_string());
+    cc.arg("--slice").arg(o.slice.to_string());
+    cc.arg("--warmup").arg(o.warm.to_string());
+    cc.arg("--rounds").arg(o.rounds.to_string());
+    cc.arg("--verify").arg(s.verify.name());
+    cc.arg("--timeout").arg("15");
+    let out = cc.output();
+    let cpu: Vec<f64> = servers.iter().map(|l| cpu_secs(l.child.id())).collect();
+    let errs = stop_all(&mut servers);
+    let logtext = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let out = out.map_err(|e| format!("cannot run the client: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "client failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    if let Some(e) = errs.iter().find(|e| e.starts_with("FAILED: ")) {
+        return Err(e["FAILED: ".len()..].to_string());
+    }
+    let json = String::from_utf8_lossy(&out.stdout);
+    let rounds = client::parse_rounds(&json)
+        .filter(|r| r.len() == o.rounds && r.iter().all(|x| x.len() == roles.len()))
+        .ok_or_else(|| format!("unexpected client output {json:?}"))?;
+    let messages = errs
+        .iter()
+        .map(|e| {
+            e.lines()
+                .find_map(|l| {
+                    l.strip_prefix("echo-bench server: ")?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0)
+        })
+        .collect();
+    if !logtext.contains("] stats: ") {
+        return Err("zio printed no stats summary at exit".into());
+    }
+    Ok(Outcome {
+        size,
+        copies,
+        roles,
+        rounds,
+        counters: parse_counters(&logtext),
+        messages,
+        cpu,
+    })
+}
+
+/// CPU seconds (user + system) process `pid` has used so far; NaN if
+/// unknown. `taskset` and `zio-run` replace themselves with the server, so
+/// a server's pid is its child's.
+fn cpu_secs(pid: u32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces):
+            // state is field 3, utime and stime fields 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let t = |i: usize| f.get(i - 3)?.parse::<f64>().ok();
+            Some((t(14)? + t(15)?) / hz)
+        })
+        .unwrap_or(f64::NAN)
+}
+
+fn header(o: &InterleaveOpts) -> String {
+    let touch = match o.touch {
+        Touch::None => String::new(),
+        Touch::Pages(k) => format!(", {k} pages of the last copy read"),
+        Touch::Fraction(f) => format!(", {f} of the last copy read"),
+    };
+    format!(
+        "interleaved: {} rounds of {} s per server ({} s not counted), {} buffers{touch}; medians over rounds, (95% interval of the median)\n\
+         {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:>10} {:>9}  {}",
+        o.rounds,
+        o.slice,
+        o.warm,
+        o.sweep.buffers.name(),
+        "size",
+        "copies",
+        "0-copy",
+        "w/o zio",
+        "with zio",
+        "zio / 0-copy",
+        "zio / w/o zio",
+        "elided/msg",
+        "skips/msg",
+        "server CPU us/msg: 0-copy, w/o, with",
+    )
+}
+
+fn row(p: &Outcome) -> String {
+    format!(
+        "{:<6} {:>6} {:>8.2} {:>8.2} {:>8.2}  {:<21} {:<21} {:>9.0}K {:>9.2}  {:.1}, {:.1}, {:.1}",
+        fmt_size(p.size),
+        p.copies,
+        p.med(Role::Ceiling),
+        p.med(Role::Without),
+        p.med(Role::With),
+        fmt_ci(p.ratios(Role::With, Role::Ceiling)),
+        fmt_ci(p.ratios(Role::With, Role::Without)),
+        p.per_msg("elided_bytes") / 1024.0,
+        p.per_msg("policy_skips"),
+        p.cpu_us(Role::Ceiling),
+        p.cpu_us(Role::Without),
+        p.cpu_us(Role::With),
+    )
+}
+
+fn csv(points: &[Outcome]) -> String {
+    let mut s = String::from(
+        "size,copies,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg\n",
+    );
+    for p in points {
+        for (i, r) in p.rounds.iter().enumerate() {
+            let g = |role| {
+                p.col(role)
+                    .map_or(String::new(), |c| format!("{:.4}", r[c]))
+            };
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{:.0},{:.3}",
+                p.size,
+                p.copies,
+                i,
+                g(Role::Ceiling),
+                g(Role::Without),
+                g(Role::With),
+                p.per_msg("elided_bytes"),
+                p.per_msg("policy_skips"),
+            );
+        }
+    }
+    s
+}
+
+/// Runs every (size, copies) point; prints the table as it goes.
+pub fn run(o: &InterleaveOpts) -> Result<(), String> {
+    if !o.sweep.zio_run.exists() {
+        return Err(format!(
+            "{} not found (build the workspace, or pass --zio-run)",
+            o.sweep.zio_run.display()
+        ));
+    }
+    let cpus: Vec<usize> =
+        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+    let _spin = o.sweep.idle_spin.then(|| IdleSpinners::start(&cpus));
+    println!("{}", header(o));
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for &size in &o.sizes {
+        for &copies in &o.copies {
+            match run_point(o, size, copies) {
+                Ok(p) => {
+                    println!("{}", row(&p));
+                    done.push(p);
+                }
+                Err(e) => {
+                    println!("{:<6} {:>6} FAIL: {e}", fmt_size(size), copies);
+                    failed.push(format!("{} x {copies}: {e}", fmt_size(size)));
+                }
+            }
+        }
+    }
+    if let Some(path) = &o.csv {
+        if let Some(d) = path.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        std::fs::write(path, csv(&done)).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} point(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_interval_brackets_the_median() {
+        let v: Vec<f64> = (1..=30).map(f64::from).collect();
+        let (m, lo, hi) = median_ci(&v);
+        assert_eq!(m, 15.5);
+        // n = 30: ranks 15 -/+ 5.4 -> the 9th and 21st values.
+        assert_eq!((lo, hi), (9.0, 21.0));
+        let (m, lo, hi) = median_ci(&[2.0]);
+        assert_eq!((m, lo, hi), (2.0, 2.0, 2.0));
+        assert!(median_ci(&[]).0.is_nan());
+    }
+
+    #[test]
+    fn rounds_survive_the_json_line() {
+        let cfg = client::ClientConfig {
+            port: 0,
+            threads: 1,
+            conns: 1,
+            size: 65536,
+            duration: 0.0,
+            warmup: 0.05,
+            verify: crate::pattern::Verify::Sample,
+            timeout: 1.0,
+        };
+        let rows = vec![vec![9.5, 5.25, 9.0], vec![9.75, 5.0, 9.125]];
+        let json = client::rotation_json(&cfg, &[1, 2, 3], 0.3, &rows);
+        assert_eq!(client::parse_rounds(&json), Some(rows));
+        assert_eq!(client::parse_rounds("{\"rounds\":[[1,x]]}"), None);
+    }
+}

@@ -1,0 +1,92 @@
+//! `echo-bench interleave` end to end: three real echo servers (one under
+//! zio through `zio-run`) served in turn by one client, verified echoes,
+//! and zio's counters proving every copy of the zio server was elided.
+
+use std::process::Command;
+
+use zio_integration::{zio_run_path, TempDir};
+
+#[test]
+fn interleave_measures_three_servers_and_zio_elides_every_copy() {
+    let zio_run = zio_run_path();
+    let bin = zio_run.with_file_name("echo-bench");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --release`",
+        bin.display()
+    );
+    let dir = TempDir::new("interleave");
+    let csv = dir.path().join("il.csv");
+    let out = Command::new(&bin)
+        .args([
+            "interleave",
+            "--sizes",
+            "64K",
+            "--copies",
+            "2",
+            "--rounds",
+            "3",
+        ])
+        .args(["--slice", "0.2", "--warmup", "0.05", "--verify", "full"])
+        .arg("--zio-run")
+        .arg(&zio_run)
+        .arg("--csv")
+        .arg(&csv)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // size copies 0-copy w/o with ratio (lo-hi) ratio (lo-hi) elided/msg skips/msg cpu...
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.starts_with("64K "))
+        .unwrap_or_else(|| panic!("no 64K row in\n{stdout}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "2", "{row:?}");
+    for g in &row[2..5] {
+        assert!(g.parse::<f64>().unwrap() > 0.0, "{row:?}");
+    }
+    // Both copies of every message elided: 128 KiB per message. Warm-up
+    // messages count too, and none may fall back to a real copy.
+    assert_eq!(row[9], "128K", "not every copy elided: {row:?}");
+    assert_eq!(row[10], "0.00", "{row:?}");
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 3, "{text}");
+    for l in &lines[1..] {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(&f[..2], ["65536", "2"], "{l}");
+        for g in &f[3..6] {
+            assert!(g.parse::<f64>().unwrap() > 0.0, "{l}");
+        }
+    }
+}
+
+#[test]
+fn client_rotation_refuses_bad_options() {
+    let bin = zio_run_path().with_file_name("echo-bench");
+    let run = |args: &[&str]| {
+        let o = Command::new(&bin).args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["client", "--port", "1", "--ports", "1,2", "--size", "64K"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("exclude each other"), "{err}");
+    let (code, err) = run(&["client", "--port", "1", "--rounds", "3", "--size", "64K"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("go with --ports"), "{err}");
+    let (code, err) = run(&["interleave", "--slice", "0.1", "--warmup", "0.2"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("longer than --warmup"), "{err}");
+}
