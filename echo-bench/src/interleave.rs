@@ -35,6 +35,10 @@ pub struct InterleaveOpts {
     pub warm: f64,
     /// Where the per-round CSV goes (None: not written).
     pub csv: Option<PathBuf>,
+    /// Static input buffers of the servers at N copies (server `--inputs`).
+    pub inputs: usize,
+    /// Times each point is measured, with fresh servers and connections.
+    pub runs: usize,
 }
 
 /// One point's servers, in the order of their columns.
@@ -76,6 +80,8 @@ pub fn median_ci(v: &[f64]) -> (f64, f64, f64) {
 struct Outcome {
     size: usize,
     copies: usize,
+    /// Which of the point's runs (fresh servers each).
+    run: usize,
     roles: Vec<Role>,
     /// Gbit/s per round, one column per role.
     rounds: Vec<Vec<f64>>,
@@ -139,10 +145,15 @@ fn stop_all(servers: &mut Vec<sweep::Listening>) -> Vec<String> {
 
 /// Runs one point: starts its servers, rotates the client among them,
 /// stops them and reads zio's counters.
-fn run_point(o: &InterleaveOpts, size: usize, copies: usize) -> Result<Outcome, String> {
+fn run_point(
+    o: &InterleaveOpts,
+    size: usize,
+    copies: usize,
+    run: usize,
+) -> Result<Outcome, String> {
     let s = &o.sweep;
     let mut roles = vec![Role::Without, Role::With];
-    if copies > 0 {
+    if copies > 0 || o.inputs > 1 {
         roles.insert(0, Role::Ceiling);
     }
     let log = std::env::temp_dir().join(format!("echo-bench-il-{}.log", std::process::id()));
@@ -165,7 +176,10 @@ fn run_point(o: &InterleaveOpts, size: usize, copies: usize) -> Result<Outcome, 
             },
             ceiling: None,
         };
-        let cmd = server_command(s, &p, r == Role::With, &log, planned + 120.0);
+        let mut cmd = server_command(s, &p, r == Role::With, &log, planned + 120.0);
+        if r != Role::Ceiling {
+            cmd.arg("--inputs").arg(o.inputs.to_string());
+        }
         match start_server(cmd) {
             Ok(l) => servers.push(l),
             Err(e) => {
@@ -224,6 +238,7 @@ fn run_point(o: &InterleaveOpts, size: usize, copies: usize) -> Result<Outcome, 
     Ok(Outcome {
         size,
         copies,
+        run,
         roles,
         rounds,
         counters: parse_counters(&logtext),
@@ -257,9 +272,14 @@ fn header(o: &InterleaveOpts) -> String {
         Touch::Pages(k) => format!(", {k} pages of the last copy read"),
         Touch::Fraction(f) => format!(", {f} of the last copy read"),
     };
+    let inputs = if o.inputs > 1 {
+        format!(", {} input buffers (not in the 0-copy server)", o.inputs)
+    } else {
+        String::new()
+    };
     format!(
-        "interleaved: {} rounds of {} s per server ({} s not counted), {} buffers{touch}; medians over rounds, (95% interval of the median)\n\
-         {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:>10} {:>9}  {}",
+        "interleaved: {} rounds of {} s per server ({} s not counted), {} buffers{touch}{inputs}; medians over rounds, (95% interval of the median)\n\
+         {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:<21} {:>10} {:>9}  {}",
         o.rounds,
         o.slice,
         o.warm,
@@ -271,6 +291,7 @@ fn header(o: &InterleaveOpts) -> String {
         "with zio",
         "zio / 0-copy",
         "zio / w/o zio",
+        "w/o zio / 0-copy",
         "elided/msg",
         "skips/msg",
         "server CPU us/msg: 0-copy, w/o, with",
@@ -279,7 +300,7 @@ fn header(o: &InterleaveOpts) -> String {
 
 fn row(p: &Outcome) -> String {
     format!(
-        "{:<6} {:>6} {:>8.2} {:>8.2} {:>8.2}  {:<21} {:<21} {:>9.0}K {:>9.2}  {:.1}, {:.1}, {:.1}",
+        "{:<6} {:>6} {:>8.2} {:>8.2} {:>8.2}  {:<21} {:<21} {:<21} {:>9.0}K {:>9.2}  {:.1}, {:.1}, {:.1}",
         fmt_size(p.size),
         p.copies,
         p.med(Role::Ceiling),
@@ -287,6 +308,7 @@ fn row(p: &Outcome) -> String {
         p.med(Role::With),
         fmt_ci(p.ratios(Role::With, Role::Ceiling)),
         fmt_ci(p.ratios(Role::With, Role::Without)),
+        fmt_ci(p.ratios(Role::Without, Role::Ceiling)),
         p.per_msg("elided_bytes") / 1024.0,
         p.per_msg("policy_skips"),
         p.cpu_us(Role::Ceiling),
@@ -295,9 +317,40 @@ fn row(p: &Outcome) -> String {
     )
 }
 
+/// One point's runs summed up: per ratio, the median of the runs' medians
+/// and their range. Fresh servers and connections differ by more than the
+/// rounds of one run do (a run's interval says nothing about the next).
+fn across_runs(runs: &[Outcome]) -> String {
+    let Some(p) = runs.first() else {
+        return String::new();
+    };
+    let one = |num: Role, den: Role| -> String {
+        let meds: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.ratios(num, den))
+            .map(|v| median(&v))
+            .collect();
+        if meds.is_empty() {
+            return "-".into();
+        }
+        let lo = meds.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = meds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{:.3} [{lo:.3}-{hi:.3}]", median(&meds))
+    };
+    format!(
+        "{:<6} {:>6} {} runs: zio / 0-copy {}, zio / w/o zio {}, w/o zio / 0-copy {} (median of the runs' medians [lowest-highest])",
+        fmt_size(p.size),
+        p.copies,
+        runs.len(),
+        one(Role::With, Role::Ceiling),
+        one(Role::With, Role::Without),
+        one(Role::Without, Role::Ceiling),
+    )
+}
+
 fn csv(points: &[Outcome]) -> String {
     let mut s = String::from(
-        "size,copies,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg\n",
+        "size,copies,run,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg\n",
     );
     for p in points {
         for (i, r) in p.rounds.iter().enumerate() {
@@ -307,9 +360,10 @@ fn csv(points: &[Outcome]) -> String {
             };
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{:.0},{:.3}",
+                "{},{},{},{},{},{},{},{:.0},{:.3}",
                 p.size,
                 p.copies,
+                p.run,
                 i,
                 g(Role::Ceiling),
                 g(Role::Without),
@@ -338,15 +392,21 @@ pub fn run(o: &InterleaveOpts) -> Result<(), String> {
     let mut failed = Vec::new();
     for &size in &o.sizes {
         for &copies in &o.copies {
-            match run_point(o, size, copies) {
-                Ok(p) => {
-                    println!("{}", row(&p));
-                    done.push(p);
+            let first = done.len();
+            for run in 0..o.runs.max(1) {
+                match run_point(o, size, copies, run) {
+                    Ok(p) => {
+                        println!("{}", row(&p));
+                        done.push(p);
+                    }
+                    Err(e) => {
+                        println!("{:<6} {:>6} FAIL: {e}", fmt_size(size), copies);
+                        failed.push(format!("{} x {copies}: {e}", fmt_size(size)));
+                    }
                 }
-                Err(e) => {
-                    println!("{:<6} {:>6} FAIL: {e}", fmt_size(size), copies);
-                    failed.push(format!("{} x {copies}: {e}", fmt_size(size)));
-                }
+            }
+            if o.runs > 1 {
+                println!("{}", across_runs(&done[first..]));
             }
         }
     }

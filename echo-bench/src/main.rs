@@ -16,7 +16,8 @@ echo-bench: the zIO paper's echo microbenchmarks, with and without zio
 
 usage:
   echo-bench server --port P [--threads T] --size S --copies N [--buffers static|malloc]
-                    [--touch-pages K | --touch-fraction F] [--recv read|waitall] [--max-seconds SECS]
+                    [--touch-pages K | --touch-fraction F] [--recv read|waitall] [--inputs N]
+                    [--max-seconds SECS]
   echo-bench client --port P [--threads T] [--conns C] --size S [--duration SECS] [--warmup SECS]
                     [--verify sample|full|off] [--timeout SECS]
   echo-bench sweep copies|size|threads|faults|touch [--reps R] [--duration SECS] [--warmup SECS]
@@ -25,7 +26,8 @@ usage:
                     [--server-cpu CPUS] [--client-cpu CPUS]
                     [--max-other-cpu C] [--retries N] [--time-budget F] [--no-idle-spin]
   echo-bench interleave [--sizes LIST] [--copies LIST] [--touch-pages K | --touch-fraction F]
-                    [--rounds R] [--slice SECS] [--warmup SECS] [--csv FILE] [--buffers MODE]
+                    [--rounds R] [--runs K] [--slice SECS] [--warmup SECS] [--csv FILE] [--inputs N]
+                    [--buffers MODE]
                     [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin] [--server-cpu CPUS]
                     [--client-cpu CPUS] [--no-idle-spin]
 
@@ -50,6 +52,9 @@ copy, then write the last copy (the input if N = 0) back with libc write(2).
   --touch-pages K      read one byte in each of K pages spread evenly over the last copy
   --touch-fraction F   read the first F (0..1) of the bytes of the last copy, summed
   --recv MODE          read (default) or waitall
+  --inputs N           static input buffers taken in turn, one per message (default 1); 2 is
+                       the memory zio's input redirection keeps in use (the previous message
+                       stays while the next is read), without zio
   --max-seconds SECS   exit after this long (default 600)
 
 SIGTERM or SIGINT stop it: it prints \"echo-bench server: N messages ...\" on stderr and
@@ -102,9 +107,16 @@ bytes and policy skips per message (read from its stats log), and each server's 
   --touch-pages K      read K pages of the last copy (not in the 0-copy server)
   --touch-fraction F   read this fraction of the last copy (not in the 0-copy server)
   --rounds R           rounds per point (default 30)
+  --runs K             measure each point K times with fresh servers and connections
+                       (default 1) and print the median of the runs' medians and their range:
+                       runs differ by more than rounds do (each server's connection and
+                       memory are its own)
   --slice SECS         seconds per server per round (default 0.3)
   --warmup SECS        seconds at the start of each slice not counted (default 0.05)
   --csv FILE           write every round's Gbit/s per server
+  --inputs N           the servers at N copies take N static input buffers in turn (server
+                       --inputs); with --copies 0 and --inputs 2, \"w/o zio / 0-copy\" is what
+                       the memory of input redirection costs a program without zio
   --buffers, --verify, --recv, --zio-run, --server-cpu, --client-cpu, --no-pin,
   --no-idle-spin       as for echo-bench sweep";
 
@@ -233,8 +245,14 @@ fn server_main(argv: &[String]) -> Result<(), String> {
         buffers: o.get::<Buffers>("buffers")?.unwrap_or(Buffers::Static),
         touch,
         recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
+        inputs: o.get("inputs")?.unwrap_or(1),
         max_seconds: o.get("max-seconds")?.unwrap_or(600.0),
     };
+    if cfg.inputs == 0 || (cfg.inputs > 1 && cfg.buffers != Buffers::Static) {
+        return Err(
+            "usage: --inputs must be at least 1, and more than 1 needs static buffers".into(),
+        );
+    }
     o.finish().map_err(|e| format!("usage: {e}"))?;
     server::install_signal_handlers();
     let srv = Server::bind(cfg).map_err(|e| format!("bind: {e}"))?;
@@ -406,10 +424,19 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
         slice: o.get("slice")?.unwrap_or(0.3),
         warm: o.get("warmup")?.unwrap_or(0.05),
         csv: o.string("csv")?.map(PathBuf::from),
+        inputs: o.get("inputs")?.unwrap_or(1),
+        runs: o.get("runs")?.unwrap_or(1),
     };
     o.finish().map_err(|e| format!("usage: {e}"))?;
-    if opts.rounds == 0 || !(opts.slice > opts.warm && opts.warm >= 0.0) {
-        return Err("usage: --rounds must be at least 1 and --slice longer than --warmup".into());
+    if opts.inputs == 0 || (opts.inputs > 1 && opts.sweep.buffers != Buffers::Static) {
+        return Err(
+            "usage: --inputs must be at least 1, and more than 1 needs static buffers".into(),
+        );
+    }
+    if opts.rounds == 0 || opts.runs == 0 || !(opts.slice > opts.warm && opts.warm >= 0.0) {
+        return Err(
+            "usage: --rounds and --runs must be at least 1 and --slice longer than --warmup".into(),
+        );
     }
     interleave::run(&opts)
 }

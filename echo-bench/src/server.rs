@@ -85,6 +85,11 @@ pub struct ServerConfig {
     pub buffers: Buffers,
     pub touch: Touch,
     pub recv: Recv,
+    /// Static input buffers a thread takes in turn, one per message (1: the
+    /// paper's server). Two are what zio's input redirection costs the
+    /// program's caches: the previous message stays in memory while the
+    /// next one is read.
+    pub inputs: usize,
     /// Stop after this long (seconds).
     pub max_seconds: f64,
 }
@@ -256,7 +261,7 @@ fn worker(
 ) {
     let mut bufs: Vec<Buf> = Vec::new();
     if cfg.buffers == Buffers::Static {
-        for _ in 0..=cfg.copies {
+        for _ in 0..cfg.inputs.max(1) + cfg.copies {
             match alloc(cfg.size, Buffers::Static) {
                 Ok(b) => bufs.push(b),
                 Err(e) => {
@@ -269,6 +274,7 @@ fn worker(
     }
     let mut conns: Vec<TcpStream> = Vec::new();
     let mut pfds: Vec<libc::pollfd> = Vec::new();
+    let mut turn = 0usize;
     while !stop.load(Ordering::Relaxed) {
         while let Ok(c) = rx.try_recv() {
             conns.push(c);
@@ -300,7 +306,8 @@ fn worker(
         };
         let mut dead = Vec::new();
         for i in ready {
-            match echo_one(conns[i].as_raw_fd(), &cfg, &bufs) {
+            turn = turn.wrapping_add(1);
+            match echo_one(conns[i].as_raw_fd(), &cfg, &bufs, turn) {
                 Ok(true) => {
                     messages.fetch_add(1, Ordering::Relaxed);
                 }
@@ -409,9 +416,11 @@ fn touch(buf: *const u8, n: usize, t: Touch) {
     }
 }
 
-/// One message. Ok(false) when the peer closed the connection.
-fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf]) -> io::Result<bool> {
+/// One message, the thread's `turn`th. Ok(false) when the peer closed the
+/// connection.
+fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf], turn: usize) -> io::Result<bool> {
     let n = cfg.size;
+    let inputs = cfg.inputs.max(1);
     let memcpy = std::hint::black_box(MEMCPY);
     let mut owned: Vec<Buf> = Vec::new();
     let get = |i: usize, owned: &mut Vec<Buf>| -> io::Result<*mut u8> {
@@ -426,13 +435,13 @@ fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf]) -> io::Result<bool> {
         }
     };
     let result = (|| {
-        let input = get(0, &mut owned)?;
+        let input = get(turn % inputs, &mut owned)?;
         if !read_exact(fd, input, n, cfg.recv)? {
             return Ok(false);
         }
         let mut src = input;
         for i in 1..=cfg.copies {
-            let dst = get(i, &mut owned)?;
+            let dst = get(inputs - 1 + i, &mut owned)?;
             // SAFETY: both buffers hold n bytes and do not overlap.
             unsafe { memcpy(dst as *mut c_void, src as *const c_void, n) };
             src = dst;

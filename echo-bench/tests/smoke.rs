@@ -21,6 +21,7 @@ fn server(size: usize, threads: usize, buffers: Buffers, touch: Touch, recv: Rec
         buffers,
         touch,
         recv,
+        inputs: 1,
         max_seconds: 1.0,
     })
     .expect("bind")
@@ -110,4 +111,35 @@ fn corrupted_echo_reports_the_first_differing_offset() {
     let e = client::run(&cfg).unwrap_err();
     assert!(e.contains("request 3"), "{e}");
     assert!(e.contains("first differing offset 5000"), "{e}");
+}
+
+#[test]
+fn two_input_buffers_taken_in_turn_echo_verified_in_full() {
+    let size = 3 * 4096 + 5;
+    let mut cfg = ServerConfig {
+        port: 0,
+        threads: 1,
+        size,
+        copies: 2,
+        buffers: Buffers::Static,
+        touch: Touch::None,
+        recv: Recv::Read,
+        inputs: 2,
+        max_seconds: 1.0,
+    };
+    let srv = Server::bind(cfg.clone()).expect("bind");
+    let port = srv.port();
+    let h = std::thread::spawn(move || srv.serve(Arc::new(AtomicBool::new(false))));
+    let r = client::run(&client(port, size, 1, 1)).expect("client");
+    let stats = h.join().unwrap().expect("serve");
+    assert!(r.requests > 10, "{r:?}");
+    assert_eq!(stats.errors, 0);
+    // Zero copies: the echo is written from the input buffer of its turn.
+    cfg.copies = 0;
+    let srv = Server::bind(cfg).expect("bind");
+    let port = srv.port();
+    let h = std::thread::spawn(move || srv.serve(Arc::new(AtomicBool::new(false))));
+    let r = client::run(&client(port, size, 1, 1)).expect("client");
+    assert!(r.requests > 10, "{r:?}");
+    assert_eq!(h.join().unwrap().expect("serve").errors, 0);
 }
