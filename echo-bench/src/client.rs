@@ -66,6 +66,24 @@ struct Conn {
 }
 
 impl Conn {
+    /// Connection `id` to the server on `port`, its first message stamped.
+    fn open(id: u64, port: u16, cfg: &ClientConfig) -> Result<Conn, String> {
+        let stream = connect(port, cfg.timeout)?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut msg = Message::new(id, cfg.size);
+        msg.stamp(0);
+        Ok(Conn {
+            id,
+            stream,
+            msg,
+            rbuf: vec![0u8; cfg.size],
+            seq: 0,
+            sent: 0,
+            got: 0,
+            started: Instant::now(),
+        })
+    }
+
     fn mismatch(&self, e: crate::pattern::Mismatch) -> String {
         format!(
             "echo mismatch on connection {} request {}: {e}",
@@ -105,20 +123,7 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
     let conns_n = cfg.conns.max(1);
     let mut per_thread: Vec<Vec<Conn>> = (0..threads).map(|_| Vec::new()).collect();
     for id in 0..conns_n {
-        let stream = connect(cfg.port, cfg.timeout)?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let mut msg = Message::new(id as u64, cfg.size);
-        msg.stamp(0);
-        per_thread[id % threads].push(Conn {
-            id: id as u64,
-            stream,
-            msg,
-            rbuf: vec![0u8; cfg.size],
-            seq: 0,
-            sent: 0,
-            got: 0,
-            started: Instant::now(),
-        });
+        per_thread[id % threads].push(Conn::open(id as u64, cfg.port, cfg)?);
     }
     let threads = per_thread.iter().filter(|c| !c.is_empty()).count();
     let barrier = Arc::new(Barrier::new(threads + 1));
@@ -222,20 +227,7 @@ pub fn rotate(
     }
     let mut conns = Vec::with_capacity(ports.len());
     for (id, &port) in ports.iter().enumerate() {
-        let stream = connect(port, cfg.timeout)?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let mut msg = Message::new(id as u64, cfg.size);
-        msg.stamp(0);
-        conns.push(Conn {
-            id: id as u64,
-            stream,
-            msg,
-            rbuf: vec![0u8; cfg.size],
-            seq: 0,
-            sent: 0,
-            got: 0,
-            started: Instant::now(),
-        });
+        conns.push(Conn::open(id as u64, port, cfg)?);
     }
     let mut rng = Rng::new(1);
     let mut out = Vec::with_capacity(rounds);

@@ -218,20 +218,7 @@ fn run_point(
     let rounds = client::parse_rounds(&json)
         .filter(|r| r.len() == o.rounds && r.iter().all(|x| x.len() == roles.len()))
         .ok_or_else(|| format!("unexpected client output {json:?}"))?;
-    let messages = errs
-        .iter()
-        .map(|e| {
-            e.lines()
-                .find_map(|l| {
-                    l.strip_prefix("echo-bench server: ")?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .unwrap_or(0)
-        })
-        .collect();
+    let messages = errs.iter().map(|e| sweep::server_messages(e)).collect();
     if !logtext.contains("] stats: ") {
         return Err("zio printed no stats summary at exit".into());
     }

@@ -667,6 +667,21 @@ pub(crate) fn start_server(mut cmd: Command) -> Result<Listening, String> {
     }
 }
 
+/// The messages a server echoed, from its exit line on stderr
+/// (`echo-bench server: N messages, ...`); 0 if it has none.
+pub(crate) fn server_messages(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("echo-bench server: ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
 /// Stops a server with SIGTERM (so that zio prints its summary); kills it
 /// if it has not exited 15 s later.
 pub(crate) fn stop_server(server: &mut Child) -> Result<ExitStatus, String> {
@@ -782,16 +797,7 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
     let steal = (st1 - st0) / secs;
     let gbps =
         json_num(&cout, "gbps").ok_or_else(|| format!("no gbps in client output {cout:?}"))?;
-    let messages = serr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("echo-bench server: ")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0);
+    let messages = server_messages(&serr);
     Ok(Run {
         gbps,
         p50_us: json_num(&cout, "p50_us").unwrap_or(f64::NAN),
