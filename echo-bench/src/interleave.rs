@@ -16,16 +16,15 @@ use crate::args::fmt_size;
 use crate::client;
 use crate::server::Touch;
 use crate::sweep::{
-    self, median, parse_counters, server_command, start_server, stop_server, IdleSpinners, Point,
-    SweepOpts,
+    self, median, parse_counters, server_command, start_server, stop_server, IdleSpinners, Launch,
+    Point,
 };
 
 /// What to measure and how.
 #[derive(Clone, Debug)]
 pub struct InterleaveOpts {
-    /// Servers, buffers, pinning and the launcher, as for a sweep (its
-    /// kind, repetitions and durations are not used).
-    pub sweep: SweepOpts,
+    /// Servers, buffers, pinning and the launcher, as for a sweep.
+    pub launch: Launch,
     pub sizes: Vec<usize>,
     pub copies: Vec<usize>,
     pub touch: Touch,
@@ -151,7 +150,7 @@ fn run_point(
     copies: usize,
     run: usize,
 ) -> Result<Outcome, String> {
-    let s = &o.sweep;
+    let s = &o.launch;
     let mut roles = vec![Role::Without, Role::With];
     if copies > 0 || o.inputs > 1 {
         roles.insert(0, Role::Ceiling);
@@ -190,7 +189,7 @@ fn run_point(
     }
     let ports: Vec<String> = servers.iter().map(|l| l.port.clone()).collect();
     let client_cpu = s.pin.as_ref().map(|(_, c)| c.as_str());
-    let mut cc = sweep::pinned(s, client_cpu, &s.bin);
+    let mut cc = sweep::pinned(client_cpu, &s.bin);
     cc.args(["client", "--ports", &ports.join(",")]);
     cc.arg("--size").arg(size.to_string());
     cc.arg("--slice").arg(o.slice.to_string());
@@ -270,7 +269,7 @@ fn header(o: &InterleaveOpts) -> String {
         o.rounds,
         o.slice,
         o.warm,
-        o.sweep.buffers.name(),
+        o.launch.buffers.name(),
         "size",
         "copies",
         "0-copy",
@@ -365,15 +364,15 @@ fn csv(points: &[Outcome]) -> String {
 
 /// Runs every (size, copies) point; prints the table as it goes.
 pub fn run(o: &InterleaveOpts) -> Result<(), String> {
-    if !o.sweep.zio_run.exists() {
+    if !o.launch.zio_run.exists() {
         return Err(format!(
             "{} not found (build the workspace, or pass --zio-run)",
-            o.sweep.zio_run.display()
+            o.launch.zio_run.display()
         ));
     }
     let cpus: Vec<usize> =
         (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-    let _spin = o.sweep.idle_spin.then(|| IdleSpinners::start(&cpus));
+    let _spin = o.launch.idle_spin.then(|| IdleSpinners::start(&cpus));
     println!("{}", header(o));
     let mut done = Vec::new();
     let mut failed = Vec::new();

@@ -9,7 +9,7 @@ use echo_bench::client::{self, ClientConfig};
 use echo_bench::interleave::{self, InterleaveOpts};
 use echo_bench::pattern::Verify;
 use echo_bench::server::{self, Buffers, Recv, Server, ServerConfig, Touch};
-use echo_bench::sweep::{self, Kind, SweepOpts};
+use echo_bench::sweep::{self, Kind, Launch, SweepOpts};
 
 const USAGE: &str = "\
 echo-bench: the zIO paper's echo microbenchmarks, with and without zio
@@ -337,14 +337,11 @@ fn client_main(argv: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// This executable, the zio launcher (`--zio-run`, default: `zio-run`
-/// next to it) and the server and client CPUs unless `--no-pin` or no
-/// `taskset` (sweep, interleave).
-#[allow(clippy::type_complexity)]
-fn launcher(
-    o: &mut Opts,
-    cmd: &str,
-) -> Result<(PathBuf, PathBuf, Option<(String, String)>), String> {
+/// How servers and clients are started (sweep, interleave): this
+/// executable, the zio launcher (`--zio-run`, default: `zio-run` next to
+/// it), the server and client CPUs unless `--no-pin` or no `taskset`, and
+/// the buffer, input and verification modes.
+fn launcher(o: &mut Opts, cmd: &str) -> Result<Launch, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let zio_run = match o.string("zio-run")? {
         Some(p) => PathBuf::from(p),
@@ -368,7 +365,15 @@ fn launcher(
         eprintln!("echo-bench {cmd}: taskset not found, not pinning");
         None
     };
-    Ok((exe, zio_run, pin))
+    Ok(Launch {
+        bin: exe,
+        zio_run,
+        pin,
+        buffers: o.get::<Buffers>("buffers")?.unwrap_or(Buffers::Static),
+        recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
+        verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
+        idle_spin: !o.flag("no-idle-spin"),
+    })
 }
 
 fn interleave_main(argv: &[String]) -> Result<(), String> {
@@ -376,7 +381,7 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
     if help(&mut o, INTERLEAVE_HELP) {
         return Ok(());
     }
-    let (exe, zio_run, pin) = launcher(&mut o, "interleave")?;
+    let launch = launcher(&mut o, "interleave")?;
     let list = |v: Option<String>, default: &str| -> Vec<String> {
         v.unwrap_or_else(|| default.into())
             .split(',')
@@ -395,28 +400,7 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
         })
         .collect::<Result<Vec<usize>, _>>()?;
     let opts = InterleaveOpts {
-        sweep: SweepOpts {
-            kind: Kind::Copies,
-            reps: 1,
-            duration: 0.0,
-            warmup: 0.0,
-            out: PathBuf::new(),
-            quick: false,
-            buffers: o.get::<Buffers>("buffers")?.unwrap_or(Buffers::Static),
-            size: None,
-            copies: None,
-            points: None,
-            verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
-            recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
-            zio_run,
-            bin: exe,
-            pin,
-            max_foreign: f64::INFINITY,
-            retries: 0,
-            budget_extra: 0.0,
-            tag: None,
-            idle_spin: !o.flag("no-idle-spin"),
-        },
+        launch,
         sizes,
         copies,
         touch: touch(&mut o)?,
@@ -428,7 +412,7 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
         runs: o.get("runs")?.unwrap_or(1),
     };
     o.finish().map_err(|e| format!("usage: {e}"))?;
-    if opts.inputs == 0 || (opts.inputs > 1 && opts.sweep.buffers != Buffers::Static) {
+    if opts.inputs == 0 || (opts.inputs > 1 && opts.launch.buffers != Buffers::Static) {
         return Err(
             "usage: --inputs must be at least 1, and more than 1 needs static buffers".into(),
         );
@@ -452,9 +436,10 @@ fn sweep_main(argv: &[String]) -> Result<(), String> {
     };
     let kind: Kind = kind.parse()?;
     let quick = o.flag("quick");
-    let (exe, zio_run, pin) = launcher(&mut o, "sweep")?;
+    let launch = launcher(&mut o, "sweep")?;
     let opts = SweepOpts {
         kind,
+        launch,
         reps: o.get("reps")?.unwrap_or(3),
         duration: o.get("duration")?.unwrap_or(if quick { 1.0 } else { 3.0 }),
         warmup: o.get("warmup")?.unwrap_or(if quick { 0.5 } else { 1.0 }),
@@ -463,21 +448,14 @@ fn sweep_main(argv: &[String]) -> Result<(), String> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("target/echo-bench")),
         quick,
-        buffers: o.get::<Buffers>("buffers")?.unwrap_or(Buffers::Static),
         size: o.size("size")?,
         copies: o.get("copies")?,
         points: o
             .string("points")?
             .map(|s| s.split(',').map(|x| x.trim().to_string()).collect()),
-        verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
-        recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
-        zio_run,
-        bin: exe,
-        pin,
         max_foreign: o.get("max-other-cpu")?.unwrap_or(0.25),
         retries: o.get("retries")?.unwrap_or(3),
         budget_extra: o.get("time-budget")?.unwrap_or(0.1),
-        idle_spin: !o.flag("no-idle-spin"),
         tag: o.string("tag")?,
     };
     o.finish().map_err(|e| format!("usage: {e}"))?;

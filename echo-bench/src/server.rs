@@ -455,3 +455,51 @@ fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf], turn: usize) -> io::Res
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// With `--inputs 2` a message's turn picks its input buffer: odd turns
+    /// read into the second, even ones into the first, and the echo comes
+    /// from the buffer the message went into.
+    #[test]
+    fn turns_take_the_input_buffers_in_order() {
+        let n = 2 * 4096;
+        let cfg = ServerConfig {
+            port: 0,
+            threads: 1,
+            size: n,
+            copies: 0,
+            buffers: Buffers::Static,
+            touch: Touch::None,
+            recv: Recv::Read,
+            inputs: 2,
+            max_seconds: 1.0,
+        };
+        let bufs: Vec<Buf> = (0..2).map(|_| alloc(n, Buffers::Static).unwrap()).collect();
+        // SAFETY: both buffers hold n bytes.
+        let view = |i: usize| unsafe { std::slice::from_raw_parts(bufs[i].0, n) }.to_vec();
+        for b in &bufs {
+            // SAFETY: as above.
+            unsafe { std::ptr::write_bytes(b.0, 0, n) };
+        }
+        let (mut peer, server) = UnixStream::pair().unwrap();
+        for (turn, fill) in [(1usize, 0xA1u8), (2, 0xB2), (3, 0xC3)] {
+            peer.write_all(&vec![fill; n]).unwrap();
+            assert!(echo_one(server.as_raw_fd(), &cfg, &bufs, turn).unwrap());
+            let mut echo = vec![0u8; n];
+            peer.read_exact(&mut echo).unwrap();
+            assert!(echo.iter().all(|&b| b == fill), "turn {turn}");
+            assert!(view(turn % 2).iter().all(|&b| b == fill), "turn {turn}");
+        }
+        // Turn 3 went into the second buffer and left turn 2 in the first.
+        assert!(view(0).iter().all(|&b| b == 0xB2));
+        for b in &bufs {
+            release(b);
+        }
+    }
+}

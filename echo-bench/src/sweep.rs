@@ -55,25 +55,36 @@ impl Kind {
     }
 }
 
+/// How servers and clients are started, shared by sweeps and
+/// [`crate::interleave`].
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// This executable (server and client).
+    pub bin: PathBuf,
+    /// The launcher a with-zio server runs under.
+    pub zio_run: PathBuf,
+    /// `taskset` CPU lists for server and client; None = no pinning.
+    pub pin: Option<(String, String)>,
+    pub buffers: Buffers,
+    pub recv: Recv,
+    pub verify: Verify,
+    /// Keep the CPUs from halting with `SCHED_IDLE` spinners (see [`IdleSpinners`]).
+    pub idle_spin: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct SweepOpts {
     pub kind: Kind,
+    pub launch: Launch,
     pub reps: usize,
     pub duration: f64,
     pub warmup: f64,
     pub out: PathBuf,
     pub quick: bool,
-    pub buffers: Buffers,
     pub size: Option<usize>,
     pub copies: Option<usize>,
     /// Overrides the swept values (comma-separated, in the sweep's own unit).
     pub points: Option<Vec<String>>,
-    pub verify: Verify,
-    pub recv: Recv,
-    pub zio_run: PathBuf,
-    pub bin: PathBuf,
-    /// `taskset` CPU lists for server and client; None = no pinning.
-    pub pin: Option<(String, String)>,
     /// A run during which other processes used more than this many CPUs
     /// (on average) is repeated, up to `retries` times.
     pub max_foreign: f64,
@@ -82,8 +93,6 @@ pub struct SweepOpts {
     pub budget_extra: f64,
     /// Appended to the output file names: `<sweep>-<tag>.csv`.
     pub tag: Option<String>,
-    /// Keep the CPUs from halting with `SCHED_IDLE` spinners (see [`IdleSpinners`]).
-    pub idle_spin: bool,
 }
 
 /// How a run is named in tables and messages.
@@ -360,7 +369,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
             desc = format!(
                 "{} messages, 1 server thread, {} buffers",
                 fmt_size(size),
-                o.buffers.name()
+                o.launch.buffers.name()
             );
         }
         Kind::Size => {
@@ -389,7 +398,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
             }
             desc = format!(
                 "{copies} copies and 0 copies, 1 server thread, {} buffers",
-                o.buffers.name()
+                o.launch.buffers.name()
             );
         }
         Kind::Threads => {
@@ -429,7 +438,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
                 "{} messages, {copies} cop{}, {} buffers",
                 fmt_size(size),
                 if copies == 1 { "y" } else { "ies" },
-                o.buffers.name()
+                o.launch.buffers.name()
             );
         }
         Kind::Faults => {
@@ -454,7 +463,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
                 } else {
                     "last copy"
                 },
-                o.buffers.name()
+                o.launch.buffers.name()
             );
         }
         Kind::Touch => {
@@ -483,7 +492,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
             desc = format!(
                 "{copies} cop{}, a fraction of the last copy read before the reply, {} buffers",
                 if copies == 1 { "y" } else { "ies" },
-                o.buffers.name()
+                o.launch.buffers.name()
             );
         }
     }
@@ -515,7 +524,7 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-pub(crate) fn pinned(o: &SweepOpts, cpu: Option<&str>, program: &Path) -> Command {
+pub(crate) fn pinned(cpu: Option<&str>, program: &Path) -> Command {
     let mut c = match cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
@@ -525,7 +534,6 @@ pub(crate) fn pinned(o: &SweepOpts, cpu: Option<&str>, program: &Path) -> Comman
         None => Command::new(program),
     };
     c.env_remove("LD_PRELOAD");
-    let _ = o;
     c
 }
 
@@ -576,32 +584,32 @@ pub fn json_num(json: &str, key: &str) -> Option<f64> {
 
 /// One run of one point, with or without zio.
 /// The command line of an echo server for point `p`, under zio (stats
-/// logged to `log`) or not, pinned to the server CPUs.
+/// logged to `log`) or not, pinned to the server CPUs of `l`.
 pub(crate) fn server_command(
-    o: &SweepOpts,
+    l: &Launch,
     p: &Point,
     zio: bool,
     log: &Path,
     max_secs: f64,
 ) -> Command {
-    let server_cpu = o.pin.as_ref().map(|(s, _)| s.as_str());
+    let server_cpu = l.pin.as_ref().map(|(s, _)| s.as_str());
     let mut cmd = if zio {
-        let mut c = pinned(o, server_cpu, &o.zio_run);
+        let mut c = pinned(server_cpu, &l.zio_run);
         c.arg("--stats")
             .arg("--log-file")
             .arg(log)
             .arg("--")
-            .arg(&o.bin);
+            .arg(&l.bin);
         c
     } else {
-        pinned(o, server_cpu, &o.bin)
+        pinned(server_cpu, &l.bin)
     };
     cmd.args(["server", "--port", "0"]);
     cmd.arg("--threads").arg(p.threads.to_string());
     cmd.arg("--size").arg(p.size.to_string());
     cmd.arg("--copies").arg(p.copies.to_string());
-    cmd.arg("--buffers").arg(o.buffers.name());
-    cmd.arg("--recv").arg(match o.recv {
+    cmd.arg("--buffers").arg(l.buffers.name());
+    cmd.arg("--recv").arg(match l.recv {
         Recv::Read => "read",
         Recv::WaitAll => "waitall",
     });
@@ -702,7 +710,7 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
     let (b0, c0, s0, st0) = cpu_times();
     let wall = Instant::now();
     let _ = std::fs::remove_file(&log);
-    let client_cpu = o.pin.as_ref().map(|(_, c)| c.as_str());
+    let client_cpu = o.launch.pin.as_ref().map(|(_, c)| c.as_str());
     let keep_log = |why: &str| -> String {
         let kept = o.out.join("failures").join(format!("{tag}.log"));
         let note = if zio && log.exists() {
@@ -714,21 +722,21 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
         };
         format!("{why}{note}")
     };
-    let cmd = server_command(o, p, zio, &log, o.warmup + o.duration + 60.0);
+    let cmd = server_command(&o.launch, p, zio, &log, o.warmup + o.duration + 60.0);
     let Listening {
         child: mut server,
         port,
         stderr: server_err,
     } = start_server(cmd).map_err(|e| keep_log(&e))?;
     // The client.
-    let mut cc = pinned(o, client_cpu, &o.bin);
+    let mut cc = pinned(client_cpu, &o.launch.bin);
     cc.args(["client", "--port", &port]);
     cc.arg("--threads").arg(p.conns.to_string());
     cc.arg("--conns").arg(p.conns.to_string());
     cc.arg("--size").arg(p.size.to_string());
     cc.arg("--duration").arg(o.duration.to_string());
     cc.arg("--warmup").arg(o.warmup.to_string());
-    cc.arg("--verify").arg(o.verify.name());
+    cc.arg("--verify").arg(o.launch.verify.name());
     cc.arg("--timeout").arg("15");
     cc.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -908,10 +916,10 @@ fn touch_name(t: Touch) -> String {
 
 /// Runs a sweep; returns the table, and Err if any run failed.
 pub fn run(o: &SweepOpts) -> Result<(), String> {
-    if !o.zio_run.exists() {
+    if !o.launch.zio_run.exists() {
         return Err(format!(
             "{} not found: build zio first (cargo build --release) or pass --zio-run",
-            o.zio_run.display()
+            o.launch.zio_run.display()
         ));
     }
     if o.reps == 0 {
@@ -931,7 +939,7 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
         o.reps,
         o.duration,
         o.warmup,
-        match &o.pin {
+        match &o.launch.pin {
             Some((s, c)) => format!("; server on CPU {s}, client on CPU {c}"),
             None => "; not pinned".into(),
         },
@@ -942,11 +950,11 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
         }
     );
     // CPUs the busy probe spins on: the pinned ones, else all.
-    let probe_cpus: Vec<usize> = match &o.pin {
+    let probe_cpus: Vec<usize> = match &o.launch.pin {
         Some((a, b)) => [a, b].iter().filter_map(|c| c.parse().ok()).collect(),
         None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
     };
-    let _spinners = o.idle_spin.then(|| IdleSpinners::start(&probe_cpus));
+    let _spinners = o.launch.idle_spin.then(|| IdleSpinners::start(&probe_cpus));
     let mut results: Vec<Measured> = Vec::new();
     // Time budget: the planned runs plus `budget_extra` for repeats.
     let planned = pts.len() * o.reps * 2;
@@ -1016,7 +1024,7 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
                                 &probe_cpus,
                                 o.max_foreign,
                                 Duration::from_secs(10),
-                                o.idle_spin,
+                                o.launch.idle_spin,
                             );
                         }
                         _ => break r,
@@ -1196,7 +1204,7 @@ fn csv(o: &SweepOpts, pts: &[Point], res: &[Measured]) -> String {
             p.copies,
             p.threads,
             p.conns,
-            o.buffers.name(),
+            o.launch.buffers.name(),
             touch_name(p.touch),
             o.reps,
             a,
@@ -1283,7 +1291,7 @@ fn plot(o: &SweepOpts, pts: &[Point], res: &[Measured], desc: &str) -> String {
         o.reps,
         if o.reps == 1 { "" } else { "s" },
         o.duration,
-        match &o.pin {
+        match &o.launch.pin {
             Some((s, c)) => format!("; server on CPU {s}, client on CPU {c}"),
             None => String::new(),
         }
