@@ -1053,6 +1053,63 @@ fn touched_input_buffer_stops_being_redirected() {
     );
 }
 
+/// A small read right after a whole message (the next message's header,
+/// read by a parser) is not part of it: it lands in the buffer, and
+/// reading it back costs no fault, though zio's memory has room for it.
+#[test]
+fn small_read_past_the_asked_message_lands_in_place() {
+    let mut w = World::new(Cfg {
+        quarantine: 64 * PAGE,
+        ..small_cfg()
+    });
+    let n = 8 * PAGE - 100;
+    for round in 0..6u8 {
+        // A longer message first: the bytes past `n` in the last page are
+        // input too, so the next message's tail page moves whole into zio's
+        // memory, which then has room right after the message.
+        w.input_asked(BASE, 8 * PAGE, &vec![round; 8 * PAGE]);
+        w.copy(BASE + 20 * PAGE, BASE, 8 * PAGE, 1);
+        w.input_asked(BASE, n, &vec![round; n]);
+        w.copy(BASE + 20 * PAGE, BASE, n, 1);
+        let (redirected, faults) = (w.e.counters.inputs_redirected, w.e.counters.faults_missing);
+        w.input_asked(BASE + n, 50, &[round + 100; 50]);
+        assert_eq!(w.load(BASE + n + 7), round + 100);
+        let c = &w.e.counters;
+        assert_eq!(c.inputs_redirected, redirected, "round {round}");
+        assert_eq!(c.faults_missing, faults, "round {round}");
+        assert_eq!(w.output(BASE + 20 * PAGE, n), vec![round; n]);
+    }
+    assert!(w.e.counters.inputs_redirected >= 4);
+    w.check_all();
+}
+
+/// The same, with each message read in parts that end mid-page: the parts
+/// after the first follow it into zio's memory, and the faults on them are
+/// charged to the message's start, so the whole buffer soon lands in place.
+#[test]
+fn touched_input_buffer_read_in_parts_stops_being_redirected() {
+    let mut w = World::new(policy_cfg());
+    let n = 8 * PAGE;
+    let mut messages = 0;
+    for round in 0..40u8 {
+        let redirected = w.e.counters.inputs_redirected;
+        let cut = PAGE + 300 * (round as usize % 7);
+        w.input_asked(BASE, n, &vec![round; cut]);
+        w.input_asked(BASE + cut, n - cut, &vec![round; n - cut]);
+        messages += u32::from(w.e.counters.inputs_redirected > redirected);
+        for page in 0..8 {
+            assert_eq!(w.load(BASE + page * PAGE + 5), round);
+        }
+        w.copy(BASE + 20 * PAGE, BASE, n, 1);
+    }
+    w.check_all();
+    assert!(messages >= 1, "never redirected");
+    assert!(
+        messages <= 6,
+        "kept redirecting a touched buffer: {messages} messages"
+    );
+}
+
 /// A copy the policy refuses still reads the redirected input buffer, for
 /// real: that is a touch too, and the input lands in the buffer again
 /// rather than being redirected and read back through the copy's bounce
@@ -1223,4 +1280,60 @@ fn discarded_memory_is_released_and_taken_again() {
     assert_eq!(c.ranges_released, 1, "{c:?}");
     assert_eq!(c.elided_copies, 2, "{c:?}");
     assert!(c.faults_missing >= 1, "{c:?}");
+}
+
+/// A message read in parts that end anywhere, as a socket returns them:
+/// every part after the first follows it into zio's memory, even one
+/// without a whole page of its own. From the third message on there is no
+/// system call, no real copy and no backup; every byte goes out right.
+/// (Judged alone, such a last part landed in the buffer, and each copy
+/// then copied its page for real and the next message unmapped it again.)
+#[test]
+fn chunked_input_split_mid_page_stays_redirected() {
+    let mut w = World::new(Cfg {
+        quarantine: 64 * PAGE,
+        max_records: 100,
+        ..small_cfg()
+    });
+    let n = 8 * PAGE;
+    let (input, c1, c2, c3) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE, BASE + 60 * PAGE);
+    let mut seed = 12345u64;
+    let mut next = |m: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % m
+    };
+    let calls = |w: &World| {
+        let c = &w.e.counters;
+        (
+            w.e.mem.unmap_calls,
+            w.e.mem.zero_calls,
+            w.e.mem.protect_calls,
+            c.copied_bytes,
+            c.bytes_backed_up,
+        )
+    };
+    for round in 0..40u8 {
+        let before = calls(&w);
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8 ^ round).collect();
+        let mut parts = vec![];
+        let mut off = 0;
+        while off < n {
+            // Last parts of a few hundred bytes included (a part of 1 to n).
+            let k = (1 + next(n)).min(n - off);
+            w.input_asked(input + off, n - off, &data[off..off + k]);
+            parts.push(k);
+            off += k;
+        }
+        w.copy(c1, input, n, 1);
+        w.copy(c2, c1, n, 1);
+        w.copy(c3, c2, n, 1);
+        assert_eq!(w.output(c3, n), data, "round {round}");
+        if round >= 2 {
+            assert_eq!(calls(&w), before, "round {round}, parts {parts:?}");
+        }
+    }
+    assert_eq!(w.e.counters.elided_copies, 3 * 40);
+    w.check_all();
 }

@@ -61,6 +61,10 @@ pub struct Original {
     /// them (in memory zio owns; never write-protected, released when its
     /// last dependent goes).
     pub backup: bool,
+    /// For zio's memory holding a redirected input: one past the last byte
+    /// the message's first input call asked for. A later part ending by
+    /// here is the rest of that message (0: none).
+    pub asked_end: usize,
 }
 
 impl Original {
