@@ -90,6 +90,28 @@ impl Opts {
         }
     }
 
+    /// A comma-separated list of values parsed as `T`, or None.
+    pub fn list<T: FromStr>(&mut self, name: &str) -> Result<Option<Vec<T>>, String> {
+        self.list_with(name, |s| s.parse().ok())
+    }
+
+    /// A comma-separated list of sizes (as [`Opts::size`]), or None.
+    pub fn sizes(&mut self, name: &str) -> Result<Option<Vec<usize>>, String> {
+        self.list_with(name, parse_size)
+    }
+
+    fn list_with<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, String> {
+        let Some(s) = self.string(name)? else {
+            return Ok(None);
+        };
+        let items: Vec<String> = s.split(',').map(str::to_string).collect();
+        parse_list_with(&items, name, parse).map(Some)
+    }
+
     /// Positional arguments, consumed.
     pub fn positional(&mut self) -> Vec<String> {
         std::mem::take(&mut self.positional)
@@ -105,6 +127,18 @@ impl Opts {
         }
         Ok(())
     }
+}
+
+/// Parses each of `items` (values given to `--name`) with `parse`.
+pub fn parse_list_with<T>(
+    items: &[String],
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Vec<T>, String> {
+    items
+        .iter()
+        .map(|s| parse(s.trim()).ok_or_else(|| format!("bad value in --{name}: {s:?}")))
+        .collect()
 }
 
 /// Parses "512K", "512KiB", "1M", "16384".
@@ -152,6 +186,21 @@ mod tests {
         assert_eq!(parse_size("x"), None);
         assert_eq!(fmt_size(512 << 10), "512K");
         assert_eq!(fmt_size(1 << 20), "1M");
+    }
+
+    #[test]
+    fn lists() {
+        let mut o = Opts::parse(
+            &v(&["--sizes", "64K, 1M", "--copies=1,5", "--bad", "1,x"]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(o.sizes("sizes").unwrap(), Some(vec![64 << 10, 1 << 20]));
+        assert_eq!(o.list::<usize>("copies").unwrap(), Some(vec![1, 5]));
+        assert_eq!(o.list::<usize>("none").unwrap(), None);
+        let e = o.list::<usize>("bad").unwrap_err();
+        assert_eq!(e, "bad value in --bad: \"x\"");
+        o.finish().unwrap();
     }
 
     #[test]

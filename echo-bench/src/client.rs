@@ -202,7 +202,7 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
 
 /// Drives one connection to each of `ports` in turn, from this thread:
 /// round after round, each server gets `slice` seconds of closed-loop
-/// echoes, of which the first `warm` are not counted (its caches and its
+/// echoes, of which the first `cfg.warmup` are not counted (its caches and its
 /// connection were idle while the others ran). The first server of a round
 /// moves by one every round, so no server always follows the same one.
 ///
@@ -233,8 +233,7 @@ pub fn rotate(
     let mut out = Vec::with_capacity(rounds);
     for r in 0..rounds {
         let mut row = vec![0.0; ports.len()];
-        for i in 0..ports.len() {
-            let k = (r + i) % ports.len();
+        for k in turn_order(r, ports.len()) {
             let start = Instant::now();
             let w = Window {
                 warm: start + Duration::from_secs_f64(cfg.warmup),
@@ -247,6 +246,12 @@ pub fn rotate(
         out.push(row);
     }
     Ok(out)
+}
+
+/// The servers' order in round `r` of [`rotate`]: each round starts one
+/// further on, so no server always follows the same one.
+fn turn_order(r: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| (r + i) % n)
 }
 
 /// [`rotate`]'s result as one line of JSON: `{"size":S,"slice":..,
@@ -480,5 +485,16 @@ fn polled(mut conns: Vec<Conn>, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_round_starts_one_server_further_on() {
+        let rounds: Vec<Vec<usize>> = (0..4).map(|r| turn_order(r, 3).collect()).collect();
+        assert_eq!(rounds, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
     }
 }

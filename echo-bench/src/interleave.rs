@@ -25,12 +25,17 @@ use crate::sweep::{
 pub struct InterleaveOpts {
     /// Servers, buffers, pinning and the launcher, as for a sweep.
     pub launch: Launch,
+    /// Message sizes, one group of points each.
     pub sizes: Vec<usize>,
+    /// Copy counts, one point per size each.
     pub copies: Vec<usize>,
+    /// What the servers at N copies read of the last copy.
     pub touch: Touch,
+    /// Rounds per point (per run).
     pub rounds: usize,
     /// Seconds per server per round, of which `warm` are not counted.
     pub slice: f64,
+    /// Seconds at the start of each slice not counted.
     pub warm: f64,
     /// Where the per-round CSV goes (None: not written).
     pub csv: Option<PathBuf>,
@@ -364,22 +369,17 @@ fn csv(points: &[Outcome]) -> String {
 
 /// Runs every (size, copies) point; prints the table as it goes.
 pub fn run(o: &InterleaveOpts) -> Result<(), String> {
-    if !o.launch.zio_run.exists() {
-        return Err(format!(
-            "{} not found (build the workspace, or pass --zio-run)",
-            o.launch.zio_run.display()
-        ));
-    }
-    let cpus: Vec<usize> =
-        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-    let _spin = o.launch.idle_spin.then(|| IdleSpinners::start(&cpus));
+    let _spin = o
+        .launch
+        .idle_spin
+        .then(|| IdleSpinners::start(&o.launch.cpus()));
     println!("{}", header(o));
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for &size in &o.sizes {
         for &copies in &o.copies {
             let first = done.len();
-            for run in 0..o.runs.max(1) {
+            for run in 0..o.runs {
                 match run_point(o, size, copies, run) {
                     Ok(p) => {
                         println!("{}", row(&p));

@@ -1,10 +1,10 @@
-//! The `echo-bench` command: `server`, `client` and `sweep`.
+//! The `echo-bench` command: `server`, `client`, `sweep` and `interleave`.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use echo_bench::args::{parse_size, Opts};
+use echo_bench::args::Opts;
 use echo_bench::client::{self, ClientConfig};
 use echo_bench::interleave::{self, InterleaveOpts};
 use echo_bench::pattern::Verify;
@@ -19,6 +19,8 @@ usage:
                     [--touch-pages K | --touch-fraction F] [--recv read|waitall] [--inputs N]
                     [--max-seconds SECS]
   echo-bench client --port P [--threads T] [--conns C] --size S [--duration SECS] [--warmup SECS]
+                    [--verify sample|full|off] [--timeout SECS]
+  echo-bench client --ports LIST --size S [--slice SECS] [--rounds R] [--warmup SECS]
                     [--verify sample|full|off] [--timeout SECS]
   echo-bench sweep copies|size|threads|faults|touch [--reps R] [--duration SECS] [--warmup SECS]
                     [--out DIR] [--quick] [--buffers static|malloc] [--size S] [--copies N]
@@ -63,7 +65,7 @@ exits with status 0 through exit(3), so a preloaded zio prints its summary.";
 const CLIENT_HELP: &str = "\
 echo-bench client: closed-loop echo client; prints one line of JSON
 
-  --port P             server port (required)
+  --port P             server port (required unless --ports)
   --threads T          client threads (default 1)
   --conns C            connections in total (default T), spread over the threads; each
                        connection always has exactly one message outstanding
@@ -74,9 +76,11 @@ echo-bench client: closed-loop echo client; prints one line of JSON
                        and two random page headers of every echo; full: every byte; off
   --timeout SECS       fail if no echo progresses for this long (default 15)
   --ports LIST         instead of --port: one connection to each of these servers, served
-                       in turn from one thread, --slice SECS each (default 0.3, of which
-                       --warmup, default 0.05, is not counted), for --rounds R rounds
-                       (default 30); the first server of a round moves on by one each round
+                       in turn from one thread, a slice each per round; the first server of
+                       a round moves on by one each round; --warmup defaults to 0.05 and is
+                       the part of each slice not counted
+  --slice SECS         with --ports: seconds per server per round (default 0.3)
+  --rounds R           with --ports: rounds (default 30)
 
 Each message carries the connection id and sequence number in its first 16 bytes and a
 (connection, sequence, page) header at the start of every 4 KiB page. A mismatch prints
@@ -92,15 +96,16 @@ const INTERLEAVE_HELP: &str = "\
 echo-bench interleave: the servers of a point side by side in one run, one client taking turns
 
 For every size and copy count: starts three servers at once on the server CPU (without
-zio at 0 copies, the ceiling; without zio at N copies; with zio at N copies; the first is
-left out for N = 0), then one client on the client CPU serves them in turn, a slice each
-per round (client --ports). A sweep's runs come one after the other and the machine's
-speed drifts between them; the servers of one round see the same moment, so the ratio
-per round is what zio changes. Prints per point the median Gbit/s of each server, the
-median ratios zio / 0-copy and zio / without zio over the rounds with a 95% interval of
-that median (order statistics, no assumption about the distribution), zio's elided
-bytes and policy skips per message (read from its stats log), and each server's CPU time
-(user + system, warm-ups included) per message. One connection per server.
+zio at 0 copies, the ceiling; without zio at N copies; with zio at N copies; the first
+is left out for N = 0 unless --inputs is above 1), then one client on the client CPU
+serves them in turn, a slice each per round (client --ports). A sweep's runs come one
+after the other and the machine's speed drifts between them; the servers of one round
+see the same moment, so the ratio per round is what zio changes. Prints per point the
+median Gbit/s of each server, the median ratios zio / 0-copy, zio / without zio and
+without zio / 0-copy over the rounds, each with a 95% interval of that median (order
+statistics, no assumption about the distribution), zio's elided bytes and policy skips
+per message (read from its stats log), and each server's CPU time (user + system,
+warm-ups included) per message. One connection per server.
 
   --sizes LIST         message sizes (default 64K,128K,256K,512K,1M)
   --copies LIST        copy counts (default 1,5,12)
@@ -113,8 +118,9 @@ bytes and policy skips per message (read from its stats log), and each server's 
                        memory are its own)
   --slice SECS         seconds per server per round (default 0.3)
   --warmup SECS        seconds at the start of each slice not counted (default 0.05)
-  --csv FILE           write every round's Gbit/s per server
-  --inputs N           the servers at N copies take N static input buffers in turn (server
+  --csv FILE           write every round's Gbit/s per server, with zio's elided bytes and
+                       policy skips per message
+  --inputs M           the servers at N copies take M static input buffers in turn (server
                        --inputs); with --copies 0 and --inputs 2, \"w/o zio / 0-copy\" is what
                        the memory of input redirection costs a program without zio
   --buffers, --verify, --recv, --zio-run, --server-cpu, --client-cpu, --no-pin,
@@ -231,6 +237,16 @@ fn touch(o: &mut Opts) -> Result<Touch, String> {
     })
 }
 
+/// `--inputs N` (server, interleave): taking turns needs reused buffers.
+fn check_inputs(inputs: usize, buffers: Buffers) -> Result<(), String> {
+    if inputs == 0 || (inputs > 1 && buffers != Buffers::Static) {
+        return Err(
+            "usage: --inputs must be at least 1, and more than 1 needs static buffers".into(),
+        );
+    }
+    Ok(())
+}
+
 fn server_main(argv: &[String]) -> Result<(), String> {
     let mut o = Opts::parse(argv, &["help"])?;
     if help(&mut o, SERVER_HELP) {
@@ -248,11 +264,7 @@ fn server_main(argv: &[String]) -> Result<(), String> {
         inputs: o.get("inputs")?.unwrap_or(1),
         max_seconds: o.get("max-seconds")?.unwrap_or(600.0),
     };
-    if cfg.inputs == 0 || (cfg.inputs > 1 && cfg.buffers != Buffers::Static) {
-        return Err(
-            "usage: --inputs must be at least 1, and more than 1 needs static buffers".into(),
-        );
-    }
+    check_inputs(cfg.inputs, cfg.buffers)?;
     o.finish().map_err(|e| format!("usage: {e}"))?;
     server::install_signal_handlers();
     let srv = Server::bind(cfg).map_err(|e| format!("bind: {e}"))?;
@@ -285,7 +297,7 @@ fn client_main(argv: &[String]) -> Result<(), String> {
     let duration: Option<f64> = o.get("duration")?;
     let warmup: Option<f64> = o.get("warmup")?;
     let port: Option<u16> = o.get("port")?;
-    let ports = o.string("ports")?;
+    let ports: Option<Vec<u16>> = o.list("ports")?;
     if ports.is_some() && (given_threads.is_some() || conns.is_some() || duration.is_some()) {
         return Err(
             "usage: with --ports, one thread drives one connection per server for --rounds \
@@ -299,7 +311,7 @@ fn client_main(argv: &[String]) -> Result<(), String> {
         conns: conns.unwrap_or(threads),
         size: req(o.size("size")?, "size")?,
         duration: duration.unwrap_or(3.0),
-        warmup: warmup.unwrap_or(1.0),
+        warmup: warmup.unwrap_or(if ports.is_some() { 0.05 } else { 1.0 }),
         verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
         timeout: o.get("timeout")?.unwrap_or(15.0),
     };
@@ -318,20 +330,8 @@ fn client_main(argv: &[String]) -> Result<(), String> {
     if port.is_some() {
         return Err("usage: --port and --ports exclude each other".into());
     }
-    let ports: Vec<u16> = ports
-        .split(',')
-        .map(|p| {
-            p.trim()
-                .parse()
-                .map_err(|_| format!("usage: bad port {p:?} in --ports"))
-        })
-        .collect::<Result<_, _>>()?;
     let slice = slice.unwrap_or(0.3);
     let rounds = rounds.unwrap_or(30);
-    let cfg = ClientConfig {
-        warmup: warmup.unwrap_or(0.05),
-        ..cfg
-    };
     let rows = client::rotate(&cfg, &ports, slice, rounds)?;
     println!("{}", client::rotation_json(&cfg, &ports, slice, &rows));
     Ok(())
@@ -350,6 +350,12 @@ fn launcher(o: &mut Opts, cmd: &str) -> Result<Launch, String> {
             .map(|d| d.join("zio-run"))
             .unwrap_or_else(|| PathBuf::from("zio-run")),
     };
+    if !zio_run.exists() {
+        return Err(format!(
+            "{} not found: build zio first (cargo build --release) or pass --zio-run",
+            zio_run.display()
+        ));
+    }
     let no_pin = o.flag("no-pin");
     let server_cpu = o.string("server-cpu")?.unwrap_or_else(|| "0".into());
     let client_cpu = o.string("client-cpu")?.unwrap_or_else(|| "1".into());
@@ -382,27 +388,12 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let launch = launcher(&mut o, "interleave")?;
-    let list = |v: Option<String>, default: &str| -> Vec<String> {
-        v.unwrap_or_else(|| default.into())
-            .split(',')
-            .map(|x| x.trim().to_string())
-            .collect()
-    };
-    let sizes = list(o.string("sizes")?, "64K,128K,256K,512K,1M")
-        .iter()
-        .map(|x| parse_size(x).ok_or_else(|| format!("usage: bad size {x:?} in --sizes")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let copies = list(o.string("copies")?, "1,5,12")
-        .iter()
-        .map(|x| {
-            x.parse()
-                .map_err(|_| format!("usage: bad count {x:?} in --copies"))
-        })
-        .collect::<Result<Vec<usize>, _>>()?;
     let opts = InterleaveOpts {
         launch,
-        sizes,
-        copies,
+        sizes: o
+            .sizes("sizes")?
+            .unwrap_or_else(|| vec![64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20]),
+        copies: o.list("copies")?.unwrap_or_else(|| vec![1, 5, 12]),
         touch: touch(&mut o)?,
         rounds: o.get("rounds")?.unwrap_or(30),
         slice: o.get("slice")?.unwrap_or(0.3),
@@ -412,11 +403,7 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
         runs: o.get("runs")?.unwrap_or(1),
     };
     o.finish().map_err(|e| format!("usage: {e}"))?;
-    if opts.inputs == 0 || (opts.inputs > 1 && opts.launch.buffers != Buffers::Static) {
-        return Err(
-            "usage: --inputs must be at least 1, and more than 1 needs static buffers".into(),
-        );
-    }
+    check_inputs(opts.inputs, opts.launch.buffers)?;
     if opts.rounds == 0 || opts.runs == 0 || !(opts.slice > opts.warm && opts.warm >= 0.0) {
         return Err(
             "usage: --rounds and --runs must be at least 1 and --slice longer than --warmup".into(),

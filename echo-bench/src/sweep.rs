@@ -65,11 +65,25 @@ pub struct Launch {
     pub zio_run: PathBuf,
     /// `taskset` CPU lists for server and client; None = no pinning.
     pub pin: Option<(String, String)>,
+    /// The servers' buffer mode (`server --buffers`).
     pub buffers: Buffers,
+    /// The servers' input mode (`server --recv`).
     pub recv: Recv,
+    /// The client's verification mode (`client --verify`).
     pub verify: Verify,
     /// Keep the CPUs from halting with `SCHED_IDLE` spinners (see [`IdleSpinners`]).
     pub idle_spin: bool,
+}
+
+impl Launch {
+    /// The CPUs the idle spinners and the busy probe use: the pinned ones
+    /// (single CPU numbers), else all.
+    pub fn cpus(&self) -> Vec<usize> {
+        match &self.pin {
+            Some((a, b)) => [a, b].iter().filter_map(|c| c.parse().ok()).collect(),
+            None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -113,10 +127,15 @@ pub(crate) struct Point {
     pub(crate) label: String,
     /// Its x value (a category index for categorical axes).
     pub(crate) x: f64,
+    /// Message size.
     pub(crate) size: usize,
+    /// Chained copies per message.
     pub(crate) copies: usize,
+    /// Server threads.
     pub(crate) threads: usize,
+    /// Client connections.
     pub(crate) conns: usize,
+    /// What the server reads of the last copy.
     pub(crate) touch: Touch,
     /// The point whose without-zio throughput is this one's 0-copy ceiling.
     pub(crate) ceiling: Option<usize>,
@@ -313,20 +332,12 @@ const COUNTERS: [&str; 10] = [
     "bytes_dropped",
 ];
 
-fn parse_list<T: std::str::FromStr>(v: &[String], what: &str) -> Result<Vec<T>, String> {
-    v.iter()
-        .map(|s| {
-            s.trim()
-                .parse::<T>()
-                .map_err(|_| format!("bad {what} in --points: {s:?}"))
-        })
-        .collect()
+fn parse_list<T: std::str::FromStr>(v: &[String]) -> Result<Vec<T>, String> {
+    crate::args::parse_list_with(v, "points", |s| s.parse().ok())
 }
 
 fn parse_sizes(v: &[String]) -> Result<Vec<usize>, String> {
-    v.iter()
-        .map(|s| crate::args::parse_size(s).ok_or_else(|| format!("bad size in --points: {s:?}")))
-        .collect()
+    crate::args::parse_list_with(v, "points", crate::args::parse_size)
 }
 
 fn k512() -> usize {
@@ -352,7 +363,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
         Kind::Copies => {
             let size = o.size.unwrap_or_else(k512);
             let mut list: Vec<usize> = match &o.points {
-                Some(p) => parse_list(p, "copy count")?,
+                Some(p) => parse_list(p)?,
                 None if q => vec![0, 1, 5, 12],
                 None => vec![0, 1, 2, 3, 5, 8, 12],
             };
@@ -445,7 +456,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
             let size = o.size.unwrap_or_else(k512);
             let copies = o.copies.unwrap_or(0);
             let list: Vec<usize> = match &o.points {
-                Some(p) => parse_list(p, "page count")?,
+                Some(p) => parse_list(p)?,
                 None if q => vec![0, 4, 32, 128],
                 None => vec![0, 1, 2, 4, 8, 16, 32, 64, 128],
             };
@@ -474,7 +485,7 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
                 None => vec![k512(), 16 << 10],
             };
             let list: Vec<f64> = match &o.points {
-                Some(p) => parse_list(p, "fraction")?,
+                Some(p) => parse_list(p)?,
                 None if q => vec![0.0, 0.03, 0.25, 1.0],
                 None => vec![0.0, 0.01, 0.03, 0.06, 0.1, 0.25, 0.5, 1.0],
             };
@@ -524,6 +535,7 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// `program` under `taskset -c cpu`, or alone without a CPU list.
 pub(crate) fn pinned(cpu: Option<&str>, program: &Path) -> Command {
     let mut c = match cpu {
         Some(cpu) => {
@@ -582,7 +594,6 @@ pub fn json_num(json: &str, key: &str) -> Option<f64> {
     rest[..end].trim().parse().ok()
 }
 
-/// One run of one point, with or without zio.
 /// The command line of an echo server for point `p`, under zio (stats
 /// logged to `log`) or not, pinned to the server CPUs of `l`.
 pub(crate) fn server_command(
@@ -631,7 +642,9 @@ pub(crate) fn server_command(
 
 /// A started echo server that said where it listens.
 pub(crate) struct Listening {
+    /// The server process.
     pub child: Child,
+    /// The port it printed.
     pub port: String,
     /// Its stderr, read to the end once it exits.
     pub stderr: std::thread::JoinHandle<String>,
@@ -705,6 +718,7 @@ pub(crate) fn stop_server(server: &mut Child) -> Result<ExitStatus, String> {
     }
 }
 
+/// One run of one point, with or without zio.
 fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String> {
     let log = std::env::temp_dir().join(format!("echo-bench-{}-{tag}.log", std::process::id()));
     let (b0, c0, s0, st0) = cpu_times();
@@ -817,6 +831,7 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
     })
 }
 
+/// The median of the finite values of `v` (NaN if there are none).
 pub fn median(v: &[f64]) -> f64 {
     let mut v: Vec<f64> = v.iter().cloned().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -916,12 +931,6 @@ fn touch_name(t: Touch) -> String {
 
 /// Runs a sweep; returns the table, and Err if any run failed.
 pub fn run(o: &SweepOpts) -> Result<(), String> {
-    if !o.launch.zio_run.exists() {
-        return Err(format!(
-            "{} not found: build zio first (cargo build --release) or pass --zio-run",
-            o.launch.zio_run.display()
-        ));
-    }
     if o.reps == 0 {
         return Err("--reps must be at least 1".into());
     }
@@ -949,11 +958,7 @@ pub fn run(o: &SweepOpts) -> Result<(), String> {
             format!("; {}", zio_env.join(" "))
         }
     );
-    // CPUs the busy probe spins on: the pinned ones, else all.
-    let probe_cpus: Vec<usize> = match &o.launch.pin {
-        Some((a, b)) => [a, b].iter().filter_map(|c| c.parse().ok()).collect(),
-        None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
-    };
+    let probe_cpus = o.launch.cpus();
     let _spinners = o.launch.idle_spin.then(|| IdleSpinners::start(&probe_cpus));
     let mut results: Vec<Measured> = Vec::new();
     // Time budget: the planned runs plus `budget_extra` for repeats.

@@ -113,33 +113,71 @@ fn corrupted_echo_reports_the_first_differing_offset() {
     assert!(e.contains("first differing offset 5000"), "{e}");
 }
 
+/// A server taking two input buffers in turn echoes every byte right,
+/// with copies and without (then the echo is written from the input buffer
+/// of its turn). Which buffer each turn takes is the unit test
+/// `server::tests::turns_take_the_input_buffers_in_order`.
 #[test]
-fn two_input_buffers_taken_in_turn_echo_verified_in_full() {
+fn two_input_buffers_echo_verified_in_full() {
     let size = 3 * 4096 + 5;
-    let mut cfg = ServerConfig {
-        port: 0,
-        threads: 1,
-        size,
-        copies: 2,
-        buffers: Buffers::Static,
-        touch: Touch::None,
-        recv: Recv::Read,
-        inputs: 2,
-        max_seconds: 1.0,
+    for copies in [2, 0] {
+        let srv = Server::bind(ServerConfig {
+            port: 0,
+            threads: 1,
+            size,
+            copies,
+            buffers: Buffers::Static,
+            touch: Touch::None,
+            recv: Recv::Read,
+            inputs: 2,
+            max_seconds: 1.0,
+        })
+        .expect("bind");
+        let port = srv.port();
+        let h = std::thread::spawn(move || srv.serve(Arc::new(AtomicBool::new(false))));
+        let r = client::run(&client(port, size, 1, 1)).expect("client");
+        assert!(r.requests > 10, "{copies} copies: {r:?}");
+        assert_eq!(
+            h.join().unwrap().expect("serve").errors,
+            0,
+            "{copies} copies"
+        );
+    }
+}
+
+/// Option errors of the rotating client and of interleave are usage errors
+/// (status 2) that say what is wrong.
+#[test]
+fn rotation_options_are_checked() {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
     };
-    let srv = Server::bind(cfg.clone()).expect("bind");
-    let port = srv.port();
-    let h = std::thread::spawn(move || srv.serve(Arc::new(AtomicBool::new(false))));
-    let r = client::run(&client(port, size, 1, 1)).expect("client");
-    let stats = h.join().unwrap().expect("serve");
-    assert!(r.requests > 10, "{r:?}");
-    assert_eq!(stats.errors, 0);
-    // Zero copies: the echo is written from the input buffer of its turn.
-    cfg.copies = 0;
-    let srv = Server::bind(cfg).expect("bind");
-    let port = srv.port();
-    let h = std::thread::spawn(move || srv.serve(Arc::new(AtomicBool::new(false))));
-    let r = client::run(&client(port, size, 1, 1)).expect("client");
-    assert!(r.requests > 10, "{r:?}");
-    assert_eq!(h.join().unwrap().expect("serve").errors, 0);
+    let (code, err) = run(&["client", "--port", "1", "--ports", "1,2", "--size", "64K"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("exclude each other"), "{err}");
+    let (code, err) = run(&["client", "--port", "1", "--rounds", "3", "--size", "64K"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("go with --ports"), "{err}");
+    let (code, err) = run(&["client", "--ports", "1,x", "--size", "64K"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("bad value in --ports: \"x\""), "{err}");
+    // Any existing file stands for zio-run: the options are refused first.
+    let (code, err) = run(&[
+        "interleave",
+        "--zio-run",
+        "/bin/true",
+        "--slice",
+        "0.1",
+        "--warmup",
+        "0.2",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("longer than --warmup"), "{err}");
 }

@@ -42,6 +42,28 @@ pub fn zio_run_path() -> PathBuf {
     p
 }
 
+/// The built echo-bench, next to zio-run.
+pub fn echo_bench_path() -> PathBuf {
+    let p = zio_run_path().with_file_name("echo-bench");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --release`",
+        p.display()
+    );
+    p
+}
+
+/// Removes every `ZIO_*` variable the caller exported from `cmd`'s
+/// environment, so that a test sees zio's defaults.
+pub fn without_zio_env(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ZIO_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// A scratch directory removed on drop.
 pub struct TempDir(PathBuf);
 

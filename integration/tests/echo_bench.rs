@@ -4,20 +4,15 @@
 
 use std::process::Command;
 
-use zio_integration::{zio_run_path, TempDir};
+use zio_integration::{echo_bench_path, run, without_zio_env, zio_run_path, TempDir};
 
 #[test]
 fn interleave_measures_three_servers_and_zio_elides_every_copy() {
-    let zio_run = zio_run_path();
-    let bin = zio_run.with_file_name("echo-bench");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --release`",
-        bin.display()
-    );
     let dir = TempDir::new("interleave");
     let csv = dir.path().join("il.csv");
-    let out = Command::new(&bin)
+    let mut cmd = Command::new(echo_bench_path());
+    // zio's defaults (an exported ZIO_THRESHOLD above 64K would elide nothing).
+    without_zio_env(&mut cmd)
         .args([
             "interleave",
             "--sizes",
@@ -29,19 +24,12 @@ fn interleave_measures_three_servers_and_zio_elides_every_copy() {
         ])
         .args(["--slice", "0.2", "--warmup", "0.05", "--verify", "full"])
         .arg("--zio-run")
-        .arg(&zio_run)
+        .arg(zio_run_path())
         .arg("--csv")
-        .arg(&csv)
-        .env_remove("LD_PRELOAD")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&csv);
+    let r = run(cmd, false, None);
+    r.assert_success("interleave");
+    let stdout = r.stdout();
     // size copies 0-copy w/o with, three ratios with their (lo-hi),
     // elided/msg skips/msg cpu...
     let row: Vec<&str> = stdout
@@ -72,25 +60,4 @@ fn interleave_measures_three_servers_and_zio_elides_every_copy() {
         let elided: f64 = f[7].parse().unwrap();
         assert!(elided >= 0.99 * 131072.0, "copies not elided: {l}");
     }
-}
-
-#[test]
-fn client_rotation_refuses_bad_options() {
-    let bin = zio_run_path().with_file_name("echo-bench");
-    let run = |args: &[&str]| {
-        let o = Command::new(&bin).args(args).output().unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
-    };
-    let (code, err) = run(&["client", "--port", "1", "--ports", "1,2", "--size", "64K"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("exclude each other"), "{err}");
-    let (code, err) = run(&["client", "--port", "1", "--rounds", "3", "--size", "64K"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("go with --ports"), "{err}");
-    let (code, err) = run(&["interleave", "--slice", "0.1", "--warmup", "0.2"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("longer than --warmup"), "{err}");
 }

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use zio_integration::{lib_path, pattern, run, zio_run_path, Stats, TempDir};
+use zio_integration::{lib_path, pattern, run, without_zio_env, zio_run_path, Stats, TempDir};
 
 fn data_file(dir: &TempDir, len: usize) -> (std::path::PathBuf, Vec<u8>) {
     let data = pattern(len, 3);
@@ -169,12 +169,7 @@ fn unprivileged_user_falls_back_to_pass_through() {
 
 fn zio_run() -> Command {
     let mut c = Command::new(zio_run_path());
-    // Start from a clean ZIO_* environment whatever the caller exported.
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ZIO_") {
-            c.env_remove(k);
-        }
-    }
+    without_zio_env(&mut c);
     c
 }
 
