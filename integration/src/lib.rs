@@ -33,18 +33,17 @@ pub fn lib_path() -> PathBuf {
 
 /// The built zio-run launcher.
 pub fn zio_run_path() -> PathBuf {
-    let p = lib_path().with_file_name("zio-run");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build --release`",
-        p.display()
-    );
-    p
+    built("zio-run")
 }
 
-/// The built echo-bench, next to zio-run.
+/// The built echo-bench.
 pub fn echo_bench_path() -> PathBuf {
-    let p = zio_run_path().with_file_name("echo-bench");
+    built("echo-bench")
+}
+
+/// The release executable `name`, next to libzio.so.
+fn built(name: &str) -> PathBuf {
+    let p = lib_path().with_file_name(name);
     assert!(
         p.is_file(),
         "{} is missing: run `cargo build --release`",
