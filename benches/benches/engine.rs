@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine_echo_static");
     for (size, k) in [
         (64 << 10, 0),
+        (64 << 10, 1),
         (64 << 10, 5),
         (64 << 10, 12),
         (512 << 10, 1),

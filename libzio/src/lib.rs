@@ -21,6 +21,7 @@ use core::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use libc::{iovec, mmsghdr, msghdr, off_t, pid_t, sockaddr, socklen_t, ssize_t, timespec};
 use smallvec::SmallVec;
 use zio_core::elide;
+use zio_core::engine::Gather;
 use zio_core::heap::ZioHeap;
 use zio_core::real;
 use zio_core::stats::{self, Hook};
@@ -343,7 +344,10 @@ pub unsafe extern "C" fn write(fd: c_int, b: *const c_void, n: usize) -> ssize_t
         Some(g) => {
             // SAFETY: the gather list points at mapped memory (originals,
             // pinned, and the caller's own buffer).
-            let r = send_chunks(&g.iov, |v, c, _| unsafe { real::writev(fd, v, c) });
+            let r = match single(&g) {
+                Some((a, len)) => unsafe { real::write(fd, a, len) },
+                None => send_chunks(&g.iov, |v, c, _| unsafe { real::writev(fd, v, c) }),
+            };
             elide::output_done(&g, r);
             r
         }
@@ -362,7 +366,10 @@ macro_rules! pwrite_hooks {
                 None => unsafe { real::$name(fd, b, n, o) },
                 Some(g) => {
                     // SAFETY: as in `write`; offsets advance per chunk.
-                    let r = send_chunks(&g.iov, |v, c, done| unsafe { real::pwritev(fd, v, c, o + done as off_t) });
+                    let r = match single(&g) {
+                        Some((a, len)) => unsafe { real::$name(fd, a, len, o) },
+                        None => send_chunks(&g.iov, |v, c, done| unsafe { real::pwritev(fd, v, c, o + done as off_t) }),
+                    };
                     elide::output_done(&g, r);
                     r
                 }
@@ -468,7 +475,7 @@ pub unsafe extern "C" fn pwritev2(
 ///
 /// # Safety
 /// `tmpl` is a valid msghdr whose iovec is replaced.
-unsafe fn send_gather(fd: c_int, g: &zio_core::engine::Gather, tmpl: &msghdr, f: c_int) -> ssize_t {
+unsafe fn send_gather(fd: c_int, g: &Gather, tmpl: &msghdr, f: c_int) -> ssize_t {
     let v = to_iovecs(&g.iov);
     // SAFETY: `tmpl` is a valid msghdr (a plain C struct, copied bitwise).
     let mut m: msghdr = unsafe { core::ptr::read(tmpl) };
@@ -476,6 +483,18 @@ unsafe fn send_gather(fd: c_int, g: &zio_core::engine::Gather, tmpl: &msghdr, f:
     m.msg_iovlen = v.len() as _;
     // SAFETY: `m` is the caller's message with a valid, mapped iovec.
     unsafe { real::sendmsg(fd, &m, f) }
+}
+
+/// The gather list's only run, if it has just one (the usual case: a whole
+/// copy elided from one message): the output then goes out by the caller's
+/// own call from the substituted address. As a `writev` or `sendmsg` it cost
+/// about 0.2 us more per message (the kernel imports the vector; libc's
+/// wrapper), a tenth of zio's own time per 64 KiB echo.
+fn single(g: &Gather) -> Option<(*const c_void, usize)> {
+    match *g.iov.as_slice() {
+        [(a, n)] => Some((a as *const c_void, n)),
+        _ => None,
+    }
 }
 
 fn empty_msg() -> msghdr {
@@ -488,8 +507,12 @@ fn empty_msg() -> msghdr {
 pub unsafe extern "C" fn send(fd: c_int, b: *const c_void, n: usize, f: c_int) -> ssize_t {
     let r = match elide::output(b as usize, n) {
         Some(g) if g.iov.len() <= IOV_MAX => {
-            // SAFETY: an empty template: no name, no control data.
-            let r = unsafe { send_gather(fd, &g, &empty_msg(), f) };
+            let r = match single(&g) {
+                // SAFETY: the run is mapped memory (as in `write`).
+                Some((a, len)) => unsafe { real::send(fd, a, len, f) },
+                // SAFETY: an empty template: no name, no control data.
+                None => unsafe { send_gather(fd, &g, &empty_msg(), f) },
+            };
             elide::output_done(&g, r);
             r
         }
@@ -517,11 +540,18 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     let r = match elide::output(b as usize, n) {
         Some(g) if g.iov.len() <= IOV_MAX => {
-            let mut m = empty_msg();
-            m.msg_name = a as *mut c_void;
-            m.msg_namelen = al;
-            // SAFETY: the caller's address, as sendto would pass it.
-            let r = unsafe { send_gather(fd, &g, &m, f) };
+            let r = match single(&g) {
+                // SAFETY: the run is mapped memory (as in `write`); the
+                // caller's address as is.
+                Some((run, len)) => unsafe { real::sendto(fd, run, len, f, a, al) },
+                None => {
+                    let mut m = empty_msg();
+                    m.msg_name = a as *mut c_void;
+                    m.msg_namelen = al;
+                    // SAFETY: the caller's address, as sendto would pass it.
+                    unsafe { send_gather(fd, &g, &m, f) }
+                }
+            };
             elide::output_done(&g, r);
             r
         }
