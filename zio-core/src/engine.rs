@@ -1619,12 +1619,13 @@ impl<M: Mem> Engine<M> {
     pub fn output_into(&mut self, g: &mut Gather, a: usize, n: usize) {
         // Only pieces matter here: bytes in memory, original or not, are
         // sent from where they are.
-        if n == 0 || !self.t.has_pieces_in(a, a + n) {
-            g.push(a, n, false);
-            return;
-        }
+        let pieces = if n == 0 {
+            Default::default()
+        } else {
+            self.t.pieces_over(a, a + n)
+        };
         let mut pos = a;
-        for (k, p) in self.t.pieces_over(a, a + n) {
+        for (k, p) in pieces {
             let (lo, hi) = (k.max(a), (k + p.len).min(a + n));
             g.push(pos, lo - pos, false);
             if !g.pins.contains(&p.orig) {
