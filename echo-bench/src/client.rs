@@ -12,6 +12,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use crate::pattern::{verify, Message, Rng, Verify, MIN_SIZE};
+use crate::tcp;
 
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -25,6 +26,8 @@ pub struct ClientConfig {
     pub verify: Verify,
     /// Seconds without progress after which the run fails (a hung server).
     pub timeout: f64,
+    /// TCP congestion control of the connections (see [`crate::tcp`]).
+    pub congestion: String,
 }
 
 /// What the client measured.
@@ -70,6 +73,7 @@ impl Conn {
     fn open(id: u64, port: u16, cfg: &ClientConfig) -> Result<Conn, String> {
         let stream = connect(port, cfg.timeout)?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        tcp::set_congestion(&stream, &cfg.congestion).map_err(|e| e.to_string())?;
         let mut msg = Message::new(id, cfg.size);
         msg.stamp(0);
         Ok(Conn {

@@ -441,6 +441,7 @@ mod tests {
             warmup: 0.05,
             verify: crate::pattern::Verify::Sample,
             timeout: 1.0,
+            congestion: crate::tcp::DEFAULT_CONGESTION.into(),
         };
         let rows = vec![vec![9.5, 5.25, 9.0], vec![9.75, 5.0, 9.125]];
         let json = client::rotation_json(&cfg, &[1, 2, 3], 0.3, &rows);

@@ -18,3 +18,4 @@ pub mod pattern;
 pub mod server;
 pub mod svg;
 pub mod sweep;
+pub mod tcp;

@@ -16,6 +16,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::tcp;
+
 /// Where the copies live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Buffers {
@@ -92,6 +94,8 @@ pub struct ServerConfig {
     pub inputs: usize,
     /// Stop after this long (seconds).
     pub max_seconds: f64,
+    /// TCP congestion control of the connections (see [`crate::tcp`]).
+    pub congestion: String,
 }
 
 /// What the server did, summed over its threads.
@@ -176,6 +180,9 @@ impl Server {
             ));
         }
         let listener = TcpListener::bind(("127.0.0.1", cfg.port))?;
+        // Asked of the listener first, so that a name the kernel does not
+        // have is an error at start, not one per connection.
+        tcp::set_congestion_fd(listener.as_raw_fd(), &cfg.congestion)?;
         listener.set_nonblocking(true)?;
         Ok(Server { listener, cfg })
     }
@@ -230,6 +237,7 @@ impl Server {
                     Ok((s, _)) => {
                         s.set_nonblocking(false)?;
                         s.set_nodelay(true)?;
+                        tcp::set_congestion(&s, &self.cfg.congestion)?;
                         connections += 1;
                         let _ = senders[next].send(s);
                         next = (next + 1) % senders.len();
@@ -479,6 +487,7 @@ mod tests {
             recv: Recv::Read,
             inputs: 2,
             max_seconds: 1.0,
+            congestion: tcp::DEFAULT_CONGESTION.into(),
         };
         let bufs: Vec<Buf> = (0..2).map(|_| alloc(n, Buffers::Static).unwrap()).collect();
         // SAFETY: both buffers hold n bytes.

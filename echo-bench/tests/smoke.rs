@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use echo_bench::client::{self, ClientConfig};
 use echo_bench::pattern::Verify;
 use echo_bench::server::{Buffers, Recv, Server, ServerConfig, Touch};
+use echo_bench::tcp;
 
 fn server(size: usize, threads: usize, buffers: Buffers, touch: Touch, recv: Recv) -> Server {
     Server::bind(ServerConfig {
@@ -23,6 +24,7 @@ fn server(size: usize, threads: usize, buffers: Buffers, touch: Touch, recv: Rec
         recv,
         inputs: 1,
         max_seconds: 1.0,
+        congestion: tcp::DEFAULT_CONGESTION.into(),
     })
     .expect("bind")
 }
@@ -37,6 +39,7 @@ fn client(port: u16, size: usize, threads: usize, conns: usize) -> ClientConfig 
         warmup: 0.1,
         verify: Verify::Full,
         timeout: 5.0,
+        congestion: tcp::DEFAULT_CONGESTION.into(),
     }
 }
 
@@ -131,6 +134,7 @@ fn two_input_buffers_echo_verified_in_full() {
             recv: Recv::Read,
             inputs: 2,
             max_seconds: 1.0,
+            congestion: tcp::DEFAULT_CONGESTION.into(),
         })
         .expect("bind");
         let port = srv.port();
@@ -180,4 +184,31 @@ fn rotation_options_are_checked() {
     ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("longer than --warmup"), "{err}");
+}
+
+/// A congestion control the kernel does not have stops the server at start
+/// with the name and the choices, rather than failing every connection.
+#[test]
+fn unknown_congestion_control_is_an_error_at_start() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench"))
+        .args([
+            "server",
+            "--port",
+            "0",
+            "--size",
+            "64K",
+            "--copies",
+            "0",
+            "--max-seconds",
+            "5",
+            "--congestion",
+            "no-such-cc",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("\"no-such-cc\""), "{err}");
+    assert!(err.contains("available:"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("listening"));
 }
