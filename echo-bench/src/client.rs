@@ -30,6 +30,25 @@ pub struct ClientConfig {
     pub congestion: String,
 }
 
+impl ClientConfig {
+    /// One connection to `port` with `size`-byte messages, everything else
+    /// as the command line's defaults for `--port` (the one place they are
+    /// written down).
+    pub fn new(port: u16, size: usize) -> ClientConfig {
+        ClientConfig {
+            port,
+            threads: 1,
+            conns: 1,
+            size,
+            duration: 3.0,
+            warmup: 1.0,
+            verify: Verify::Sample,
+            timeout: 15.0,
+            congestion: tcp::DEFAULT_CONGESTION.into(),
+        }
+    }
+}
+
 /// What the client measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientResult {

@@ -433,15 +433,8 @@ mod tests {
     #[test]
     fn rounds_survive_the_json_line() {
         let cfg = client::ClientConfig {
-            port: 0,
-            threads: 1,
-            conns: 1,
-            size: 65536,
-            duration: 0.0,
             warmup: 0.05,
-            verify: crate::pattern::Verify::Sample,
-            timeout: 1.0,
-            congestion: crate::tcp::DEFAULT_CONGESTION.into(),
+            ..client::ClientConfig::new(0, 65536)
         };
         let rows = vec![vec![9.5, 5.25, 9.0], vec![9.75, 5.0, 9.125]];
         let json = client::rotation_json(&cfg, &[1, 2, 3], 0.3, &rows);

@@ -10,7 +10,6 @@ use echo_bench::interleave::{self, InterleaveOpts};
 use echo_bench::pattern::Verify;
 use echo_bench::server::{self, Buffers, Recv, Server, ServerConfig, Touch};
 use echo_bench::sweep::{self, Kind, Launch, SweepOpts};
-use echo_bench::tcp;
 
 const USAGE: &str = "\
 echo-bench: the zIO paper's echo microbenchmarks, with and without zio
@@ -219,12 +218,6 @@ fn req<T>(v: Option<T>, name: &str) -> Result<T, String> {
     v.ok_or_else(|| format!("usage: --{name} is required"))
 }
 
-/// `--congestion ALG` (server, client).
-fn congestion(o: &mut Opts) -> Result<String, String> {
-    Ok(o.string("congestion")?
-        .unwrap_or_else(|| tcp::DEFAULT_CONGESTION.into()))
-}
-
 /// `--touch-pages K` or `--touch-fraction F` (server, interleave).
 fn touch(o: &mut Opts) -> Result<Touch, String> {
     let pages: Option<usize> = o.get("touch-pages")?;
@@ -266,17 +259,20 @@ fn server_main(argv: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let touch = touch(&mut o)?;
+    let d = ServerConfig::new(
+        req(o.size("size")?, "size")?,
+        req(o.get("copies")?, "copies")?,
+    );
     let cfg = ServerConfig {
         port: req(o.get("port")?, "port")?,
-        threads: o.get("threads")?.unwrap_or(1),
-        size: req(o.size("size")?, "size")?,
-        copies: req(o.get("copies")?, "copies")?,
-        buffers: o.get::<Buffers>("buffers")?.unwrap_or(Buffers::Static),
+        threads: o.get("threads")?.unwrap_or(d.threads),
+        buffers: o.get::<Buffers>("buffers")?.unwrap_or(d.buffers),
         touch,
-        recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
-        inputs: o.get("inputs")?.unwrap_or(1),
-        max_seconds: o.get("max-seconds")?.unwrap_or(600.0),
-        congestion: congestion(&mut o)?,
+        recv: o.get::<Recv>("recv")?.unwrap_or(d.recv),
+        inputs: o.get("inputs")?.unwrap_or(d.inputs),
+        max_seconds: o.get("max-seconds")?.unwrap_or(d.max_seconds),
+        congestion: o.string("congestion")?.unwrap_or(d.congestion),
+        ..d
     };
     check_inputs(cfg.inputs, cfg.buffers)?;
     o.finish().map_err(|e| format!("usage: {e}"))?;
@@ -305,8 +301,9 @@ fn client_main(argv: &[String]) -> Result<(), String> {
     if help(&mut o, CLIENT_HELP) {
         return Ok(());
     }
+    let d = ClientConfig::new(0, req(o.size("size")?, "size")?);
     let given_threads: Option<usize> = o.get("threads")?;
-    let threads = given_threads.unwrap_or(1);
+    let threads = given_threads.unwrap_or(d.threads);
     let conns: Option<usize> = o.get("conns")?;
     let duration: Option<f64> = o.get("duration")?;
     let warmup: Option<f64> = o.get("warmup")?;
@@ -320,15 +317,15 @@ fn client_main(argv: &[String]) -> Result<(), String> {
         );
     }
     let cfg = ClientConfig {
-        port: port.unwrap_or(0),
+        port: port.unwrap_or(d.port),
         threads,
         conns: conns.unwrap_or(threads),
-        size: req(o.size("size")?, "size")?,
-        duration: duration.unwrap_or(3.0),
-        warmup: warmup.unwrap_or(if ports.is_some() { 0.05 } else { 1.0 }),
-        verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
-        timeout: o.get("timeout")?.unwrap_or(15.0),
-        congestion: congestion(&mut o)?,
+        duration: duration.unwrap_or(d.duration),
+        warmup: warmup.unwrap_or(if ports.is_some() { 0.05 } else { d.warmup }),
+        verify: o.get::<Verify>("verify")?.unwrap_or(d.verify),
+        timeout: o.get("timeout")?.unwrap_or(d.timeout),
+        congestion: o.string("congestion")?.unwrap_or(d.congestion),
+        ..d
     };
     let slice: Option<f64> = o.get("slice")?;
     let rounds: Option<usize> = o.get("rounds")?;

@@ -98,6 +98,25 @@ pub struct ServerConfig {
     pub congestion: String,
 }
 
+impl ServerConfig {
+    /// `size`-byte messages through `copies` copies, everything else as the
+    /// command line's defaults (the one place they are written down).
+    pub fn new(size: usize, copies: usize) -> ServerConfig {
+        ServerConfig {
+            port: 0,
+            threads: 1,
+            size,
+            copies,
+            buffers: Buffers::Static,
+            touch: Touch::None,
+            recv: Recv::Read,
+            inputs: 1,
+            max_seconds: 600.0,
+            congestion: tcp::DEFAULT_CONGESTION.into(),
+        }
+    }
+}
+
 /// What the server did, summed over its threads.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ServeStats {
@@ -180,8 +199,8 @@ impl Server {
             ));
         }
         let listener = TcpListener::bind(("127.0.0.1", cfg.port))?;
-        // Asked of the listener first, so that a name the kernel does not
-        // have is an error at start, not one per connection.
+        // Set on the listener: accepted connections inherit it, and a name
+        // the kernel does not have is an error at start.
         tcp::set_congestion_fd(listener.as_raw_fd(), &cfg.congestion)?;
         listener.set_nonblocking(true)?;
         Ok(Server { listener, cfg })
@@ -237,7 +256,6 @@ impl Server {
                     Ok((s, _)) => {
                         s.set_nonblocking(false)?;
                         s.set_nodelay(true)?;
-                        tcp::set_congestion(&s, &self.cfg.congestion)?;
                         connections += 1;
                         let _ = senders[next].send(s);
                         next = (next + 1) % senders.len();
@@ -478,16 +496,9 @@ mod tests {
     fn turns_take_the_input_buffers_in_order() {
         let n = 2 * 4096;
         let cfg = ServerConfig {
-            port: 0,
-            threads: 1,
-            size: n,
-            copies: 0,
-            buffers: Buffers::Static,
-            touch: Touch::None,
-            recv: Recv::Read,
             inputs: 2,
             max_seconds: 1.0,
-            congestion: tcp::DEFAULT_CONGESTION.into(),
+            ..ServerConfig::new(n, 0)
         };
         let bufs: Vec<Buf> = (0..2).map(|_| alloc(n, Buffers::Static).unwrap()).collect();
         // SAFETY: both buffers hold n bytes.

@@ -89,10 +89,22 @@ mod tests {
     #[test]
     fn both_ends_take_the_algorithm_asked() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        // reno is built into every kernel; the default here is another. Set
+        // on the listener, it is the accepted connection's (the server
+        // relies on this).
+        set_congestion_fd(l.as_raw_fd(), "reno").unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
-        // reno is built into every kernel; the default here is another.
-        for (end, alg) in [(&c, "reno"), (&s, "reno"), (&c, DEFAULT_CONGESTION)] {
+        assert_eq!(
+            congestion(&s).unwrap(),
+            "reno",
+            "inherited from the listener"
+        );
+        for (end, alg) in [
+            (&c, "reno"),
+            (&s, DEFAULT_CONGESTION),
+            (&c, DEFAULT_CONGESTION),
+        ] {
             set_congestion(end, alg).unwrap();
             assert_eq!(congestion(end).unwrap(), alg);
         }

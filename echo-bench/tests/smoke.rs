@@ -11,35 +11,28 @@ use std::time::{Duration, Instant};
 use echo_bench::client::{self, ClientConfig};
 use echo_bench::pattern::Verify;
 use echo_bench::server::{Buffers, Recv, Server, ServerConfig, Touch};
-use echo_bench::tcp;
 
 fn server(size: usize, threads: usize, buffers: Buffers, touch: Touch, recv: Recv) -> Server {
     Server::bind(ServerConfig {
-        port: 0,
         threads,
-        size,
-        copies: 2,
         buffers,
         touch,
         recv,
-        inputs: 1,
         max_seconds: 1.0,
-        congestion: tcp::DEFAULT_CONGESTION.into(),
+        ..ServerConfig::new(size, 2)
     })
     .expect("bind")
 }
 
 fn client(port: u16, size: usize, threads: usize, conns: usize) -> ClientConfig {
     ClientConfig {
-        port,
         threads,
         conns,
-        size,
         duration: 0.5,
         warmup: 0.1,
         verify: Verify::Full,
         timeout: 5.0,
-        congestion: tcp::DEFAULT_CONGESTION.into(),
+        ..ClientConfig::new(port, size)
     }
 }
 
@@ -125,16 +118,9 @@ fn two_input_buffers_echo_verified_in_full() {
     let size = 3 * 4096 + 5;
     for copies in [2, 0] {
         let srv = Server::bind(ServerConfig {
-            port: 0,
-            threads: 1,
-            size,
-            copies,
-            buffers: Buffers::Static,
-            touch: Touch::None,
-            recv: Recv::Read,
             inputs: 2,
             max_seconds: 1.0,
-            congestion: tcp::DEFAULT_CONGESTION.into(),
+            ..ServerConfig::new(size, copies)
         })
         .expect("bind");
         let port = srv.port();
