@@ -43,6 +43,12 @@ pub struct InterleaveOpts {
     pub inputs: usize,
     /// Times each point is measured, with fresh servers and connections.
     pub runs: usize,
+    /// Above 1: a fourth server, without zio at 0 copies, takes this many
+    /// input buffers in turn. It is the ceiling of a program that keeps
+    /// the previous message while it reads the next, as zio's input
+    /// redirection does, so "zio / it" separates the cost of that memory
+    /// from the rest of zio's.
+    pub ceiling_inputs: usize,
 }
 
 /// One point's servers, in the order of their columns.
@@ -50,6 +56,8 @@ pub struct InterleaveOpts {
 enum Role {
     /// Without zio, 0 copies: the ceiling.
     Ceiling,
+    /// Without zio, 0 copies, `ceiling_inputs` input buffers in turn.
+    CeilingInputs,
     Without,
     With,
 }
@@ -58,6 +66,7 @@ impl Role {
     fn name(self) -> &'static str {
         match self {
             Role::Ceiling => "0-copy",
+            Role::CeilingInputs => "0-copy with more input buffers",
             Role::Without => "without zio",
             Role::With => "with zio",
         }
@@ -160,30 +169,33 @@ fn run_point(
     if copies > 0 || o.inputs > 1 {
         roles.insert(0, Role::Ceiling);
     }
+    if o.ceiling_inputs > 1 {
+        roles.insert(1, Role::CeilingInputs);
+    }
     let log = std::env::temp_dir().join(format!("echo-bench-il-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let planned = o.rounds as f64 * o.slice * roles.len() as f64;
     let mut servers = Vec::new();
     for &r in &roles {
+        let ceiling = matches!(r, Role::Ceiling | Role::CeilingInputs);
         let p = Point {
             group: String::new(),
             label: String::new(),
             x: 0.0,
             size,
-            copies: if r == Role::Ceiling { 0 } else { copies },
+            copies: if ceiling { 0 } else { copies },
             threads: 1,
             conns: 1,
-            touch: if r == Role::Ceiling {
-                Touch::None
-            } else {
-                o.touch
-            },
+            touch: if ceiling { Touch::None } else { o.touch },
             ceiling: None,
         };
         let mut cmd = server_command(s, &p, r == Role::With, &log, planned + 120.0);
-        if r != Role::Ceiling {
-            cmd.arg("--inputs").arg(o.inputs.to_string());
-        }
+        let inputs = match r {
+            Role::Ceiling => 1,
+            Role::CeilingInputs => o.ceiling_inputs,
+            Role::Without | Role::With => o.inputs,
+        };
+        cmd.arg("--inputs").arg(inputs.to_string());
         match start_server(cmd) {
             Ok(l) => servers.push(l),
             Err(e) => {
@@ -268,9 +280,17 @@ fn header(o: &InterleaveOpts) -> String {
     } else {
         String::new()
     };
+    let kept = if o.ceiling_inputs > 1 {
+        format!(
+            "  | 0-copy with {} input buffers: Gbit/s, zio / it, CPU us/msg",
+            o.ceiling_inputs
+        )
+    } else {
+        String::new()
+    };
     format!(
         "interleaved: {} rounds of {} s per server ({} s not counted), {} buffers{touch}{inputs}; medians over rounds, (95% interval of the median)\n\
-         {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:<21} {:>10} {:>9}  {}",
+         {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:<21} {:>10} {:>9}  {}{kept}",
         o.rounds,
         o.slice,
         o.warm,
@@ -290,8 +310,18 @@ fn header(o: &InterleaveOpts) -> String {
 }
 
 fn row(p: &Outcome) -> String {
+    let kept = if p.col(Role::CeilingInputs).is_some() {
+        format!(
+            "  | {:.2}, {}, {:.1}",
+            p.med(Role::CeilingInputs),
+            fmt_ci(p.ratios(Role::With, Role::CeilingInputs)),
+            p.cpu_us(Role::CeilingInputs),
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{:<6} {:>6} {:>8.2} {:>8.2} {:>8.2}  {:<21} {:<21} {:<21} {:>9.0}K {:>9.2}  {:.1}, {:.1}, {:.1}",
+        "{:<6} {:>6} {:>8.2} {:>8.2} {:>8.2}  {:<21} {:<21} {:<21} {:>9.0}K {:>9.2}  {:.1}, {:.1}, {:.1}{kept}",
         fmt_size(p.size),
         p.copies,
         p.med(Role::Ceiling),
@@ -328,8 +358,16 @@ fn across_runs(runs: &[Outcome]) -> String {
         let hi = meds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         format!("{:.3} [{lo:.3}-{hi:.3}]", median(&meds))
     };
+    let kept = if p.col(Role::CeilingInputs).is_some() {
+        format!(
+            ", zio / 0-copy with more inputs {}",
+            one(Role::With, Role::CeilingInputs)
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{:<6} {:>6} {} runs: zio / 0-copy {}, zio / w/o zio {}, w/o zio / 0-copy {} (median of the runs' medians [lowest-highest])",
+        "{:<6} {:>6} {} runs: zio / 0-copy {}, zio / w/o zio {}, w/o zio / 0-copy {}{kept} (median of the runs' medians [lowest-highest])",
         fmt_size(p.size),
         p.copies,
         runs.len(),
@@ -341,7 +379,7 @@ fn across_runs(runs: &[Outcome]) -> String {
 
 fn csv(points: &[Outcome]) -> String {
     let mut s = String::from(
-        "size,copies,run,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg\n",
+        "size,copies,run,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg,gbps_0copy_more_inputs\n",
     );
     for p in points {
         for (i, r) in p.rounds.iter().enumerate() {
@@ -351,7 +389,7 @@ fn csv(points: &[Outcome]) -> String {
             };
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{:.0},{:.3}",
+                "{},{},{},{},{},{},{},{:.0},{:.3},{}",
                 p.size,
                 p.copies,
                 p.run,
@@ -361,6 +399,7 @@ fn csv(points: &[Outcome]) -> String {
                 g(Role::With),
                 p.per_msg("elided_bytes"),
                 p.per_msg("policy_skips"),
+                g(Role::CeilingInputs),
             );
         }
     }

@@ -29,7 +29,7 @@ usage:
                     [--max-other-cpu C] [--retries N] [--time-budget F] [--no-idle-spin]
   echo-bench interleave [--sizes LIST] [--copies LIST] [--touch-pages K | --touch-fraction F]
                     [--rounds R] [--runs K] [--slice SECS] [--warmup SECS] [--csv FILE] [--inputs N]
-                    [--buffers MODE]
+                    [--ceiling-inputs M] [--buffers MODE]
                     [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin] [--server-cpu CPUS]
                     [--client-cpu CPUS] [--no-idle-spin]
 
@@ -129,6 +129,10 @@ warm-ups included) per message. One connection per server.
   --inputs M           the servers at N copies take M static input buffers in turn (server
                        --inputs); with --copies 0 and --inputs 2, \"w/o zio / 0-copy\" is what
                        the memory of input redirection costs a program without zio
+  --ceiling-inputs M   above 1 (default 1): a fourth server, without zio at 0 copies, takes
+                       M input buffers in turn, and \"zio / it\" is printed after the CPU
+                       column. With 2, it is the ceiling of a program that keeps the previous
+                       message while it reads the next, as zio's input redirection does
   --buffers, --verify, --recv, --zio-run, --server-cpu, --client-cpu, --no-pin,
   --no-idle-spin       as for echo-bench sweep";
 
@@ -243,12 +247,13 @@ fn touch(o: &mut Opts) -> Result<Touch, String> {
     })
 }
 
-/// `--inputs N` (server, interleave): taking turns needs reused buffers.
-fn check_inputs(inputs: usize, buffers: Buffers) -> Result<(), String> {
+/// `--inputs N` (server, interleave) or `--ceiling-inputs M` (interleave,
+/// named by `name`): taking turns needs reused buffers.
+fn check_inputs(name: &str, inputs: usize, buffers: Buffers) -> Result<(), String> {
     if inputs == 0 || (inputs > 1 && buffers != Buffers::Static) {
-        return Err(
-            "usage: --inputs must be at least 1, and more than 1 needs static buffers".into(),
-        );
+        return Err(format!(
+            "usage: --{name} must be at least 1, and more than 1 needs static buffers"
+        ));
     }
     Ok(())
 }
@@ -274,7 +279,7 @@ fn server_main(argv: &[String]) -> Result<(), String> {
         congestion: o.string("congestion")?.unwrap_or(d.congestion),
         ..d
     };
-    check_inputs(cfg.inputs, cfg.buffers)?;
+    check_inputs("inputs", cfg.inputs, cfg.buffers)?;
     o.finish().map_err(|e| format!("usage: {e}"))?;
     server::install_signal_handlers();
     let srv = Server::bind(cfg).map_err(|e| format!("bind: {e}"))?;
@@ -413,9 +418,11 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
         csv: o.string("csv")?.map(PathBuf::from),
         inputs: o.get("inputs")?.unwrap_or(1),
         runs: o.get("runs")?.unwrap_or(1),
+        ceiling_inputs: o.get("ceiling-inputs")?.unwrap_or(1),
     };
     o.finish().map_err(|e| format!("usage: {e}"))?;
-    check_inputs(opts.inputs, opts.launch.buffers)?;
+    check_inputs("inputs", opts.inputs, opts.launch.buffers)?;
+    check_inputs("ceiling-inputs", opts.ceiling_inputs, opts.launch.buffers)?;
     if opts.rounds == 0 || opts.runs == 0 || !(opts.slice > opts.warm && opts.warm >= 0.0) {
         return Err(
             "usage: --rounds and --runs must be at least 1 and --slice longer than --warmup".into(),
