@@ -4,7 +4,7 @@
 # docs/results/<sweep>.{csv,svg,txt,log} plus environment.txt (commit, machine,
 # how long each sweep took). The binaries are copied to a private directory
 # first, so a rebuild while the sweeps run cannot change the zio being
-# measured. About 23 minutes for the five sweeps, 4 more for the supplement,
+# measured. About 21 minutes for the five sweeps, 4 more for the supplement,
 # on the project's 2-vCPU VM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
