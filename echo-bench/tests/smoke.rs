@@ -135,41 +135,51 @@ fn two_input_buffers_echo_verified_in_full() {
     }
 }
 
-/// Option errors of the rotating client and of interleave are usage errors
-/// (status 2) that say what is wrong.
+/// Option errors of the rotating client and of interleave say what is
+/// wrong: usage errors with status 2, a bad value in a list with status 1.
 #[test]
 fn rotation_options_are_checked() {
-    let run = |args: &[&str]| {
+    // Any existing file stands for zio-run: interleave's options are
+    // refused before it is used.
+    let il = |rest: &[&'static str]| -> Vec<&'static str> {
+        [&["interleave", "--zio-run", "/bin/true"], rest].concat()
+    };
+    let cases: [(Vec<&str>, i32, &str); 5] = [
+        (
+            vec!["client", "--port", "1", "--ports", "1,2", "--size", "64K"],
+            2,
+            "exclude each other",
+        ),
+        (
+            vec!["client", "--port", "1", "--rounds", "3", "--size", "64K"],
+            2,
+            "go with --ports",
+        ),
+        (
+            vec!["client", "--ports", "1,x", "--size", "64K"],
+            1,
+            "bad value in --ports: \"x\"",
+        ),
+        (
+            il(&["--slice", "0.1", "--warmup", "0.2"]),
+            2,
+            "longer than --warmup",
+        ),
+        (
+            il(&["--ceiling-inputs", "0"]),
+            2,
+            "--ceiling-inputs must be at least 1",
+        ),
+    ];
+    for (args, code, says) in cases {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench"))
-            .args(args)
+            .args(&args)
             .output()
             .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
-    };
-    let (code, err) = run(&["client", "--port", "1", "--ports", "1,2", "--size", "64K"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("exclude each other"), "{err}");
-    let (code, err) = run(&["client", "--port", "1", "--rounds", "3", "--size", "64K"]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("go with --ports"), "{err}");
-    let (code, err) = run(&["client", "--ports", "1,x", "--size", "64K"]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("bad value in --ports: \"x\""), "{err}");
-    // Any existing file stands for zio-run: the options are refused first.
-    let (code, err) = run(&[
-        "interleave",
-        "--zio-run",
-        "/bin/true",
-        "--slice",
-        "0.1",
-        "--warmup",
-        "0.2",
-    ]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("longer than --warmup"), "{err}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 /// A congestion control the kernel does not have stops the server at start
