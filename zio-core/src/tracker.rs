@@ -22,6 +22,11 @@ use crate::ranges::overlaps;
 /// Stable identifier of an original (its slot in the table).
 pub type OrigId = u32;
 
+/// An original's dependents. Inline up to 16: a reused buffer chain makes
+/// an original per message, and a message copied 12 times (with its input
+/// buffer, 13 dependents) would otherwise take a heap block per message.
+pub type Deps = SmallVec<[usize; 16]>;
+
 /// Elided bytes and where they live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Piece {
@@ -47,9 +52,8 @@ pub struct Original {
     /// Length in bytes.
     pub len: usize,
     /// Keys (`dst`) of the pieces whose bytes live here, unordered. Usually
-    /// a handful (one per copy of this data), so a vector beats a tree, and
-    /// inline: a reused buffer chain makes an original per message.
-    pub deps: SmallVec<[usize; 8]>,
+    /// a handful (one per copy of this data), so a vector beats a tree.
+    pub deps: Deps,
     /// Output calls and real copies in flight reading this original.
     pub pins: u32,
     /// The allocation this original is in, if the program freed it while it
@@ -86,6 +90,11 @@ pub struct Tracker {
     free_ids: Vec<OrigId>,
     by_start: BTreeMap<usize, OrigId>,
     piece_bytes: usize,
+    /// The piece written last, as in `pieces`: the source of the next copy
+    /// in a chain (each copy's source is the previous copy's destination),
+    /// found without a tree search. Every change to `pieces` keeps it equal
+    /// to its entry there or clears it.
+    last: Option<(usize, Piece)>,
 }
 
 impl Tracker {
@@ -116,7 +125,10 @@ impl Tracker {
 
     /// The piece with key `k`.
     pub fn piece(&self, k: usize) -> Option<&Piece> {
-        self.pieces.get(&k)
+        match &self.last {
+            Some((lk, p)) if *lk == k => Some(p),
+            _ => self.pieces.get(&k),
+        }
     }
 
     /// All pieces, in address order.
@@ -128,9 +140,9 @@ impl Tracker {
     /// handler's and the output path's lookup).
     pub fn piece_at(&self, addr: usize) -> Option<(usize, &Piece)> {
         // Most often `addr` starts a piece (the source of a chained copy is
-        // the previous copy's destination): one exact lookup, cheaper than
-        // the range search.
-        if let Some(p) = self.pieces.get(&addr) {
+        // the previous copy's destination, often the piece written last):
+        // one exact lookup, cheaper than the range search.
+        if let Some(p) = self.piece(addr) {
             return Some((addr, p));
         }
         self.pieces
@@ -195,6 +207,7 @@ impl Tracker {
         o.deps.push(dst);
         self.piece_bytes += p.len;
         self.pieces.insert(dst, p);
+        self.last = Some((dst, p));
     }
 
     /// Grows piece `k` by `extra` bytes at its end (the caller guarantees
@@ -203,6 +216,7 @@ impl Tracker {
         debug_assert!(!self.has_pieces_in(k + self.pieces[&k].len, k + self.pieces[&k].len + extra));
         let p = self.pieces.get_mut(&k).expect("extend of a missing piece");
         p.len += extra;
+        self.last = Some((k, *p));
         let (end, orig) = (p.src + p.len, p.orig);
         self.piece_bytes += extra;
         debug_assert!(end <= self.orig(orig).end(), "piece outside original");
@@ -212,6 +226,7 @@ impl Tracker {
     /// Returns the original it pointed into.
     pub fn cut_piece(&mut self, k: usize, a: usize, b: usize) -> OrigId {
         let p = self.pieces.remove(&k).expect("cut of a missing piece");
+        self.last = None;
         self.piece_bytes -= p.len;
         let orig = p.orig;
         unlink(&mut self.orig_mut(orig).deps, k);
@@ -239,6 +254,7 @@ impl Tracker {
         let p = self.pieces.get_mut(&k).filter(|p| p.len == new.len)?;
         let was = p.orig;
         *p = new;
+        self.last = Some((k, new));
         if was != new.orig {
             unlink(&mut self.orig_mut(was).deps, k);
             self.orig_mut(new.orig).deps.push(k);
@@ -364,6 +380,7 @@ impl Tracker {
                     .collect();
                 for k in moved {
                     self.pieces.get_mut(&k).unwrap().orig = rid;
+                    self.last = None;
                     unlink(&mut self.orig_mut(id).deps, k);
                     self.orig_mut(rid).deps.push(k);
                 }
@@ -403,6 +420,9 @@ impl Tracker {
             );
         }
         assert_eq!(bytes, self.piece_bytes);
+        if let Some((k, p)) = &self.last {
+            assert_eq!(self.pieces.get(k), Some(p), "stale last piece {k:#x}");
+        }
         let mut last_end = 0;
         for (&s, &id) in &self.by_start {
             let o = self.orig(id);
@@ -417,7 +437,7 @@ impl Tracker {
 }
 
 /// Removes `k` from a dependents list (order does not matter).
-fn unlink(deps: &mut SmallVec<[usize; 8]>, k: usize) {
+fn unlink(deps: &mut Deps, k: usize) {
     if let Some(i) = deps.iter().position(|&d| d == k) {
         deps.swap_remove(i);
     }
@@ -460,6 +480,74 @@ mod tests {
             prop_assert_eq!(t.has_pieces_in(a, b), !want.is_empty());
             let want_o: Vec<OrigId> = origs.iter().filter(|&&(_, s, l)| hit(s, l)).map(|&(id, _, _)| id).collect();
             prop_assert_eq!(t.origs_in(a, b).to_vec(), want_o);
+        }
+    }
+
+    /// A change to the pieces: insert at a free spot, cut, repoint to the
+    /// other original, or extend (each picks its piece by index, modulo).
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(usize, usize),
+        Cut(usize, usize, usize),
+        Repoint(usize, usize),
+        Extend(usize, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..60, 1usize..8).prop_map(|(a, l)| Op::Insert(a, l)),
+            (any::<usize>(), 0usize..8, 0usize..8).prop_map(|(i, x, y)| Op::Cut(i, x, y)),
+            (any::<usize>(), 0usize..16).prop_map(|(i, s)| Op::Repoint(i, s)),
+            (any::<usize>(), 1usize..4).prop_map(|(i, e)| Op::Extend(i, e)),
+        ]
+    }
+
+    proptest! {
+        /// After any sequence of changes, the exact and the by-address
+        /// lookups (which may answer from the piece written last) agree
+        /// with a walk of the tree, at every address.
+        #[test]
+        fn lookups_follow_every_change(ops in prop::collection::vec(op(), 1..40)) {
+            let mut t = Tracker::new();
+            let backing = [t.add_original(1 << 20, 1 << 10, 0), t.add_original(2 << 20, 1 << 10, 0)];
+            for op in ops {
+                let keys: Vec<usize> = t.pieces().map(|(k, _)| k).collect();
+                match op {
+                    Op::Insert(a, len) if !t.has_pieces_in(a, a + len) => {
+                        t.insert_piece(a, piece(len, 1 << 20, backing[0]));
+                    }
+                    Op::Cut(i, x, y) if !keys.is_empty() => {
+                        // Callers cut inside the piece.
+                        let k = keys[i % keys.len()];
+                        let len = t.piece(k).unwrap().len;
+                        let (x, y) = (x % (len + 1), y % (len + 1));
+                        t.cut_piece(k, k + x.min(y), k + x.max(y));
+                    }
+                    Op::Repoint(i, s) if !keys.is_empty() => {
+                        let k = keys[i % keys.len()];
+                        let len = t.piece(k).unwrap().len;
+                        let new = piece(len, (2 << 20) + s, backing[1]);
+                        prop_assert_eq!(t.repoint_piece(k, new).is_some(), true);
+                    }
+                    Op::Extend(i, e) if !keys.is_empty() => {
+                        let k = keys[i % keys.len()];
+                        let p = *t.piece(k).unwrap();
+                        let room = t.orig(p.orig).end() - (p.src + p.len);
+                        if !t.has_pieces_in(k + p.len, k + p.len + e) && room >= e {
+                            t.extend_piece(k, e);
+                        }
+                    }
+                    _ => {}
+                }
+                t.check();
+                let all: Vec<(usize, Piece)> = t.pieces().map(|(k, p)| (k, *p)).collect();
+                for addr in 0..80 {
+                    let want = all.iter().find(|(k, p)| *k <= addr && addr < k + p.len);
+                    prop_assert_eq!(t.piece_at(addr).map(|(k, p)| (k, *p)), want.copied());
+                    let exact = all.iter().find(|(k, _)| *k == addr).map(|(_, p)| *p);
+                    prop_assert_eq!(t.piece(addr).copied(), exact);
+                }
+            }
         }
     }
 
