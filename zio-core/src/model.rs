@@ -408,6 +408,11 @@ enum Op {
         len: usize,
         seed: u8,
     },
+    /// The previous input's buffer and length read again, whole (a server's
+    /// reused input buffer: its steady state).
+    InputAgain {
+        seed: u8,
+    },
     /// An input right after the previous one (a message read in chunks).
     InputNext {
         len: usize,
@@ -484,6 +489,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (addr(), len(), any::<u8>()).prop_map(|(at, len, seed)| Op::Input { at, len, seed }),
         2 => (len(), any::<u8>()).prop_map(|(len, seed)| Op::InputNext { len, seed }),
+        2 => any::<u8>().prop_map(|seed| Op::InputAgain { seed }),
         2 => (addr(), len(), len(), any::<u8>()).prop_map(|(at, len, more, seed)| Op::InputShort { at, len, more, seed }),
         6 => (addr(), addr(), len(), 0usize..3).prop_map(|(d, s, len, site)| Op::Copy { d, s, len, site }),
         2 => (addr(), len()).prop_map(|(at, len)| Op::Touch { at, len: len.min(300) }),
@@ -498,6 +504,23 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A server's loop: four reused buffers 8 pages apart, messages of 2 or 4
+/// pages (or just under 4) read into them, copied along, touched, written
+/// out.
+fn chain_op() -> impl Strategy<Value = Op> {
+    let buf = || (0usize..4).prop_map(|b| b * 8 * PAGE);
+    let msg = || prop::sample::select(vec![4 * PAGE, 4 * PAGE, 2 * PAGE, 4 * PAGE - 100]);
+    prop_oneof![
+        4 => (buf(), msg(), any::<u8>()).prop_map(|(at, len, seed)| Op::Input { at, len, seed }),
+        3 => any::<u8>().prop_map(|seed| Op::InputAgain { seed }),
+        8 => (buf(), buf(), msg(), 0usize..2).prop_map(|(d, s, len, site)| Op::Copy { d, s, len, site }),
+        1 => (buf(), 0usize..5 * PAGE).prop_map(|(b, off)| Op::Touch { at: b + off, len: 64 }),
+        1 => (buf(), 0usize..5 * PAGE, any::<u8>()).prop_map(|(b, off, seed)| Op::Write { at: b + off, len: 8, seed }),
+        2 => (buf(), msg()).prop_map(|(at, len)| Op::Output { at, len }),
+        1 => Just(Op::Gc),
+    ]
+}
+
 fn run(ops: &[Op], cfg: Cfg) -> (u64, u64) {
     let c = run_world(ops, cfg).e.counters;
     (c.elided_bytes, c.bytes_substituted)
@@ -508,11 +531,16 @@ fn run(ops: &[Op], cfg: Cfg) -> (u64, u64) {
 fn run_world(ops: &[Op], cfg: Cfg) -> World {
     let mut w = World::new(cfg);
     let mut next_input = 0;
+    let mut last_input = (0, 0);
     for op in ops {
         match *op {
-            Op::Input { .. } | Op::InputNext { .. } | Op::InputShort { .. } => {
+            Op::Input { .. }
+            | Op::InputAgain { .. }
+            | Op::InputNext { .. }
+            | Op::InputShort { .. } => {
                 let (at, len, more, seed) = match *op {
                     Op::Input { at, len, seed } => (at, len, 0, seed),
+                    Op::InputAgain { seed } => (last_input.0, last_input.1, 0, seed),
                     Op::InputNext { len, seed } => (next_input, len, 0, seed),
                     Op::InputShort {
                         at,
@@ -523,7 +551,7 @@ fn run_world(ops: &[Op], cfg: Cfg) -> World {
                     _ => unreachable!(),
                 };
                 let a = BASE + at;
-                if at + len + more > PAGES * PAGE || w.is_held(a, len + more) {
+                if len == 0 || at + len + more > PAGES * PAGE || w.is_held(a, len + more) {
                     continue;
                 }
                 let data: Vec<u8> = (0..len)
@@ -531,6 +559,7 @@ fn run_world(ops: &[Op], cfg: Cfg) -> World {
                     .collect();
                 w.input_asked(a, len + more, &data);
                 next_input = at + len;
+                last_input = (at, len);
             }
             Op::Copy { d, s, len, site } => {
                 let (d, s) = (BASE + d, BASE + s);
@@ -687,6 +716,13 @@ proptest! {
     #[test]
     fn engine_matches_plain_copies(ops in prop::collection::vec(op(), 1..40)) {
         run(&ops, small_cfg());
+    }
+
+    /// The same for a server's reused buffers, where the steady states of
+    /// a reused input buffer and of reused copy destinations are reached.
+    #[test]
+    fn engine_matches_plain_copies_in_a_buffer_chain(ops in prop::collection::vec(chain_op(), 1..40)) {
+        run(&ops, Cfg { quarantine: 64 * PAGE, ..small_cfg() });
     }
 
     /// The same with the default-like policy (ratio and bounds in play).
