@@ -1146,13 +1146,7 @@ impl<M: Mem> Engine<M> {
                 self.counters.copied_bytes += (hi - lo) as u64;
                 continue;
             }
-            let orig = *id.get_or_insert_with(|| {
-                let id = self.t.add_original(r.to, r.len, now);
-                let o = self.t.orig_mut(id);
-                o.backup = true;
-                o.asked_end = r.to + r.asked;
-                id
-            });
+            let orig = *id.get_or_insert_with(|| self.redirect_original(&r, now));
             // The core's pieces were all dropped above.
             if (lo, hi) != (c0, c1) {
                 for k in self.t.pieces_in(lo, hi) {
@@ -1187,13 +1181,23 @@ impl<M: Mem> Engine<M> {
         Ok(())
     }
 
+    /// The original of a redirect's memory: zio's own, so a backup (nothing
+    /// else writes it), knowing how far the message's first call asked.
+    fn redirect_original(&mut self, r: &Redirect, now: u64) -> OrigId {
+        let id = self.t.add_original(r.to, r.len, now);
+        let o = self.t.orig_mut(id);
+        o.backup = true;
+        o.asked_end = r.to + r.asked;
+        id
+    }
+
     /// The steady state of a reused input buffer: the input filled the
     /// whole fresh memory of `r`, and `[a, a+got)` is whole pages that are
     /// one piece already (the last message's redirect) and protect nothing.
     /// Then the piece just takes the new bytes, as a reused copy
-    /// destination does ([`Engine::repoint`]): what the general path would
-    /// do comes to the same, through a drop, a cut and an insert. False,
-    /// changing nothing, for any other input.
+    /// destination does ([`Engine::reuse_piece`]): what the general path
+    /// would do comes to the same, through a drop, a cut and an insert.
+    /// False, changing nothing, for any other input.
     fn redirect_steady(&mut self, a: usize, r: &Redirect, got: usize) -> bool {
         if r.into.is_some()
             || got != r.len
@@ -1204,25 +1208,16 @@ impl<M: Mem> Engine<M> {
             return false;
         }
         let now = self.tick();
-        let id = self.t.add_original(r.to, r.len, now);
-        let o = self.t.orig_mut(id);
-        o.backup = true;
-        o.asked_end = r.to + r.asked;
         let new = Piece {
             len: got,
             src: r.to,
-            orig: id,
+            orig: self.redirect_original(r, now),
             stamp: now,
             site: r.site,
             buf: r.buf,
         };
-        let was = self
-            .t
-            .repoint_piece(a, new)
-            .expect("a piece of that length");
-        self.orig_changed(was);
-        self.policy.elided(r.site, r.buf, got as u64);
-        self.counters.bytes_dropped += got as u64;
+        let reused = self.reuse_piece(a, new);
+        assert!(reused, "a piece of that length at {a:#x}");
         self.counters.inputs_redirected += 1;
         self.counters.bytes_redirected += got as u64;
         self.sync_counts();
@@ -1505,15 +1500,9 @@ impl<M: Mem> Engine<M> {
             site,
             buf,
         };
-        let was = self.t.repoint_piece(d, new)?;
-        self.clock = stamp;
-        debug_assert!(
-            self.t.origs_in(d, d + n).is_empty(),
-            "original under a piece"
-        );
-        self.orig_changed(was);
-        self.policy.elided(site, buf, n as u64);
-        self.counters.bytes_dropped += n as u64;
+        if !self.reuse_piece(d, new) {
+            return None;
+        }
         self.counters.elided_copies += 1;
         self.counters.elided_bytes += n as u64;
         self.sync_counts();
@@ -1521,6 +1510,28 @@ impl<M: Mem> Engine<M> {
             elided: n,
             ..CopyPlan::default()
         })
+    }
+
+    /// The steady state of a reused destination, for a copy
+    /// ([`Engine::repoint`]) and an input ([`Engine::redirect_steady`])
+    /// alike: the piece at `d` takes `new`'s bytes. Its pages stay unmapped
+    /// as they are; the original it read loses a dependent. False, changing
+    /// nothing, if `[d, d+new.len)` is not one piece. Inlined: it is the
+    /// body of every elided copy in that state.
+    #[inline(always)]
+    fn reuse_piece(&mut self, d: usize, new: Piece) -> bool {
+        let Some(was) = self.t.repoint_piece(d, new) else {
+            return false;
+        };
+        self.clock = self.clock.max(new.stamp);
+        debug_assert!(
+            self.t.origs_in(d, d + new.len).is_empty(),
+            "original under a piece"
+        );
+        self.orig_changed(was);
+        self.policy.elided(new.site, new.buf, new.len as u64);
+        self.counters.bytes_dropped += new.len as u64;
+        true
     }
 
     /// Elides what it can of the destination core `[c0, c1)`; returns the

@@ -688,11 +688,18 @@ fn run_world(ops: &[Op], cfg: Cfg) -> World {
     w
 }
 
-/// `small_cfg` with the default fault ratio and room for redirected input:
-/// the setting of the tests of what the policy learns.
+/// `redirect_cfg` with the default fault ratio: the setting of the tests
+/// of what the policy learns.
 fn policy_cfg() -> Cfg {
     Cfg {
         fault_ratio: 0.06,
+        ..redirect_cfg()
+    }
+}
+
+/// `small_cfg` with room for redirected input (zio's memory for 64 pages).
+fn redirect_cfg() -> Cfg {
+    Cfg {
         quarantine: 64 * PAGE,
         ..small_cfg()
     }
@@ -722,7 +729,7 @@ proptest! {
     /// a reused input buffer and of reused copy destinations are reached.
     #[test]
     fn engine_matches_plain_copies_in_a_buffer_chain(ops in prop::collection::vec(chain_op(), 1..40)) {
-        run(&ops, Cfg { quarantine: 64 * PAGE, ..small_cfg() });
+        run(&ops, redirect_cfg());
     }
 
     /// The same with the default-like policy (ratio and bounds in play).
@@ -1037,10 +1044,7 @@ fn chunked_input_is_one_original_and_one_piece_per_copy() {
 /// and the steady state makes no backup and changes no protection.
 #[test]
 fn reused_input_buffer_is_redirected_without_backup_or_protection() {
-    let mut w = World::new(Cfg {
-        quarantine: 64 * PAGE,
-        ..small_cfg()
-    });
+    let mut w = World::new(redirect_cfg());
     let (input, c1, c2) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE);
     for round in 0..5u8 {
         let protects = w.e.mem.protect_calls;
@@ -1094,10 +1098,7 @@ fn touched_input_buffer_stops_being_redirected() {
 /// reading it back costs no fault, though zio's memory has room for it.
 #[test]
 fn small_read_past_the_asked_message_lands_in_place() {
-    let mut w = World::new(Cfg {
-        quarantine: 64 * PAGE,
-        ..small_cfg()
-    });
+    let mut w = World::new(redirect_cfg());
     let n = 8 * PAGE - 100;
     for round in 0..6u8 {
         // A longer message first: the bytes past `n` in the last page are
@@ -1183,10 +1184,7 @@ fn chunked_redirected_input_stays_one_piece() {
         &[2 * PAGE, 2 * PAGE, 1000, 4 * PAGE - 1000][..],
         &[1000, 3 * PAGE, 5 * PAGE - 1000][..],
     ] {
-        let mut w = World::new(Cfg {
-            quarantine: 64 * PAGE,
-            ..small_cfg()
-        });
+        let mut w = World::new(redirect_cfg());
         let (input, c1, c2) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE);
         let (mut copied, mut redirected) = (0, 0);
         for round in 0..4u8 {
@@ -1226,10 +1224,7 @@ fn chunked_redirected_input_stays_one_piece() {
 /// make every use of them a fault.
 #[test]
 fn page_shared_with_other_data_stays_mapped() {
-    let mut w = World::new(Cfg {
-        quarantine: 64 * PAGE,
-        ..small_cfg()
-    });
+    let mut w = World::new(redirect_cfg());
     let len = 8 * PAGE - 100;
     let (input, c1) = (BASE, BASE + 20 * PAGE);
     let counter = input + len;
@@ -1327,9 +1322,8 @@ fn discarded_memory_is_released_and_taken_again() {
 #[test]
 fn chunked_input_split_mid_page_stays_redirected() {
     let mut w = World::new(Cfg {
-        quarantine: 64 * PAGE,
         max_records: 100,
-        ..small_cfg()
+        ..redirect_cfg()
     });
     let n = 8 * PAGE;
     let (input, c1, c2, c3) = (BASE, BASE + 20 * PAGE, BASE + 40 * PAGE, BASE + 60 * PAGE);
