@@ -693,17 +693,23 @@ impl<M: Mem> Engine<M> {
         self.unfilled.remove(a, b);
     }
 
-    /// After an original lost dependents or pins: unprotect the pages that no
-    /// longer need protection, and release its quarantine if it is idle.
+    /// After an original lost dependents or pins: if nothing needs it any
+    /// more, release zio's memory or unprotect the program's pages and its
+    /// quarantine. Inlined down to the check: almost every call (each copy
+    /// of a chain but the last) finds it still busy.
+    #[inline(always)]
     fn orig_changed(&mut self, id: OrigId) {
         // The record may already be gone (released by an earlier step of the
         // same operation); what follows is idempotent, so just stop.
-        let Some(o) = self.t.try_orig(id) else {
-            return;
-        };
-        if o.busy() {
-            return;
+        if self.t.try_orig(id).is_some_and(|o| !o.busy()) {
+            self.orig_idle(id);
         }
+    }
+
+    /// Original `id` exists and nothing needs it any more ([`Engine::orig_changed`]).
+    #[inline(never)]
+    fn orig_idle(&mut self, id: OrigId) {
+        let o = self.t.orig(id);
         if o.backup {
             let (start, len) = (o.start, o.len);
             self.t.remove_original(id);
