@@ -694,9 +694,10 @@ impl<M: Mem> Engine<M> {
     }
 
     /// After an original lost dependents or pins: if nothing needs it any
-    /// more, release zio's memory or unprotect the program's pages and its
-    /// quarantine. Inlined down to the check: almost every call (each copy
-    /// of a chain but the last) finds it still busy.
+    /// more, zio's memory goes back for reuse, or the program's pages are
+    /// unprotected and its quarantine released. Inlined down to the check:
+    /// almost every call (each copy of a chain but the last) finds it still
+    /// busy.
     #[inline(always)]
     fn orig_changed(&mut self, id: OrigId) {
         // The record may already be gone (released by an earlier step of the
