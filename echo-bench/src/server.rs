@@ -201,7 +201,7 @@ impl Server {
         let listener = TcpListener::bind(("127.0.0.1", cfg.port))?;
         // Set on the listener: accepted connections inherit it, and a name
         // the kernel does not have is an error at start.
-        tcp::set_congestion_fd(listener.as_raw_fd(), &cfg.congestion)?;
+        tcp::set_congestion(&listener, &cfg.congestion)?;
         listener.set_nonblocking(true)?;
         Ok(Server { listener, cfg })
     }

@@ -1,7 +1,6 @@
 //! TCP settings of the benchmark's connections.
 
 use std::io;
-use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 /// The congestion control echo-bench's servers and clients use unless told
@@ -16,10 +15,11 @@ pub const DEFAULT_CONGESTION: &str = "cubic";
 /// The value of `--congestion` that keeps the system's default.
 pub const SYSTEM_CONGESTION: &str = "system";
 
-/// Sets the congestion control of `fd`'s TCP connection to `alg`
-/// (nothing for [`SYSTEM_CONGESTION`]). Fails with the kernel's error for
-/// an algorithm it does not have or does not allow.
-pub fn set_congestion_fd(fd: i32, alg: &str) -> io::Result<()> {
+/// Sets the congestion control of `sock` (a connection, or a listener whose
+/// accepted connections inherit it) to `alg` (nothing for
+/// [`SYSTEM_CONGESTION`]). Fails with the kernel's error for an algorithm
+/// it does not have or does not allow.
+pub fn set_congestion(sock: &impl AsRawFd, alg: &str) -> io::Result<()> {
     if alg == SYSTEM_CONGESTION {
         return Ok(());
     }
@@ -27,7 +27,7 @@ pub fn set_congestion_fd(fd: i32, alg: &str) -> io::Result<()> {
     // most that many and needs no terminating zero.
     let r = unsafe {
         libc::setsockopt(
-            fd,
+            sock.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_CONGESTION,
             alg.as_ptr().cast(),
@@ -48,20 +48,15 @@ pub fn set_congestion_fd(fd: i32, alg: &str) -> io::Result<()> {
     }
 }
 
-/// [`set_congestion_fd`] on a stream.
-pub fn set_congestion(s: &TcpStream, alg: &str) -> io::Result<()> {
-    set_congestion_fd(s.as_raw_fd(), alg)
-}
-
-/// The congestion control of `s`'s connection, as the kernel reports it.
-pub fn congestion(s: &TcpStream) -> io::Result<String> {
+/// The congestion control of `sock`, as the kernel reports it.
+pub fn congestion(sock: &impl AsRawFd) -> io::Result<String> {
     let mut buf = [0u8; 16];
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: `buf` is writable for `len` bytes and `len` is a valid
     // in/out length.
     let r = unsafe {
         libc::getsockopt(
-            s.as_raw_fd(),
+            sock.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_CONGESTION,
             buf.as_mut_ptr().cast(),
@@ -84,7 +79,7 @@ fn available() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     #[test]
     fn both_ends_take_the_algorithm_asked() {
@@ -92,7 +87,7 @@ mod tests {
         // reno is built into every kernel; the default here is another. Set
         // on the listener, it is the accepted connection's (the server
         // relies on this).
-        set_congestion_fd(l.as_raw_fd(), "reno").unwrap();
+        set_congestion(&l, "reno").unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         assert_eq!(
