@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use smallvec::SmallVec;
+use smallvec::{smallvec, SmallVec};
 
 use crate::ranges::overlaps;
 
@@ -178,9 +178,7 @@ impl Tracker {
         // there (a third of an output's cost was the tree walk).
         if let Some((k, p)) = self.last {
             if k <= a && b <= k + p.len && a < b {
-                let mut v = SmallVec::new();
-                v.push((k, p));
-                return v;
+                return smallvec![(k, p)];
             }
         }
         let mut v: SmallVec<[(usize, Piece); 4]> =
