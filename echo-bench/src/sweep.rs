@@ -187,9 +187,12 @@ fn cpu_times() -> (f64, f64, f64, f64) {
         })
         .unwrap_or((0.0, 0.0));
     let ru = |who| {
-        // SAFETY: getrusage fills a zeroed struct.
-        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(who, &mut r) };
+        // SAFETY: an all-zero rusage is valid, and getrusage fills it.
+        let r = unsafe {
+            let mut r: libc::rusage = std::mem::zeroed();
+            libc::getrusage(who, &mut r);
+            r
+        };
         let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
         t(r.ru_utime) + t(r.ru_stime)
     };

@@ -108,11 +108,8 @@ fn disabled_runs_as_pass_through() {
 #[test]
 fn unprivileged_user_falls_back_to_pass_through() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test switches to nobody and needs root"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test switches to nobody and needs root");
     let sysctl =
         std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd").unwrap_or_default();
     assert_eq!(

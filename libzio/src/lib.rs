@@ -161,10 +161,10 @@ macro_rules! copy_hooks {
 copy_hooks! {
     memcpy / __wrap_memcpy / memcpy_body, "rcx" (d: *mut c_void, s: *const c_void, n: usize), Memcpy, |d, s, n| d, true;
     memmove / __wrap_memmove / memmove_body, "rcx" (d: *mut c_void, s: *const c_void, n: usize), Memmove, |d, s, n| d, true;
-    mempcpy / __wrap_mempcpy / mempcpy_body, "rcx" (d: *mut c_void, s: *const c_void, n: usize), Mempcpy, |d, s, n| d.cast::<u8>().add(n).cast(), true;
+    mempcpy / __wrap_mempcpy / mempcpy_body, "rcx" (d: *mut c_void, s: *const c_void, n: usize), Mempcpy, |d, s, n| d.cast::<u8>().wrapping_add(n).cast(), true;
     __memcpy_chk / __wrap___memcpy_chk / memcpy_chk_body, "r8" (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemcpyChk, |d, s, n| d, n <= dl;
     __memmove_chk / __wrap___memmove_chk / memmove_chk_body, "r8" (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MemmoveChk, |d, s, n| d, n <= dl;
-    __mempcpy_chk / __wrap___mempcpy_chk / mempcpy_chk_body, "r8" (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MempcpyChk, |d, s, n| d.cast::<u8>().add(n).cast(), n <= dl;
+    __mempcpy_chk / __wrap___mempcpy_chk / mempcpy_chk_body, "r8" (d: *mut c_void, s: *const c_void, n: usize, dl: usize), MempcpyChk, |d, s, n| d.cast::<u8>().wrapping_add(n).cast(), n <= dl;
 }
 
 // ----- input ----------------------------------------------------------------
@@ -342,10 +342,12 @@ pub unsafe extern "C" fn write(fd: c_int, b: *const c_void, n: usize) -> ssize_t
         // SAFETY: the caller's contract.
         None => unsafe { real::write(fd, b, n) },
         Some(g) => {
-            // SAFETY: the gather list points at mapped memory (originals,
-            // pinned, and the caller's own buffer).
+            // The gather list points at mapped memory (originals, pinned,
+            // and the caller's own buffer).
             let r = match single(&g) {
+                // SAFETY: one mapped run of the gather list.
                 Some((a, len)) => unsafe { real::write(fd, a, len) },
+                // SAFETY: chunks of the mapped gather list.
                 None => send_chunks(&g.iov, |v, c, _| unsafe { real::writev(fd, v, c) }),
             };
             elide::output_done(&g, r);
@@ -365,9 +367,11 @@ macro_rules! pwrite_hooks {
                 // SAFETY: the caller's contract.
                 None => unsafe { real::$name(fd, b, n, o) },
                 Some(g) => {
-                    // SAFETY: as in `write`; offsets advance per chunk.
+                    // As in `write`; offsets advance per chunk.
                     let r = match single(&g) {
+                        // SAFETY: one mapped run of the gather list.
                         Some((a, len)) => unsafe { real::$name(fd, a, len, o) },
+                        // SAFETY: chunks of the mapped gather list.
                         None => send_chunks(&g.iov, |v, c, done| unsafe { real::pwritev(fd, v, c, o + done as off_t) }),
                     };
                     elide::output_done(&g, r);
@@ -673,8 +677,8 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, n: usize) -> *mut c_void {
     stats::count(Hook::Realloc, n as u64);
-    // SAFETY: `p` is the caller's live allocation (or null).
     if n > 0 && elide::tracking() {
+        // SAFETY: `p` is the caller's live allocation (or null).
         if let Some(old) = unsafe { elide::realloc_tracked(p as usize) } {
             // SAFETY: a fresh block from the program's own allocator.
             let q = unsafe { libc::malloc(n) };

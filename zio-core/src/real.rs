@@ -44,9 +44,12 @@ macro_rules! real_fns {
                     return unsafe { unresolved::$name($($a),*) };
                 }
                 // SAFETY: `p` was returned by dlsym for this name, whose C
-                // prototype is the one written here.
-                let f: unsafe extern "C" fn($($t),*) -> $r = unsafe { core::mem::transmute(p) };
-                unsafe { f($($a),*) }
+                // prototype is the one written here; the caller keeps its
+                // contract.
+                unsafe {
+                    let f: unsafe extern "C" fn($($t),*) -> $r = core::mem::transmute(p);
+                    f($($a),*)
+                }
             }
         )*
 
@@ -65,9 +68,12 @@ macro_rules! real_fns {
                     unsafe { $fallback }
                 } else {
                     // SAFETY: `p` was returned by dlsym for this name, whose
-                    // C prototype is the one written here.
-                    let f: unsafe extern "C" fn($($t),*) -> $r = unsafe { core::mem::transmute(p) };
-                    unsafe { f($($a),*) }
+                    // C prototype is the one written here; the caller keeps
+                    // its contract.
+                    unsafe {
+                        let f: unsafe extern "C" fn($($t),*) -> $r = core::mem::transmute(p);
+                        f($($a),*)
+                    }
                 }
             }
             )*

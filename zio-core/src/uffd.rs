@@ -564,10 +564,8 @@ mod tests {
         // handler this test does not have.
         let mut present = [0u8; N];
         // SAFETY: `present` holds one byte per page of the range.
-        assert_eq!(
-            unsafe { libc::mincore(a as *mut _, N * PAGE, present.as_mut_ptr()) },
-            0
-        );
+        let r = unsafe { libc::mincore(a as *mut _, N * PAGE, present.as_mut_ptr()) };
+        assert_eq!(r, 0);
         assert_eq!(present[1..], [1; N - 1]);
         for p in 0..N {
             // SAFETY: inside the mapping: page 0 is an ordinary anonymous
