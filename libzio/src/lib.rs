@@ -303,7 +303,7 @@ pub unsafe extern "C" fn recvmmsg(
     f: c_int,
     t: *mut timespec,
 ) -> c_int {
-    let active = elide::input_needs_engine(usize::MAX);
+    let active = elide::active();
     if active {
         for i in 0..n as usize {
             // SAFETY: the caller's vector holds `n` entries.

@@ -227,6 +227,13 @@ pub fn input_needs_engine(n: usize) -> bool {
     ACTIVE.load(Ordering::Relaxed) && (n >= config::threshold() || TRACKING.load(Ordering::Relaxed))
 }
 
+/// True if copy elision is possible in this process (enabled, and
+/// userfaultfd works): input calls of any size may then need the engine.
+#[inline(always)]
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
 /// True if outputs, frees and unmaps may need the engine.
 #[inline(always)]
 pub fn tracking() -> bool {
