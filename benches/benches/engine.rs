@@ -22,7 +22,7 @@ impl Mem for NullMem {
     fn read(&self, _addr: usize, out: &mut [u8]) {
         out.fill(0);
     }
-    fn unmap(&mut self, _a: usize, _len: usize) -> bool {
+    fn make_missing(&mut self, _a: usize, _len: usize) -> bool {
         true
     }
     fn still_missing(&mut self, _a: usize, _len: usize) -> bool {

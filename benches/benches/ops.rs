@@ -10,10 +10,9 @@
 //!   iteration, so nothing needs `MADV_DONTNEED`. Two zio variants:
 //!   - `zio`: the destination is the original's only dependent. Dropping
 //!     its piece would leave the original without dependents and
-//!     unprotected, and the new copy would protect it again: two
-//!     `UFFDIO_WRITEPROTECT` ioctls per copy, until `Engine::copy` learnt
-//!     to repoint such a piece in place (see `Engine::repoint` in
-//!     zio-core/src/engine.rs). It now makes no system call either.
+//!     unprotected, and the new copy would protect it again; instead
+//!     `Engine::copy` repoints the piece in place (`Engine::repoint` in
+//!     zio-core/src/engine/copy.rs), so the copy makes no system call.
 //!   - `zio_held`: another elided copy of the same original stays alive,
 //!     so the original stays write-protected whatever the engine does: what
 //!     is left is the lock and the engine's bookkeeping.

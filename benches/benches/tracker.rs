@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use zio_core::tracker::{Piece, Tracker};
+use zio_core::tracker::{Piece, Slots, Tracker};
 
 const PAGE: usize = 4096;
 const RECORDS: usize = 640;
@@ -31,8 +31,7 @@ fn setup() -> (Tracker, Vec<usize>) {
                 src: start + d * PAGE,
                 orig: id,
                 stamp: 0,
-                site: 0,
-                buf: 0,
+                slots: Slots::default(),
             };
             t.insert_piece(dst, piece);
             keys.push(dst);
@@ -62,8 +61,7 @@ fn bench(c: &mut Criterion) {
                 src: 0x1000_0000,
                 orig,
                 stamp: 1,
-                site: 0,
-                buf: 0,
+                slots: Slots::default(),
             };
             t.insert_piece(black_box(free_dst), piece);
             t.cut_piece(free_dst, free_dst, free_dst + (16 << 10));

@@ -180,11 +180,10 @@ fn freeing_a_quarantined_neighbour_inside_a_pinned_copy() {
 }
 
 /// Freed originals beyond the quarantine budget are released by
-/// materializing their copies. Regression test for a panic ("stale original
-/// id", tracker.rs) at commit 0dc5393: release_src looked an original up
-/// again after materializing its last dependent had released and deleted
-/// it. Triggered with the default budget by 70 freed 1 MiB originals, and
-/// with ZIO_QUARANTINE=0 by one.
+/// materializing their copies. Materializing an original's last dependent
+/// releases and deletes the original in the middle of the release, which
+/// must not look it up again. 70 freed 1 MiB originals reach that with the
+/// default budget, and one does with ZIO_QUARANTINE=0.
 #[test]
 fn quarantine_over_budget_releases_originals() {
     let dir = TempDir::new("repro-quarantine");

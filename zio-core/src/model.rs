@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
-use crate::engine::{Cause, Cfg, Engine, FreeAction, From, Mem};
+use crate::engine::{Cause, Cfg, CopyFrom, Engine, FreeAction, Mem};
 use crate::ranges::{page_down, PAGE};
 
 /// Pages of the simulated address space.
@@ -83,7 +83,7 @@ impl Mem for Sim {
             *b = p.data[a % PAGE];
         }
     }
-    fn unmap(&mut self, a: usize, len: usize) -> bool {
+    fn make_missing(&mut self, a: usize, len: usize) -> bool {
         if Self::idx(a + len - 1) >= SHARED_FROM {
             return false;
         }
@@ -337,8 +337,8 @@ impl World {
             Some(p) => {
                 for &(dst, from, len) in &p.real {
                     match from {
-                        From::Mem(src) => self.raw_copy(dst, src, len, p.overlapping),
-                        From::Bounce(off) => {
+                        CopyFrom::Mem(src) => self.raw_copy(dst, src, len, p.overlapping),
+                        CopyFrom::Bounce(off) => {
                             for (i, &b) in p.bounce[off..off + len].iter().enumerate() {
                                 self.store(dst + i, b);
                             }

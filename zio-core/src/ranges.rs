@@ -22,7 +22,7 @@ pub fn page_up(a: usize) -> usize {
 /// The core of `[a, a+n)`: the whole pages inside it, as `[c0, c1)`; empty
 /// (`c0 == c1`) when the range holds no whole page.
 #[inline]
-pub fn core(a: usize, n: usize) -> (usize, usize) {
+pub fn whole_pages(a: usize, n: usize) -> (usize, usize) {
     let c0 = page_up(a);
     let c1 = page_down(a + n);
     if c1 > c0 {
@@ -104,6 +104,27 @@ impl RangeSet {
         self.overlapping(a, b)
             .map(|(s, e)| (s.max(a), e.min(b)))
             .collect()
+    }
+
+    /// Adds the pages holding any byte of `[a, b)`.
+    pub fn insert_pages(&mut self, a: usize, b: usize) {
+        self.insert(page_down(a), page_up(b));
+    }
+
+    /// The parts of `[a, b)` not in the set, in order.
+    pub fn gaps(&self, a: usize, b: usize) -> SmallVec<[(usize, usize); 4]> {
+        let mut v = SmallVec::new();
+        let mut pos = a;
+        for (s, e) in self.clipped(a, b) {
+            if s > pos {
+                v.push((pos, s));
+            }
+            pos = e;
+        }
+        if pos < b {
+            v.push((pos, b));
+        }
+        v
     }
 
     /// True if any byte of `[a, b)` is in the set.
@@ -225,10 +246,10 @@ mod tests {
         assert_eq!(page_down(4097), 4096);
         assert_eq!(page_up(4097), 8192);
         assert_eq!(page_up(8192), 8192);
-        assert_eq!(core(100, 20000), (4096, 16384));
-        assert_eq!(core(4096, 4096), (4096, 8192));
-        assert_eq!(core(100, 5000), (4096, 4096));
-        assert_eq!(core(5000, 10), (8192, 8192));
+        assert_eq!(whole_pages(100, 20000), (4096, 16384));
+        assert_eq!(whole_pages(4096, 4096), (4096, 8192));
+        assert_eq!(whole_pages(100, 5000), (4096, 4096));
+        assert_eq!(whole_pages(5000, 10), (8192, 8192));
     }
 
     proptest! {
@@ -253,6 +274,14 @@ mod tests {
                 prop_assert_eq!(set.intersects(q.0, q.1), want);
                 let clipped: usize = set.clipped(q.0, q.1).iter().map(|(s, e)| e - s).sum();
                 prop_assert_eq!(clipped, bits[q.0..q.1].iter().filter(|&&x| x).count());
+                let mut in_gaps = [false; 256];
+                for (s, e) in set.gaps(q.0, q.1) {
+                    prop_assert!(q.0 <= s && s < e && e <= q.1);
+                    for x in in_gaps.iter_mut().take(e).skip(s) { *x = true; }
+                }
+                for i in q.0..q.1 {
+                    prop_assert_eq!(in_gaps[i], !bits[i]);
+                }
             }
         }
 

@@ -38,9 +38,17 @@ pub struct Piece {
     pub orig: OrigId,
     /// When the copy was made (engine clock), for LRU collection.
     pub stamp: u64,
-    /// Policy slots of the call site and of the destination buffer.
+    /// The policy slots this piece's touches are charged to.
+    pub slots: Slots,
+}
+
+/// The policy's slots of a copy's call site and of its destination buffer,
+/// kept in each piece so that a touch of the piece is charged to both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slots {
+    /// The call site's slot.
     pub site: u16,
-    /// See `site`.
+    /// The destination buffer's slot.
     pub buf: u16,
 }
 
@@ -571,8 +579,7 @@ mod tests {
             src,
             orig,
             stamp: 0,
-            site: 0,
-            buf: 0,
+            slots: Slots::default(),
         }
     }
 

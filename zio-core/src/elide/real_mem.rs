@@ -1,0 +1,191 @@
+//! The engine's memory backend in the running process: userfaultfd
+//! registration, fills and write protection, discarding pages, and zio's
+//! own memory for backups and redirected input.
+
+use super::clock::EngineTime;
+use crate::engine::Mem;
+use crate::log::Level;
+use crate::ranges::{page_up, PAGE};
+use crate::uffd::{self, Uffd};
+use crate::{vma, zio_log};
+
+/// The process memory, through userfaultfd.
+pub struct RealMem {
+    uffd: Uffd,
+    /// Backup mappings no longer in use, by length, kept for reuse: a
+    /// server backing up the same buffer size on every request then maps
+    /// nothing (and its pages stay populated).
+    spare: std::collections::BTreeMap<usize, Vec<usize>>,
+    spare_bytes: usize,
+    /// Ranges registered with userfaultfd (each may add VMAs).
+    pub(super) registrations: u64,
+    /// Time spent in the engine (kept here: the backend is the part of the
+    /// engine's state that belongs to the running process).
+    pub(super) time: EngineTime,
+}
+
+/// Spare backup memory kept mapped for reuse, at most.
+const SPARE_MAX: usize = 64 << 20;
+
+impl RealMem {
+    /// The backend of an engine starting now on descriptor `uffd`.
+    pub(super) fn new(uffd: Uffd) -> RealMem {
+        RealMem {
+            uffd,
+            spare: Default::default(),
+            spare_bytes: 0,
+            registrations: 0,
+            time: EngineTime::new(),
+        }
+    }
+
+    /// True if `[a, a+len)` is registered with this descriptor now. The
+    /// program's allocator may have unmapped and remapped a range behind
+    /// zio's back (glibc frees large chunks with an internal `munmap`), so
+    /// no record of past registrations can say. A write-protect call (a
+    /// no-op unprotect: callers have released any protection there)
+    /// succeeds only on a range registered with this descriptor, and zio
+    /// registers only memory it classified as private anonymous: success
+    /// proves both, in one call, with no cache to go stale.
+    fn registered(&self, a: usize, len: usize) -> bool {
+        self.uffd.writeprotect(a, len, false).is_ok()
+    }
+
+    /// Registers `[a, a+len)` after checking it is private anonymous memory.
+    fn register_checked(&mut self, a: usize, len: usize) -> bool {
+        let ok = vma::classify(a, a + len) == vma::Kind::PrivateAnon
+            && self.uffd.register(a, len).is_ok();
+        self.registrations += u64::from(ok);
+        ok
+    }
+}
+
+impl Mem for RealMem {
+    fn read(&self, addr: usize, out: &mut [u8]) {
+        // SAFETY: the engine only reads originals, which are mapped and
+        // present while they have dependents (see `crate::engine`).
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, out.as_mut_ptr(), out.len()) };
+    }
+
+    fn make_missing(&mut self, a: usize, len: usize) -> bool {
+        // Registration must be certain: an unregistered page discarded
+        // below would silently read back as zeros.
+        if !self.registered(a, len) && !self.register_checked(a, len) {
+            return false;
+        }
+        // SAFETY: private anonymous memory registered for missing faults:
+        // its next access is a fault that the handler fills from the pieces.
+        unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
+    }
+
+    fn still_missing(&mut self, a: usize, len: usize) -> bool {
+        // Registered pages zio left missing become present only through zio
+        // (a fault it serves, a fill it makes).
+        self.registered(a, len)
+    }
+
+    fn release(&mut self, page: usize, a: usize, b: usize) -> bool {
+        let Some((vs, ve)) = crate::vma::mapping(page) else {
+            return false;
+        };
+        let (a, b) = (a.max(vs), b.min(ve));
+        if self.uffd.unregister(a, b - a).is_err() {
+            return false;
+        }
+        // The kernel woke the waiters on unregistering; once more is
+        // harmless (and fails quietly now that the range is not ours).
+        let _ = self.uffd.wake(page, PAGE);
+        true
+    }
+
+    fn fill(&mut self, page: usize, data: &[u8]) -> bool {
+        self.fill_from(page, data.as_ptr() as usize, data.len())
+    }
+
+    fn fill_from(&mut self, page: usize, src: usize, len: usize) -> bool {
+        // The kernel reads `src` like `read` does: an original, present
+        // while it has dependents, or zio's own memory.
+        match self.uffd.copy(page, src as *const u8, len) {
+            Ok(()) => true,
+            Err(e) => {
+                zio_log!(
+                    Level::Error,
+                    "UFFDIO_COPY of {} pages at {page:#x} failed: {}",
+                    len / PAGE,
+                    uffd::errno_name(e)
+                );
+                // The pieces stay, so a thread waiting here faults again
+                // and the next attempt fills the page; asleep it would wait
+                // for good.
+                let _ = self.uffd.wake(page, len);
+                false
+            }
+        }
+    }
+
+    fn zero_run(&mut self, a: usize, len: usize) {
+        if let Err(e) = self.uffd.zeropage_run(a, len) {
+            zio_log!(
+                Level::Error,
+                "UFFDIO_ZEROPAGE at {a:#x} failed: {}",
+                uffd::errno_name(e)
+            );
+            // Whoever waits there faults again rather than sleep for good.
+            let _ = self.uffd.wake(a, PAGE);
+        }
+    }
+
+    fn zero_range(&mut self, a: usize, len: usize) {
+        // A part that is not registered (ENOENT) needs nothing: no fault
+        // can come from it.
+        let _ = self.uffd.zeropage(a, len);
+    }
+
+    fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
+        let addr = self.own(len)?;
+        // SAFETY: `src` is an original (present); `addr` is ours, at least
+        // `len` bytes, and the two cannot overlap.
+        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, addr as *mut u8, len) };
+        Some(addr)
+    }
+
+    fn own(&mut self, len: usize) -> Option<usize> {
+        let size = page_up(len);
+        if let Some(a) = self.spare.get_mut(&size).and_then(Vec::pop) {
+            self.spare_bytes -= size;
+            return Some(a);
+        }
+        let p = crate::heap::map(size);
+        (!p.is_null()).then_some(p as usize)
+    }
+
+    fn write(&mut self, addr: usize, data: &[u8]) {
+        // SAFETY: the engine passes present, unprotected program memory it
+        // has just released for this write (see `input_redirected`).
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
+    }
+
+    fn backup_release(&mut self, addr: usize, len: usize) {
+        let size = page_up(len);
+        if self.spare_bytes + size <= SPARE_MAX {
+            self.spare.entry(size).or_default().push(addr);
+            self.spare_bytes += size;
+        } else {
+            // SAFETY: a whole backup mapping that nothing points into now.
+            unsafe { libc::munmap(addr as *mut libc::c_void, size) };
+        }
+    }
+
+    fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
+        if on {
+            // Already registered (the common case for a reused buffer): one
+            // call. Otherwise check, register, and protect.
+            self.uffd.writeprotect(a, len, true).is_ok()
+                || (self.register_checked(a, len) && self.uffd.writeprotect(a, len, true).is_ok())
+        } else {
+            // Also wakes writers waiting on these pages.
+            let _ = self.uffd.writeprotect(a, len, false);
+            true
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! zio's own threads: the fault handler (one blocking read of the
+//! userfaultfd per fault, resolved under the engine's lock) and the
+//! periodic collector.
+
+use core::sync::atomic::Ordering;
+
+use super::clock::ticks;
+use super::{free_all, publish, ENGINE, HANDLER_FD};
+use crate::log::Level;
+use crate::{config, thread, uffd, zio_log};
+
+/// The fault handler: one blocking read per fault, resolved under the lock.
+pub(super) fn handler_loop() {
+    thread::mark_zio_thread();
+    let fd = HANDLER_FD.load(Ordering::Relaxed);
+    loop {
+        let m = match uffd::read_msg(fd) {
+            Ok(m) => m,
+            Err(e) => {
+                zio_log!(
+                    Level::Error,
+                    "reading userfaultfd failed: {}; handler stops",
+                    uffd::errno_name(e)
+                );
+                return;
+            }
+        };
+        if m.event != uffd::EVENT_PAGEFAULT {
+            continue;
+        }
+        let t0 = ticks();
+        let mut g = ENGINE.lock();
+        if let Some(e) = g.as_mut() {
+            if m.flags & uffd::PAGEFAULT_FLAG_WP != 0 {
+                // Busy: the writer stays blocked until the pin is dropped.
+                let _ = e.on_wp_fault(m.address as usize);
+            } else {
+                e.on_missing_fault(m.address as usize);
+            }
+            publish(e);
+            e.mem.time.background_call(t0);
+        }
+    }
+}
+
+/// Periodic collection, plus freeing what the quarantine released.
+pub(super) fn collector_loop() {
+    thread::mark_zio_thread();
+    loop {
+        let ms = config::get(config::Opt::GcMs);
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as libc::time_t,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // SAFETY: valid timespec; a null remainder is allowed.
+        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        let to_free = {
+            let t0 = ticks();
+            let mut g = ENGINE.lock();
+            let Some(e) = g.as_mut() else { continue };
+            e.collect();
+            publish(e);
+            e.mem.time.background_call(t0);
+            e.take_to_free()
+        };
+        free_all(&to_free);
+    }
+}

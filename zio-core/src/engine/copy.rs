@@ -1,0 +1,417 @@
+//! Copy elision: where a `memcpy` is decided. A copy into a reused
+//! destination in its steady state only repoints its piece; any other copy
+//! drops what its destination held, elides the destination pages whose
+//! source bytes are all tracked (if the policy allows), and returns a plan
+//! of the real copies left (fringes, untracked parts). Touches the records,
+//! the protection state, the unfilled pages and the policy.
+
+use super::policy::Verdict;
+use super::resolve::{resolve, Seg, Src};
+use super::{Busy, Engine, Mem, Runs};
+use crate::ranges::{overlaps, page_down, page_up, whole_pages, OrderedRuns, PAGE};
+use crate::tracker::{OrigId, Piece, Slots};
+
+/// Where a real copy of a plan takes its bytes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFrom {
+    /// Program memory at this address (the caller's source).
+    Mem(usize),
+    /// The plan's bounce buffer at this offset.
+    Bounce(usize),
+}
+
+/// A copy the caller must perform for real, after releasing the lock.
+///
+/// It holds no pin: source bytes that live in unmapped pages were read from
+/// their originals into `bounce` under the lock. (A pin held while this
+/// thread writes program memory could deadlock it: its write may land on a
+/// protected page of the very original it pinned, and the write-protect
+/// fault would wait for an unpin only this thread can do.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyPlan {
+    /// `(dst, from, len)` copies.
+    pub real: Vec<(usize, CopyFrom, usize)>,
+    /// Bytes of unmapped source pages, read from their originals.
+    pub bounce: Vec<u8>,
+    /// Use `memmove` for the single entry (source and destination overlap).
+    pub overlapping: bool,
+    /// Bytes elided by this copy.
+    pub elided: usize,
+    /// After the copies, record this range as an original (with
+    /// [`Engine::input_done`]): it holds IO data that was moved.
+    pub record: Option<(usize, usize)>,
+}
+
+impl<M: Mem> Engine<M> {
+    /// Decides a copy of `n` bytes from `s` to `d` made at call site `site`.
+    /// `None`: nothing tracked is involved, copy for real as usual.
+    pub fn copy(
+        &mut self,
+        d: usize,
+        s: usize,
+        n: usize,
+        site: usize,
+    ) -> Result<Option<CopyPlan>, Busy> {
+        if n == 0 || self.t.is_empty() {
+            return Ok(None);
+        }
+        // The steady state of a reused destination, decided in a few
+        // lookups: every copy of a static buffer chain after the first.
+        let mut verdict = None;
+        if let Some((src, orig)) = self.repointable(d, s, n) {
+            let v = self.policy_for(d, n, site);
+            if let Verdict::Elide(slots) = v {
+                if let Some(plan) = self.repoint(d, n, src, orig, slots) {
+                    return Ok(Some(plan));
+                }
+            }
+            verdict = Some(v);
+        }
+        // A reused destination re-elided from the same input drops the
+        // original's last dependent and adds it back a moment later: only
+        // what is idle once the copy is decided gets unprotected, instead of
+        // an unprotect and a protect ioctl in every such copy.
+        self.prot.deferred_unprotect = Some(Runs::new());
+        let plan = self.decide_copy(d, s, n, site, verdict);
+        for (a, b) in self.prot.deferred_unprotect.take().unwrap_or_default() {
+            self.unprotect_idle(a, b);
+        }
+        plan
+    }
+
+    /// Any copy but the steady state: `verdict` is the policy's, if
+    /// [`Engine::copy`] already asked it (it must be asked once per copy).
+    fn decide_copy(
+        &mut self,
+        d: usize,
+        s: usize,
+        n: usize,
+        site: usize,
+        verdict: Option<Verdict>,
+    ) -> Result<Option<CopyPlan>, Busy> {
+        let src_tracked = self.t.has_pieces_in(s, s + n) || !self.t.origs_in(s, s + n).is_empty();
+        if !src_tracked {
+            // Copied for real by the caller.
+            self.fill_unfilled(d, d + n);
+            return Ok(None);
+        }
+        if overlaps(d, d + n, s, s + n) {
+            return self.copy_overlapping(d, s, n).map(Some);
+        }
+        let verdict = verdict.unwrap_or_else(|| self.policy_for(d, n, site));
+        // The destination is overwritten: whole pages' old pieces are
+        // dropped, partial pages rebuilt, originals there released.
+        let dropped = self.overwrite((d, d + n), d, d + n)?;
+        let elided = match verdict {
+            Verdict::Elide(slots) => self.elide_pages(d, s, whole_pages(d, n), &dropped, slots),
+            Verdict::Refused => {
+                self.counters.policy_skips += 1;
+                Runs::new()
+            }
+            Verdict::TooSmall => Runs::new(),
+        };
+        // Dropped pages copied for real below must not fault one by one.
+        self.fill_dropped(dropped, &elided);
+        let mut plan = self.plan_real(d, s, n, &elided);
+        plan.elided = elided.iter().map(|(a, b)| b - a).sum();
+        if plan.elided > 0 {
+            self.counters.elided_copies += 1;
+            self.counters.elided_bytes += plan.elided as u64;
+        }
+        self.sync_counts();
+        Ok(Some(plan))
+    }
+
+    /// IO data shifted inside its own buffer (Redis drops a protocol header
+    /// this way) is still IO data: it is moved for real and, if it was an
+    /// original, recorded again afterwards.
+    fn copy_overlapping(&mut self, d: usize, s: usize, n: usize) -> Result<CopyPlan, Busy> {
+        let was_original = !self.t.origs_in(s, s + n).is_empty();
+        let (lo, hi) = (s.min(d), s.max(d) + n);
+        self.fill_unfilled(lo, hi);
+        self.prepare_write(lo, hi)?;
+        self.t.trim_originals(lo, hi);
+        self.paths.overlapping_copies += 1;
+        self.sync_counts();
+        Ok(CopyPlan {
+            real: vec![(d, CopyFrom::Mem(s), n)],
+            overlapping: true,
+            record: was_original.then_some((d, n)),
+            ..CopyPlan::default()
+        })
+    }
+
+    /// The real copies of `[d, d+n)` outside the `elided` runs, each from
+    /// where its bytes are: program memory, or (for bytes in unmapped
+    /// pages) the plan's bounce buffer, read from their originals now.
+    fn plan_real(&mut self, d: usize, s: usize, n: usize, elided: &[(usize, usize)]) -> CopyPlan {
+        let mut plan = CopyPlan::default();
+        let mut pos = d;
+        let mut parts = Runs::new();
+        for &(r0, r1) in elided {
+            parts.push((pos, r0));
+            pos = r1;
+        }
+        parts.push((pos, d + n));
+        for (lo, hi) in parts {
+            if lo >= hi {
+                continue;
+            }
+            self.fill_unfilled(lo, hi);
+            for (a, b, src) in resolve(&self.t, s + (lo - d), s + (hi - d)) {
+                let from = match src {
+                    Src::Piece { addr, .. } => {
+                        let off = plan.bounce.len();
+                        plan.bounce.resize(off + (b - a), 0);
+                        self.mem.read(addr, &mut plan.bounce[off..]);
+                        self.charge_read(a, b);
+                        CopyFrom::Bounce(off)
+                    }
+                    _ => CopyFrom::Mem(a),
+                };
+                plan.real.push((d + (a - s), from, b - a));
+                self.counters.copied_bytes += (b - a) as u64;
+            }
+        }
+        plan
+    }
+
+    /// The steady state of a reused destination: `[d, d+n)` (whole pages,
+    /// at least the threshold) is one piece already and the source is one
+    /// tracked, protected run elsewhere, so the piece can just take the new
+    /// source ([`Engine::repoint`]): no page is dropped, filled or
+    /// protected. Returns where the source bytes are (address, original);
+    /// `None` for a copy of any other shape. Whether `[d, d+n)` is one
+    /// piece is left to [`Engine::repoint`], which looks it up once to
+    /// check and change it. Changes nothing.
+    fn repointable(&self, d: usize, s: usize, n: usize) -> Option<(usize, OrigId)> {
+        if !d.is_multiple_of(PAGE)
+            || !n.is_multiple_of(PAGE)
+            || n < self.cfg.threshold
+            || overlaps(d, d + n, s, s + n)
+        {
+            return None;
+        }
+        let (src, orig) = match self.t.piece_at(s) {
+            Some((k, p)) if k + p.len >= s + n => (p.src + (s - k), p.orig),
+            Some(_) => return None,
+            None => {
+                if self.t.has_pieces_in(s, s + n) {
+                    return None;
+                }
+                let ids = self.t.origs_in(s, s + n);
+                let &[id] = ids.as_slice() else {
+                    return None;
+                };
+                let o = self.t.orig(id);
+                if o.start > s || o.end() < s + n {
+                    return None;
+                }
+                (s, id)
+            }
+        };
+        if !self.t.orig(orig).backup && !self.prot.wp.covers(page_down(src), page_up(src + n)) {
+            return None;
+        }
+        Some((src, orig))
+    }
+
+    /// Elides a copy [`Engine::repointable`] accepted if `[d, d+n)` is one
+    /// piece: it now reads `n` bytes at `src` of `orig`. `None`, changing
+    /// nothing, if it is not.
+    fn repoint(
+        &mut self,
+        d: usize,
+        n: usize,
+        src: usize,
+        orig: OrigId,
+        slots: Slots,
+    ) -> Option<CopyPlan> {
+        let new = Piece {
+            len: n,
+            src,
+            orig,
+            stamp: self.clock + 1,
+            slots,
+        };
+        if !self.reuse_piece(d, new) {
+            return None;
+        }
+        self.counters.elided_copies += 1;
+        self.counters.elided_bytes += n as u64;
+        self.paths.repoints += 1;
+        self.sync_counts();
+        Some(CopyPlan {
+            elided: n,
+            ..CopyPlan::default()
+        })
+    }
+
+    /// The steady state of a reused destination, for a copy
+    /// ([`Engine::repoint`]) and an input alike: the piece at `d` takes
+    /// `new`'s bytes. Its pages stay unmapped as they are; the original it
+    /// read loses a dependent. False, changing nothing, if `[d, d+new.len)`
+    /// is not one piece. Inlined: it is the body of every elided copy in
+    /// that state.
+    #[inline(always)]
+    pub(super) fn reuse_piece(&mut self, d: usize, new: Piece) -> bool {
+        let Some(was) = self.t.repoint_piece(d, new) else {
+            return false;
+        };
+        self.clock = self.clock.max(new.stamp);
+        debug_assert!(
+            self.t.origs_in(d, d + new.len).is_empty(),
+            "original under a piece"
+        );
+        self.orig_changed(was);
+        self.policy.elided(new.slots, new.len as u64);
+        self.counters.bytes_dropped += new.len as u64;
+        true
+    }
+
+    /// Elides what it can of the destination core `[c0, c1)`; returns the
+    /// elided runs.
+    /// `dropped`: pages whose old pieces this copy just dropped. They are
+    /// still unmapped and registered (a piece's pages always are), so
+    /// eliding into them again needs no system call.
+    fn elide_pages(
+        &mut self,
+        d: usize,
+        s: usize,
+        (c0, c1): (usize, usize),
+        dropped: &OrderedRuns,
+        slots: Slots,
+    ) -> Runs {
+        let segs = resolve(&self.t, s + (c0 - d), s + (c1 - d));
+        let now = self.tick();
+        let mut done = Runs::new();
+        for (r0, r1) in elidable_runs(&segs, d.wrapping_sub(s), (c0, c1)) {
+            if self.elide_run(d, s, (r0, r1), &segs, dropped, now, slots) {
+                done.push((r0, r1));
+            }
+        }
+        done
+    }
+
+    /// Elides the destination run `[r0, r1)`, whose source bytes `segs`
+    /// all tracked: protects its sources, leaves it missing, and records
+    /// its pieces. False, eliding nothing, if the memory refused.
+    #[allow(clippy::too_many_arguments)]
+    fn elide_run(
+        &mut self,
+        d: usize,
+        s: usize,
+        (r0, r1): (usize, usize),
+        segs: &[Seg],
+        dropped: &OrderedRuns,
+        now: u64,
+        slots: Slots,
+    ) -> bool {
+        let (sa, sb) = (s + (r0 - d), s + (r1 - d));
+        // Protect the sources first: once they are protected, a write to
+        // them is caught before it can change bytes a piece points at.
+        let protected = self.protect_sources(segs, sa, sb);
+        // Pages this copy just dropped, or that a free left missing (if
+        // still registered), need no unmapping.
+        let missing = dropped.covers(r0, r1)
+            || (self.unfilled.covers(r0, r1) && self.mem.still_missing(r0, r1 - r0))
+            || self.mem.make_missing(r0, r1 - r0);
+        if !protected || !missing {
+            self.counters.refused += 1;
+            return false;
+        }
+        self.unfilled.forget(r0, r1);
+        for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
+            let (lo, hi) = (a.max(sa), b.min(sb));
+            let (addr, orig) = match src {
+                Src::Orig(id) => (lo, id),
+                Src::Piece { addr, orig } => (addr + (lo - a), orig),
+                Src::Plain => unreachable!("elided runs hold tracked bytes only"),
+            };
+            let piece = Piece {
+                len: hi - lo,
+                src: addr,
+                orig,
+                stamp: now,
+                slots,
+            };
+            self.t.insert_piece(d + (lo - s), piece);
+        }
+        self.policy.elided(slots, (r1 - r0) as u64);
+        true
+    }
+}
+
+/// The runs of the destination core `[c0, c1)` that can be elided: whole
+/// pages whose source bytes are all tracked, i.e. the whole pages inside
+/// each maximal run of contiguous tracked segments of the source `segs`
+/// (destination = source + `shift`, wrapping).
+fn elidable_runs(segs: &[Seg], shift: usize, (c0, c1): (usize, usize)) -> Runs {
+    let mut runs = Runs::new();
+    let mut i = 0;
+    while i < segs.len() {
+        if segs[i].2 == Src::Plain {
+            i += 1;
+            continue;
+        }
+        let start = segs[i].0;
+        while i + 1 < segs.len() && segs[i + 1].2 != Src::Plain && segs[i + 1].0 == segs[i].1 {
+            i += 1;
+        }
+        let end = segs[i].1;
+        i += 1;
+        let lo = page_up(start.wrapping_add(shift)).max(c0);
+        let hi = page_down(end.wrapping_add(shift)).min(c1);
+        if lo < hi {
+            runs.push((lo, hi));
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: usize = PAGE;
+
+    /// Whole destination pages inside tracked stretches of the source, at
+    /// any alignment between source and destination; untracked bytes split
+    /// runs, and the runs stay inside the core.
+    #[test]
+    fn elidable_runs_are_whole_pages_of_tracked_bytes() {
+        let (o, q) = (Src::Orig(1), Src::Piece { addr: 0, orig: 2 });
+        // Source 10P..20P all tracked (two kinds), copied to 100P: all of it.
+        let segs = [(10 * P, 15 * P, o), (15 * P, 20 * P, q)];
+        let shift = 90 * P;
+        assert_eq!(
+            elidable_runs(&segs, shift, (100 * P, 110 * P)).as_slice(),
+            &[(100 * P, 110 * P)]
+        );
+        // An untracked page in the middle splits it; a misaligned
+        // destination loses the partial pages at each stretch's ends.
+        let segs = [
+            (10 * P, 14 * P, o),
+            (14 * P, 15 * P, Src::Plain),
+            (15 * P, 20 * P, q),
+        ];
+        assert_eq!(
+            elidable_runs(&segs, shift, (100 * P, 110 * P)).as_slice(),
+            &[(100 * P, 104 * P), (105 * P, 110 * P)]
+        );
+        let shifted = shift + 100;
+        assert_eq!(
+            elidable_runs(&segs, shifted, (101 * P, 110 * P)).as_slice(),
+            &[(101 * P, 104 * P), (106 * P, 110 * P)]
+        );
+        // A destination below its source (the shift wraps).
+        let down = 0usize.wrapping_sub(5 * P);
+        assert_eq!(
+            elidable_runs(&segs[..1], down, (5 * P, 9 * P)).as_slice(),
+            &[(5 * P, 9 * P)]
+        );
+        // Nothing tracked, or less than a page: nothing.
+        assert!(elidable_runs(&[(0, 3 * P, Src::Plain)], shift, (90 * P, 93 * P)).is_empty());
+        assert!(elidable_runs(&[(10, P + 5, o)], shift, (90 * P, 91 * P)).is_empty());
+    }
+}

@@ -1,0 +1,206 @@
+//! Faults: a missing fault on an unmapped page rebuilds it (and, for a
+//! program reading on, the pages after it: fault-around), a missing fault
+//! without pieces gets zeros or gives the memory back to the kernel, and a
+//! write-protect fault releases the original written to. Touches the
+//! records, the fault streams, the unfilled pages and the protection state.
+
+use super::{Busy, Cause, Engine, Mem};
+use crate::ranges::{page_down, RangeSet, PAGE};
+
+/// Most pages materialized together on a missing fault (256 KiB).
+pub const FAULT_AROUND: usize = 64;
+
+/// Most pages given zero pages together on a fault on a page that holds no
+/// piece (1 MiB; the run stops earlier at a present page).
+const ZERO_AROUND: usize = 256;
+
+/// Fault runs remembered to recognise a program reading on from where the
+/// last fault stopped (one per copy being read at once, roughly).
+const STREAMS: usize = 8;
+
+/// Growth of the fault-around window from one fault of a stream to the next.
+const GROWTH: usize = 4;
+
+/// Recent fault runs, to size the next fault's run like readahead: a fault
+/// right after the pages the last one rebuilt is a program reading on, so
+/// its run is four times longer (1, 4, 16, 64 pages); a fault anywhere else
+/// rebuilds its page alone, so a program touching a header here and there
+/// pays for one page per fault, and so does the policy.
+#[derive(Debug, Default)]
+pub(super) struct Streams {
+    /// (the page after the run, the window it had), per stream.
+    runs: [(usize, usize); STREAMS],
+    /// The slot the next fault run that continues none of them replaces.
+    next: usize,
+}
+
+impl Streams {
+    /// The stream a fault at `page` continues, if any, and the window
+    /// (pages) its run may rebuild. `reading_on`: false if the page before
+    /// was elided again since (the run is over).
+    pub(super) fn window(&self, page: usize, reading_on: bool) -> (Option<usize>, usize) {
+        let stream = self
+            .runs
+            .iter()
+            .position(|&(next, _)| next == page)
+            .filter(|_| reading_on);
+        let window = stream.map_or(1, |i| (self.runs[i].1 * GROWTH).min(FAULT_AROUND));
+        (stream, window)
+    }
+
+    /// The fault at `page` of `stream` (or a new one) rebuilt `n` pages
+    /// with `window`.
+    pub(super) fn record(&mut self, stream: Option<usize>, page: usize, n: usize, window: usize) {
+        let i = stream.unwrap_or_else(|| {
+            self.next = (self.next + 1) % STREAMS;
+            self.next
+        });
+        self.runs[i] = (page + n * PAGE, window);
+    }
+}
+
+impl<M: Mem> Engine<M> {
+    /// A missing fault at `addr` (the program or the kernel touched an
+    /// unmapped page): rebuild it, or give it zeros if no piece covers it.
+    pub fn on_missing_fault(&mut self, addr: usize) {
+        let page = page_down(addr);
+        if !self.t.has_pieces_in(page, page + PAGE) {
+            self.zero_fault(page);
+            return;
+        }
+        // A run whose last page was elided again since is over.
+        let reading_on = page >= PAGE && !self.t.has_pieces_in(page - PAGE, page);
+        let (stream, window) = self.streams.window(page, reading_on);
+        let n = self.materialize_run(page, window, Cause::Fault);
+        self.streams.record(stream, page, n, window);
+        self.paths.fault_arounds += u64::from(n > 1);
+        self.counters.faults_missing += 1;
+        self.sync_counts();
+    }
+
+    /// A missing fault on a page without pieces: memory whose content is
+    /// zeros, as the kernel would give.
+    ///
+    /// Not a page a free left missing (unfilled): the allocator discarded
+    /// memory zio had registered, behind zio's back (glibc trims its arenas
+    /// with an internal `MADV_DONTNEED`), and every first touch of it would
+    /// be a round trip to zio from now on. zio needs nothing there, so the
+    /// stretch around the page that holds none of its records is handed
+    /// back to the kernel (unregistered); eliding there again registers it
+    /// again.
+    ///
+    /// Otherwise, or if that fails, the page gets a zero page, and so do
+    /// the pages after it up to the first one that is present or holds a
+    /// piece (at most `ZERO_AROUND`): a program reusing memory writes on.
+    fn zero_fault(&mut self, page: usize) {
+        self.counters.faults_zero += 1;
+        if !self.unfilled.covers(page, page + PAGE) {
+            let (a, b) = self.unneeded_around(page);
+            if self.mem.release(page, a, b) {
+                self.counters.ranges_released += 1;
+                self.sync_counts();
+                return;
+            }
+        }
+        let mut end = page + ZERO_AROUND * PAGE;
+        if let Some(&k) = self.t.pieces_in(page, end).first() {
+            end = end.min(page_down(k));
+        }
+        self.mem.zero_run(page, end - page);
+        self.unfilled.forget(page, end);
+        self.sync_counts();
+    }
+
+    /// The stretch around `page` (at most `ZERO_AROUND` pages either side)
+    /// whose pages hold no piece, no original's bytes, no protection and
+    /// no page left unfilled.
+    fn unneeded_around(&self, page: usize) -> (usize, usize) {
+        let (lo, hi) = (
+            page.saturating_sub(ZERO_AROUND * PAGE),
+            page + (ZERO_AROUND + 1) * PAGE,
+        );
+        let mut held = RangeSet::new();
+        self.add_piece_pages(&mut held, lo, hi);
+        for id in self.t.origs_in(lo, hi) {
+            let o = self.t.orig(id);
+            held.insert_pages(o.start, o.end());
+        }
+        for (s, e) in self
+            .prot
+            .wp
+            .clipped(lo, hi)
+            .into_iter()
+            .chain(self.unfilled.clipped(lo, hi))
+        {
+            held.insert(s, e);
+        }
+        let around = held
+            .gaps(lo, hi)
+            .into_iter()
+            .find(|&(s, e)| s <= page && page < e);
+        around.unwrap_or((page, page + PAGE))
+    }
+
+    /// A write-protect fault at `addr` (a write to an original): materialize
+    /// its dependents, then unprotect (which wakes the writer). Returns
+    /// `Busy` if the original is pinned: the writer stays blocked until
+    /// [`Engine::unpin`] lets it go.
+    pub fn on_wp_fault(&mut self, addr: usize) -> Result<(), Busy> {
+        self.counters.faults_wp += 1;
+        let r = self.serve_write(page_down(addr));
+        self.paths.deferred_writes += u64::from(r.is_err());
+        self.sync_counts();
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: usize = PAGE;
+
+    /// A stream that reads on grows 1, 4, 16, 64, 64 pages; a fault
+    /// elsewhere starts at one page; one whose page before was elided
+    /// again does not continue.
+    #[test]
+    fn windows_grow_while_reading_on() {
+        let mut s = Streams::default();
+        let mut page = 100 * P;
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let (stream, w) = s.window(page, true);
+            seen.push(w);
+            s.record(stream, page, w, w);
+            page += w * P;
+        }
+        assert_eq!(seen, [1, 4, 16, 64, 64]);
+        assert_eq!(s.window(7 * P, true), (None, 1), "elsewhere");
+        assert_eq!(s.window(page, false).1, 1, "run over");
+        // A run cut short (fewer pages had pieces) continues from its end.
+        let (stream, w) = s.window(page, true);
+        s.record(stream, page, 3, w);
+        assert_eq!(s.window(page + 3 * P, true).1, 64);
+    }
+
+    /// Streams interleave: eight copies read at once each keep their run;
+    /// a ninth replaces one of them.
+    #[test]
+    fn eight_streams_are_remembered() {
+        let mut s = Streams::default();
+        let base = |i: usize| (1000 + i * 1000) * P;
+        for i in 0..STREAMS {
+            let (stream, w) = s.window(base(i), true);
+            s.record(stream, base(i), w, w);
+        }
+        for i in 0..STREAMS {
+            assert_eq!(s.window(base(i) + P, true).1, GROWTH, "stream {i}");
+        }
+        let (stream, w) = s.window(base(99), true);
+        s.record(stream, base(99), w, w);
+        let kept = (0..STREAMS)
+            .filter(|&i| s.window(base(i) + P, true).1 == GROWTH)
+            .count();
+        assert_eq!(kept, STREAMS - 1);
+    }
+}

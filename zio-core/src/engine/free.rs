@@ -1,0 +1,121 @@
+//! Free and quarantine: a freed elided copy is a copy that never happened;
+//! a freed original that copies still read is kept (its real `free`
+//! deferred) within a byte budget. Touches the records, the quarantine,
+//! the unfilled pages and the protection state.
+
+use std::collections::BTreeMap;
+
+use super::{Cause, Engine, Mem};
+use crate::ranges::{overlaps, page_down, page_up};
+
+/// What `free` should do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeAction {
+    /// Free it for real now.
+    Now,
+    /// Kept alive for dependents; zio frees it later.
+    Quarantined,
+}
+
+/// Freed allocations kept for their dependents.
+#[derive(Debug, Default)]
+pub(super) struct Quarantine {
+    /// Start -> (size, stamp).
+    allocs: BTreeMap<usize, (usize, u64)>,
+    /// Allocations the caller must free for real (outside the lock).
+    pub(super) to_free: Vec<usize>,
+}
+
+impl<M: Mem> Engine<M> {
+    /// The program frees the allocation `[p, p+size)`.
+    pub fn free(&mut self, p: usize, size: usize) -> FreeAction {
+        if self.t.is_empty() || size == 0 {
+            return FreeAction::Now;
+        }
+        let b = p + size;
+        // Elided bytes in it are gone for good: the copy never happened.
+        // Whole pages: dropped, and left missing for their next user (zero
+        // pages come when it is not an elided copy); pieces in the partial
+        // pages at the edges, which hold neighbours' bytes too, are
+        // rebuilt.
+        let dropped = self.drop_pieces(p, b);
+        self.leave_unfilled(dropped);
+        let action = if self.bytes_needed(p, b) {
+            for id in self.t.origs_in(p, b) {
+                self.t.orig_mut(id).quarantined = Some(p);
+            }
+            let now = self.tick();
+            self.quarantine.allocs.insert(p, (size, now));
+            self.counters.quarantined_bytes += size as u64;
+            self.counters.quarantined_total += 1;
+            self.enforce_quarantine();
+            FreeAction::Quarantined
+        } else {
+            self.t.trim_originals(p, b);
+            self.unprotect_idle(page_down(p), page_up(b));
+            FreeAction::Now
+        };
+        self.sync_counts();
+        action
+    }
+
+    /// Frees the quarantined allocation at `alloc` if nothing needs its
+    /// bytes any more.
+    pub(super) fn try_release_quarantine(&mut self, alloc: usize) {
+        let Some(&(size, _)) = self.quarantine.allocs.get(&alloc) else {
+            return;
+        };
+        if self.bytes_needed(alloc, alloc + size) {
+            return;
+        }
+        self.quarantine.allocs.remove(&alloc);
+        self.counters.quarantined_bytes -= size as u64;
+        self.t.trim_originals(alloc, alloc + size);
+        self.unprotect_idle(page_down(alloc), page_up(alloc + size));
+        self.quarantine.to_free.push(alloc);
+    }
+
+    /// Tries to release every quarantined allocation (before `fork`).
+    pub(super) fn release_all_quarantined(&mut self) {
+        let allocs: Vec<usize> = self.quarantine.allocs.keys().copied().collect();
+        for alloc in allocs {
+            self.try_release_quarantine(alloc);
+        }
+    }
+
+    /// True if a piece's bytes live in `[a, b)` or an output in flight reads
+    /// an original there: that memory must not be reused yet. (An original
+    /// can reach beyond an allocation; dependents on its other parts do not
+    /// hold this one.)
+    fn bytes_needed(&self, a: usize, b: usize) -> bool {
+        self.t.origs_in(a, b).into_iter().any(|id| {
+            let o = self.t.orig(id);
+            o.pins > 0
+                || o.deps.iter().any(|k| {
+                    let p = self.t.piece(*k).unwrap();
+                    overlaps(p.src, p.src + p.len, a, b)
+                })
+        })
+    }
+
+    /// Over budget: the oldest quarantined allocations give up their
+    /// dependents (backed up, or materialized) and are freed.
+    pub(super) fn enforce_quarantine(&mut self) {
+        while self.counters.quarantined_bytes > self.cfg.quarantine as u64 {
+            let oldest = self.quarantine.allocs.iter().min_by_key(|(_, v)| v.1);
+            let Some((&alloc, &(size, _))) = oldest else {
+                break;
+            };
+            if self
+                .release_originals(alloc, alloc + size, Cause::Gc)
+                .is_err()
+            {
+                break; // pinned: try again at the next collection
+            }
+            self.try_release_quarantine(alloc);
+            if self.quarantine.allocs.contains_key(&alloc) {
+                break; // no progress: try again at the next collection
+            }
+        }
+    }
+}

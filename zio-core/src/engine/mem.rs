@@ -1,0 +1,61 @@
+//! The engine's only door to memory: the operations it asks of the address
+//! space, implemented by the real process (userfaultfd, `crate::elide`) and
+//! by the model tests' simulation.
+
+/// Memory operations the engine needs. Addresses are page-aligned where the
+/// name says "page" or the doc says so.
+pub trait Mem {
+    /// Reads present memory (originals) into `out`.
+    fn read(&self, addr: usize, out: &mut [u8]);
+    /// Makes the page-aligned `[a, a+len)` elidable and drops its contents:
+    /// checks it is private anonymous memory, registers it for missing
+    /// faults, and discards its pages, so that its next access is a fault
+    /// the engine answers. Returns false, changing nothing, if the range
+    /// cannot be elided into.
+    fn make_missing(&mut self, a: usize, len: usize) -> bool;
+    /// Fills the missing pages from `page` with `data` (whole pages),
+    /// atomically: no thread sees a page half filled. Returns false if the
+    /// pages could not be filled (they stay missing; waiters are woken to
+    /// fault again).
+    fn fill(&mut self, page: usize, data: &[u8]) -> bool;
+    /// As [`Mem::fill`], with the data read from the present memory at
+    /// `src` (an original).
+    fn fill_from(&mut self, page: usize, src: usize, len: usize) -> bool {
+        let mut buf = vec![0; len];
+        self.read(src, &mut buf);
+        self.fill(page, &buf)
+    }
+    /// Maps zero pages from the missing page `a` on, up to `len` bytes,
+    /// stopping at the first page that is present (or not registered).
+    fn zero_run(&mut self, a: usize, len: usize);
+    /// zio needs nothing of the page-aligned `[a, b)` around the missing
+    /// page `page` (no piece, original or protection there): stop handling
+    /// its faults, as much of it as lies in `page`'s mapping, and wake
+    /// whoever waits on `page`. Returns false if that could not be done.
+    fn release(&mut self, page: usize, a: usize, b: usize) -> bool;
+    /// Maps zero pages over the page-aligned `[a, a+len)`, which zio knows
+    /// to be missing: later writes there are ordinary copy-on-write faults,
+    /// not userfaultfd round trips. Present pages in the range are left
+    /// alone.
+    fn zero_range(&mut self, a: usize, len: usize);
+    /// Write-protects (`on`) or unprotects the page-aligned `[a, a+len)`,
+    /// registering it first if needed. Returns false if refused.
+    fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;
+    /// The program unmapped `[a, a+len)`: forget what is known about it.
+    fn forget(&mut self, _a: usize, _len: usize) {}
+    /// True if the page-aligned `[a, a+len)`, which zio left missing when it
+    /// was freed, can still be elided into as it is: still the registered
+    /// memory zio left there (the allocator may have unmapped and mapped it
+    /// again behind zio's back).
+    fn still_missing(&mut self, a: usize, len: usize) -> bool;
+    /// Copies the `len` bytes at `src` (present memory) into memory zio
+    /// owns and returns its address; `None` if none can be had.
+    fn backup(&mut self, src: usize, len: usize) -> Option<usize>;
+    /// `len` bytes of memory zio owns (present, contents undefined), given
+    /// back with [`Mem::backup_release`]; `None` if none can be had.
+    fn own(&mut self, len: usize) -> Option<usize>;
+    /// Writes `data` to present, unprotected program memory at `addr`.
+    fn write(&mut self, addr: usize, data: &[u8]);
+    /// Gives back a backup's memory.
+    fn backup_release(&mut self, addr: usize, len: usize);
+}

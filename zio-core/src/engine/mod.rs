@@ -1,0 +1,222 @@
+//! The algorithm: decides *what* zio does with every input, copy, output,
+//! free, unmap, fork and fault. It keeps the records and touches memory
+//! only through [`Mem`], so the same code runs against the real address
+//! space (userfaultfd, in `crate::elide`) and against the simulated one of
+//! the model tests.
+//!
+//! One file per mechanism, each an `impl Engine` block over the state it
+//! names:
+//!
+//! | entry point | file | mechanism |
+//! |---|---|---|
+//! | [`Engine::copy`] | `copy.rs` | copy elision: the steady-state repoint, the page runs elided, the plan of real copies |
+//! | [`Engine::input_prepare`], [`Engine::input_done`] | `input.rs` | input recorded as an original |
+//! | [`Engine::input_target`], [`Engine::input_redirected`] | `redirect.rs` | input into a reused buffer landed in zio's memory |
+//! | [`Engine::output`], [`Engine::output_done`] | `output.rs` | gather lists that send originals' bytes |
+//! | [`Engine::release_originals`], [`Engine::unpin`] | `originals.rs` | originals: protection, backups, pins, release |
+//! | [`Engine::free`] | `free.rs` | free and the quarantine of originals |
+//! | [`Engine::discard`], [`Engine::fill_discarded`], [`Engine::prepare_fork`] | `mapping.rs` | unmap, mremap, madvise, fork |
+//! | [`Engine::on_missing_fault`], [`Engine::on_wp_fault`] | `fault.rs` | faults, fault-around |
+//! | [`Engine::collect`] | `gc.rs` | garbage collection |
+//! | | `materialize.rs` | rebuilding unmapped pages from their pieces |
+//! | | `unfilled.rs` | pages left missing without pieces (dropped, freed) |
+//! | | `resolve.rs` | where the bytes of a source range are |
+//! | | `policy.rs` | whether eliding at a site into a buffer still pays |
+//!
+//! Locking contract (kept by the caller, `crate::elide`): the engine runs
+//! under one lock and never touches program memory itself except to read
+//! originals (always present) when rebuilding a page, and to write the
+//! partial pages of a redirected input ([`Engine::input_redirected`]), which
+//! it has just made present and unprotected, so that the write cannot fault
+//! into the handler. Copies the program asked for are returned as a
+//! [`CopyPlan`] and executed by the caller after the lock is released, so a
+//! fault they raise can always be served by the handler thread.
+
+mod copy;
+mod counters;
+mod fault;
+mod free;
+mod gc;
+mod input;
+mod mapping;
+mod materialize;
+mod mem;
+mod originals;
+mod output;
+mod policy;
+mod redirect;
+mod resolve;
+mod unfilled;
+
+use smallvec::SmallVec;
+
+pub use copy::{CopyFrom, CopyPlan};
+pub use counters::{Cause, Counters, Paths};
+pub use fault::FAULT_AROUND;
+pub use free::FreeAction;
+pub use mem::Mem;
+pub use output::Gather;
+pub use redirect::Redirect;
+
+use crate::config::{Opt, OPTIONS};
+use crate::ranges::{page_down, page_up, RangeSet};
+use crate::tracker::Tracker;
+
+/// Tunables, from the options.
+#[derive(Clone, Copy, Debug)]
+pub struct Cfg {
+    /// Smallest destination core elided.
+    pub threshold: usize,
+    /// Touched/elided ratio above which a site or buffer stops eliding.
+    pub fault_ratio: f64,
+    /// Bound on pieces and on originals before collection.
+    pub max_records: usize,
+    /// Bytes of freed originals kept for their dependents.
+    pub quarantine: usize,
+    /// Land input into reused buffers in zio's memory
+    /// ([`Engine::input_target`]).
+    pub redirect_input: bool,
+}
+
+impl Cfg {
+    /// The tunables from the options' parsed values, as `get` reads them
+    /// ([`crate::config::get`] for the process's settings).
+    pub fn from_options(get: impl Fn(Opt) -> u64) -> Cfg {
+        Cfg {
+            threshold: get(Opt::Threshold) as usize,
+            fault_ratio: f64::from_bits(get(Opt::FaultRatio)),
+            max_records: get(Opt::MaxRecords) as usize,
+            quarantine: get(Opt::Quarantine) as usize,
+            redirect_input: get(Opt::RedirectInput) != 0,
+        }
+    }
+}
+
+impl Default for Cfg {
+    /// The options table's defaults.
+    fn default() -> Cfg {
+        Cfg::from_options(|o| OPTIONS[o as usize].default)
+    }
+}
+
+/// The caller must release the lock, let other threads run, and retry: an
+/// original it needs to change is pinned by an output in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Busy;
+
+/// Address ranges, on the stack when few.
+type Runs = SmallVec<[(usize, usize); 4]>;
+
+/// The engine: records plus the memory they describe. Its state comes in
+/// named parts; each mechanism's file says which it touches.
+pub struct Engine<M: Mem> {
+    /// The memory backend.
+    pub mem: M,
+    /// Tunables.
+    pub cfg: Cfg,
+    /// What it did.
+    pub counters: Counters,
+    /// Which of its paths ran.
+    pub paths: Paths,
+    /// The records: pieces and originals.
+    t: Tracker,
+    /// Write protection of originals' pages (`originals.rs`).
+    prot: originals::Protection,
+    /// Freed allocations kept for their dependents (`free.rs`).
+    quarantine: free::Quarantine,
+    /// Pages left missing without pieces (`unfilled.rs`).
+    unfilled: unfilled::Unfilled,
+    /// Recent fault runs, for fault-around (`fault.rs`).
+    streams: fault::Streams,
+    /// Per call site and buffer: what elision there costs (`policy.rs`).
+    policy: policy::Policy,
+    /// The engine's clock: one tick per record made (for LRU collection).
+    clock: u64,
+    /// Bounce buffer for rebuilding pages from scattered pieces, kept
+    /// between calls (a fresh one of that size is a mapping of its own).
+    scratch: Vec<u8>,
+}
+
+impl<M: Mem> Engine<M> {
+    /// An engine with nothing tracked.
+    pub fn new(mem: M, cfg: Cfg) -> Engine<M> {
+        Engine {
+            mem,
+            cfg,
+            counters: Counters::default(),
+            paths: Paths::default(),
+            t: Tracker::new(),
+            prot: originals::Protection::default(),
+            quarantine: free::Quarantine::default(),
+            unfilled: unfilled::Unfilled::default(),
+            streams: fault::Streams::default(),
+            policy: policy::Policy::new(),
+            clock: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The record index (read-only).
+    pub fn tracker(&self) -> &Tracker {
+        &self.t
+    }
+
+    /// True if nothing is tracked (and no freed page is left missing, which
+    /// the engine must fill before the program uses it through a hook).
+    pub fn is_idle(&self) -> bool {
+        self.t.is_empty() && self.unfilled.is_empty()
+    }
+
+    /// Takes the allocations that must now be freed for real.
+    pub fn take_to_free(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.quarantine.to_free)
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    fn sync_counts(&mut self) {
+        let c = &mut self.counters;
+        c.live_pieces = self.t.piece_count() as u64;
+        c.peak_pieces = c.peak_pieces.max(c.live_pieces);
+        c.live_originals = self.t.orig_count() as u64;
+    }
+
+    /// Adds to `set` the pages holding pieces that share a byte with
+    /// `[a, b)`.
+    fn add_piece_pages(&self, set: &mut RangeSet, a: usize, b: usize) {
+        for (k, p) in self.t.pieces_over(a, b) {
+            set.insert_pages(k, k + p.len);
+        }
+    }
+
+    /// Checks internal invariants (tests).
+    pub fn check(&self) {
+        self.t.check();
+        // Pages left unfilled hold no piece and no original's bytes.
+        for (s, e) in self.unfilled.iter() {
+            assert!(
+                !self.t.has_pieces_in(s, e),
+                "unfilled {s:#x}..{e:#x} has pieces"
+            );
+            assert!(
+                self.t.origs_in(s, e).is_empty(),
+                "unfilled {s:#x}..{e:#x} has originals"
+            );
+        }
+        // Every piece's source bytes are write-protected (or a backup).
+        for (k, p) in self.t.pieces() {
+            if self.t.orig(p.orig).backup {
+                continue;
+            }
+            assert!(
+                self.prot
+                    .wp
+                    .covers(page_down(p.src), page_up(p.src + p.len)),
+                "source of piece {k:#x} is not protected"
+            );
+        }
+    }
+}

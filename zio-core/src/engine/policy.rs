@@ -1,0 +1,247 @@
+//! The policy: per call site and per destination buffer, how much of what
+//! was elided got touched, and whether eliding there still pays.
+
+use super::{Engine, Mem};
+use crate::ranges::{whole_pages, PAGE};
+use crate::tracker::Slots;
+
+/// The policy's call-site key for redirected input (no return address is
+/// involved: all input buffers share it, and each is judged on its own).
+pub(super) const INPUT_SITE: usize = usize::MAX;
+
+/// Sites and buffers remembered (each table; a hash collision replaces the
+/// older key).
+const SLOTS: usize = 256;
+
+/// Attempts skipped before the first probe of a site or buffer the policy
+/// stopped; every probe that finds the data still touched doubles it.
+const FIRST_PROBE: u64 = 64;
+
+/// Largest gap between probes of a stopped site or buffer.
+const MAX_PROBE: u64 = 1 << 20;
+
+/// Elided bytes beyond which a slot's history is halved, so that old
+/// behaviour weighs less than new.
+const HALVE_AT: u64 = 1 << 30;
+
+/// What the policy is charged for a fault's round trip, beyond the pages it
+/// rebuilt, in touched bytes. A round trip to the handler thread costs
+/// about as much as rebuilding a dozen pages; it is charged as four, so
+/// that with the default ratio one fault per 512 KiB copy keeps elision
+/// going and two stop it.
+pub(super) const FAULT_TRIP_CHARGE: u64 = 4 * PAGE as u64;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    key: usize,
+    elided: u64,
+    touched: u64,
+    skipped: u64,
+    /// Skipped attempts before the next probe.
+    next_probe: u64,
+}
+
+/// Per call site and per buffer: how much of what was elided got touched.
+#[derive(Debug)]
+pub(super) struct Policy {
+    sites: Vec<Usage>,
+    bufs: Vec<Usage>,
+}
+
+impl Policy {
+    /// Nothing known yet: every site and buffer may elide.
+    pub(super) fn new() -> Policy {
+        Policy {
+            sites: vec![Usage::default(); SLOTS],
+            bufs: vec![Usage::default(); SLOTS],
+        }
+    }
+
+    fn slot(table: &mut [Usage], key: usize) -> u16 {
+        let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % SLOTS;
+        if table[h].key != key {
+            table[h] = Usage {
+                key,
+                ..Usage::default()
+            };
+        }
+        h as u16
+    }
+
+    /// May `site` elide into `buf`? Once the touched share passes `ratio`
+    /// (over at least `sample` elided bytes), no: a fault costs far more
+    /// than the copy it replaced. Now and then an attempt is let through to
+    /// notice when the program's behaviour changes: after 64 skipped
+    /// attempts, then 128, 256, ... while the probes keep being touched, so
+    /// a program that touches everything pays for fewer and fewer of them.
+    pub(super) fn allows(
+        &mut self,
+        site: usize,
+        buf: usize,
+        ratio: f64,
+        sample: u64,
+    ) -> (bool, Slots) {
+        let s = Slots {
+            site: Self::slot(&mut self.sites, site),
+            buf: Self::slot(&mut self.bufs, buf),
+        };
+        let mut ok = true;
+        // Both are asked, so that both count the attempt.
+        for u in [
+            &mut self.sites[s.site as usize],
+            &mut self.bufs[s.buf as usize],
+        ] {
+            if u.next_probe == 0 {
+                u.next_probe = FIRST_PROBE;
+            }
+            // Faults are charged their round trip too, so touched bytes can
+            // outgrow elided ones: 1, the largest ratio, means never stop.
+            // (Nothing touched is the common case: no float conversions.)
+            if ratio < 1.0
+                && u.touched > 0
+                && u.elided >= sample
+                && u.touched as f64 > ratio * u.elided as f64
+            {
+                u.skipped += 1;
+                if u.skipped >= u.next_probe {
+                    u.skipped = 0;
+                    u.next_probe = (u.next_probe * 2).min(MAX_PROBE);
+                } else {
+                    ok = false;
+                }
+            } else {
+                u.next_probe = FIRST_PROBE;
+            }
+        }
+        (ok, s)
+    }
+
+    /// `bytes` were elided for these slots.
+    pub(super) fn elided(&mut self, s: Slots, bytes: u64) {
+        for u in [
+            &mut self.sites[s.site as usize],
+            &mut self.bufs[s.buf as usize],
+        ] {
+            u.elided += bytes;
+            if u.elided > HALVE_AT {
+                u.elided /= 2;
+                u.touched /= 2;
+            }
+        }
+    }
+
+    /// The program touched `bytes` of what these slots elided (or paid that
+    /// much for a fault).
+    pub(super) fn touched(&mut self, s: Slots, bytes: u64) {
+        self.sites[s.site as usize].touched += bytes;
+        self.bufs[s.buf as usize].touched += bytes;
+    }
+}
+
+/// What the policy says of an elision into a destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// The destination's whole pages are fewer than the threshold.
+    TooSmall,
+    /// The site or the buffer touches too much of what it gets.
+    Refused,
+    /// Elide, charging these slots.
+    Elide(Slots),
+}
+
+impl<M: Mem> Engine<M> {
+    /// What the policy says of eliding into `[d, d+n)` from `site` (a copy's
+    /// call site, or [`INPUT_SITE`]).
+    pub(super) fn policy_for(&mut self, d: usize, n: usize, site: usize) -> Verdict {
+        let (c0, c1) = whole_pages(d, n);
+        if c1 - c0 < self.cfg.threshold {
+            return Verdict::TooSmall;
+        }
+        let sample = 4 * self.cfg.threshold as u64;
+        match self.policy.allows(site, c0, self.cfg.fault_ratio, sample) {
+            (true, slots) => Verdict::Elide(slots),
+            (false, _) => Verdict::Refused,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: u64 = 1000;
+
+    /// A site that touches everything it gets is stopped once it has been
+    /// sampled enough, then probed after 64, 128, 256 skipped attempts.
+    #[test]
+    fn a_touched_site_is_stopped_and_probed_ever_less_often() {
+        let mut p = Policy::new();
+        let (ok, s) = p.allows(7, 0x1000, 0.06, SAMPLE);
+        assert!(ok, "nothing known: allowed");
+        p.elided(s, SAMPLE);
+        p.touched(s, SAMPLE);
+        for gap in [64, 128, 256, 512] {
+            for _ in 1..gap {
+                assert!(!p.allows(7, 0x1000, 0.06, SAMPLE).0);
+            }
+            assert!(p.allows(7, 0x1000, 0.06, SAMPLE).0, "probe after {gap}");
+        }
+    }
+
+    /// Too little elided to judge: allowed whatever was touched; a ratio of
+    /// 1 never stops; touches under the ratio keep eliding.
+    #[test]
+    fn small_samples_ratio_one_and_light_touches_keep_eliding() {
+        let mut p = Policy::new();
+        let (_, s) = p.allows(1, 0x1000, 0.06, SAMPLE);
+        p.elided(s, SAMPLE - 1);
+        p.touched(s, SAMPLE);
+        assert!(p.allows(1, 0x1000, 0.06, SAMPLE).0, "under the sample");
+        p.elided(s, 1);
+        assert!(!p.allows(1, 0x1000, 0.06, SAMPLE).0);
+        assert!(p.allows(1, 0x1000, 1.0, SAMPLE).0, "ratio 1: never stop");
+
+        let mut q = Policy::new();
+        let (_, s) = q.allows(2, 0x2000, 0.06, SAMPLE);
+        q.elided(s, 100 * SAMPLE);
+        q.touched(s, 5 * SAMPLE);
+        for _ in 0..1000 {
+            assert!(q.allows(2, 0x2000, 0.06, SAMPLE).0, "5% < 6%");
+        }
+    }
+
+    /// The site and the buffer are judged apart: a stopped buffer stops a
+    /// good site, and another buffer of the same site still elides.
+    #[test]
+    fn site_and_buffer_are_judged_apart() {
+        let mut p = Policy::new();
+        let (_, s) = p.allows(3, 0x1000, 0.06, SAMPLE);
+        p.elided(s, SAMPLE);
+        p.touched(s, SAMPLE);
+        // The site is now stopped too (it was charged): a fresh buffer of it
+        // is refused, a fresh site into the touched buffer as well.
+        assert!(!p.allows(3, 0x9000, 0.06, SAMPLE).0);
+        assert!(!p.allows(4, 0x1000, 0.06, SAMPLE).0);
+        assert!(p.allows(4, 0x9000, 0.06, SAMPLE).0);
+    }
+
+    /// A slot's history halves past `HALVE_AT` elided bytes, keeping the
+    /// ratio; a new key in a slot starts from nothing.
+    #[test]
+    fn history_halves_and_slots_are_reclaimed() {
+        let mut p = Policy::new();
+        let (_, s) = p.allows(5, 0x1000, 0.06, SAMPLE);
+        p.elided(s, HALVE_AT);
+        p.touched(s, HALVE_AT / 10);
+        p.elided(s, 2);
+        let u = p.sites[s.site as usize];
+        assert_eq!((u.elided, u.touched), ((HALVE_AT + 2) / 2, HALVE_AT / 20));
+        assert!(!p.allows(5, 0x1000, 0.06, SAMPLE).0);
+        // Find another key hashing to the same site slot: it replaces it.
+        let other = (6..)
+            .find(|&k| Policy::slot(&mut Policy::new().sites, k) == s.site)
+            .unwrap();
+        assert_eq!(Policy::slot(&mut p.sites, other), s.site);
+        assert_eq!(p.sites[s.site as usize].elided, 0);
+    }
+}

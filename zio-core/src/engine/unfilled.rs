@@ -1,0 +1,146 @@
+//! Pages left missing without pieces: a copy's or an input's destination
+//! whose old pieces were dropped (their bytes are overwritten), and freed
+//! elided copies, kept missing for the next elided copy there. Touches the
+//! records and the set of unfilled pages.
+
+use super::{Busy, Cause, Engine, Mem};
+use crate::ranges::{page_down, page_up, whole_pages, OrderedRuns, RangeSet};
+
+/// Most runs of freed elided pages left missing: beyond, they get zero
+/// pages at once.
+const UNFILLED_RUNS: usize = 64;
+
+/// Pages of freed elided copies left missing (registered, no pieces): the
+/// next elided copy there needs no `MADV_DONTNEED`, and nobody pays for
+/// zero pages that copy would discard again. Whatever else uses them gets
+/// zero pages first (the engine's entry points) or on its first fault (a
+/// whole run of them at once).
+#[derive(Debug, Default)]
+pub(super) struct Unfilled(RangeSet);
+
+impl Unfilled {
+    /// The pages of `[a, b)` are present now, or need nothing: no longer
+    /// left unfilled. (Almost always empty: one check, no tree walk.)
+    pub(super) fn forget(&mut self, a: usize, b: usize) {
+        if !self.0.is_empty() {
+            self.0.remove(page_down(a), page_up(b));
+        }
+    }
+
+    /// True if every byte of `[a, b)` is left unfilled.
+    pub(super) fn covers(&self, a: usize, b: usize) -> bool {
+        self.0.covers(a, b)
+    }
+
+    /// True if no page is left unfilled.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The runs left unfilled, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.0.iter()
+    }
+
+    /// The runs left unfilled inside `[a, b)`, clipped to it.
+    pub(super) fn clipped(&self, a: usize, b: usize) -> smallvec::SmallVec<[(usize, usize); 4]> {
+        self.0.clipped(a, b)
+    }
+}
+
+impl<M: Mem> Engine<M> {
+    /// Drops the pieces covering whole pages inside `[a, b)` without
+    /// materializing them (their bytes are about to be overwritten or were
+    /// freed); pages sticking out are materialized.
+    /// Returns the whole pages dropped (still missing, now without pieces).
+    pub(super) fn drop_pieces(&mut self, a: usize, b: usize) -> OrderedRuns {
+        let (c0, c1) = whole_pages(a, b - a);
+        let mut dropped = OrderedRuns::new();
+        for k in self.t.pieces_in(a, b) {
+            let Some(p) = self.t.piece(k).copied() else {
+                continue;
+            };
+            let (lo, hi) = (k.max(c0), (k + p.len).min(c1));
+            if lo < hi {
+                // Every byte of an unmapped page has a piece, so the union
+                // of these ranges is made of whole pages.
+                dropped.push(lo, hi);
+                let o = self.t.cut_piece(k, lo, hi);
+                self.orig_changed(o);
+            }
+        }
+        // What remains in [a, b) lies in partially covered pages (none if
+        // the range is whole pages).
+        if (c0, c1) != (a, b) {
+            self.materialize_range(a, b, Cause::Other);
+        }
+        self.counters.bytes_dropped += dropped.total() as u64;
+        dropped
+    }
+
+    /// `[a, b)` is about to be overwritten (by a copy, or by a redirected
+    /// input's bytes): the pieces of `[drop.0, drop.1)` are dropped (see
+    /// [`Engine::drop_pieces`]), the originals in `[a, b)` released and
+    /// their records trimmed away. Returns the pages dropped, still
+    /// missing. `Busy`: an original there is pinned; the dropped pages get
+    /// zero pages, and the caller retries.
+    pub(super) fn overwrite(
+        &mut self,
+        drop: (usize, usize),
+        a: usize,
+        b: usize,
+    ) -> Result<OrderedRuns, Busy> {
+        let dropped = self.drop_pieces(drop.0, drop.1);
+        if let Err(Busy) = self.release_originals(a, b, Cause::Write) {
+            self.fill_dropped(dropped, &[]);
+            return Err(Busy);
+        }
+        self.t.trim_originals(a, b);
+        Ok(dropped)
+    }
+
+    /// Maps zero pages over dropped pages that will not be elided again, so
+    /// that their next use (an allocator handing them out, an input call)
+    /// does not go through the fault handler page by page.
+    /// `keep`: sorted, disjoint ranges to leave unmapped.
+    pub(super) fn fill_dropped(&mut self, dropped: OrderedRuns, keep: &[(usize, usize)]) {
+        for (a, b) in dropped.minus(keep) {
+            self.mem.zero_range(a, b - a);
+        }
+    }
+
+    /// Freed pages whose pieces were dropped: left missing for the next
+    /// elided copy, or zero pages if too many runs are.
+    pub(super) fn leave_unfilled(&mut self, dropped: OrderedRuns) {
+        for (a, b) in dropped.iter() {
+            if self.unfilled.0.len() < UNFILLED_RUNS {
+                self.unfilled.0.insert(a, b);
+            } else {
+                self.mem.zero_range(a, b - a);
+            }
+        }
+    }
+
+    /// Zero pages for the pages of `[a, b)` left unfilled: they are about
+    /// to be written or read for real.
+    pub(super) fn fill_unfilled(&mut self, a: usize, b: usize) {
+        if self.unfilled.is_empty() || a >= b {
+            return;
+        }
+        let (a, b) = (page_down(a), page_up(b));
+        for (s, e) in self.unfilled.0.clipped(a, b) {
+            self.mem.zero_range(s, e - s);
+        }
+        self.unfilled.0.remove(a, b);
+    }
+
+    /// Zero pages for every page left unfilled (nothing is left to elide
+    /// into them).
+    pub(super) fn fill_all_unfilled(&mut self) {
+        let runs: Vec<(usize, usize)> = self.unfilled.iter().collect();
+        for (s, e) in runs {
+            self.mem.zero_range(s, e - s);
+        }
+        self.unfilled.0.clear();
+    }
+}
