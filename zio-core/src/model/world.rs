@@ -1,0 +1,205 @@
+//! The program's and the kernel's view of the simulated memory: loads and
+//! stores that fault call the engine as the handler thread would, and a
+//! reference memory where every copy is real.
+
+use super::sim::{Sim, BASE, PAGES, SHARED_FROM};
+use crate::engine::{Cfg, CopyFrom, Engine};
+use crate::ranges::{page_down, page_up, PAGE};
+
+/// The program's and kernel's view: accesses that fault call the engine.
+pub(super) struct World {
+    pub(super) e: Engine<Sim>,
+    pub(super) reference: Vec<u8>,
+    /// Bytes whose value is defined (not freed since last written).
+    pub(super) valid: Vec<bool>,
+    /// Allocations freed by the program and not yet released by zio.
+    pub(super) held: Vec<(usize, usize)>,
+}
+
+impl World {
+    pub(super) fn new(cfg: Cfg) -> World {
+        World {
+            e: Engine::new(Sim::new(), cfg),
+            reference: vec![0; PAGES * PAGE],
+            valid: vec![true; PAGES * PAGE],
+            held: Vec::new(),
+        }
+    }
+
+    /// A missing page touched: the engine's fault while registered, the
+    /// kernel's zero page otherwise (also when the engine, answering the
+    /// fault, unregistered the page: the access is retried).
+    pub(super) fn fault_in(&mut self, addr: usize) {
+        let i = Sim::idx(addr);
+        if !self.e.mem.pages[i].present && self.e.mem.registered[i] {
+            self.e.on_missing_fault(addr);
+        }
+        let p = &mut self.e.mem.pages[i];
+        if !p.present {
+            assert!(
+                !self.e.mem.registered[i],
+                "fault at {addr:#x} left unanswered"
+            );
+            p.data.iter_mut().for_each(|b| *b = 0);
+            p.present = true;
+        }
+    }
+
+    /// Op::Trim: the whole pages of `[a, a+len)` that hold no piece, no
+    /// original and no protection become missing, behind the engine's back.
+    pub(super) fn trim(&mut self, a: usize, len: usize) {
+        let (p0, p1) = (page_up(a), page_down(a + len).min(BASE + PAGES * PAGE));
+        let mut p = p0;
+        while p < p1 {
+            let i = Sim::idx(p);
+            let t = self.e.tracker();
+            let tracked = t.has_pieces_in(p, p + PAGE) || !t.origs_in(p, p + PAGE).is_empty();
+            let held = self.is_held(p, PAGE);
+            let pg = &mut self.e.mem.pages[i];
+            if !tracked && !pg.wp && !held && i < SHARED_FROM {
+                pg.present = false;
+                pg.data.iter_mut().for_each(|b| *b = 0xDD);
+                self.valid[i * PAGE..(i + 1) * PAGE]
+                    .iter_mut()
+                    .for_each(|v| *v = false);
+            }
+            p += PAGE;
+        }
+    }
+
+    pub(super) fn load(&mut self, addr: usize) -> u8 {
+        let i = Sim::idx(addr);
+        self.fault_in(addr);
+        self.e.mem.pages[i].data[addr % PAGE]
+    }
+
+    pub(super) fn store(&mut self, addr: usize, v: u8) {
+        let i = Sim::idx(addr);
+        self.fault_in(addr);
+        if self.e.mem.pages[i].wp {
+            self.e
+                .on_wp_fault(addr)
+                .expect("single-threaded model: nothing pinned");
+            assert!(!self.e.mem.pages[i].wp);
+        }
+        self.e.mem.pages[i].data[addr % PAGE] = v;
+    }
+
+    pub(super) fn ref_copy(&mut self, d: usize, s: usize, n: usize) {
+        let (d, s) = (d - BASE, s - BASE);
+        self.reference.copy_within(s..s + n, d);
+        let v: Vec<bool> = self.valid[s..s + n].to_vec();
+        self.valid[d..d + n].copy_from_slice(&v);
+    }
+
+    pub(super) fn is_held(&self, a: usize, n: usize) -> bool {
+        self.held.iter().any(|&(p, len)| a < p + len && p < a + n)
+    }
+
+    pub(super) fn release_freed(&mut self) {
+        for p in self.e.take_to_free() {
+            self.held.retain(|&(q, _)| q != p);
+        }
+    }
+
+    /// read(2) of `data` into `a`.
+    pub(super) fn input(&mut self, a: usize, data: &[u8]) {
+        self.input_asked(a, data.len(), data);
+    }
+
+    /// read(2) asking for `asked` bytes and getting `data` (a short read
+    /// when shorter), landed where the engine says.
+    pub(super) fn input_asked(&mut self, a: usize, asked: usize, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            self.reference[a - BASE + i] = b;
+            self.valid[a - BASE + i] = true;
+        }
+        if let Some(r) = self.e.input_target(a, asked) {
+            // The kernel writes zio's memory (never protected or missing).
+            for (i, &b) in data.iter().enumerate() {
+                let at = r.to + i;
+                self.e.mem.pages[Sim::idx(at)].data[at % PAGE] = b;
+            }
+            self.e
+                .input_redirected(a, r, data.len() as isize)
+                .expect("single-threaded model: nothing pinned");
+            return;
+        }
+        self.e.input_prepare(a, asked).unwrap();
+        for (i, &b) in data.iter().enumerate() {
+            self.store(a + i, b);
+        }
+        self.e.input_done(a, data.len());
+    }
+
+    /// memcpy/memmove through the engine, executing its plan afterwards.
+    pub(super) fn copy(&mut self, d: usize, s: usize, n: usize, site: usize) {
+        let plan = self.e.copy(d, s, n, site).unwrap();
+        match plan {
+            None => self.raw_copy(d, s, n, false),
+            Some(p) => {
+                for &(dst, from, len) in &p.real {
+                    match from {
+                        CopyFrom::Mem(src) => self.raw_copy(dst, src, len, p.overlapping),
+                        CopyFrom::Bounce(off) => {
+                            for (i, &b) in p.bounce[off..off + len].iter().enumerate() {
+                                self.store(dst + i, b);
+                            }
+                        }
+                    }
+                }
+                if let Some((a, len)) = p.record {
+                    self.e.input_done(a, len);
+                }
+            }
+        }
+        self.ref_copy(d, s, n);
+    }
+
+    pub(super) fn raw_copy(&mut self, d: usize, s: usize, n: usize, overlapping: bool) {
+        let bytes: Vec<u8> = (0..n).map(|i| self.load(s + i)).collect();
+        let _ = overlapping; // the byte buffer above gives memmove semantics
+        for (i, b) in bytes.into_iter().enumerate() {
+            self.store(d + i, b);
+        }
+    }
+
+    /// write(2) of `[a, a+n)`: the kernel reads the gather list.
+    pub(super) fn output(&mut self, a: usize, n: usize) -> Vec<u8> {
+        let g = self.e.output(a, n);
+        let mut out = Vec::with_capacity(n);
+        for &(addr, len) in &g.iov {
+            for i in 0..len {
+                out.push(self.load(addr + i));
+            }
+        }
+        self.e.output_done(&g, n);
+        assert_eq!(out.len(), n);
+        out
+    }
+
+    pub(super) fn check_range(&mut self, a: usize, bytes: &[u8], what: &str) {
+        for (i, &b) in bytes.iter().enumerate() {
+            let off = a - BASE + i;
+            if self.valid[off] {
+                assert_eq!(
+                    b,
+                    self.reference[off],
+                    "{what}: byte at {:#x} differs",
+                    a + i
+                );
+            }
+        }
+    }
+
+    /// Every observable byte, through the same fault paths.
+    pub(super) fn check_all(&mut self) {
+        for off in 0..PAGES * PAGE {
+            let a = BASE + off;
+            if self.valid[off] && !self.is_held(a, 1) {
+                let b = self.load(a);
+                assert_eq!(b, self.reference[off], "memory at {a:#x} differs");
+            }
+        }
+    }
+}
