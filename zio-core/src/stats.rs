@@ -291,16 +291,26 @@ pub fn snapshot() -> Snapshot {
 pub fn write_summary(snap: &Snapshot, header: &str) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
+    summary_lines(pid, snap, header, &mut |l| {
+        crate::log::write_raw(l.as_bytes())
+    });
+}
+
+/// The lines [`write_summary`] writes for process `pid`, each handed to
+/// `out` with its newline: the header, the hook table's title and a row
+/// per hook that was called. Formatting only, so that the parser
+/// ([`crate::summary`]) is tested against exactly what is printed.
+pub fn summary_lines(pid: i32, snap: &Snapshot, header: &str, out: &mut dyn FnMut(&str)) {
     let mut line = Line::new();
     let _ = writeln!(line, "zio[{pid}] stats: {header}");
-    crate::log::write_raw(line.as_str().as_bytes());
+    out(line.as_str());
     let mut line = Line::new();
     let _ = writeln!(
         line,
         "zio[{pid}]   {:<16} {:>14} {:>18}",
         "hook", "calls", "bytes"
     );
-    crate::log::write_raw(line.as_str().as_bytes());
+    out(line.as_str());
     for (i, name) in HOOK_NAMES.iter().enumerate() {
         if snap.calls[i] == 0 {
             continue;
@@ -319,7 +329,7 @@ pub fn write_summary(snap: &Snapshot, header: &str) {
             );
         }
         let _ = line.write_char('\n');
-        crate::log::write_raw(line.as_str().as_bytes());
+        out(line.as_str());
     }
 }
 
@@ -375,11 +385,18 @@ pub fn engine_counter(name: &[u8]) -> Option<CounterFn> {
 pub fn write_engine_summary(c: &crate::engine::Counters) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
+    engine_lines(pid, c, &mut |l| crate::log::write_raw(l.as_bytes()));
+}
+
+/// The lines [`write_engine_summary`] writes for process `pid`, each
+/// handed to `out` with its newline (formatting only, as
+/// [`summary_lines`]).
+pub fn engine_lines(pid: i32, c: &crate::engine::Counters, out: &mut dyn FnMut(&str)) {
     for (name, get) in ENGINE_COUNTERS {
         let v = get(c);
         let mut line = Line::new();
         let _ = writeln!(line, "zio[{pid}]   {name:<20} {v:>18}");
-        crate::log::write_raw(line.as_str().as_bytes());
+        out(line.as_str());
     }
 }
 
