@@ -8,6 +8,7 @@
 //! - [`log`]: messages to a private dup of stderr or `ZIO_LOG_FILE`, never
 //!   allocating.
 //! - [`stats`]: per-thread counters for every hook, summed on read.
+//! - [`summary`]: the stats summary read back from a log (pure `std`).
 //! - [`thread`]: the per-thread state (re-entrancy guard, counter slot).
 //! - [`real`]: the real libc functions, resolved once, with safe fallbacks.
 //! - [`uffd`]: the userfaultfd descriptor and the availability probe.
@@ -36,6 +37,7 @@ pub mod ranges;
 pub mod real;
 pub mod runtime;
 pub mod stats;
+pub mod summary;
 pub mod thread;
 pub mod tracker;
 pub mod uffd;
