@@ -6,7 +6,6 @@
 //! process's summary is parsed from those files, so tests can prove that the
 //! hooks really saw the traffic (not merely that the output was right).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -95,93 +94,23 @@ impl Drop for TempDir {
     }
 }
 
-/// One hook's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Count {
-    /// Calls.
-    pub calls: u64,
-    /// Bytes.
-    pub bytes: u64,
-}
+pub use zio_core::summary::Count;
+use zio_core::summary::{self, Summary};
 
-/// Counters of every process of a run, as printed in their summaries.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    /// pid -> hook name -> counters.
-    pub per_pid: BTreeMap<u32, BTreeMap<String, Count>>,
-    /// pid -> the summary's header line (mode and duration).
-    pub headers: BTreeMap<u32, String>,
-}
-
-impl Stats {
-    /// Parses summary text (any number of processes, other lines ignored).
-    pub fn parse(text: &str) -> Stats {
-        let mut s = Stats::default();
-        for line in text.lines() {
-            let Some(rest) = line.strip_prefix("zio[") else {
-                continue;
-            };
-            let Some((pid, rest)) = rest.split_once(']') else {
-                continue;
-            };
-            let Ok(pid) = pid.parse::<u32>() else {
-                continue;
-            };
-            if let Some(h) = rest.strip_prefix(" stats: ") {
-                s.headers.insert(pid, h.to_string());
-                continue;
-            }
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.len() >= 3 {
-                if let (Ok(calls), Ok(bytes)) = (f[1].parse(), f[2].parse()) {
-                    s.per_pid
-                        .entry(pid)
-                        .or_default()
-                        .insert(f[0].to_string(), Count { calls, bytes });
-                }
-            }
-        }
-        s
-    }
-
-    /// A hook's counters summed over all processes.
-    pub fn get(&self, hook: &str) -> Count {
-        let mut c = Count::default();
-        for m in self.per_pid.values() {
-            if let Some(x) = m.get(hook) {
-                c.calls += x.calls;
-                c.bytes += x.bytes;
-            }
-        }
-        c
-    }
-
-    /// Number of processes that printed a summary.
-    pub fn processes(&self) -> usize {
-        self.headers.len()
-    }
-}
+/// Counters of every process of a run, as printed in their summaries
+/// (read by [`zio_core::summary`]).
+pub type Stats = Summary;
 
 /// An engine counter from zio's summaries (lines `zio[pid]   <name>
 /// <value>`), summed over every process that printed one; 0 if none did.
 pub fn counter(log: &str, name: &str) -> u64 {
-    log.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3 && f[0].starts_with("zio[") && f[1] == name)
-                .then(|| f[2].parse::<u64>().ok())
-                .flatten()
-        })
-        .sum()
+    Summary::parse(log).counter(name)
 }
 
 /// The engine counter lines of a log (for failure messages).
 pub fn engine_block(log: &str) -> String {
     log.lines()
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() == 3 && f[0].starts_with("zio[") && f[2].parse::<u64>().is_ok()
-        })
+        .filter(|l| matches!(summary::line(l), summary::Line::Counter { .. }))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -207,7 +136,7 @@ impl Run {
     }
     /// An engine counter of this run (see [`counter`]).
     pub fn counter(&self, name: &str) -> u64 {
-        counter(&self.log, name)
+        self.stats.counter(name)
     }
 
     /// Bytes of elided copies that zio preserved before their original
@@ -367,30 +296,4 @@ pub fn compile_c(name: &str, dir: &Path) -> PathBuf {
         .expect("a C compiler (cc) is needed: install gcc");
     assert!(st.success(), "compiling {} failed", src.display());
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_summaries_of_several_processes() {
-        let text = "zio[10] stats: 0.10 s, ready, userfaultfd features 0x1ffff\n\
-                    zio[10]   hook   calls   bytes\n\
-                    zio[10]   read       3    4096  (x)\n\
-                    zio[11]: warn: something\n\
-                    zio[11] stats: 0.01 s, pass-through (ZIO_ENABLE=0)\n\
-                    zio[11]   read       2      10\n";
-        let s = Stats::parse(text);
-        assert_eq!(s.processes(), 2);
-        assert_eq!(
-            s.get("read"),
-            Count {
-                calls: 5,
-                bytes: 4106
-            }
-        );
-        assert_eq!(s.get("write"), Count::default());
-        assert!(s.headers[&11].contains("ZIO_ENABLE=0"));
-    }
 }

@@ -70,7 +70,7 @@ fn every_hooked_symbol_is_reached_and_forwarded_exactly() {
     );
     let mut missing = Vec::new();
     for (name, min_bytes) in EXPECT {
-        let c = run.stats.get(name);
+        let c = run.stats.hook(name);
         if c.calls == 0 || c.bytes < *min_bytes {
             missing.push(format!("{name}: {c:?}, expected >= {min_bytes} bytes"));
         }
@@ -97,7 +97,7 @@ fn counters_are_exact_across_many_threads() {
         c.args([THREADS.to_string(), COPIES.to_string()]);
         c
     });
-    let m = run.stats.get("memcpy");
+    let m = run.stats.hook("memcpy");
     let want = THREADS * COPIES;
     // glibc itself makes a handful of memcpy calls through the PLT at
     // start-up and in pthread_create; allow a small margin above, none below.

@@ -107,7 +107,7 @@ fn disabled_zio_counts_the_traffic_and_elides_nothing() {
     assert!(off.stats.processes() >= 1, "no zio summary\n{}", off.log);
     let copied: u64 = ["memcpy", "memmove", "mempcpy"]
         .iter()
-        .map(|h| off.stats.get(h).bytes)
+        .map(|h| off.stats.hook(h).bytes)
         .sum();
     assert!(
         copied >= 48 * MIB,

@@ -49,7 +49,7 @@ fn bad_option_values_are_named_once_and_defaulted() {
     warn("ZIO_TRESHOLD is not a zio option");
     // The good one (ZIO_STATS=yes) took effect: a summary was printed.
     let stats = Stats::parse(&err);
-    assert!(stats.get("read").bytes >= data.len() as u64, "{err}");
+    assert!(stats.hook("read").bytes >= data.len() as u64, "{err}");
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn disabled_runs_as_pass_through() {
     assert!(r.output.stdout == data);
     let header = r.stats.headers.values().next().expect("summary");
     assert!(header.contains("pass-through (ZIO_ENABLE=0)"), "{header}");
-    assert!(r.stats.get("read").bytes >= data.len() as u64);
+    assert!(r.stats.hook("read").bytes >= data.len() as u64);
 }
 
 /// As `nobody`, userfaultfd is refused here (vm.unprivileged_userfaultfd=0):
@@ -152,8 +152,8 @@ fn unprivileged_user_falls_back_to_pass_through() {
         header.contains("pass-through (userfaultfd unavailable: EPERM)"),
         "{header}"
     );
-    assert!(stats.get("read").bytes >= data.len() as u64);
-    assert!(stats.get("write").bytes >= data.len() as u64);
+    assert!(stats.hook("read").bytes >= data.len() as u64);
+    assert!(stats.hook("write").bytes >= data.len() as u64);
 
     // And as root the same run has no warning at all.
     let out = Command::new("cat")
@@ -223,7 +223,7 @@ fn zio_run_launches_with_options_and_passes_the_status_through() {
         "{log}"
     );
     assert!(
-        Stats::parse(&log).get("read").bytes >= data.len() as u64,
+        Stats::parse(&log).hook("read").bytes >= data.len() as u64,
         "{log}"
     );
 

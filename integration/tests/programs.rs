@@ -31,12 +31,12 @@ fn python_file_and_socket_io() {
     assert!(run.stdout().contains("socket ") && run.stdout().ends_with("done\n"));
     let s = &run.stats;
     // 16 MiB written with os.write, read twice (os.read, readinto).
-    assert!(s.get("write").bytes >= 16 * MIB, "{:?}", s.get("write"));
-    assert!(s.get("read").bytes >= 32 * MIB, "{:?}", s.get("read"));
+    assert!(s.hook("write").bytes >= 16 * MIB, "{:?}", s.hook("write"));
+    assert!(s.hook("read").bytes >= 32 * MIB, "{:?}", s.hook("read"));
     // 8 MiB over TCP: sendall uses send(), recv_into uses recv().
-    assert!(s.get("send").bytes >= 8 * MIB, "{:?}", s.get("send"));
-    assert!(s.get("recv").bytes >= 8 * MIB, "{:?}", s.get("recv"));
-    assert!(s.get("memcpy").calls > 0 && s.get("free").calls > 0);
+    assert!(s.hook("send").bytes >= 8 * MIB, "{:?}", s.hook("send"));
+    assert!(s.hook("recv").bytes >= 8 * MIB, "{:?}", s.hook("recv"));
+    assert!(s.hook("memcpy").calls > 0 && s.hook("free").calls > 0);
 }
 
 fn big_text_file(dir: &TempDir) -> (std::path::PathBuf, Vec<u8>) {
@@ -67,14 +67,14 @@ fn cat_and_sort_over_a_large_file() {
     assert!(cat.output.stdout == text, "cat under zio changed the bytes");
     let size = text.len() as u64;
     assert!(
-        cat.stats.get("read").bytes >= size,
+        cat.stats.hook("read").bytes >= size,
         "{:?}",
-        cat.stats.get("read")
+        cat.stats.hook("read")
     );
     assert!(
-        cat.stats.get("write").bytes >= size,
+        cat.stats.hook("write").bytes >= size,
         "{:?}",
-        cat.stats.get("write")
+        cat.stats.hook("write")
     );
 
     let sort = differential("sort", || {
@@ -85,10 +85,10 @@ fn cat_and_sort_over_a_large_file() {
     assert_eq!(sort.output.stdout.len(), text.len());
     // sort reads through stdio (invisible to any preload library) but moves
     // its lines with memcpy/memmove and manages buffers with free/realloc.
-    let moves = sort.stats.get("memcpy").calls + sort.stats.get("memmove").calls;
+    let moves = sort.stats.hook("memcpy").calls + sort.stats.hook("memmove").calls;
     assert!(
         moves > 1000,
         "sort made only {moves} copies through the hooks"
     );
-    assert!(sort.stats.get("free").calls > 0);
+    assert!(sort.stats.hook("free").calls > 0);
 }

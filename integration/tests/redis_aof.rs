@@ -222,13 +222,13 @@ fn redis_appendonly_file_is_identical_under_zio() {
     let log = collect_logs(dir.path());
     let stats = Stats::parse(&log);
     assert_eq!(stats.processes(), 1, "{log}");
-    let read = stats.get("read").bytes;
+    let read = stats.hook("read").bytes;
     assert!(
         read >= z.sent,
         "server read {read} bytes, clients sent {}",
         z.sent
     );
-    let written = stats.get("write").bytes + stats.get("writev").bytes;
+    let written = stats.hook("write").bytes + stats.hook("writev").bytes;
     assert!(
         written >= z.got + bytes.len() as u64,
         "server wrote {written} bytes, clients read {} and the AOF holds {}",
