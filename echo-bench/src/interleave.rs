@@ -12,12 +12,13 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use zio_core::summary::Summary;
+
 use crate::args::fmt_size;
 use crate::client;
 use crate::server::Touch;
 use crate::sweep::{
-    self, median, parse_counters, server_command, start_server, stop_server, IdleSpinners, Launch,
-    Point,
+    self, median, server_command, start_server, stop_server, IdleSpinners, Launch, Point,
 };
 
 /// What to measure and how.
@@ -217,7 +218,7 @@ fn run_point(
     let out = cc.output();
     let cpu: Vec<f64> = servers.iter().map(|l| cpu_secs(l.child.id())).collect();
     let errs = stop_all(&mut servers);
-    let logtext = std::fs::read_to_string(&log).unwrap_or_default();
+    let summary = Summary::parse(&std::fs::read_to_string(&log).unwrap_or_default());
     let _ = std::fs::remove_file(&log);
     let out = out.map_err(|e| format!("cannot run the client: {e}"))?;
     if !out.status.success() {
@@ -235,7 +236,7 @@ fn run_point(
         .filter(|r| r.len() == o.rounds && r.iter().all(|x| x.len() == roles.len()))
         .ok_or_else(|| format!("unexpected client output {json:?}"))?;
     let messages = errs.iter().map(|e| sweep::server_messages(e)).collect();
-    if !logtext.contains("] stats: ") {
+    if summary.processes() == 0 {
         return Err("zio printed no stats summary at exit".into());
     }
     Ok(Outcome {
@@ -244,7 +245,7 @@ fn run_point(
         run,
         roles,
         rounds,
-        counters: parse_counters(&logtext),
+        counters: summary.counters(),
         messages,
         cpu,
     })

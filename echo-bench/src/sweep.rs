@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use zio_core::summary::Summary;
+
 use crate::args::fmt_size;
 use crate::pattern::Verify;
 use crate::server::{Buffers, Recv, Touch};
@@ -552,42 +554,6 @@ pub(crate) fn pinned(cpu: Option<&str>, program: &Path) -> Command {
     c
 }
 
-/// Reads the counters of zio's stats summary: lines `zio[pid]   name value`.
-pub fn parse_counters(log: &str) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for line in log.lines() {
-        let Some(rest) = line
-            .strip_prefix("zio[")
-            .and_then(|r| r.split_once(']'))
-            .map(|(_, r)| r)
-        else {
-            continue;
-        };
-        let t: Vec<&str> = rest.split_whitespace().collect();
-        if t.len() == 2 {
-            if let Ok(v) = t[1].parse::<u64>() {
-                *m.entry(t[0].to_string()).or_insert(0) += v;
-            }
-        }
-    }
-    m
-}
-
-/// Lines of zio's log that are neither the stats table nor its header.
-fn log_messages(log: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| {
-            let rest = l.split_once(']').map(|(_, r)| r).unwrap_or(l);
-            let t: Vec<&str> = rest.split_whitespace().collect();
-            let counter = t.len() == 2 && t[1].parse::<u64>().is_ok();
-            let hook = t.len() >= 3 && t[1].parse::<u64>().is_ok() && t[2].parse::<u64>().is_ok();
-            let header = rest.contains("stats:") || (t.first() == Some(&"hook"));
-            !(counter || hook || header || l.trim().is_empty())
-        })
-        .map(|s| s.to_string())
-        .collect()
-}
-
 /// Pulls a numeric field out of the client's one-line JSON.
 pub fn json_num(json: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\":");
@@ -777,7 +743,7 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
     let cerr = cerr.join().unwrap_or_default();
     let sstatus = stop_server(&mut server);
     let serr = server_err.join().unwrap_or_default();
-    let logtext = std::fs::read_to_string(&log).unwrap_or_default();
+    let summary = Summary::parse(&std::fs::read_to_string(&log).unwrap_or_default());
     let side = side(zio);
     let mut problems = Vec::new();
     match cstatus {
@@ -796,18 +762,14 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
         _ => {}
     }
     if zio {
-        // The summary starts with "zio[pid] stats: ..."; the engine's
-        // counters follow only once something was tracked.
-        if !logtext
-            .lines()
-            .any(|l| l.starts_with("zio[") && l.contains("] stats: "))
-        {
+        // Only the header is certain: the engine's counters follow it only
+        // when zio ran in ready mode, not in pass-through.
+        if summary.processes() == 0 {
             problems.push("zio printed no stats summary at exit".to_string());
         }
-        let msgs = log_messages(&logtext);
-        if !msgs.is_empty() {
+        if !summary.messages.is_empty() {
             eprintln!("    zio said ({side}, {tag}):");
-            for m in msgs.iter().take(10) {
+            for m in summary.messages.iter().take(10) {
                 eprintln!("      {m}");
             }
         }
@@ -828,7 +790,7 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
         p50_us: json_num(&cout, "p50_us").unwrap_or(f64::NAN),
         p99_us: json_num(&cout, "p99_us").unwrap_or(f64::NAN),
         messages,
-        counters: parse_counters(&logtext),
+        counters: summary.counters(),
         foreign,
         steal,
     })
@@ -1457,16 +1419,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_and_json() {
-        let log = "zio[12] stats: 1.00 s, ready\nzio[12]   hook   calls   bytes\nzio[12]   memcpy   10   4096  (4.0 KiB)\nzio[12]   elided_bytes    524288\nzio[12]   faults_missing  3\nzio[12] warning: something\n";
-        let c = parse_counters(log);
-        assert_eq!(c.get("elided_bytes"), Some(&524288));
-        assert_eq!(c.get("faults_missing"), Some(&3));
-        assert_eq!(c.get("memcpy"), None);
-        assert_eq!(
-            log_messages(log),
-            vec!["zio[12] warning: something".to_string()]
-        );
+    fn json_and_medians() {
         let j = r#"{"size":8,"gbps":1.5,"p99_us":12.0}"#;
         assert_eq!(json_num(j, "gbps"), Some(1.5));
         assert_eq!(json_num(j, "p99_us"), Some(12.0));
