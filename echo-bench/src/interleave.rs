@@ -10,16 +10,18 @@
 //! distribution-free confidence interval, says how sure it is.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use zio_core::summary::Summary;
 
 use crate::args::fmt_size;
 use crate::client;
-use crate::server::Touch;
-use crate::sweep::{
-    self, median, server_command, start_server, stop_server, IdleSpinners, Launch, Point,
+use crate::cpu::{process_secs, IdleSpinners};
+use crate::launch::{
+    server_command, server_messages, start_server, stop_server, Echo, Launch, Listening,
 };
+use crate::median::{median, median_ci};
+use crate::server::Touch;
 
 /// What to measure and how.
 #[derive(Clone, Debug)]
@@ -74,22 +76,6 @@ impl Role {
     }
 }
 
-/// The median of `v` and the ranks around it that hold the true median
-/// with about 95% probability (binomial, normal approximation): no
-/// assumption about how the rounds are distributed.
-pub fn median_ci(v: &[f64]) -> (f64, f64, f64) {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = s.len() as f64;
-    let half = 0.98 * n.sqrt();
-    let lo = ((n / 2.0 - half).floor().max(1.0) as usize - 1).min(s.len() - 1);
-    let hi = ((n / 2.0 + half).ceil() as usize).clamp(1, s.len()) - 1;
-    (median(&s), s[lo], s[hi])
-}
-
 /// One point's outcome.
 struct Outcome {
     size: usize,
@@ -142,7 +128,7 @@ fn fmt_ci(v: Option<Vec<f64>>) -> String {
 }
 
 /// Stops every server; per server its stderr, or `FAILED: why`.
-fn stop_all(servers: &mut Vec<sweep::Listening>) -> Vec<String> {
+fn stop_all(servers: &mut Vec<Listening>) -> Vec<String> {
     servers
         .drain(..)
         .map(|mut l| {
@@ -155,6 +141,44 @@ fn stop_all(servers: &mut Vec<sweep::Listening>) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// Starts the servers of `roles` (one point at `size` x `copies`), the
+/// with-zio one logging to `log`, each stopping after `max_secs`; stops
+/// those already started if one fails.
+fn start_servers(
+    o: &InterleaveOpts,
+    roles: &[Role],
+    size: usize,
+    copies: usize,
+    log: &Path,
+    max_secs: f64,
+) -> Result<Vec<Listening>, String> {
+    let mut servers = Vec::new();
+    for &r in roles {
+        let ceiling = matches!(r, Role::Ceiling | Role::CeilingInputs);
+        let e = Echo {
+            size,
+            copies: if ceiling { 0 } else { copies },
+            threads: 1,
+            touch: if ceiling { Touch::None } else { o.touch },
+        };
+        let mut cmd = server_command(&o.launch, &e, r == Role::With, log, max_secs);
+        let inputs = match r {
+            Role::Ceiling => 1,
+            Role::CeilingInputs => o.ceiling_inputs,
+            Role::Without | Role::With => o.inputs,
+        };
+        cmd.arg("--inputs").arg(inputs.to_string());
+        match start_server(cmd) {
+            Ok(l) => servers.push(l),
+            Err(e) => {
+                stop_all(&mut servers);
+                return Err(format!("{}: {e}", r.name()));
+            }
+        }
+    }
+    Ok(servers)
 }
 
 /// Runs one point: starts its servers, rotates the client among them,
@@ -176,47 +200,16 @@ fn run_point(
     let log = std::env::temp_dir().join(format!("echo-bench-il-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
     let planned = o.rounds as f64 * o.slice * roles.len() as f64;
-    let mut servers = Vec::new();
-    for &r in &roles {
-        let ceiling = matches!(r, Role::Ceiling | Role::CeilingInputs);
-        let p = Point {
-            group: String::new(),
-            label: String::new(),
-            x: 0.0,
-            size,
-            copies: if ceiling { 0 } else { copies },
-            threads: 1,
-            conns: 1,
-            touch: if ceiling { Touch::None } else { o.touch },
-            ceiling: None,
-        };
-        let mut cmd = server_command(s, &p, r == Role::With, &log, planned + 120.0);
-        let inputs = match r {
-            Role::Ceiling => 1,
-            Role::CeilingInputs => o.ceiling_inputs,
-            Role::Without | Role::With => o.inputs,
-        };
-        cmd.arg("--inputs").arg(inputs.to_string());
-        match start_server(cmd) {
-            Ok(l) => servers.push(l),
-            Err(e) => {
-                stop_all(&mut servers);
-                return Err(format!("{}: {e}", r.name()));
-            }
-        }
-    }
+    let mut servers = start_servers(o, &roles, size, copies, &log, planned + 120.0)?;
     let ports: Vec<String> = servers.iter().map(|l| l.port.clone()).collect();
-    let client_cpu = s.pin.as_ref().map(|(_, c)| c.as_str());
-    let mut cc = sweep::pinned(client_cpu, &s.bin);
-    cc.args(["client", "--ports", &ports.join(",")]);
+    let mut cc = s.client_command();
+    cc.args(["--ports", &ports.join(",")]);
     cc.arg("--size").arg(size.to_string());
     cc.arg("--slice").arg(o.slice.to_string());
     cc.arg("--warmup").arg(o.warm.to_string());
     cc.arg("--rounds").arg(o.rounds.to_string());
-    cc.arg("--verify").arg(s.verify.name());
-    cc.arg("--timeout").arg("15");
     let out = cc.output();
-    let cpu: Vec<f64> = servers.iter().map(|l| cpu_secs(l.child.id())).collect();
+    let cpu: Vec<f64> = servers.iter().map(|l| process_secs(l.child.id())).collect();
     let errs = stop_all(&mut servers);
     let summary = Summary::parse(&std::fs::read_to_string(&log).unwrap_or_default());
     let _ = std::fs::remove_file(&log);
@@ -235,7 +228,7 @@ fn run_point(
     let rounds = client::parse_rounds(&json)
         .filter(|r| r.len() == o.rounds && r.iter().all(|x| x.len() == roles.len()))
         .ok_or_else(|| format!("unexpected client output {json:?}"))?;
-    let messages = errs.iter().map(|e| sweep::server_messages(e)).collect();
+    let messages = errs.iter().map(|e| server_messages(e)).collect();
     if summary.processes() == 0 {
         return Err("zio printed no stats summary at exit".into());
     }
@@ -249,25 +242,6 @@ fn run_point(
         messages,
         cpu,
     })
-}
-
-/// CPU seconds (user + system) process `pid` has used so far; NaN if
-/// unknown. `taskset` and `zio-run` replace themselves with the server, so
-/// a server's pid is its child's.
-fn cpu_secs(pid: u32) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces):
-            // state is field 3, utime and stime fields 14 and 15.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let t = |i: usize| f.get(i - 3)?.parse::<f64>().ok();
-            Some((t(14)? + t(15)?) / hz)
-        })
-        .unwrap_or(f64::NAN)
 }
 
 fn header(o: &InterleaveOpts) -> String {
@@ -457,18 +431,6 @@ pub fn run(o: &InterleaveOpts) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_interval_brackets_the_median() {
-        let v: Vec<f64> = (1..=30).map(f64::from).collect();
-        let (m, lo, hi) = median_ci(&v);
-        assert_eq!(m, 15.5);
-        // n = 30: ranks 15 -/+ 5.4 -> the 9th and 21st values.
-        assert_eq!((lo, hi), (9.0, 21.0));
-        let (m, lo, hi) = median_ci(&[2.0]);
-        assert_eq!((m, lo, hi), (2.0, 2.0, 2.0));
-        assert!(median_ci(&[]).0.is_nan());
-    }
 
     #[test]
     fn rounds_survive_the_json_line() {

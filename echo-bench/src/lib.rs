@@ -10,10 +10,17 @@
 //! - [`interleave`]: runs the servers of a point at the same time while one
 //!   client takes turns among them, for ratios the machine's drift does not
 //!   blur.
+//!
+//! Both drivers start their processes through [`launch`], watch the host's
+//! CPUs with [`cpu`] and take medians with [`median`]; zio's counters are
+//! read from its stats log with `zio_core::summary`.
 
 pub mod args;
 pub mod client;
+pub mod cpu;
 pub mod interleave;
+pub mod launch;
+pub mod median;
 pub mod pattern;
 pub mod server;
 pub mod svg;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use echo_bench::args::Opts;
 use echo_bench::client::{self, ClientConfig};
 use echo_bench::interleave::{self, InterleaveOpts};
+use echo_bench::launch::Launch;
 use echo_bench::pattern::Verify;
 use echo_bench::server::{self, Buffers, Recv, Server, ServerConfig, Touch};
-use echo_bench::sweep::{self, Kind, Launch, SweepOpts};
+use echo_bench::sweep::{self, Kind, SweepOpts};
 
 const USAGE: &str = "\
 echo-bench: the zIO paper's echo microbenchmarks, with and without zio

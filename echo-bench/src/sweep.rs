@@ -4,17 +4,20 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use zio_core::summary::Summary;
 
 use crate::args::fmt_size;
-use crate::pattern::Verify;
-use crate::server::{Buffers, Recv, Touch};
+use crate::cpu::{wait_quiet, CpuTimes, IdleSpinners};
+use crate::launch::{
+    drain, json_num, server_command, server_messages, start_server, stop_server, wait_for, Echo,
+    Launch, Listening,
+};
+use crate::median::median;
+use crate::server::Touch;
 use crate::svg::{self, Panel, Series, XAxis, COLORS};
 
 /// The sweeps.
@@ -57,37 +60,6 @@ impl Kind {
     }
 }
 
-/// How servers and clients are started, shared by sweeps and
-/// [`crate::interleave`].
-#[derive(Clone, Debug)]
-pub struct Launch {
-    /// This executable (server and client).
-    pub bin: PathBuf,
-    /// The launcher a with-zio server runs under.
-    pub zio_run: PathBuf,
-    /// `taskset` CPU lists for server and client; None = no pinning.
-    pub pin: Option<(String, String)>,
-    /// The servers' buffer mode (`server --buffers`).
-    pub buffers: Buffers,
-    /// The servers' input mode (`server --recv`).
-    pub recv: Recv,
-    /// The client's verification mode (`client --verify`).
-    pub verify: Verify,
-    /// Keep the CPUs from halting with `SCHED_IDLE` spinners (see [`IdleSpinners`]).
-    pub idle_spin: bool,
-}
-
-impl Launch {
-    /// The CPUs the idle spinners and the busy probe use: the pinned ones
-    /// (single CPU numbers), else all.
-    pub fn cpus(&self) -> Vec<usize> {
-        match &self.pin {
-            Some((a, b)) => [a, b].iter().filter_map(|c| c.parse().ok()).collect(),
-            None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct SweepOpts {
     pub kind: Kind,
@@ -122,25 +94,37 @@ fn side(zio: bool) -> &'static str {
 
 /// One configuration measured with and without zio.
 #[derive(Clone, Debug)]
-pub(crate) struct Point {
+struct Point {
     /// The series it belongs to ("5 copies", "512K", ...).
-    pub(crate) group: String,
+    group: String,
     /// Its x label.
-    pub(crate) label: String,
+    label: String,
     /// Its x value (a category index for categorical axes).
-    pub(crate) x: f64,
+    x: f64,
     /// Message size.
-    pub(crate) size: usize,
+    size: usize,
     /// Chained copies per message.
-    pub(crate) copies: usize,
+    copies: usize,
     /// Server threads.
-    pub(crate) threads: usize,
+    threads: usize,
     /// Client connections.
-    pub(crate) conns: usize,
+    conns: usize,
     /// What the server reads of the last copy.
-    pub(crate) touch: Touch,
+    touch: Touch,
     /// The point whose without-zio throughput is this one's 0-copy ceiling.
-    pub(crate) ceiling: Option<usize>,
+    ceiling: Option<usize>,
+}
+
+impl Point {
+    /// What its server does per message.
+    fn echo(&self) -> Echo {
+        Echo {
+            size: self.size,
+            copies: self.copies,
+            threads: self.threads,
+            touch: self.touch,
+        }
+    }
 }
 
 /// One run's outcome.
@@ -166,161 +150,6 @@ struct Measured {
     failures: Vec<String>,
     /// Runs thrown away because other processes used the CPUs meanwhile.
     disturbed: usize,
-}
-
-/// CPU time in seconds: (all CPUs busy + stolen by the hypervisor, this
-/// process's reaped children, this process, stolen alone).
-fn cpu_times() -> (f64, f64, f64, f64) {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let (busy, steal) = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            let l = s.lines().next()?.to_string();
-            let v: Vec<f64> = l
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            // user nice system idle iowait irq softirq steal
-            let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)?;
-            let steal = *v.get(7)?;
-            Some((busy + steal, steal))
-        })
-        .unwrap_or((0.0, 0.0));
-    let ru = |who| {
-        // SAFETY: an all-zero rusage is valid, and getrusage fills it.
-        let r = unsafe {
-            let mut r: libc::rusage = std::mem::zeroed();
-            libc::getrusage(who, &mut r);
-            r
-        };
-        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-        t(r.ru_utime) + t(r.ru_stime)
-    };
-    (
-        busy / hz,
-        ru(libc::RUSAGE_CHILDREN),
-        ru(libc::RUSAGE_SELF),
-        steal / hz,
-    )
-}
-
-/// Pins the calling thread to one CPU.
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t with one CPU set, for the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-/// How much CPU other processes and the hypervisor take while this machine
-/// is busy: spins one thread on each of `cpus` for `ms` and returns the CPU
-/// time (in CPUs) that neither they nor our children got. Steal time shows
-/// up only under load, so an idle machine cannot tell.
-fn probe(cpus: &[usize], ms: u64) -> f64 {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (b0, c0, s0, _) = cpu_times();
-    let w = Instant::now();
-    let spinners: Vec<_> = cpus
-        .iter()
-        .map(|&cpu| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                pin_to_cpu(cpu);
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_add(1));
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(ms));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for t in spinners {
-        let _ = t.join();
-    }
-    let (b1, c1, s1, _) = cpu_times();
-    (((b1 - b0) - (c1 - c0) - (s1 - s0)) / w.elapsed().as_secs_f64()).max(0.0)
-}
-
-/// Waits (up to `limit`) until other processes and the hypervisor take
-/// less than `max` CPUs. With idle spinners running the CPUs are busy
-/// anyway, so watching 0.5 s windows suffices; without, a busy probe of
-/// `cpus` is needed to see steal. Returns the last reading.
-fn wait_quiet(cpus: &[usize], max: f64, limit: Duration, spinning: bool) -> f64 {
-    let t = Instant::now();
-    loop {
-        let load = if spinning {
-            let (b0, c0, s0, _) = cpu_times();
-            let w = Instant::now();
-            std::thread::sleep(Duration::from_millis(500));
-            let (b1, c1, s1, _) = cpu_times();
-            ((b1 - b0) - (c1 - c0) - (s1 - s0)) / w.elapsed().as_secs_f64()
-        } else {
-            probe(cpus, 400)
-        };
-        if load < max || t.elapsed() >= limit {
-            return load;
-        }
-        if !spinning {
-            std::thread::sleep(Duration::from_millis(1000));
-        }
-    }
-}
-
-/// One `SCHED_IDLE` thread spinning on each CPU while the sweep runs.
-///
-/// On a VM, a vCPU with nothing to run halts and goes back to the host,
-/// which on a busy host may give its physical CPU away: the next wake-up
-/// (every echo is a cross-CPU wake-up) then waits for the host scheduler,
-/// which shows up as steal time and made throughput vary 2-4x from run to
-/// run here. An idle-priority spinner keeps the vCPUs from halting; any
-/// normal thread that wakes preempts it at once, and it gets no CPU time
-/// a normal thread wants (`SCHED_IDLE` weight is 3 against 1024).
-pub struct IdleSpinners {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl IdleSpinners {
-    pub fn start(cpus: &[usize]) -> IdleSpinners {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let threads = cpus
-            .iter()
-            .map(|&cpu| {
-                let stop = stop.clone();
-                std::thread::spawn(move || {
-                    pin_to_cpu(cpu);
-                    // SAFETY: the scheduling policy of the calling thread,
-                    // with a zero-initialized parameter struct.
-                    unsafe {
-                        let param: libc::sched_param = std::mem::zeroed();
-                        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-                            return;
-                        }
-                    }
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        for _ in 0..1000 {
-                            std::hint::spin_loop();
-                        }
-                    }
-                })
-            })
-            .collect();
-        IdleSpinners { stop, threads }
-    }
-}
-
-impl Drop for IdleSpinners {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
 }
 
 /// zio counters summed and shown per point.
@@ -515,185 +344,12 @@ fn points(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
     Ok((pts, desc))
 }
 
-/// Reads a child's pipe to the end on a thread.
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut r) = r {
-            let _ = r.read_to_string(&mut s);
-        }
-        s
-    })
-}
-
-/// Waits for `child` up to `limit`; None if it is still running.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let t = Instant::now();
-    loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            return Some(s);
-        }
-        if t.elapsed() >= limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `program` under `taskset -c cpu`, or alone without a CPU list.
-pub(crate) fn pinned(cpu: Option<&str>, program: &Path) -> Command {
-    let mut c = match cpu {
-        Some(cpu) => {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg(cpu).arg(program);
-            c
-        }
-        None => Command::new(program),
-    };
-    c.env_remove("LD_PRELOAD");
-    c
-}
-
-/// Pulls a numeric field out of the client's one-line JSON.
-pub fn json_num(json: &str, key: &str) -> Option<f64> {
-    let pat = format!("\"{key}\":");
-    let i = json.find(&pat)? + pat.len();
-    let rest = &json[i..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
-}
-
-/// The command line of an echo server for point `p`, under zio (stats
-/// logged to `log`) or not, pinned to the server CPUs of `l`.
-pub(crate) fn server_command(
-    l: &Launch,
-    p: &Point,
-    zio: bool,
-    log: &Path,
-    max_secs: f64,
-) -> Command {
-    let server_cpu = l.pin.as_ref().map(|(s, _)| s.as_str());
-    let mut cmd = if zio {
-        let mut c = pinned(server_cpu, &l.zio_run);
-        c.arg("--stats")
-            .arg("--log-file")
-            .arg(log)
-            .arg("--")
-            .arg(&l.bin);
-        c
-    } else {
-        pinned(server_cpu, &l.bin)
-    };
-    cmd.args(["server", "--port", "0"]);
-    cmd.arg("--threads").arg(p.threads.to_string());
-    cmd.arg("--size").arg(p.size.to_string());
-    cmd.arg("--copies").arg(p.copies.to_string());
-    cmd.arg("--buffers").arg(l.buffers.name());
-    cmd.arg("--recv").arg(match l.recv {
-        Recv::Read => "read",
-        Recv::WaitAll => "waitall",
-    });
-    match p.touch {
-        Touch::None => {}
-        Touch::Pages(k) => {
-            cmd.arg("--touch-pages").arg(k.to_string());
-        }
-        Touch::Fraction(f) => {
-            cmd.arg("--touch-fraction").arg(f.to_string());
-        }
-    }
-    cmd.arg("--max-seconds").arg(format!("{max_secs}"));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// A started echo server that said where it listens.
-pub(crate) struct Listening {
-    /// The server process.
-    pub child: Child,
-    /// The port it printed.
-    pub port: String,
-    /// Its stderr, read to the end once it exits.
-    pub stderr: std::thread::JoinHandle<String>,
-}
-
-/// Starts `cmd` (from [`server_command`]) and waits up to 15 s for its
-/// `listening on PORT` line; kills it if that does not come.
-pub(crate) fn start_server(mut cmd: Command) -> Result<Listening, String> {
-    let mut server = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the server: {e}"))?;
-    let server_err = drain(server.stderr.take());
-    let out = server.stdout.take();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        if let Some(out) = out {
-            let mut r = BufReader::new(out);
-            let mut line = String::new();
-            let _ = r.read_line(&mut line);
-            let _ = tx.send(line);
-            let mut sink = String::new();
-            let _ = r.read_to_string(&mut sink);
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(line) if line.starts_with("listening on ") => Ok(Listening {
-            child: server,
-            port: line["listening on ".len()..].trim().to_string(),
-            stderr: server_err,
-        }),
-        other => {
-            let _ = server.kill();
-            let _ = server.wait();
-            let err = server_err.join().unwrap_or_default();
-            Err(format!(
-                "server did not say \"listening\" ({:?}); stderr: {}",
-                other.ok(),
-                err.trim()
-            ))
-        }
-    }
-}
-
-/// The messages a server echoed, from its exit line on stderr
-/// (`echo-bench server: N messages, ...`); 0 if it has none.
-pub(crate) fn server_messages(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("echo-bench server: ")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-/// Stops a server with SIGTERM (so that zio prints its summary); kills it
-/// if it has not exited 15 s later.
-pub(crate) fn stop_server(server: &mut Child) -> Result<ExitStatus, String> {
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
-    match wait_for(server, Duration::from_secs(15)) {
-        Some(s) => Ok(s),
-        None => {
-            let _ = server.kill();
-            let _ = server.wait();
-            Err("server did not exit within 15 s of SIGTERM (killed)".to_string())
-        }
-    }
-}
-
 /// One run of one point, with or without zio.
 fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String> {
     let log = std::env::temp_dir().join(format!("echo-bench-{}-{tag}.log", std::process::id()));
-    let (b0, c0, s0, st0) = cpu_times();
+    let before = CpuTimes::now();
     let wall = Instant::now();
     let _ = std::fs::remove_file(&log);
-    let client_cpu = o.launch.pin.as_ref().map(|(_, c)| c.as_str());
     let keep_log = |why: &str| -> String {
         let kept = o.out.join("failures").join(format!("{tag}.log"));
         let note = if zio && log.exists() {
@@ -705,22 +361,26 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
         };
         format!("{why}{note}")
     };
-    let cmd = server_command(&o.launch, p, zio, &log, o.warmup + o.duration + 60.0);
+    let cmd = server_command(
+        &o.launch,
+        &p.echo(),
+        zio,
+        &log,
+        o.warmup + o.duration + 60.0,
+    );
     let Listening {
         child: mut server,
         port,
         stderr: server_err,
     } = start_server(cmd).map_err(|e| keep_log(&e))?;
     // The client.
-    let mut cc = pinned(client_cpu, &o.launch.bin);
-    cc.args(["client", "--port", &port]);
+    let mut cc = o.launch.client_command();
+    cc.args(["--port", &port]);
     cc.arg("--threads").arg(p.conns.to_string());
     cc.arg("--conns").arg(p.conns.to_string());
     cc.arg("--size").arg(p.size.to_string());
     cc.arg("--duration").arg(o.duration.to_string());
     cc.arg("--warmup").arg(o.warmup.to_string());
-    cc.arg("--verify").arg(o.launch.verify.name());
-    cc.arg("--timeout").arg("15");
     cc.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -778,10 +438,10 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
         return Err(keep_log(&format!("{side}: {}", problems.join("; "))));
     }
     let _ = std::fs::remove_file(&log);
-    let (b1, c1, s1, st1) = cpu_times();
+    let after = CpuTimes::now();
     let secs = wall.elapsed().as_secs_f64();
-    let foreign = (((b1 - b0) - (c1 - c0) - (s1 - s0)) / secs).max(0.0);
-    let steal = (st1 - st0) / secs;
+    let foreign = after.others_since(&before, secs).max(0.0);
+    let steal = after.steal_since(&before, secs);
     let gbps =
         json_num(&cout, "gbps").ok_or_else(|| format!("no gbps in client output {cout:?}"))?;
     let messages = server_messages(&serr);
@@ -794,21 +454,6 @@ fn run_one(o: &SweepOpts, p: &Point, zio: bool, tag: &str) -> Result<Run, String
         foreign,
         steal,
     })
-}
-
-/// The median of the finite values of `v` (NaN if there are none).
-pub fn median(v: &[f64]) -> f64 {
-    let mut v: Vec<f64> = v.iter().cloned().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 impl Measured {
@@ -1411,20 +1056,5 @@ fn plot(o: &SweepOpts, pts: &[Point], res: &[Measured], desc: &str) -> String {
             });
             svg::render(&panels)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_and_medians() {
-        let j = r#"{"size":8,"gbps":1.5,"p99_us":12.0}"#;
-        assert_eq!(json_num(j, "gbps"), Some(1.5));
-        assert_eq!(json_num(j, "p99_us"), Some(12.0));
-        assert_eq!(json_num(j, "rps"), None);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 }
