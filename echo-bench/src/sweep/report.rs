@@ -1,0 +1,250 @@
+//! A sweep's results as text and files: the table printed at the end, the
+//! CSV file, the plot written next to it ([`super::plot`]), and the
+//! failures the sweep exits with.
+
+use std::fmt::Write as _;
+
+use super::measure::Measured;
+use super::plot::plot;
+use super::run::Run;
+use super::{Kind, Point, SweepOpts};
+use crate::server::Touch;
+
+/// zio counters summed and shown per point.
+const COUNTERS: [&str; 10] = [
+    "elided_copies",
+    "elided_bytes",
+    "copied_bytes",
+    "bytes_substituted",
+    "faults_missing",
+    "faults_zero",
+    "faults_wp",
+    "policy_skips",
+    "refused",
+    "bytes_dropped",
+];
+
+/// Prints the table and how long the sweep took (`secs`), writes
+/// `<sweep>[-<tag>].csv` and `.svg` under `o.out`; Err lists the failed
+/// runs.
+pub(super) fn write(
+    o: &SweepOpts,
+    pts: &[Point],
+    results: &[Measured],
+    desc: &str,
+    secs: f64,
+) -> Result<(), String> {
+    print!("{}", table(o, pts, results, desc));
+    println!("sweep {} took {:.0} s", o.kind.name(), secs);
+    let base = match &o.tag {
+        Some(t) => format!("{}-{t}", o.kind.name()),
+        None => o.kind.name().to_string(),
+    };
+    let csv_path = o.out.join(format!("{base}.csv"));
+    std::fs::write(&csv_path, csv(o, pts, results))
+        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    let svg_path = o.out.join(format!("{base}.svg"));
+    std::fs::write(&svg_path, plot(o, pts, results, desc))
+        .map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    println!("wrote {} and {}", csv_path.display(), svg_path.display());
+    let failures: Vec<&String> = results.iter().flat_map(|m| m.failures.iter()).collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let mut s = format!("{} run(s) failed:\n", failures.len());
+        for f in failures {
+            let _ = writeln!(s, "  {f}");
+        }
+        Err(s)
+    }
+}
+
+/// The without-zio median of point `i`'s 0-copy ceiling (NaN if none).
+pub(super) fn ceiling_of(pts: &[Point], res: &[Measured], i: usize) -> f64 {
+    match pts[i].ceiling {
+        Some(c) => res[c].med(false),
+        None => f64::NAN,
+    }
+}
+
+fn has_ceiling(o: &SweepOpts) -> bool {
+    matches!(o.kind, Kind::Copies | Kind::Size)
+}
+
+fn table(o: &SweepOpts, pts: &[Point], res: &[Measured], desc: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nsweep {} ({desc}); median of {} rep(s) per side, Gbit/s of echoed payload (one direction)",
+        o.kind.name(),
+        o.reps
+    );
+    let xname = match o.kind {
+        Kind::Copies => "copies",
+        Kind::Size => "size",
+        Kind::Threads => "config",
+        Kind::Faults => "pages",
+        Kind::Touch => "fraction",
+    };
+    let ceil = has_ceiling(o);
+    let _ = write!(
+        s,
+        "{:<10} {:<16} {:>8} {:>8} {:>6}",
+        "series", xname, "w/o zio", "with zio", "ratio"
+    );
+    if ceil {
+        let _ = write!(s, " {:>7} {:>7}", "0-copy", "zio/0cp");
+    }
+    let _ = writeln!(s, " {:>15}  zio counters (with-zio runs)", "max w/o | with");
+    let mut noisy = false;
+    for (i, (p, m)) in pts.iter().zip(res).enumerate() {
+        let (a, b) = (m.med(false), m.med(true));
+        let mark = if m.kept_disturbed(o.max_foreign) > 0 {
+            noisy = true;
+            "*"
+        } else {
+            ""
+        };
+        let _ = write!(
+            s,
+            "{:<10} {:<16} {:>8} {:>8} {:>6}",
+            p.group,
+            format!("{}{mark}", p.label),
+            fmt_g(a),
+            fmt_g(b),
+            fmt_r(b / a)
+        );
+        if ceil {
+            let c = ceiling_of(pts, res, i);
+            let _ = write!(s, " {:>7} {:>7}", fmt_g(c), fmt_r(b / c));
+        }
+        let _ = writeln!(
+            s,
+            " {:>7} | {:<5}  {}",
+            fmt_g(m.max(false)),
+            fmt_g(m.max(true)),
+            per_message(m)
+        );
+    }
+    if noisy {
+        let _ = writeln!(
+            s,
+            "* a run of this point was disturbed (other processes or hypervisor steal above {:.0}% of a CPU) and kept",
+            o.max_foreign * 100.0
+        );
+    }
+    s
+}
+
+/// zio's counters per message, summed over the with-zio runs.
+fn per_message(m: &Measured) -> String {
+    let msgs = m.messages();
+    if m.with.is_empty() {
+        return "-".into();
+    }
+    if msgs == 0 {
+        return "no messages".into();
+    }
+    let per = |n: &str| m.counter(n) as f64 / msgs as f64;
+    format!(
+        "elided {:.0}K/msg, subst {:.0}K/msg, faults {:.1}+{:.1}z/msg, skips {:.2}/msg",
+        per("elided_bytes") / 1024.0,
+        per("bytes_substituted") / 1024.0,
+        per("faults_missing"),
+        per("faults_zero"),
+        per("policy_skips"),
+    )
+}
+
+fn csv(o: &SweepOpts, pts: &[Point], res: &[Measured]) -> String {
+    let mut s = String::from(
+        "sweep,group,point,x,size,copies,server_threads,conns,buffers,touch,reps,without_gbps,with_gbps,ratio,without_max_gbps,with_max_gbps,ceiling_gbps,zio_over_ceiling,without_runs,with_runs,without_p50_us,with_p50_us,without_p99_us,with_p99_us,zio_messages",
+    );
+    for c in COUNTERS {
+        let _ = write!(s, ",{c}");
+    }
+    s.push_str(
+        ",max_other_cpu,max_steal_cpu,disturbed_runs_repeated,disturbed_runs_kept,failures\n",
+    );
+    for (i, (p, m)) in pts.iter().zip(res).enumerate() {
+        csv_row(&mut s, o, p, m, ceiling_of(pts, res, i));
+    }
+    s
+}
+
+/// One point's CSV line; `c` is its ceiling's throughput.
+fn csv_row(s: &mut String, o: &SweepOpts, p: &Point, m: &Measured, c: f64) {
+    let (a, b) = (m.med(false), m.med(true));
+    let runs = |v: &[Run]| {
+        v.iter()
+            .map(|r| format!("{:.3}", r.gbps))
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let _ = write!(
+        s,
+        "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{:.1},{:.1},{:.1},{:.1},{}",
+        o.kind.name(),
+        p.group,
+        p.label.replace(',', ";"),
+        p.x,
+        p.size,
+        p.copies,
+        p.threads,
+        p.conns,
+        o.launch.buffers.name(),
+        touch_name(p.touch),
+        o.reps,
+        a,
+        b,
+        b / a,
+        m.max(false),
+        m.max(true),
+        c,
+        b / c,
+        runs(&m.without),
+        runs(&m.with),
+        m.med_lat(false, false),
+        m.med_lat(true, false),
+        m.med_lat(false, true),
+        m.med_lat(true, true),
+        m.messages()
+    );
+    for c in COUNTERS {
+        let _ = write!(s, ",{}", m.counter(c));
+    }
+    let worst = |f: fn(&Run) -> f64| m.without.iter().chain(&m.with).map(f).fold(0.0, f64::max);
+    let _ = writeln!(
+        s,
+        ",{:.3},{:.3},{},{},{}",
+        worst(|r| r.foreign),
+        worst(|r| r.steal),
+        m.disturbed,
+        m.kept_disturbed(o.max_foreign),
+        m.failures.len()
+    );
+}
+
+fn fmt_g(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "FAIL".into()
+    }
+}
+
+fn fmt_r(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}x")
+    } else {
+        "-".into()
+    }
+}
+
+fn touch_name(t: Touch) -> String {
+    match t {
+        Touch::None => "none".into(),
+        Touch::Pages(k) => format!("pages:{k}"),
+        Touch::Fraction(f) => format!("fraction:{f}"),
+    }
+}
