@@ -248,3 +248,111 @@ fn touch_name(t: Touch) -> String {
         Touch::Fraction(f) => format!("fraction:{f}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::points::points;
+    use super::*;
+    use crate::launch::Launch;
+    use crate::pattern::Verify;
+    use crate::server::{Buffers, Recv};
+
+    fn opts(kind: Kind) -> SweepOpts {
+        SweepOpts {
+            kind,
+            launch: Launch {
+                bin: "echo-bench".into(),
+                zio_run: "zio-run".into(),
+                pin: None,
+                buffers: Buffers::Static,
+                recv: Recv::Read,
+                verify: Verify::Sample,
+                idle_spin: false,
+            },
+            reps: 1,
+            duration: 1.0,
+            warmup: 0.5,
+            out: "out".into(),
+            quick: true,
+            size: None,
+            copies: None,
+            points: Some(vec!["0".into(), "2".into()]),
+            max_foreign: 0.25,
+            retries: 0,
+            budget_extra: 0.1,
+            tag: None,
+        }
+    }
+
+    /// One run each side: `gbps` without zio, twice that with.
+    fn measured(gbps: f64) -> Measured {
+        let run = |gbps: f64, messages: u64| Run {
+            gbps,
+            p50_us: 10.0,
+            p99_us: 20.0,
+            messages,
+            counters: [("elided_bytes".to_string(), 2048 * messages)].into(),
+            ..Run::default()
+        };
+        Measured {
+            without: vec![run(gbps, 0)],
+            with: vec![run(2.0 * gbps, 100)],
+            ..Measured::default()
+        }
+    }
+
+    #[test]
+    fn table_and_csv_columns() {
+        let o = opts(Kind::Copies);
+        let (pts, desc) = points(&o).unwrap();
+        let res = [measured(4.0), measured(1.0)];
+        let csv = csv(&o, &pts, &res);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "sweep,group,point,x,size,copies,server_threads,conns,buffers,touch,reps,\
+             without_gbps,with_gbps,ratio,without_max_gbps,with_max_gbps,ceiling_gbps,\
+             zio_over_ceiling,without_runs,with_runs,without_p50_us,with_p50_us,\
+             without_p99_us,with_p99_us,zio_messages,elided_copies,elided_bytes,\
+             copied_bytes,bytes_substituted,faults_missing,faults_zero,faults_wp,\
+             policy_skips,refused,bytes_dropped,max_other_cpu,max_steal_cpu,\
+             disturbed_runs_repeated,disturbed_runs_kept,failures"
+        );
+        assert_eq!(
+            lines[2],
+            "copies,512K,2,2,524288,2,1,1,static,none,1,1.000,2.000,2.000,1.000,2.000,\
+             4.000,0.500,1.000,2.000,10.0,10.0,20.0,20.0,100,0,204800,0,0,0,0,0,0,0,0,\
+             0.000,0.000,0,0,0"
+        );
+        let table = table(&o, &pts, &res, &desc);
+        let t: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            t[1],
+            "sweep copies (512K messages, 1 server thread, static buffers); median of 1 \
+             rep(s) per side, Gbit/s of echoed payload (one direction)"
+        );
+        assert_eq!(
+            t[4].split_whitespace().collect::<Vec<_>>(),
+            [
+                "512K",
+                "2",
+                "1.00",
+                "2.00",
+                "2.00x",
+                "4.00",
+                "0.50x",
+                "1.00",
+                "|",
+                "2.00",
+                "elided",
+                "2K/msg,",
+                "subst",
+                "0K/msg,",
+                "faults",
+                "0.0+0.0z/msg,",
+                "skips",
+                "0.00/msg"
+            ]
+        );
+    }
+}
