@@ -3,8 +3,8 @@
 //! one client takes turns among them in short slices ([`client::rotate`]).
 //!
 //! A sweep measures each side in runs of seconds, one after the other; on
-//! this shared VM the machine's speed drifts by ±8% between such runs, so a
-//! goal of "within 5%" drowns in it. Slices of a fraction of a second,
+//! a shared VM the machine's speed drifts between such runs by as much as
+//! the differences to be measured. Slices of a fraction of a second,
 //! taken in turn, see the same drift: the ratio of two servers within one
 //! round is what zio changes, and the median over many rounds, with a
 //! distribution-free confidence interval, says how sure it is.
