@@ -1,5 +1,5 @@
-//! The record index at 640 live records (the zIO prototype's skiplist:
-//! 190 ns per operation at that size; target here: 50 ns or less).
+//! The record index at 640 live records, the size at which the zIO paper
+//! measured its prototype's skiplist (docs/benches.md).
 //!
 //! - `lookup`: which piece covers an address (the fault handler's and the
 //!   output path's question).

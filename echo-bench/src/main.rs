@@ -60,9 +60,8 @@ copy, then write the last copy (the input if N = 0) back with libc write(2).
                        stays while the next is read), without zio
   --max-seconds SECS   exit after this long (default 600)
   --congestion ALG     TCP congestion control of its connections (default cubic; system:
-                       the system's default). Pacing by per-connection estimates (BBR) made
-                       identical servers differ by up to 12% in one run; an unknown name is
-                       an error at start
+                       the system's default). Pacing by per-connection estimates (BBR)
+                       makes identical servers differ; an unknown name is an error at start
 
 SIGTERM or SIGINT stop it: it prints \"echo-bench server: N messages ...\" on stderr and
 exits with status 0 through exit(3), so a preloaded zio prints its summary.";
@@ -168,8 +167,7 @@ echo-bench sweep: run each point with and without zio, print a table, write CSV 
   --no-idle-spin       do not run the SCHED_IDLE spinners: by default one thread per CPU
                        spins at idle priority during the sweep so that the vCPUs never halt
                        (on a busy VM host a halted vCPU loses its physical CPU and every
-                       cross-CPU wake-up then waits for the host scheduler: measured here,
-                       0-copy 512K echo varied 5-22 Gbit/s without the spinners, 22 with)
+                       cross-CPU wake-up then waits for the host scheduler)
   --max-other-cpu C    a run during which other processes and the hypervisor (steal) took
                        more than C CPUs on average (/proc/stat minus this sweep and its
                        children; default 0.25) is discarded and repeated once the machine

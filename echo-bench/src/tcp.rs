@@ -4,12 +4,11 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 /// The congestion control echo-bench's servers and clients use unless told
-/// otherwise. The machine's default here is BBR, which paces each
-/// connection by its own running estimates of bandwidth and round trip:
-/// two identical servers without zio, served in turn by one client,
-/// differed by up to 12% in a run (512 KiB, six runs: 0.883–1.019), and
-/// by 2.5% with cubic (0.975–1.022), so a connection's luck outweighed
-/// what zio changes. Cubic sends what the window allows, unpaced.
+/// otherwise. BBR (the default of some systems) paces each connection by
+/// its own running estimates of bandwidth and round trip, so two identical
+/// servers served in turn by one client differ by more than what zio
+/// changes; cubic sends what the window allows, unpaced, and they differ
+/// far less (docs/echo-bench.md, "Noise").
 pub const DEFAULT_CONGESTION: &str = "cubic";
 
 /// The value of `--congestion` that keeps the system's default.

@@ -134,12 +134,12 @@ fn disabled_zio_counts_the_traffic_and_elides_nothing() {
 /// after its chain, while copies of it live in reused buffers: zio must
 /// quarantine it and keep serving the copies from it.
 ///
-/// Fails at commit 37dd396: the run hangs (SIGALRM after 15 s). The first
+/// The danger is a hang (the run has a SIGALRM deadline): the first
 /// reused-destination copy that drops the last piece of a quarantined
-/// original releases it, and zio frees it for real while that copy's plan
-/// still pins the next original; glibc's free writes the next heap chunk's
-/// header, on that original's write-protected first page, and the
-/// write-protect fault waits for the unpin forever. Reduced to
+/// original releases it, and if zio freed it for real while that copy's
+/// plan still pinned the next original, glibc's free would write the next
+/// heap chunk's header on that original's write-protected first page, and
+/// the write-protect fault would wait for the unpin forever. Reduced to
 /// `freeing_a_quarantined_neighbour_inside_a_pinned_copy` below.
 #[test]
 fn originals_freed_while_their_copies_live() {

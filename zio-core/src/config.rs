@@ -101,10 +101,8 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
     OptDesc {
         name: "ZIO_THRESHOLD",
         kind: Kind::Size,
-        // Measured on the project's machines (docs/echo-bench.md, size
-        // sweep): an elided copy has a fixed cost of a few microseconds, so
-        // eliding 16 KiB copies made an echo server 22% slower and 32 KiB
-        // ones 4% slower; from 64 KiB on it is even or ahead.
+        // An elided copy has a fixed cost of a few microseconds, which
+        // smaller copies do not repay (the size sweep in docs/results.md).
         default_text: "64K",
         default: 64 * KIB,
         // Below one page there is no core to leave unmapped.

@@ -185,8 +185,8 @@ pub unsafe fn free(p: usize) -> bool {
 /// write-protected and an elided copy's are missing, so the allocator's
 /// or the next owner's first access is a fault that keeps every byte
 /// right. Skipping the engine here spares every small `free` of a program
-/// the engine's lock while anything is tracked (measured: 60 ns per
-/// malloc and free pair without zio, 270-370 ns through the engine).
+/// the engine's lock while anything is tracked, which would cost several
+/// times the `malloc` and `free` themselves.
 fn small_block(size: usize) -> bool {
     size < config::threshold()
 }

@@ -515,8 +515,8 @@ fn page_shared_with_other_data_stays_mapped() {
 
 /// Memory the allocator discarded behind zio's back, next to a freed
 /// elided copy, is given back to the kernel at its first fault, and an
-/// elided copy there afterwards registers it again. (Found by the
-/// differential test: a release that left the faulting page missing.)
+/// elided copy there afterwards registers it again. The released page must
+/// not be left missing.
 #[test]
 fn discarded_memory_is_released_and_taken_again() {
     let ops = vec![
@@ -585,8 +585,8 @@ fn discarded_memory_is_released_and_taken_again() {
 /// every part after the first follows it into zio's memory, even one
 /// without a whole page of its own. From the third message on there is no
 /// system call, no real copy and no backup; every byte goes out right.
-/// (Judged alone, such a last part landed in the buffer, and each copy
-/// then copied its page for real and the next message unmapped it again.)
+/// (Judged alone, such a last part would land in the buffer, each copy
+/// would then copy its page for real and the next message unmap it again.)
 #[test]
 fn chunked_input_split_mid_page_stays_redirected() {
     let mut w = World::new(Cfg {
