@@ -13,12 +13,20 @@
 //! - [`real`]: the real libc functions, resolved once, with safe fallbacks.
 //! - [`uffd`]: the userfaultfd descriptor and the availability probe.
 //! - [`runtime`]: start-up and exit of the library as a whole.
-//! - [`engine`]: the copy-elision algorithm, over a memory trait, on top of
-//!   [`tracker`] (the record index) and [`ranges`] (page arithmetic).
+//! - [`engine`]: the copy-elision algorithm, one file per mechanism, over
+//!   a memory trait ([`engine::Mem`]), on top of [`tracker`] (the record
+//!   index) and [`ranges`] (page arithmetic). Pure: no system calls.
 //! - [`elide`]: the engine in the running process: its lock ([`lock`]), the
 //!   userfaultfd backend, the handler and collector threads, and the entry
 //!   points the hooks call. [`vma`] says which memory may be elided into;
 //!   [`heap`] is the private allocator zio's own data lives in.
+//! - `model` (tests only): the engine against a simulated address space,
+//!   byte for byte against plain copies.
+//!
+//! Where a `memcpy` is decided: libzio's exported `memcpy` (below the
+//! threshold, or with nothing tracked, straight to libc) → [`elide::copy`]
+//! (the lock; the plan executed after it) → [`engine::Engine::copy`]
+//! (`engine/copy.rs`: the decision).
 //!
 //! Code in this crate may call libc (and emit `memcpy`) freely: inside
 //! `libzio.so` such calls are redirected at link time to the real functions

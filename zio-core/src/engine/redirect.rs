@@ -46,7 +46,7 @@ impl<M: Mem> Engine<M> {
     /// unmapped pages left alone: a program that parses its input buffer in
     /// place faults there and soon has its input landed in the buffer
     /// again. A later part of a message read in parts goes where its start
-    /// went ([`Engine::continuation`]).
+    /// went (see `continuation`).
     pub fn input_target(&mut self, a: usize, n: usize) -> Option<Redirect> {
         self.fill_unfilled(a, a + n);
         if !self.cfg.redirect_input || n == 0 {
