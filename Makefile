@@ -1,7 +1,7 @@
 # zio: build, test, bench and demo entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: all build deps lint test unit integration bench demo clean
+.PHONY: all build deps lint test unit integration bench demo results clean
 
 all: build
 
@@ -32,6 +32,13 @@ bench: build
 
 demo: deps build
 	bash scripts/demo.sh
+
+# Measures every result set of docs/results.md, then writes that page again
+# (about 1 h 45 min, on an otherwise idle machine). QUICK=1: a check of the
+# pipeline in about 2 minutes, into a temporary directory. OUT=DIR: elsewhere.
+# Only the page, from the files in docs/results/: python3 scripts/results.py
+results:
+	QUICK=$(QUICK) OUT=$(OUT) bash scripts/measure-results.sh
 
 clean:
 	$(CARGO) clean
