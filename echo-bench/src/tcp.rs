@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 /// its own running estimates of bandwidth and round trip, so two identical
 /// servers served in turn by one client differ by more than what zio
 /// changes; cubic sends what the window allows, unpaced, and they differ
-/// far less (docs/echo-bench.md, "Noise").
+/// far less (docs/echo-bench.md, "Noise, and how to keep it out").
 pub const DEFAULT_CONGESTION: &str = "cubic";
 
 /// The value of `--congestion` that keeps the system's default.
