@@ -814,6 +814,11 @@ wraps! {
 /// never with `ZIO_ENABLE=0` or without userfaultfd). A value too large for
 /// `i64` reads as `i64::MAX`.
 ///
+/// One name is not the engine's and reads whenever zio is loaded:
+/// `heap_allocations`, the blocks zio's own heap has handed out in this
+/// process so far (`zio_core::stats::PROCESS_COUNTERS`). Unchanged across a
+/// stretch of calls, it proves they allocated nothing inside zio.
+///
 /// For tests and benches that must prove elision happened, and for
 /// programs that want to look at themselves: find it with
 /// `dlsym(RTLD_DEFAULT, "zio_counter")`, which is null when zio is not
@@ -833,6 +838,9 @@ pub unsafe extern "C" fn zio_counter(name: *const c_char) -> i64 {
     // unmapped copy faults, and the handler needs that lock.
     // SAFETY: the caller passes a NUL-terminated string.
     let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+    if let Some(get) = stats::process_counter(name) {
+        return i64::try_from(get()).unwrap_or(i64::MAX);
+    }
     let Some(get) = stats::engine_counter(name) else {
         return -1;
     };

@@ -380,6 +380,24 @@ pub fn engine_counter(name: &[u8]) -> Option<CounterFn> {
         .map(|&(_, get)| get)
 }
 
+/// Reads one counter of the process as a whole.
+pub type ProcessCounterFn = fn() -> u64;
+
+/// Counters that need no engine: readable from start-up on, whether or not
+/// elision ever starts in the process (with `ZIO_ENABLE=0` too). Not in the
+/// summary; libzio's `zio_counter` finds them by name.
+pub const PROCESS_COUNTERS: &[(&str, ProcessCounterFn)] =
+    &[("heap_allocations", crate::heap::allocations)];
+
+/// The reader of the process counter called `name` (see
+/// [`PROCESS_COUNTERS`]), or `None` for another name.
+pub fn process_counter(name: &[u8]) -> Option<ProcessCounterFn> {
+    PROCESS_COUNTERS
+        .iter()
+        .find(|(n, _)| n.as_bytes() == name)
+        .map(|&(_, get)| get)
+}
+
 /// Writes the engine's counters, one `name value` line each (after the
 /// hook table, in the same `zio[pid]` format).
 pub fn write_engine_summary(c: &crate::engine::Counters) {
@@ -435,10 +453,17 @@ mod tests {
         assert_eq!(get("no_such_counter"), None);
         assert_eq!(get("elided_copie"), None);
         assert_eq!(get(""), None);
-        let mut names: Vec<&str> = ENGINE_COUNTERS.iter().map(|e| e.0).collect();
+        let mut names: Vec<&str> = ENGINE_COUNTERS
+            .iter()
+            .map(|e| e.0)
+            .chain(PROCESS_COUNTERS.iter().map(|e| e.0))
+            .collect();
+        let all = names.len();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), ENGINE_COUNTERS.len(), "names are unique");
+        assert_eq!(names.len(), all, "names are unique, engine's and process's");
+        assert!(process_counter(b"heap_allocations").is_some());
+        assert!(process_counter(b"elided_copies").is_none());
     }
 
     #[test]
