@@ -56,15 +56,75 @@ unsafe fn mmsg_bytes(v: *const mmsghdr, ret: c_int) -> u64 {
     total
 }
 
-/// The `(base, len)` pairs of an iovec array.
-///
-/// # Safety
-/// `v` holds `cnt` valid entries (or `cnt <= 0`).
-unsafe fn parts(v: *const iovec, cnt: c_int) -> Vec<(usize, usize)> {
-    (0..cnt.max(0) as usize)
-        // SAFETY: within the caller's array.
-        .map(|i| unsafe { ((*v.add(i)).iov_base as usize, (*v.add(i)).iov_len) })
-        .collect()
+/// A caller's iovec array, walked in place as `(base, len)` pairs: reading
+/// it builds nothing, so the pass-through path can afford it.
+#[derive(Clone)]
+struct Iov {
+    at: *const iovec,
+    left: usize,
+}
+
+impl Iov {
+    /// The `cnt` entries at `v`.
+    ///
+    /// # Safety
+    /// `v` holds `cnt` valid entries, and they stay valid while the result
+    /// is used.
+    unsafe fn new(v: *const iovec, cnt: usize) -> Iov {
+        Iov { at: v, left: cnt }
+    }
+
+    /// The iovec of the message `m`.
+    ///
+    /// # Safety
+    /// `m` is a valid msghdr with a valid iovec, which stays valid while the
+    /// result is used.
+    unsafe fn of(m: *const msghdr) -> Iov {
+        // SAFETY: the caller's message is valid, and so is its iovec.
+        unsafe { Iov::new((*m).msg_iov, (*m).msg_iovlen) }
+    }
+
+    /// Bytes the buffers hold (saturating: the kernel refuses a total
+    /// beyond `ssize_t` anyway).
+    fn total(self) -> usize {
+        self.fold(0, |t, (_, n)| t.saturating_add(n))
+    }
+
+    /// Calls `got(base, n)` for each buffer that `r` bytes received filled,
+    /// in order, the last one perhaps in part: how an input call spreads
+    /// its bytes over an iovec.
+    fn fill(self, mut r: usize, mut got: impl FnMut(usize, usize)) {
+        for (a, n) in self {
+            if r == 0 {
+                break;
+            }
+            let k = n.min(r);
+            got(a, k);
+            r -= k;
+        }
+    }
+
+    /// The pairs collected for the engine (which takes a slice): only when
+    /// it is needed, and inline for short arrays.
+    fn pieces(self) -> SmallVec<[(usize, usize); 8]> {
+        self.collect()
+    }
+}
+
+impl Iterator for Iov {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.left == 0 {
+            return None;
+        }
+        // SAFETY: `Iov::new`'s contract: `at` is the first of `left` valid
+        // entries.
+        let e = unsafe { &*self.at };
+        self.at = self.at.wrapping_add(1);
+        self.left -= 1;
+        Some((e.iov_base as usize, e.iov_len))
+    }
 }
 
 /// The kernel's form of a gather list: inline for the usual one to three
@@ -219,42 +279,52 @@ input_hooks! {
     __recvfrom_chk / __wrap___recvfrom_chk (fd: c_int, b: *mut c_void, n: usize, bl: usize, f: c_int, a: *mut sockaddr, al: *mut socklen_t), RecvfromChk, b, n;
 }
 
-/// Input into an iovec: every buffer is prepared, and the bytes received are
-/// recorded buffer by buffer, in order.
-///
-/// # Safety
-/// `v` holds `cnt` valid entries.
-unsafe fn vec_input(v: *const iovec, cnt: c_int, call: impl FnOnce() -> ssize_t) -> ssize_t {
-    // SAFETY: the caller's array.
-    let total: usize = unsafe { parts(v, cnt) }.iter().map(|p| p.1).sum();
-    if !elide::input_needs_engine(total) {
+/// Input into the iovecs of one message or several (`msgs`): when the engine
+/// may be needed, every buffer is prepared before the call, and after it
+/// the bytes each message received (`received(r, i)` for message `i` of a
+/// call that returned `r`; `None` past the last one filled) are recorded
+/// buffer by buffer, in order. Otherwise the call alone, with nothing built.
+fn vec_input<R: Copy>(
+    msgs: impl Iterator<Item = Iov> + Clone,
+    call: impl FnOnce() -> R,
+    received: impl Fn(R, usize) -> Option<usize>,
+) -> R {
+    // Inactive (ZIO_ENABLE=0, no userfaultfd): not even the walk.
+    if !elide::active()
+        || !elide::input_needs_engine(msgs.clone().fold(0, |t, v| t.saturating_add(v.total())))
+    {
         return call();
     }
-    // SAFETY: the caller's array.
-    let ps = unsafe { parts(v, cnt) };
-    for &(a, n) in &ps {
+    for (a, n) in msgs.clone().flatten() {
         elide::input_prepare(a, n);
     }
     let r = call();
-    if r > 0 {
-        let mut left = r as usize;
-        for (a, n) in ps {
-            let got = n.min(left);
-            elide::input_done(a, got);
-            left -= got;
-            if left == 0 {
-                break;
-            }
+    for (i, v) in msgs.enumerate() {
+        match received(r, i) {
+            Some(got) => v.fill(got, elide::input_done),
+            None => break,
         }
     }
     r
+}
+
+/// [`vec_input`] of one iovec, whose call returns the bytes received.
+///
+/// # Safety
+/// `v` holds `cnt` valid entries.
+unsafe fn iov_input(v: *const iovec, cnt: c_int, call: impl FnOnce() -> ssize_t) -> ssize_t {
+    // SAFETY: the caller's array.
+    let iov = unsafe { Iov::new(v, cnt.max(0) as usize) };
+    vec_input(core::iter::once(iov), call, |r, _| {
+        (r > 0).then_some(r as usize)
+    })
 }
 
 /// Exported `readv`.
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, v: *const iovec, c: c_int) -> ssize_t {
     // SAFETY: the caller's contract.
-    let r = unsafe { vec_input(v, c, || real::readv(fd, v, c)) };
+    let r = unsafe { iov_input(v, c, || real::readv(fd, v, c)) };
     stats::count(Hook::Readv, io(r));
     r
 }
@@ -263,7 +333,7 @@ pub unsafe extern "C" fn readv(fd: c_int, v: *const iovec, c: c_int) -> ssize_t 
 #[no_mangle]
 pub unsafe extern "C" fn preadv(fd: c_int, v: *const iovec, c: c_int, o: off_t) -> ssize_t {
     // SAFETY: the caller's contract.
-    let r = unsafe { vec_input(v, c, || real::preadv(fd, v, c, o)) };
+    let r = unsafe { iov_input(v, c, || real::preadv(fd, v, c, o)) };
     stats::count(Hook::Preadv, io(r));
     r
 }
@@ -278,7 +348,7 @@ pub unsafe extern "C" fn preadv2(
     f: c_int,
 ) -> ssize_t {
     // SAFETY: the caller's contract.
-    let r = unsafe { vec_input(v, c, || real::preadv2(fd, v, c, o, f)) };
+    let r = unsafe { iov_input(v, c, || real::preadv2(fd, v, c, o, f)) };
     stats::count(Hook::Preadv2, io(r));
     r
 }
@@ -286,10 +356,14 @@ pub unsafe extern "C" fn preadv2(
 /// Exported `recvmsg`.
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, m: *mut msghdr, f: c_int) -> ssize_t {
-    // SAFETY: the caller's msghdr is valid.
-    let (v, c) = unsafe { ((*m).msg_iov as *const iovec, (*m).msg_iovlen as c_int) };
-    // SAFETY: the caller's contract.
-    let r = unsafe { vec_input(v, c, || real::recvmsg(fd, m, f)) };
+    // SAFETY: the caller's msghdr and its iovec are valid.
+    let iov = unsafe { Iov::of(m) };
+    let r = vec_input(
+        core::iter::once(iov),
+        // SAFETY: the caller's contract.
+        || unsafe { real::recvmsg(fd, m, f) },
+        |r, _| (r > 0).then_some(r as usize),
+    );
     stats::count(Hook::Recvmsg, io(r));
     r
 }
@@ -303,31 +377,15 @@ pub unsafe extern "C" fn recvmmsg(
     f: c_int,
     t: *mut timespec,
 ) -> c_int {
-    let active = elide::active();
-    if active {
-        for i in 0..n as usize {
-            // SAFETY: the caller's vector holds `n` entries.
-            let h = unsafe { &(*m.add(i)).msg_hdr };
-            // SAFETY: each header's iovec is valid.
-            for (a, len) in unsafe { parts(h.msg_iov, h.msg_iovlen as c_int) } {
-                elide::input_prepare(a, len);
-            }
-        }
-    }
-    // SAFETY: the caller's contract.
-    let r = unsafe { real::recvmmsg(fd, m, n, f, t) };
-    if active && r > 0 {
-        for i in 0..r as usize {
-            // SAFETY: the kernel filled `r` entries.
-            let (h, mut left) = unsafe { (&(*m.add(i)).msg_hdr, (*m.add(i)).msg_len as usize) };
-            // SAFETY: each header's iovec is valid.
-            for (a, len) in unsafe { parts(h.msg_iov, h.msg_iovlen as c_int) } {
-                let got = len.min(left);
-                elide::input_done(a, got);
-                left -= got;
-            }
-        }
-    }
+    let r = vec_input(
+        // SAFETY: the caller's vector holds `n` messages, each with a valid
+        // iovec.
+        (0..n as usize).map(|i| unsafe { Iov::of(&(*m.add(i)).msg_hdr) }),
+        // SAFETY: the caller's contract.
+        || unsafe { real::recvmmsg(fd, m, n, f, t) },
+        // SAFETY: the kernel filled the first `r` entries' lengths.
+        |r, i| (i < r.max(0) as usize).then(|| unsafe { (*m.add(i)).msg_len } as usize),
+    );
     // SAFETY: `r` entries were filled.
     stats::count(Hook::Recvmmsg, unsafe { mmsg_bytes(m, r) });
     r
@@ -404,7 +462,7 @@ unsafe fn vec_output(
         return direct();
     }
     // SAFETY: the caller's array.
-    match elide::output_vec(&unsafe { parts(v, cnt) }) {
+    match elide::output_vec(&unsafe { Iov::new(v, cnt.max(0) as usize) }.pieces()) {
         None => direct(),
         Some(g) => {
             let r = send_chunks(&g.iov, call);
@@ -576,7 +634,7 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, m: *const msghdr, f: c_int) -> ssize_t {
     let g = if elide::tracking() {
         // SAFETY: the caller's msghdr and its iovec are valid.
-        elide::output_vec(&unsafe { parts((*m).msg_iov, (*m).msg_iovlen as c_int) })
+        elide::output_vec(&unsafe { Iov::of(m) }.pieces())
     } else {
         None
     };
@@ -616,8 +674,7 @@ pub unsafe extern "C" fn sendmmsg(fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_in
         // SAFETY: the caller's vector holds `n` entries.
         let mut h: mmsghdr = unsafe { core::ptr::read(m.add(i)) };
         // SAFETY: each header's iovec is valid.
-        let g =
-            elide::output_vec(&unsafe { parts(h.msg_hdr.msg_iov, h.msg_hdr.msg_iovlen as c_int) });
+        let g = elide::output_vec(&unsafe { Iov::of(&h.msg_hdr) }.pieces());
         if let Some(g) = &g {
             if g.iov.len() <= IOV_MAX {
                 // On the heap: `vecs` moves its elements as it grows, and
