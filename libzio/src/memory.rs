@@ -1,0 +1,115 @@
+//! The memory hooks (`free`, `realloc`, `munmap`, `mremap`, `madvise`,
+//! `fork`): what zio tracks in memory the program releases, remaps,
+//! discards or duplicates.
+
+use core::ffi::{c_int, c_void};
+
+use libc::pid_t;
+use zio_core::stats::{self, Hook};
+use zio_core::{elide, real};
+
+hooks! {
+    /// Exported `free`: tracked allocations go through the engine first
+    /// (quarantined if they hold data that unmapped copies still need).
+    fn free(p: *mut c_void) {
+        // SAFETY: `p` is the caller's live allocation.
+        if elide::tracking() && unsafe { elide::free(p as usize) } {
+            stats::count(Hook::Free, 0);
+            return;
+        }
+        // SAFETY: the caller's contract.
+        unsafe { real::free(p) };
+        stats::count(Hook::Free, 0);
+    }
+
+    /// Exported `realloc`: of tracked memory, an elided copy into a fresh
+    /// allocation plus a free; otherwise libc's.
+    fn realloc(p: *mut c_void, n: usize) -> *mut c_void {
+        stats::count(Hook::Realloc, n as u64);
+        if n > 0 && elide::tracking() {
+            // SAFETY: `p` is the caller's live allocation (or null).
+            if let Some(old) = unsafe { elide::realloc_tracked(p as usize) } {
+                // SAFETY: a fresh block from the program's own allocator.
+                let q = unsafe { libc::malloc(n) };
+                if q.is_null() {
+                    return q; // realloc failure: the old block stays valid
+                }
+                let len = old.min(n);
+                // SAFETY: both blocks hold at least `len` bytes and are disjoint.
+                unsafe {
+                    if !elide::copy(q as usize, p as usize, len, realloc as *const () as usize) {
+                        real::memcpy(q, p, len);
+                    }
+                    if !elide::free(p as usize) {
+                        real::free(p);
+                    }
+                }
+                return q;
+            }
+        }
+        // SAFETY: the caller's contract.
+        unsafe { real::realloc(p, n) }
+    }
+
+    /// Exported `munmap`.
+    fn munmap(a: *mut c_void, n: usize) -> c_int {
+        elide::discard(a as usize, n, false, true);
+        // SAFETY: the caller's contract.
+        let r = unsafe { real::munmap(a, n) };
+        stats::count(Hook::Munmap, n as u64);
+        r
+    }
+
+    /// Exported `mremap`. It is variadic in C (the fifth argument only with
+    /// MREMAP_FIXED or MREMAP_DONTUNMAP); on x86-64 variadic integer arguments
+    /// travel in the same registers as fixed ones, so taking five and passing
+    /// five on is exact: the real mremap reads the fifth only when the flags say
+    /// so. Data moving to a new place must be in memory first: the moved range
+    /// would lose its registration.
+    fn mremap(
+        a: *mut c_void,
+        o: usize,
+        n: usize,
+        f: c_int,
+        na: *mut c_void,
+    ) -> *mut c_void {
+        elide::discard(a as usize, o, true, true);
+        // SAFETY: the caller's contract.
+        let r = unsafe { real::mremap(a, o, n, f, na) };
+        stats::count(Hook::Mremap, n as u64);
+        r
+    }
+
+    /// Exported `madvise`: advice that discards contents drops what zio tracks
+    /// there first.
+    fn madvise(a: *mut c_void, n: usize, adv: c_int) -> c_int {
+        const MADV_DONTNEED_LOCKED: c_int = 24;
+        if matches!(
+            adv,
+            libc::MADV_DONTNEED | libc::MADV_FREE | libc::MADV_REMOVE | MADV_DONTNEED_LOCKED
+        ) {
+            elide::discard(a as usize, n, false, false);
+        }
+        // SAFETY: the caller's contract.
+        let r = unsafe { real::madvise(a, n, adv) };
+        if r == 0 && matches!(adv, libc::MADV_DONTNEED | MADV_DONTNEED_LOCKED) {
+            elide::after_discard(a as usize, n);
+        }
+        stats::count(Hook::Madvise, n as u64);
+        r
+    }
+
+    /// Exported `fork`: everything elided is materialized first (the child gets
+    /// no userfaultfd state); the child starts its own counters and engine.
+    fn fork() -> pid_t {
+        let g = elide::fork_prepare();
+        // SAFETY: fork has no preconditions.
+        let pid = unsafe { real::fork() };
+        elide::fork_finish(g, pid == 0);
+        if pid == 0 {
+            zio_core::runtime::after_fork_in_child();
+        }
+        stats::count(Hook::Fork, 0);
+        pid
+    }
+}
