@@ -13,9 +13,8 @@ use zio_core::{elide, real};
 use crate::iov::{io, mmsg_bytes, Iov, IOV_MAX};
 
 /// The kernel's form of a gather list: inline for the usual one to three
-/// runs, as the engine's `Gather` (a heap block per output call cost about
-/// 1 us per message at 1 MiB, its allocator state cold after the socket
-/// copies).
+/// runs, as the engine's `Gather` (a heap block per output call is slow:
+/// the allocator's state is cold after the socket copies).
 fn to_iovecs(iov: &[(usize, usize)]) -> SmallVec<[iovec; 4]> {
     iov.iter()
         .map(|&(a, n)| iovec {
@@ -207,9 +206,8 @@ unsafe fn send_gather(fd: c_int, g: &Gather, tmpl: &msghdr, f: c_int) -> ssize_t
 
 /// The gather list's only run, if it has just one (the usual case: a whole
 /// copy elided from one message): the output then goes out by the caller's
-/// own call from the substituted address. As a `writev` it cost 0.25 us
-/// more per 64 KiB write into loopback TCP (the kernel imports the vector),
-/// a tenth of zio's own time per 64 KiB echo.
+/// own call from the substituted address, cheaper than as a `writev` (the
+/// kernel imports the vector).
 fn single(g: &Gather) -> Option<(*const c_void, usize)> {
     match *g.iov.as_slice() {
         [(a, n)] => Some((a as *const c_void, n)),
