@@ -71,6 +71,40 @@ macro_rules! hooks {
     )*};
 }
 
+/// An IO hook: the libc call itself unless `needs` holds (an inline test:
+/// all the pass-through path adds to libc), then `slow`, out of line so
+/// that the pass-through path keeps its registers to itself. Either way
+/// the call is counted with the bytes `moved` by its result `r`. With its
+/// twin.
+macro_rules! io_hook {
+    (
+        $(#[$attr:meta])*
+        fn $name:ident ( $($a:ident : $t:ty),* ) -> $r:ty,
+        $hook:ident, moved |$ret:ident| $moved:expr,
+        if $needs:expr => $slow:expr
+    ) => {
+        $(#[$attr])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($a: $t),*) -> $r {
+            #[inline(never)]
+            unsafe fn slow($($a: $t),*) -> $r {
+                $slow
+            }
+            let $ret = if $needs {
+                // SAFETY: the caller's contract, passed on.
+                unsafe { slow($($a),*) }
+            } else {
+                // SAFETY: the caller's contract.
+                unsafe { zio_core::real::$name($($a),*) }
+            };
+            zio_core::stats::count(zio_core::stats::Hook::$hook, $moved);
+            $ret
+        }
+
+        twin!($name ($($a: $t),*) -> $r);
+    };
+}
+
 mod copy;
 mod input;
 mod iov;
