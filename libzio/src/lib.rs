@@ -6,18 +6,21 @@
 //! ([`zio_core::real`]) or, when something tracked may be involved, hands
 //! the call to [`zio_core::elide`], where every decision is made.
 //!
-//! The hooks by family:
+//! The hooks by family, each family's hooks made by one macro from a
+//! table, one line per hooked symbol (adding a hook to a family is adding
+//! its line):
 //!
 //! - `copy.rs`: `memcpy`, `memmove`, `mempcpy` and their `_chk` forms;
 //! - `input.rs`: the `read`, `pread`, `recv` families, one buffer or iovec,
 //!   and `recvmmsg`;
 //! - `output.rs`: the `write`, `pwrite`, `send` families, likewise, and
 //!   `sendmmsg`;
-//! - `memory.rs`: `free`, `realloc`, `munmap`, `mremap`, `madvise`, `fork`;
+//! - `memory.rs`: `free`, `realloc`, `munmap`, `mremap`, `madvise`, `fork`,
+//!   each its own, written out in `hooks!`;
 //! - `iov.rs`: the caller's iovecs walked in place, and the bytes moved.
 //!
-//! For every hook there is also a `__wrap_` twin, made by `twin!` with the
-//! hook: the link step (see `build.rs`) points the library's own calls
+//! For every hook there is also a `__wrap_` twin, made by `twin!` from the
+//! same line: the link step (see `build.rs`) points the library's own calls
 //! at the twins so zio never intercepts itself. This file keeps those
 //! macros, the global allocator, `zio_counter`, and the constructor and
 //! destructor.
