@@ -19,17 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The fortified entry points: glibc exports them; its headers declare them
- * only when _FORTIFY_SOURCE rewrites calls, so declare them here and call
- * them directly, as fortified Debian binaries do. */
-void *__memcpy_chk(void *, const void *, size_t, size_t);
-void *__memmove_chk(void *, const void *, size_t, size_t);
-void *__mempcpy_chk(void *, const void *, size_t, size_t);
-ssize_t __read_chk(int, void *, size_t, size_t);
-ssize_t __pread_chk(int, void *, size_t, off_t, size_t);
-ssize_t __pread64_chk(int, void *, size_t, off64_t, size_t);
-ssize_t __recv_chk(int, void *, size_t, size_t, int);
-ssize_t __recvfrom_chk(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+#include "fortified.h"
 
 #define N 100000 /* bytes per copy and per file IO */
 #define S 20000  /* bytes per stream socket transfer (fits the socket buffer) */

@@ -25,14 +25,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 
-void *__memcpy_chk(void *, const void *, size_t, size_t);
-void *__memmove_chk(void *, const void *, size_t, size_t);
-void *__mempcpy_chk(void *, const void *, size_t, size_t);
-ssize_t __read_chk(int, void *, size_t, size_t);
-ssize_t __pread_chk(int, void *, size_t, off_t, size_t);
-ssize_t __pread64_chk(int, void *, size_t, off64_t, size_t);
-ssize_t __recv_chk(int, void *, size_t, size_t, int);
-ssize_t __recvfrom_chk(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *);
+#include "fortified.h"
 
 #define ROUNDS 200
 #define M 100 /* bytes per call */
