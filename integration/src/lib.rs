@@ -107,6 +107,22 @@ pub fn counter(log: &str, name: &str) -> u64 {
     Summary::parse(log).counter(name)
 }
 
+/// Asserts every `(counter, at least)` pair of the engine counters in
+/// `log`, listing all shortfalls at once with the engine's counters.
+pub fn assert_counters(log: &str, what: &str, mins: &[(&str, u64)]) {
+    let bad: Vec<String> = mins
+        .iter()
+        .filter(|(name, min)| counter(log, name) < *min)
+        .map(|(name, min)| format!("{name} = {} (expected >= {min})", counter(log, name)))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: zio did not do what was expected:\n{}\nengine counters:\n{}",
+        bad.join("\n"),
+        engine_block(log)
+    );
+}
+
 /// The engine counter lines of a log (for failure messages).
 pub fn engine_block(log: &str) -> String {
     log.lines()
@@ -148,20 +164,9 @@ impl Run {
             + 4096 * (self.counter("pages_by_write") + self.counter("pages_by_gc"))
     }
 
-    /// Asserts every `(counter, at least)` pair, listing all shortfalls at
-    /// once with the engine's counters.
+    /// Asserts every `(counter, at least)` pair (see [`assert_counters`]).
     pub fn assert_counters(&self, what: &str, mins: &[(&str, u64)]) {
-        let bad: Vec<String> = mins
-            .iter()
-            .filter(|(name, min)| self.counter(name) < *min)
-            .map(|(name, min)| format!("{name} = {} (expected >= {min})", self.counter(name)))
-            .collect();
-        assert!(
-            bad.is_empty(),
-            "{what}: zio did not do what was expected:\n{}\nengine counters:\n{}",
-            bad.join("\n"),
-            engine_block(&self.log)
-        );
+        assert_counters(&self.log, what, mins);
     }
 
     /// Panics with the program's stderr unless it exited with status 0.
