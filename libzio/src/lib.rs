@@ -1,4 +1,5 @@
-//! libzio.so: the crate root; the hook families live in their own files.
+//! libzio.so's crate root: the macros every hook is made with, the global
+//! allocator, `zio_counter`, and the constructor and destructor.
 //!
 //! libzio.so holds the symbols that `LD_PRELOAD` puts in front of libc. The
 //! crate is deliberately thin: each hook counts the call
@@ -21,9 +22,7 @@
 //!
 //! For every hook there is also a `__wrap_` twin, made by `twin!` from the
 //! same line: the link step (see `build.rs`) points the library's own calls
-//! at the twins so zio never intercepts itself. This file keeps those
-//! macros, the global allocator, `zio_counter`, and the constructor and
-//! destructor.
+//! at the twins so zio never intercepts itself.
 //!
 //! Where a `memcpy` is decided: the exported `memcpy` (in `copy.rs`) is a
 //! two-instruction trampoline that jumps to `memcpy_body` with the call
