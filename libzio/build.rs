@@ -3,9 +3,10 @@
 //! Rust code (std, zio-core) calls `memcpy`, `free`, `write`, ... like any C
 //! code. Inside libzio.so those calls would bind to our own exported hooks.
 //! `-Wl,--wrap=SYM` makes every undefined reference to `SYM` in the linked
-//! objects resolve to `__wrap_SYM` instead, which lib.rs defines as a plain
-//! forward to the real libc function. The hooks' own definitions are not
-//! references, so they stay exported under their plain names.
+//! objects resolve to `__wrap_SYM` instead, which `twin!` (lib.rs) defines
+//! with each hook as a plain forward to the real libc function. The hooks'
+//! own definitions are not references, so they stay exported under their
+//! plain names.
 
 fn main() {
     println!("cargo:rerun-if-changed=hooked-symbols.txt");
