@@ -42,6 +42,21 @@ pub struct Piece {
     pub slots: Slots,
 }
 
+#[cfg(test)]
+impl Piece {
+    /// A piece of `len` bytes read from `src` of `orig`, stamped 0 and
+    /// charged to the first policy slots (tests).
+    pub(crate) fn of(len: usize, src: usize, orig: OrigId) -> Piece {
+        Piece {
+            len,
+            src,
+            orig,
+            stamp: 0,
+            slots: Slots::default(),
+        }
+    }
+}
+
 /// The policy's slots of a copy's call site and of its destination buffer,
 /// kept in each piece so that a touch of the piece is charged to both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -574,13 +589,7 @@ mod tests {
     }
 
     fn piece(len: usize, src: usize, orig: OrigId) -> Piece {
-        Piece {
-            len,
-            src,
-            orig,
-            stamp: 0,
-            slots: Slots::default(),
-        }
+        Piece::of(len, src, orig)
     }
 
     #[test]

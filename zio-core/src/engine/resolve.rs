@@ -89,17 +89,7 @@ fn push_seg(out: &mut Segs, lo: usize, hi: usize, s: Src) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::{Piece, Slots};
-
-    fn piece(len: usize, src: usize, orig: OrigId) -> Piece {
-        Piece {
-            len,
-            src,
-            orig,
-            stamp: 0,
-            slots: Slots::default(),
-        }
-    }
+    use crate::tracker::Piece;
 
     /// A range over plain memory, an original, and pieces: split where the
     /// kind changes, pieces merged only where they continue each other.
@@ -109,11 +99,11 @@ mod tests {
         let o = t.add_original(1000, 100, 0);
         let q = t.add_original(5000, 100, 0);
         // Two pieces continuing each other in `o`, then one of `q`.
-        t.insert_piece(2000, piece(10, 1000, o));
-        t.insert_piece(2010, piece(10, 1010, o));
-        t.insert_piece(2020, piece(10, 5000, q));
+        t.insert_piece(2000, Piece::of(10, 1000, o));
+        t.insert_piece(2010, Piece::of(10, 1010, o));
+        t.insert_piece(2020, Piece::of(10, 5000, q));
         // A piece of `o` that does not continue the one before.
-        t.insert_piece(2040, piece(10, 1050, o));
+        t.insert_piece(2040, Piece::of(10, 1050, o));
         assert_eq!(
             resolve(&t, 990, 1020).as_slice(),
             &[(990, 1000, Src::Plain), (1000, 1020, Src::Orig(o))]
