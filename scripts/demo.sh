@@ -16,4 +16,4 @@ out=target/echo-bench-demo
 
 echo "== echo-bench sweep copies --quick --reps 2 (512 KiB messages, copies 0,1,5,12)"
 "$bin/echo-bench" sweep copies --quick --reps 2 --size 512K --out "$out"
-echo "== plot: $out/copies.svg (data: $out/copies.csv); full sweeps and figures: docs/echo-bench.md"
+echo "== plot: $out/copies.svg (data: $out/copies.csv); figures of the full sweeps: docs/results.md"
