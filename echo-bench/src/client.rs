@@ -188,26 +188,9 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
     }
     lat.sort_unstable();
     if std::env::var_os("ECHO_BENCH_HIST").is_some() {
-        let q = |p: f64| {
-            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0) as f64
-                / 1000.0
-        };
-        let slow = lat.iter().filter(|&&l| l > 1_000_000).count();
-        let slow_ns: u64 = lat.iter().filter(|&&l| l > 1_000_000).sum();
-        eprintln!(
-            "latency us: p10 {:.0} p50 {:.0} p90 {:.0} p95 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}; {} of {} over 1 ms ({:.2} s in them)",
-            q(0.1), q(0.5), q(0.9), q(0.95), q(0.99), q(0.999), q(1.0), slow, lat.len(), slow_ns as f64 / 1e9
-        );
+        print_latencies(&lat);
     }
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 * p) as usize).min(lat.len() - 1);
-        lat[i] as f64 / 1000.0
-    };
+    let pct = |p| percentile_us(&lat, p);
     let requests = lat.len() as u64;
     let secs = cfg.duration;
     Ok(ClientResult {
@@ -221,6 +204,26 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
         p50_us: pct(0.50),
         p99_us: pct(0.99),
     })
+}
+
+/// The `p` quantile of the sorted latencies `lat` (ns), in µs; 0 if none.
+fn percentile_us(lat: &[u64], p: f64) -> f64 {
+    match lat.len() {
+        0 => 0.0,
+        n => lat[((n as f64 * p) as usize).min(n - 1)] as f64 / 1000.0,
+    }
+}
+
+/// The latency distribution on stderr (`ECHO_BENCH_HIST` set): quantiles,
+/// and the requests over 1 ms with the time they took.
+fn print_latencies(lat: &[u64]) {
+    let q = |p| percentile_us(lat, p);
+    let slow = lat.iter().filter(|&&l| l > 1_000_000).count();
+    let slow_ns: u64 = lat.iter().filter(|&&l| l > 1_000_000).sum();
+    eprintln!(
+        "latency us: p10 {:.0} p50 {:.0} p90 {:.0} p95 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}; {} of {} over 1 ms ({:.2} s in them)",
+        q(0.1), q(0.5), q(0.9), q(0.95), q(0.99), q(0.999), q(1.0), slow, lat.len(), slow_ns as f64 / 1e9
+    );
 }
 
 /// Drives one connection to each of `ports` in turn, from this thread:
@@ -449,62 +452,74 @@ fn polled(mut conns: Vec<Conn>, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -
             if p.revents == 0 {
                 continue;
             }
-            let c = &mut conns[i];
-            let fd = c.stream.as_raw_fd();
-            // Progress this connection as far as it goes without blocking.
-            loop {
-                if c.sent < n {
-                    let b = c.msg.bytes();
-                    // SAFETY: b holds n bytes.
-                    let r = unsafe {
-                        libc::send(
-                            fd,
-                            b[c.sent..].as_ptr().cast(),
-                            n - c.sent,
-                            libc::MSG_NOSIGNAL,
-                        )
-                    };
-                    let r = match step(r, "send", c)? {
-                        Step::Done(r) => r,
-                        Step::Blocked => break,
-                        Step::Retry => continue,
-                    };
-                    c.sent += r;
-                    last_progress = Instant::now();
-                } else {
-                    // SAFETY: rbuf holds n bytes.
-                    let r = unsafe {
-                        libc::recv(fd, c.rbuf[c.got..].as_mut_ptr().cast(), n - c.got, 0)
-                    };
-                    let r = match step(r, "recv", c)? {
-                        Step::Done(r) => r,
-                        Step::Blocked => break,
-                        Step::Retry => continue,
-                    };
-                    if r == 0 {
-                        return Err(format!(
-                            "connection {} request {}: server closed the connection after {} of {} bytes",
-                            c.id, c.seq, c.got, n
-                        ));
-                    }
-                    c.got += r;
-                    last_progress = Instant::now();
-                    if c.got == n {
-                        let t1 = Instant::now();
-                        verify(c.msg.bytes(), &c.rbuf, cfg.verify, rng)
-                            .map_err(|e| c.mismatch(e))?;
-                        if c.started >= w.warm && t1 <= w.end {
-                            lat.push((t1 - c.started).as_nanos() as u64);
-                        }
-                        c.seq += 1;
-                        c.msg.stamp(c.seq);
-                        c.sent = 0;
-                        c.got = 0;
-                        c.started = t1;
-                        if t1 >= w.end {
-                            break;
-                        }
-                    }
+            if advance(&mut conns[i], cfg, w, rng, &mut lat)? {
+                last_progress = Instant::now();
+            }
+        }
+    }
+}
+
+/// Moves connection `c` on as far as it goes without blocking: sends the
+/// rest of its message, or receives the rest of the echo, checks it and
+/// starts the next message (latencies go to `lat`). True if any byte moved.
+fn advance(
+    c: &mut Conn,
+    cfg: &ClientConfig,
+    w: &Window,
+    rng: &mut Rng,
+    lat: &mut Vec<u64>,
+) -> Result<bool, String> {
+    let n = cfg.size;
+    let fd = c.stream.as_raw_fd();
+    let mut progressed = false;
+    loop {
+        if c.sent < n {
+            let b = c.msg.bytes();
+            // SAFETY: b holds n bytes.
+            let r = unsafe {
+                libc::send(
+                    fd,
+                    b[c.sent..].as_ptr().cast(),
+                    n - c.sent,
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            let r = match step(r, "send", c)? {
+                Step::Done(r) => r,
+                Step::Blocked => return Ok(progressed),
+                Step::Retry => continue,
+            };
+            c.sent += r;
+            progressed = true;
+        } else {
+            // SAFETY: rbuf holds n bytes.
+            let r = unsafe { libc::recv(fd, c.rbuf[c.got..].as_mut_ptr().cast(), n - c.got, 0) };
+            let r = match step(r, "recv", c)? {
+                Step::Done(r) => r,
+                Step::Blocked => return Ok(progressed),
+                Step::Retry => continue,
+            };
+            if r == 0 {
+                return Err(format!(
+                    "connection {} request {}: server closed the connection after {} of {} bytes",
+                    c.id, c.seq, c.got, n
+                ));
+            }
+            c.got += r;
+            progressed = true;
+            if c.got == n {
+                let t1 = Instant::now();
+                verify(c.msg.bytes(), &c.rbuf, cfg.verify, rng).map_err(|e| c.mismatch(e))?;
+                if c.started >= w.warm && t1 <= w.end {
+                    lat.push((t1 - c.started).as_nanos() as u64);
+                }
+                c.seq += 1;
+                c.msg.stamp(c.seq);
+                c.sent = 0;
+                c.got = 0;
+                c.started = t1;
+                if t1 >= w.end {
+                    return Ok(progressed);
                 }
             }
         }
