@@ -181,10 +181,10 @@ impl<M: Mem> Engine<M> {
             self.counters.inputs_redirected += 1;
             self.counters.bytes_redirected += elided as u64;
         }
-        match r.into {
-            Some(id) => self.unpin(&[id]),
-            None if elided == 0 => self.release_own(r),
-            None => {}
+        // A continued original is unpinned; fresh memory nothing landed in
+        // goes back.
+        if r.into.is_some() || elided == 0 {
+            self.release_own(r);
         }
         self.sync_counts();
         Ok(())
@@ -246,8 +246,9 @@ impl<M: Mem> Engine<M> {
         elided
     }
 
-    /// Writes the part `[lo, hi)` (inside one page) of a redirected input
-    /// into the program's buffer for real.
+    /// Writes the part `[lo, hi)` of a redirected input into the program's
+    /// buffer for real: a partial page, or the core if it could not be
+    /// left missing. A page at a time, through a buffer on the stack.
     fn write_part(&mut self, a: usize, r: &Redirect, lo: usize, hi: usize) {
         // Under the lock: pages without pieces are unprotected (released
         // before) and present (dropped ones were just filled; one the
@@ -256,9 +257,14 @@ impl<M: Mem> Engine<M> {
         self.mem
             .zero_range(page_down(lo), page_up(hi) - page_down(lo));
         let mut bytes = [0u8; PAGE];
-        let bytes = &mut bytes[..hi - lo];
-        self.mem.read(r.to + (lo - a), bytes);
-        self.mem.write(lo, bytes);
+        let mut pos = lo;
+        while pos < hi {
+            let end = hi.min(page_down(pos) + PAGE);
+            let chunk = &mut bytes[..end - pos];
+            self.mem.read(r.to + (pos - a), chunk);
+            self.mem.write(pos, chunk);
+            pos = end;
+        }
         self.counters.copied_bytes += (hi - lo) as u64;
     }
 

@@ -3,7 +3,7 @@
 //! behaviour happened.
 
 use super::ops::{policy_cfg, redirect_cfg, run, run_world, small_cfg, Op};
-use super::sim::{Sim, BASE};
+use super::sim::{Sim, BASE, SHARED_FROM};
 use super::world::World;
 use crate::engine::{Cause, Cfg, FreeAction};
 use crate::ranges::PAGE;
@@ -633,5 +633,29 @@ fn chunked_input_split_mid_page_stays_redirected() {
         }
     }
     assert_eq!(w.e.counters.elided_copies, 3 * 40);
+    w.check_all();
+}
+
+/// A reused input buffer whose whole pages cannot be left missing (here
+/// they reach into memory elision is refused in) is still redirected into
+/// zio's memory, and then written into the buffer for real, all of it; the
+/// copy of its previous message keeps that message.
+#[test]
+fn redirected_input_whose_pages_stay_mapped_is_written_for_real() {
+    let mut w = World::new(redirect_cfg());
+    let (buf, dst, n) = (BASE + (SHARED_FROM - 4) * PAGE, BASE, 8 * PAGE);
+    w.input(buf, &vec![1; n]);
+    w.copy(dst, buf, n, 1);
+    assert_eq!(w.e.counters.elided_bytes, n as u64);
+    let copied = w.e.counters.copied_bytes;
+    w.input(buf, &vec![2; n]);
+    assert_eq!(
+        w.e.counters.copied_bytes - copied,
+        n as u64,
+        "written for real"
+    );
+    assert_eq!(w.e.counters.inputs_redirected, 0);
+    let out = w.output(dst, n);
+    w.check_range(dst, &out, "the copy of the first message");
     w.check_all();
 }
