@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use super::sim::{Sim, BASE, PAGES};
+use super::sim::{Sim, BASE, PAGES, SHARED_FROM};
 use super::world::World;
 use crate::engine::{Cfg, FreeAction};
 use crate::ranges::{page_down, page_up, PAGE};
@@ -78,11 +78,17 @@ pub(super) enum Op {
     Fork,
 }
 
-/// Offsets cluster around page boundaries so fringes and alignments vary.
+/// Offsets cluster around page boundaries so fringes and alignments vary,
+/// and around the start of the memory where elision is refused
+/// (`SHARED_FROM`), so that ranges cross into it.
 pub(super) fn addr() -> impl Strategy<Value = usize> {
+    let page = |p: std::ops::Range<usize>| {
+        (p, 0usize..3).prop_map(|(p, k)| p * PAGE + [0, 1, PAGE - 7][k])
+    };
     prop_oneof![
-        (0..PAGES - 24, 0usize..3).prop_map(|(p, k)| p * PAGE + [0, 1, PAGE - 7][k]),
+        page(0..PAGES - 24),
         0..(PAGES - 24) * PAGE,
+        page(SHARED_FROM - 6..SHARED_FROM + 2),
     ]
 }
 

@@ -23,9 +23,12 @@ const CASES: u32 = 3000;
 /// minimal sequence), and returns how often each engine path ran over all
 /// of them.
 fn run_sequences(op: impl Strategy<Value = Op>, cfg: Cfg) -> BTreeMap<&'static str, u64> {
+    // With this file as the source, the failures proptest saved before
+    // (proptest-regressions/model/props.txt) are run first.
     let config = ProptestConfig {
         cases: CASES,
         max_shrink_iters: 20000,
+        source_file: Some(file!()),
         ..ProptestConfig::default()
     };
     let mut runner = TestRunner::new(config);
@@ -48,6 +51,7 @@ fn run_sequences(op: impl Strategy<Value = Op>, cfg: Cfg) -> BTreeMap<&'static s
             ("zero fault", c.faults_zero),
             ("range released", c.ranges_released),
             ("write fault", c.faults_wp),
+            ("refused", c.refused),
             (
                 "materialized by write",
                 c.materialized[Cause::Write as usize],
@@ -97,6 +101,7 @@ fn engine_matches_plain_copies() {
             "write fault",
             "quarantine",
             "overlapping copy",
+            "refused",
             "fork",
         ],
     );
