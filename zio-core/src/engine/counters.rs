@@ -100,6 +100,4 @@ pub struct Paths {
     pub fault_arounds: u64,
     /// Copies with overlapping source and destination (`memmove`).
     pub overlapping_copies: u64,
-    /// Write-protect faults that waited for an output to unpin.
-    pub deferred_writes: u64,
 }

@@ -8,7 +8,7 @@ use super::{Busy, Cause, Engine, Mem};
 use crate::ranges::{page_down, RangeSet, PAGE};
 
 /// Most pages materialized together on a missing fault (256 KiB).
-pub const FAULT_AROUND: usize = 64;
+const FAULT_AROUND: usize = 64;
 
 /// Most pages given zero pages together on a fault on a page that holds no
 /// piece (1 MiB; the run stops earlier at a present page).
@@ -148,7 +148,6 @@ impl<M: Mem> Engine<M> {
     pub fn on_wp_fault(&mut self, addr: usize) -> Result<(), Busy> {
         self.counters.faults_wp += 1;
         let r = self.serve_write(page_down(addr));
-        self.paths.deferred_writes += u64::from(r.is_err());
         self.sync_counts();
         r
     }

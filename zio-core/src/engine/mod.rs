@@ -13,7 +13,7 @@
 //! | [`Engine::input_prepare`], [`Engine::input_done`] | `input.rs` | input recorded as an original |
 //! | [`Engine::input_target`], [`Engine::input_redirected`] | `redirect.rs` | input into a reused buffer landed in zio's memory |
 //! | [`Engine::output`], [`Engine::output_done`] | `output.rs` | gather lists that send originals' bytes |
-//! | [`Engine::release_originals`], [`Engine::unpin`] | `originals.rs` | originals: protection, backups, pins, release |
+//! | [`Engine::unpin`] | `originals.rs` | originals: protection, backups, pins, release before a change |
 //! | [`Engine::free`] | `free.rs` | free and the quarantine of originals |
 //! | [`Engine::discard`], [`Engine::fill_discarded`], [`Engine::prepare_fork`] | `mapping.rs` | unmap, mremap, madvise, fork |
 //! | [`Engine::on_missing_fault`], [`Engine::on_wp_fault`] | `fault.rs` | faults, fault-around |
@@ -52,7 +52,6 @@ use smallvec::SmallVec;
 
 pub use copy::{CopyFrom, CopyPlan};
 pub use counters::{Cause, Counters, Paths};
-pub use fault::FAULT_AROUND;
 pub use free::FreeAction;
 pub use mem::Mem;
 pub use output::Gather;

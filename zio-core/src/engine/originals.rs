@@ -103,7 +103,12 @@ impl<M: Mem> Engine<M> {
     /// live in the pages of `[a, b)` (or back those bytes up for them) and
     /// unprotect those pages. `Busy` if an original there is pinned (the
     /// dependents are materialized anyway; the caller retries later).
-    pub fn release_originals(&mut self, a: usize, b: usize, cause: Cause) -> Result<(), Busy> {
+    pub(super) fn release_originals(
+        &mut self,
+        a: usize,
+        b: usize,
+        cause: Cause,
+    ) -> Result<(), Busy> {
         let (pa, pb) = (page_down(a), page_up(b));
         let mut busy = false;
         for id in self.t.origs_in(pa, pb) {
