@@ -34,7 +34,7 @@ usage:
                     [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin] [--server-cpu CPUS]
                     [--client-cpu CPUS] [--no-idle-spin]
 
-`echo-bench <command> --help` describes each command. Sizes take K/M suffixes (powers of 1024).";
+`echo-bench <command> --help` describes each command. Sizes take K/M/G suffixes (powers of 1024).";
 
 const SERVER_HELP: &str = "\
 echo-bench server: TCP echo server on 127.0.0.1

@@ -33,8 +33,11 @@
 //! Rules for code in this crate: on the pass-through path no allocation
 //! (`integration/tests/passthrough_alloc.rs` checks every hook), no lock,
 //! and no copy of a struct that the compiler would turn into a `memcpy`
-//! call; nothing allocates or locks before the threshold check.
+//! call; nothing allocates or locks before the threshold check. (`fork` is
+//! the exception: it always holds zio's locks across the call, so that the
+//! child inherits consistent state.)
 
+#![deny(missing_docs)]
 #![allow(clippy::missing_safety_doc)] // each hook has exactly its libc function's contract
 
 use core::ffi::{c_char, c_int, CStr};
@@ -134,7 +137,8 @@ static HEAP: ZioHeap = ZioHeap;
 /// programs that want to look at themselves: find it with
 /// `dlsym(RTLD_DEFAULT, "zio_counter")`, which is null when zio is not
 /// loaded. It is not a hooked symbol (it wraps nothing in libc), so it is
-/// not in `hooked-symbols.txt`. It takes the engine's lock for a moment, so
+/// not in `hooked-symbols.txt`. An engine counter takes the engine's lock
+/// for a moment (`heap_allocations` takes none), so
 /// it is meant to be called now and then, not in a hot loop. It allocates
 /// nothing.
 ///

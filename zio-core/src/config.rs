@@ -102,7 +102,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         name: "ZIO_THRESHOLD",
         kind: Kind::Size,
         // An elided copy has a fixed cost of a few microseconds, which
-        // smaller copies do not repay (the size sweep in docs/results.md).
+        // small copies do not repay (docs/design.md, "The policy").
         default_text: "64K",
         default: 64 * KIB,
         // Below one page there is no core to leave unmapped.
@@ -125,7 +125,8 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         name: "ZIO_MAX_RECORDS",
         kind: Kind::Count,
         default_text: "16384",
-        // Each intermediate may add VMAs; vm.max_map_count is 65530 here.
+        // Each intermediate may add VMAs, and vm.max_map_count bounds them
+        // (65530 by default).
         default: 16384,
         min: 1,
         max: 1 << 24,

@@ -117,7 +117,8 @@ pub struct Summary {
 
 impl Summary {
     /// Reads `text`: any number of processes' summaries and other lines.
-    /// A pid seen twice (reused by a later process) adds up.
+    /// A pid seen twice (reused by a later process) adds up its hook rows
+    /// and counters, keeps the last header, and counts as one process.
     pub fn parse(text: &str) -> Summary {
         let mut s = Summary::default();
         for l in text.lines() {
