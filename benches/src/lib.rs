@@ -2,6 +2,8 @@
 //! they share: loading libzio.so the way `LD_PRELOAD` would run it, looking
 //! up C symbols, and the buffers and files they work on.
 
+#![deny(missing_docs)]
+
 use std::ffi::{c_int, c_void, CString};
 use std::path::Path;
 

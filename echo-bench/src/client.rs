@@ -14,15 +14,22 @@ use std::time::{Duration, Instant};
 use crate::pattern::{verify, Message, Rng, Verify, MIN_SIZE};
 use crate::tcp;
 
+/// What the client does (`echo-bench client`'s options).
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
+    /// The server's port on 127.0.0.1.
     pub port: u16,
+    /// Client threads.
     pub threads: usize,
+    /// Connections, spread over the threads.
     pub conns: usize,
+    /// Message size in bytes.
     pub size: usize,
     /// Measured seconds, after the warm-up.
     pub duration: f64,
+    /// Seconds of echoes before the measurement starts.
     pub warmup: f64,
+    /// How much of each echo is checked.
     pub verify: Verify,
     /// Seconds without progress after which the run fails (a hung server).
     pub timeout: f64,
@@ -52,15 +59,23 @@ impl ClientConfig {
 /// What the client measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientResult {
+    /// Message size in bytes.
     pub size: usize,
+    /// Connections.
     pub conns: usize,
+    /// Threads that had connections.
     pub threads: usize,
+    /// Measured seconds.
     pub secs: f64,
+    /// Requests completed in the measured window.
     pub requests: u64,
     /// Echoed payload, one direction: requests * size * 8 / secs / 1e9.
     pub gbps: f64,
+    /// Requests per second.
     pub rps: f64,
+    /// Median round-trip latency, µs.
     pub p50_us: f64,
+    /// 99th percentile round-trip latency, µs.
     pub p99_us: f64,
 }
 

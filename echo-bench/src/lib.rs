@@ -15,6 +15,8 @@
 //! CPUs with [`cpu`] and take medians with [`median`]; zio's counters are
 //! read from its stats log with `zio_core::summary`.
 
+#![deny(missing_docs)]
+
 pub mod args;
 pub mod client;
 pub mod cpu;

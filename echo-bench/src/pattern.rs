@@ -41,6 +41,7 @@ impl std::str::FromStr for Verify {
 }
 
 impl Verify {
+    /// The name the command line uses.
     pub fn name(self) -> &'static str {
         match self {
             Verify::Off => "off",
@@ -105,6 +106,7 @@ impl Message {
         }
     }
 
+    /// The message as it goes out.
     pub fn bytes(&self) -> &[u8] {
         &self.buf
     }
@@ -116,7 +118,9 @@ pub struct Mismatch {
     /// The first offset at which the two differ (over the whole message,
     /// not just the sampled parts).
     pub offset: usize,
+    /// The byte sent there.
     pub expected: u8,
+    /// The byte that came back.
     pub got: u8,
 }
 
@@ -155,9 +159,11 @@ pub fn first_diff(a: &[u8], b: &[u8]) -> Option<usize> {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded from `seed` (any value).
     pub fn new(seed: u64) -> Rng {
         Rng(mix(seed) | 1)
     }
+    /// The next value.
     pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;

@@ -39,6 +39,7 @@ impl std::str::FromStr for Buffers {
 }
 
 impl Buffers {
+    /// The name the command line uses.
     pub fn name(self) -> &'static str {
         match self {
             Buffers::Static => "static",
@@ -50,6 +51,7 @@ impl Buffers {
 /// What the server reads of the last copy before replying.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Touch {
+    /// Nothing.
     None,
     /// One byte in each of K pages spread evenly over the buffer.
     Pages(usize),
@@ -77,15 +79,22 @@ impl std::str::FromStr for Recv {
     }
 }
 
+/// What the server does (`echo-bench server`'s options).
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// 0 picks a free port.
     pub port: u16,
+    /// Server threads, each with its own connections and buffers.
     pub threads: usize,
+    /// Message size in bytes.
     pub size: usize,
+    /// Chained copies per message.
     pub copies: usize,
+    /// Reused buffers, or a fresh allocation per request.
     pub buffers: Buffers,
+    /// What it reads of the last copy before replying.
     pub touch: Touch,
+    /// How the input buffer is filled.
     pub recv: Recv,
     /// Static input buffers a thread takes in turn, one per message (1: the
     /// paper's server). Two are what zio's input redirection costs the
@@ -120,8 +129,11 @@ impl ServerConfig {
 /// What the server did, summed over its threads.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ServeStats {
+    /// Messages echoed.
     pub messages: u64,
+    /// Connections accepted.
     pub connections: u64,
+    /// Connections that ended in an error.
     pub errors: u64,
 }
 
@@ -185,6 +197,7 @@ pub struct Server {
 }
 
 impl Server {
+    /// Listens on 127.0.0.1 as `cfg` says (refusing zero threads or size).
     pub fn bind(cfg: ServerConfig) -> io::Result<Server> {
         if cfg.threads == 0 {
             return Err(io::Error::new(
@@ -206,6 +219,7 @@ impl Server {
         Ok(Server { listener, cfg })
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }

@@ -6,6 +6,8 @@
 //! process's summary is parsed from those files, so tests can prove that the
 //! hooks really saw the traffic (not merely that the output was right).
 
+#![deny(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -17,3 +17,5 @@
 //! built with the bridge runs the same without zio. See `shared/DESIGN.md`,
 //! "IO-stack bridge". Nothing is exported yet: the copy-elision engine it
 //! depends on comes first.
+
+#![deny(missing_docs)]
