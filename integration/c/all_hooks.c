@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -43,6 +46,16 @@ static void die(const char *what) {
 
 static void report(const char *name, long ret, const void *p, size_t n) {
     printf("%-14s ret=%ld sum=%016llx\n", name, ret, (unsigned long long)fnv(p, n));
+}
+
+static int clone_pipe;
+
+/* A clone child: the checksum of a copied buffer, through a pipe. */
+static int clone_child(void *arg) {
+    (void)arg;
+    memcpy(dst, src, N);
+    uint64_t s = fnv(dst, N);
+    return write(clone_pipe, &s, sizeof s) == sizeof s ? 0 : 1;
 }
 
 /* Reads exactly n bytes from a stream socket with the given receive call. */
@@ -160,6 +173,9 @@ int main(int argc, char **argv) {
     memset(m, 0xab, len);
     CHECK(madvise(m, len / 2, MADV_DONTNEED)); /* private anonymous: reads back as zeros */
     report("madvise", 0, m, len);
+    CHECK(mprotect(m, len / 2, PROT_READ));
+    report("mprotect", 0, m, len);
+    CHECK(mprotect(m, len / 2, PROT_READ | PROT_WRITE));
     m = mremap(m, len, 2 * len, MREMAP_MAYMOVE);
     if (m == MAP_FAILED) die("mremap");
     report("mremap", 0, m, len);
@@ -182,6 +198,16 @@ int main(int argc, char **argv) {
     int status;
     waitpid(pid, &status, 0);
     printf("fork           child=%016llx exit=%d\n", (unsigned long long)child_sum, WEXITSTATUS(status));
+
+    /* clone without CLONE_VM (a copy, as fork) and syscall (getppid). */
+    clone_pipe = pp[1];
+    static unsigned char stack[64 << 10];
+    pid = clone(clone_child, stack + sizeof stack, SIGCHLD, NULL);
+    CHECK(pid);
+    if (read(pp[0], &child_sum, sizeof child_sum) != sizeof child_sum) die("pipe read");
+    waitpid(pid, &status, 0);
+    printf("clone          child=%016llx exit=%d\n", (unsigned long long)child_sum, WEXITSTATUS(status));
+    printf("syscall        ret=%d\n", syscall(SYS_getppid) == getppid());
     printf("done\n");
     return 0;
 }

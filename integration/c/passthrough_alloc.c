@@ -9,8 +9,8 @@
  * those calls (zio_counter("heap_allocations"), found with dlsym; the
  * program prints "absent" without zio). Whatever a call needs besides its
  * hook (data to receive, a mapping to unmap, draining what was sent) is
- * done with raw system calls, which zio does not hook, so each line counts
- * its own hook alone. Last, one 1 MiB pread starts the engine, which does
+ * done with syscall(2), whose hook only forwards anything but a fork or a
+ * clone, so each line counts its own hook alone. Last, one 1 MiB pread starts the engine, which does
  * allocate: the `engine` line shows that the counter counts.
  *
  * Every call's result is checked: a failure exits with status 2.
@@ -18,6 +18,8 @@
  */
 #include "common.h"
 #include <dlfcn.h>
+#include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -40,6 +42,19 @@ static int file, sock[2], devnull;
 static long long heap(void) { return counter("heap_allocations"); }
 
 /* Runs the statements ROUNDS times and prints the blocks zio allocated meanwhile. */
+/* Waits for a child that must exit with status 0. */
+static void reap(pid_t pid) {
+    int st;
+    if (pid < 0) die("fork or clone");
+    if (waitpid(pid, &st, 0) != pid) die("waitpid");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) die("child");
+}
+
+static int child(void *arg) {
+    (void)arg;
+    return 0;
+}
+
 #define MEASURE(name, ...)                                                   \
     do {                                                                     \
         long long before_ = heap();                                          \
@@ -213,15 +228,18 @@ int main(int argc, char **argv) {
         *(volatile char *)page = 1;
         IS(madvise(page, PAGE, i_ % 2 ? MADV_DONTNEED : MADV_NORMAL), 0);
     });
+    MEASURE("mprotect", IS(mprotect(page, PAGE, i_ % 2 ? PROT_READ : PROT_READ | PROT_WRITE), 0));
+    IS(mprotect(page, PAGE, PROT_READ | PROT_WRITE), 0);
     fflush(stdout); /* the children exit without flushing */
     MEASURE("fork", if (i_ < 10) {
         pid_t pid = fork();
         OK(pid);
         if (pid == 0) _exit(0);
-        int st;
-        IS(waitpid(pid, &st, 0), pid);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) die("child");
+        reap(pid);
     });
+    static unsigned char stack[64 << 10];
+    MEASURE("clone", if (i_ < 10) reap(clone(child, stack + sizeof stack, SIGCHLD, NULL)));
+    MEASURE("syscall", IS(syscall(SYS_getppid), getppid()));
 
     /* The engine starts at the first input reaching ZIO_THRESHOLD (64 KiB
      * by default) and allocates its state: the counter is live. */

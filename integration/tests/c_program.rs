@@ -45,7 +45,10 @@ const EXPECT: &[(&str, u64)] = &[
     ("munmap", 2 << 20),
     ("mremap", 2 << 20),
     ("madvise", 512 << 10),
+    ("mprotect", 512 << 10),
     ("fork", 0),
+    ("clone", 0),
+    ("syscall", 0),
 ];
 
 #[test]

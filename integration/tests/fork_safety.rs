@@ -30,3 +30,32 @@ fn fork_after_elision_with_an_atfork_handler_copying_io_data() {
         run.log
     );
 }
+
+/// Children made every way a process can be copied or spawned (`fork`,
+/// `vfork`, `syscall(SYS_fork)`, raw `clone` and `clone3`, `clone()` with
+/// and without `CLONE_VM`, `posix_spawn`), each right after fresh elided
+/// copies, each reading every copied buffer: the same bytes in every child.
+#[test]
+fn every_fork_route_sees_every_elided_byte() {
+    let dir = TempDir::new("forkroutes");
+    let bin = compile_c("fork_routes", dir.path());
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, pattern(4 << 20, 12)).unwrap();
+    let run = differential("fork_routes", || {
+        let mut c = Command::new("timeout");
+        // Every copy elided, however often the children touched them.
+        c.env("ZIO_FAULT_RATIO", "1")
+            .arg("30")
+            .arg(&bin)
+            .arg(&input)
+            .arg(dir.path());
+        c
+    });
+    let out = run.stdout();
+    assert!(out.ends_with("done\n"), "{out}");
+    assert!(!out.contains("DIFFERENT"), "{out}");
+    assert_eq!(out.matches("same bytes").count(), 9, "{out}");
+    // Four 1 MiB copies elided before each of the eight routes.
+    let elided = run.counter("elided_copies");
+    assert!(elided >= 32, "{elided} elided copies:\n{}", run.log);
+}

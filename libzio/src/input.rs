@@ -7,7 +7,7 @@ use core::ffi::{c_int, c_uint, c_void};
 use libc::{iovec, mmsghdr, msghdr, off_t, sockaddr, socklen_t, ssize_t, timespec};
 use zio_core::{elide, real};
 
-use crate::iov::{io, mmsg_bytes, Iov};
+use crate::iov::{io, messages, mmsg_bytes, Iov};
 
 /// True if an input into the iovecs of one message or several (`msgs()`
 /// walks them) may need the engine. Inactive (`ZIO_ENABLE=0`, no
@@ -58,8 +58,8 @@ macro_rules! input_hooks {
         elide::input_needs_engine($len)
     };
     (@needs vec ($iov:expr)) => {
-        // SAFETY: the caller's iovec is valid.
-        needs_engine(|| core::iter::once(unsafe { $iov }))
+        // SAFETY: the caller's iovec, read only if readable.
+        unsafe { $iov }.is_some_and(|v| needs_engine(|| core::iter::once(v.clone())))
     };
     (@buf ($buf:ident, $len:ident), $call:expr) => {{
         let at = $buf as usize;
@@ -76,13 +76,17 @@ macro_rules! input_hooks {
         r
     }};
     (@vec ($iov:expr), $call:expr) => {
-        vec_input(
-            // SAFETY: the caller's iovec is valid.
-            || core::iter::once(unsafe { $iov }),
+        // SAFETY: the caller's iovec, read only if readable.
+        match unsafe { $iov } {
+            Some(v) => vec_input(
+                || core::iter::once(v.clone()),
+                // SAFETY: the caller's contract.
+                || unsafe { $call },
+                |r, _| (r > 0).then_some(r as usize),
+            ),
             // SAFETY: the caller's contract.
-            || unsafe { $call },
-            |r, _| (r > 0).then_some(r as usize),
-        )
+            None => unsafe { $call },
+        }
     };
 }
 
@@ -103,15 +107,6 @@ input_hooks! {
     recvmsg (fd: c_int, m: *mut msghdr, f: c_int), Recvmsg, vec(Iov::of(m));
 }
 
-/// The iovecs of the `n` messages at `m`, walked in place.
-///
-/// # Safety
-/// `m` holds `n` valid messages, each with a valid iovec.
-unsafe fn messages(m: *const mmsghdr, n: c_uint) -> impl Iterator<Item = Iov> {
-    // SAFETY: the caller's contract.
-    (0..n as usize).map(move |i| unsafe { Iov::of(&(*m.add(i)).msg_hdr) })
-}
-
 io_hook! {
     /// Exported `recvmmsg`: each message's buffers are prepared, and
     /// recorded with the length the kernel reports for that message.
@@ -119,10 +114,10 @@ io_hook! {
     Recvmmsg,
     // SAFETY: the kernel filled `r` entries.
     moved |r| unsafe { mmsg_bytes(m, r) },
-    // SAFETY: the caller's vector of `n` messages is valid.
-    if needs_engine(|| unsafe { messages(m, n) }) => vec_input(
-        // SAFETY: the caller's vector of `n` messages is valid.
-        || unsafe { messages(m, n) },
+    // SAFETY: the caller's vector, read only if readable.
+    if unsafe { messages(m, n) }.is_some_and(|v| needs_engine(|| v.clone())) => vec_input(
+        // SAFETY: found readable by the test above.
+        || unsafe { messages(m, n) }.into_iter().flatten(),
         // SAFETY: the caller's contract.
         || unsafe { real::recvmmsg(fd, m, n, f, t) },
         // SAFETY: the kernel filled the lengths of the first `r` entries.

@@ -1,10 +1,13 @@
-//! The caller's buffers as the IO hooks see them: iovecs walked in place,
-//! and the bytes a call moved.
+//! The caller's buffers as the IO hooks see them: iovecs walked in place
+//! once they are known readable, and the bytes a call moved.
 
-use core::ffi::c_int;
+use core::ffi::{c_int, c_uint};
+use core::mem::size_of;
+use core::ptr;
 
 use libc::{iovec, mmsghdr, msghdr, ssize_t};
 use smallvec::SmallVec;
+use zio_core::usermem;
 
 /// The most pieces one vector call takes (the kernel's `UIO_MAXIOV`).
 pub(crate) const IOV_MAX: usize = 1024;
@@ -19,6 +22,45 @@ pub(crate) fn io(ret: ssize_t) -> u64 {
     }
 }
 
+/// The messages of an `mmsghdr` vector, their iovecs walked in place.
+#[derive(Clone)]
+pub(crate) struct Messages {
+    m: *const mmsghdr,
+    next: usize,
+    n: usize,
+}
+
+/// The `n` messages at `m`, or `None` (pass the call through untouched) if
+/// the vector, a header or an iovec cannot be read, or a count is one the
+/// kernel refuses.
+///
+/// # Safety
+/// As for [`Iov::new`], for every message.
+pub(crate) unsafe fn messages(m: *const mmsghdr, n: c_uint) -> Option<Messages> {
+    let n = n as usize;
+    if n > IOV_MAX || !usermem::readable(m as usize, n * size_of::<mmsghdr>()) {
+        return None;
+    }
+    let all = Messages { m, next: 0, n };
+    // SAFETY: the vector is readable; `Iov::of` checks each header.
+    let ok = (0..n).all(|i| unsafe { Iov::of(ptr::addr_of!((*m.add(i)).msg_hdr)) }.is_some());
+    ok.then_some(all)
+}
+
+impl Iterator for Messages {
+    type Item = Iov;
+
+    fn next(&mut self) -> Option<Iov> {
+        if self.next == self.n {
+            return None;
+        }
+        // SAFETY: `messages` found this header and its iovec readable.
+        let v = unsafe { Iov::of(ptr::addr_of!((*self.m.add(self.next)).msg_hdr)) };
+        self.next += 1;
+        v
+    }
+}
+
 /// Bytes moved by the first `ret` messages of an `mmsghdr` vector.
 ///
 /// # Safety
@@ -27,8 +69,9 @@ pub(crate) fn io(ret: ssize_t) -> u64 {
 pub(crate) unsafe fn mmsg_bytes(v: *const mmsghdr, ret: c_int) -> u64 {
     let mut total = 0u64;
     for i in 0..ret.max(0) as usize {
-        // SAFETY: the kernel filled `ret` entries of the caller's vector.
-        total += u64::from(unsafe { (*v.add(i)).msg_len });
+        // SAFETY: the kernel filled `ret` entries of the caller's vector
+        // (perhaps misaligned: read without forming a reference).
+        total += u64::from(unsafe { ptr::read_unaligned(ptr::addr_of!((*v.add(i)).msg_len)) });
     }
     total
 }
@@ -42,28 +85,39 @@ pub(crate) struct Iov {
 }
 
 impl Iov {
-    /// The iovec argument of a vector call: `cnt` entries at `v` (none if
-    /// `cnt` is negative; the kernel refuses the call then).
+    /// The iovec argument of a vector call, `cnt` entries at `v`; `None`
+    /// (pass the call through untouched: the kernel answers it) if the
+    /// kernel refuses the count (negative, or over `IOV_MAX`, checked
+    /// before the array is read) or the array cannot be read.
     ///
     /// # Safety
-    /// `v` holds `cnt` valid entries, which stay valid while the result is
-    /// used.
-    pub(crate) unsafe fn new(v: *const iovec, cnt: c_int) -> Iov {
-        Iov {
-            at: v,
-            left: cnt.max(0) as usize,
-        }
+    /// The entries, once found readable, stay so while the result is used
+    /// (a program unmapping them from another thread meanwhile is racing
+    /// with its own call).
+    pub(crate) unsafe fn new(v: *const iovec, cnt: c_int) -> Option<Iov> {
+        let n = usize::try_from(cnt).ok().filter(|&n| n <= IOV_MAX)?;
+        usermem::readable(v as usize, n * size_of::<iovec>()).then_some(Iov { at: v, left: n })
     }
 
-    /// The iovec of the message `m`.
+    /// The iovec of the message `m`; `None` as for [`Iov::new`], or if the
+    /// header itself cannot be read.
     ///
     /// # Safety
-    /// `m` is a valid msghdr with a valid iovec, which stays valid while the
-    /// result is used.
-    pub(crate) unsafe fn of(m: *const msghdr) -> Iov {
-        // SAFETY: the caller's message is valid.
-        let (at, left) = unsafe { ((*m).msg_iov as *const iovec, (*m).msg_iovlen) };
-        Iov { at, left }
+    /// As for [`Iov::new`], for the header and its iovec.
+    pub(crate) unsafe fn of(m: *const msghdr) -> Option<Iov> {
+        if !usermem::readable(m as usize, size_of::<msghdr>()) {
+            return None;
+        }
+        // SAFETY: the header is readable (perhaps misaligned: read field by
+        // field, without forming a reference).
+        let (at, left) = unsafe {
+            (
+                ptr::read_unaligned(ptr::addr_of!((*m).msg_iov)),
+                ptr::read_unaligned(ptr::addr_of!((*m).msg_iovlen)),
+            )
+        };
+        // SAFETY: the caller's contract, passed on.
+        unsafe { Iov::new(at, c_int::try_from(left).unwrap_or(-1)) }
     }
 
     /// Bytes the buffers hold (saturating: the kernel refuses a total
@@ -100,11 +154,16 @@ impl Iterator for Iov {
         if self.left == 0 {
             return None;
         }
-        // SAFETY: `Iov::new`'s contract: `at` is the first of `left` valid
-        // entries.
-        let e = unsafe { &*self.at };
+        // SAFETY: `Iov::new` found the `left` entries from `at` readable
+        // (perhaps misaligned: read without forming a reference).
+        let (base, len) = unsafe {
+            (
+                ptr::read_unaligned(ptr::addr_of!((*self.at).iov_base)),
+                ptr::read_unaligned(ptr::addr_of!((*self.at).iov_len)),
+            )
+        };
         self.at = self.at.wrapping_add(1);
         self.left -= 1;
-        Some((e.iov_base as usize, e.iov_len))
+        Some((base as usize, len))
     }
 }

@@ -16,8 +16,10 @@
 //!   and `recvmmsg`;
 //! - `output.rs`: the `write`, `pwrite`, `send` families, likewise, and
 //!   `sendmmsg`;
-//! - `memory.rs`: `free`, `realloc`, `munmap`, `mremap`, `madvise`, `fork`,
-//!   each its own, written out in `hooks!`;
+//! - `memory.rs`: `free`, `realloc`, `munmap`, `mremap`, `madvise`,
+//!   `mprotect`, each its own, written out in `hooks!`;
+//! - `process.rs`: `fork`, `clone`, `syscall`: every way a process is
+//!   copied;
 //! - `iov.rs`: the caller's iovecs walked in place, and the bytes moved.
 //!
 //! For every hook there is also a `__wrap_` twin, made by `twin!` from the
@@ -115,6 +117,7 @@ mod input;
 mod iov;
 mod memory;
 mod output;
+mod process;
 
 /// zio's own allocations never come from the program's allocator.
 #[global_allocator]

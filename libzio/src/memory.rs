@@ -1,10 +1,9 @@
 //! The memory hooks (`free`, `realloc`, `munmap`, `mremap`, `madvise`,
-//! `fork`): what zio tracks in memory the program releases, remaps,
-//! discards or duplicates.
+//! `mprotect`): what zio tracks in memory the program releases, remaps,
+//! discards or protects.
 
 use core::ffi::{c_int, c_void};
 
-use libc::pid_t;
 use zio_core::stats::{self, Hook};
 use zio_core::{elide, real};
 
@@ -12,6 +11,11 @@ hooks! {
     /// Exported `free`: tracked allocations go through the engine first
     /// (quarantined if they hold data that unmapped copies still need).
     fn free(p: *mut c_void) {
+        // A block glibc mapped alone (its header ends 16 bytes into a page)
+        // is unmapped by this free, out of zio's sight.
+        if p as usize & 0xfff == 0x10 {
+            zio_core::usermem::unmapped();
+        }
         // SAFETY: `p` is the caller's live allocation.
         if elide::tracking() && unsafe { elide::free(p as usize) } {
             stats::count(Hook::Free, 0);
@@ -56,6 +60,7 @@ hooks! {
         elide::discard(a as usize, n, false, true);
         // SAFETY: the caller's contract.
         let r = unsafe { real::munmap(a, n) };
+        zio_core::usermem::unmapped();
         stats::count(Hook::Munmap, n as u64);
         r
     }
@@ -76,6 +81,7 @@ hooks! {
         elide::discard(a as usize, o, true, true);
         // SAFETY: the caller's contract.
         let r = unsafe { real::mremap(a, o, n, f, na) };
+        zio_core::usermem::unmapped();
         stats::count(Hook::Mremap, n as u64);
         r
     }
@@ -99,17 +105,15 @@ hooks! {
         r
     }
 
-    /// Exported `fork`: everything elided is materialized first (the child gets
-    /// no userfaultfd state); the child starts its own counters and engine.
-    fn fork() -> pid_t {
-        let g = elide::fork_prepare();
-        // SAFETY: fork has no preconditions.
-        let pid = unsafe { real::fork() };
-        elide::fork_finish(g, pid == 0);
-        if pid == 0 {
-            zio_core::runtime::after_fork_in_child();
+    /// Exported `mprotect`: memory made unreadable voids what zio proved
+    /// readable ([`zio_core::usermem`]).
+    fn mprotect(a: *mut c_void, n: usize, prot: c_int) -> c_int {
+        // SAFETY: the caller's contract.
+        let r = unsafe { real::mprotect(a, n, prot) };
+        if prot & libc::PROT_READ == 0 {
+            zio_core::usermem::unmapped();
         }
-        stats::count(Hook::Fork, 0);
-        pid
+        stats::count(Hook::Mprotect, n as u64);
+        r
     }
 }

@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use zio_core::engine::Gather;
 use zio_core::{elide, real};
 
-use crate::iov::{io, mmsg_bytes, Iov, IOV_MAX};
+use crate::iov::{io, messages, mmsg_bytes, Iov, IOV_MAX};
 
 /// The kernel's form of a gather list: inline for the usual one to three
 /// runs, as the engine's `Gather` (a heap block per output call is slow:
@@ -64,14 +64,14 @@ fn at(o: off_t, done: usize) -> off_t {
 /// than `IOV_MAX` pieces: splitting it could split a datagram.
 ///
 /// # Safety
-/// `tmpl` is a valid msghdr whose iovec is replaced.
-unsafe fn one_message(fd: c_int, g: &Gather, tmpl: &msghdr, f: c_int) -> Option<ssize_t> {
+/// `tmpl` is a readable msghdr (perhaps misaligned) whose iovec is replaced.
+unsafe fn one_message(fd: c_int, g: &Gather, tmpl: *const msghdr, f: c_int) -> Option<ssize_t> {
     if g.iov.len() > IOV_MAX {
         return None;
     }
     let v = to_iovecs(&g.iov);
-    // SAFETY: `tmpl` is a valid msghdr (a plain C struct, copied bitwise).
-    let mut m: msghdr = unsafe { core::ptr::read(tmpl) };
+    // SAFETY: `tmpl` is a readable msghdr (a plain C struct, copied bitwise).
+    let mut m: msghdr = unsafe { core::ptr::read_unaligned(tmpl) };
     m.msg_iov = v.as_ptr() as *mut iovec;
     m.msg_iovlen = v.len() as _;
     // SAFETY: `m` is the caller's message with a valid, mapped iovec.
@@ -131,14 +131,14 @@ fn from_buffer(
 }
 
 /// An output from the iovec `iov` while something is tracked: `direct()`
-/// makes the call as the caller asked, `many(g)` from the gather list that
-/// replaces the whole vector.
+/// makes the call as the caller asked (also when the iovec cannot be read:
+/// `None`), `many(g)` from the gather list that replaces the whole vector.
 fn from_iovec(
-    iov: Iov,
+    iov: Option<Iov>,
     direct: impl Fn() -> ssize_t,
     many: impl FnOnce(&Gather) -> Option<ssize_t>,
 ) -> ssize_t {
-    let Some(g) = elide::output_vec(&iov.pieces()) else {
+    let Some(g) = iov.and_then(|v| elide::output_vec(&v.pieces())) else {
         return direct();
     };
     done(&g, many(&g)).unwrap_or_else(direct)
@@ -171,7 +171,7 @@ macro_rules! output_hooks {
     };
     (@vec ($iov:expr), $call:expr, |$g:ident| $many:expr) => {
         from_iovec(
-            // SAFETY: the caller's iovec is valid.
+            // SAFETY: the caller's iovec, read only if readable.
             unsafe { $iov },
             // SAFETY: the caller's contract.
             || unsafe { $call },
@@ -199,7 +199,7 @@ output_hooks! {
     sendto (fd: c_int, b: *const c_void, n: usize, f: c_int, a: *const sockaddr, al: socklen_t), Sendto, buf(b, n),
         |g| one_message(fd, g, &named_msg(a, al), f);
     sendmsg (fd: c_int, m: *const msghdr, f: c_int), Sendmsg, vec(Iov::of(m)),
-        |g| one_message(fd, g, &*m, f);
+        |g| one_message(fd, g, m, f);
 }
 
 io_hook! {
@@ -208,8 +208,9 @@ io_hook! {
     Sendmmsg,
     // SAFETY: the kernel filled `r` entries.
     moved |r| unsafe { mmsg_bytes(m, r) },
-    // SAFETY: the caller's contract, passed on.
-    if elide::tracking() => unsafe { sendmmsg_tracked(fd, m, n, f) }
+    // SAFETY: the caller's contract, passed on; the vector is read only if
+    // readable.
+    if elide::tracking() && unsafe { messages(m, n) }.is_some() => unsafe { sendmmsg_tracked(fd, m, n, f) }
 }
 
 /// [`sendmmsg`] while something is tracked: the messages are copied, each
@@ -218,16 +219,16 @@ io_hook! {
 /// `sendmsg`), sent, and their lengths reported back.
 ///
 /// # Safety
-/// `sendmmsg`'s contract.
+/// `sendmmsg`'s contract, with a vector [`messages`] found readable.
 unsafe fn sendmmsg_tracked(fd: c_int, m: *mut mmsghdr, n: c_uint, f: c_int) -> c_int {
     let mut copies: Vec<mmsghdr> = Vec::with_capacity(n as usize);
     let mut vecs: Vec<Vec<iovec>> = Vec::with_capacity(n as usize);
     let mut gathers = Vec::with_capacity(n as usize);
     for i in 0..n as usize {
-        // SAFETY: the caller's vector holds `n` entries.
-        let mut h: mmsghdr = unsafe { core::ptr::read(m.add(i)) };
-        // SAFETY: each header's iovec is valid.
-        let g = elide::output_vec(&unsafe { Iov::of(&h.msg_hdr) }.pieces());
+        // SAFETY: the caller's vector holds `n` readable entries.
+        let mut h: mmsghdr = unsafe { core::ptr::read_unaligned(m.add(i)) };
+        // SAFETY: each header's iovec was found readable.
+        let g = unsafe { Iov::of(&h.msg_hdr) }.and_then(|v| elide::output_vec(&v.pieces()));
         if let Some(g) = &g {
             if g.iov.len() <= IOV_MAX {
                 // On the heap: `vecs` moves its elements as it grows,

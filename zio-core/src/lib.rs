@@ -11,7 +11,11 @@
 //! - [`summary`]: the stats summary read back from a log (pure `std`).
 //! - [`thread`]: the per-thread state (re-entrancy guard, counter slot).
 //! - [`real`]: the real libc functions, resolved once, with safe fallbacks.
-//! - [`uffd`]: the userfaultfd descriptor and the availability probe.
+//! - [`process`]: which `clone` and `syscall` calls copy the address space.
+//! - [`uffd`]: the userfaultfd descriptor, the availability probe and the
+//!   round-trip self-test.
+//! - [`usermem`]: which caller memory (iovecs, message headers) zio may
+//!   read without faulting.
 //! - [`runtime`]: start-up and exit of the library as a whole.
 //! - [`engine`]: the copy-elision algorithm, one file per mechanism, over
 //!   a memory trait ([`engine::Mem`]), on top of [`tracker`] (the record
@@ -41,6 +45,7 @@ pub mod heap;
 pub mod lock;
 pub mod log;
 mod model;
+pub mod process;
 pub mod ranges;
 pub mod real;
 pub mod runtime;
@@ -49,4 +54,5 @@ pub mod summary;
 pub mod thread;
 pub mod tracker;
 pub mod uffd;
+pub mod usermem;
 pub mod vma;

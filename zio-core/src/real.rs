@@ -10,7 +10,7 @@
 //! copies, the raw system call for IO, glibc's `__libc_free` and
 //! `__libc_realloc` for the allocator (what glibc-internal memory needs).
 
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::{c_int, c_long, c_uint, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 use libc::{iovec, mmsghdr, msghdr, off_t, pid_t, sockaddr, socklen_t, ssize_t, timespec};
@@ -142,15 +142,59 @@ real_fns! {
     mremap(a: *mut c_void, o: usize, n: usize, f: c_int, na: *mut c_void) -> *mut c_void =
         sys(libc::SYS_mremap, &[a as _, o as _, n as _, f as _, na as _]) as *mut c_void;
     madvise(a: *mut c_void, n: usize, adv: c_int) -> c_int = sys(libc::SYS_madvise, &[a as _, n as _, adv as _]) as c_int;
+    mprotect(a: *mut c_void, n: usize, p: c_int) -> c_int = sys(libc::SYS_mprotect, &[a as _, n as _, p as _]) as c_int;
     fork() -> pid_t = fallback::no_fork();
+    clone(f: CloneFn, stack: *mut c_void, flags: c_int, arg: *mut c_void, ptid: *mut pid_t, tls: *mut c_void, ctid: *mut pid_t) -> c_int =
+        fallback::no_fork();
+    syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long =
+        raw_syscall(n, [a, b, c, d, e, f]);
+}
+
+/// The function a `clone` child runs.
+pub type CloneFn = extern "C" fn(*mut c_void) -> c_int;
+
+/// A system call made with the `syscall` instruction itself (no function
+/// that could be hooked), with libc's convention for the result: -1 and
+/// `errno` on failure.
+///
+/// # Safety
+/// The system call's own contract.
+pub unsafe fn raw_syscall(nr: c_long, a: [c_long; 6]) -> c_long {
+    let r: c_long;
+    // SAFETY: the x86-64 system call convention (number in rax, arguments
+    // in rdi, rsi, rdx, r10, r8, r9; rcx and r11 clobbered); the caller
+    // keeps the call's contract.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => r,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack)
+        );
+    }
+    if (-4095..0).contains(&r) {
+        // SAFETY: writing this thread's errno.
+        unsafe { *libc::__errno_location() = -r as c_int };
+        -1
+    } else {
+        r
+    }
 }
 
 /// The thread (kernel tid) running [`resolve_all`] while `STATE` is 1.
 static RESOLVER: AtomicI32 = AtomicI32::new(0);
 
 fn gettid() -> i32 {
-    // SAFETY: gettid has no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+    // SAFETY: gettid has no arguments and cannot fail. Made directly:
+    // `syscall` is one of the functions being resolved.
+    unsafe { raw_syscall(libc::SYS_gettid, [0; 6]) as i32 }
 }
 
 /// Resolves every real function. Called by the library constructor; safe to
@@ -206,8 +250,8 @@ fn resolve_slow(cell: &AtomicUsize) -> usize {
 /// The arguments must be valid for system call `nr`.
 unsafe fn sys(nr: libc::c_long, args: &[libc::c_long]) -> ssize_t {
     let a = |i: usize| args.get(i).copied().unwrap_or(0);
-    // SAFETY: forwarded to the caller's contract; `syscall` is not hooked.
-    unsafe { libc::syscall(nr, a(0), a(1), a(2), a(3), a(4), a(5)) as ssize_t }
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { raw_syscall(nr, [a(0), a(1), a(2), a(3), a(4), a(5)]) as ssize_t }
 }
 
 mod fallback {

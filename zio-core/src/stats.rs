@@ -72,7 +72,10 @@ hooks! {
     Munmap = "munmap",
     Mremap = "mremap",
     Madvise = "madvise",
+    Mprotect = "mprotect",
     Fork = "fork",
+    Clone = "clone",
+    Syscall = "syscall",
 }
 
 /// Number of hooks.

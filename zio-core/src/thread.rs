@@ -9,7 +9,7 @@
 //! static TLS area that exists from the moment a thread is created: no lazy
 //! initialization, no allocation, no destructor, safe in a signal handler.
 //! (A library using initial-exec TLS can still be `dlopen`ed: glibc keeps a
-//! static TLS reserve for exactly this, and the block is 16 bytes.)
+//! static TLS reserve for exactly this, and the block is 32 bytes.)
 
 use crate::stats::Slot;
 use core::cell::Cell;
@@ -29,10 +29,15 @@ pub struct ThreadState {
     /// (the engine-time counters sample calls instead of reading the clock
     /// twice in every one: see `elide::clock_sample`).
     pub(crate) clock_skip: Cell<u8>,
+    /// The page of caller memory this thread last proved readable
+    /// ([`crate::usermem`]), 0 for none ...
+    pub(crate) readable_page: Cell<usize>,
+    /// ... as of this generation of unmaps.
+    pub(crate) readable_gen: Cell<u32>,
 }
 
-// The block: 16 zero bytes per thread, which is a valid `ThreadState` (guard
-// off, no slot yet, the next engine call timed). Global so that accesses
+// The block: 32 zero bytes per thread, which is a valid `ThreadState` (guard
+// off, no slot yet, the next engine call timed, no page proved readable). Global so that accesses
 // inlined into other crates' objects resolve at link time; hidden so that it
 // is not exported.
 core::arch::global_asm!(
@@ -40,14 +45,14 @@ core::arch::global_asm!(
     ".globl zio_thread_state",
     ".hidden zio_thread_state",
     ".type zio_thread_state, @object",
-    ".size zio_thread_state, 16",
+    ".size zio_thread_state, 32",
     ".p2align 3",
     "zio_thread_state:",
-    ".zero 16",
+    ".zero 32",
     ".popsection",
 );
 
-const _: () = assert!(core::mem::size_of::<ThreadState>() <= 16);
+const _: () = assert!(core::mem::size_of::<ThreadState>() <= 32);
 const _: () = assert!(core::mem::align_of::<ThreadState>() <= 8);
 
 /// This thread's state.
@@ -57,7 +62,7 @@ fn state() -> &'static ThreadState {
     // SAFETY: `zio_thread_state@GOTTPOFF` is the (link- or load-time
     // constant) offset of our TLS block from the thread pointer, and `%fs:0`
     // holds the thread pointer itself on x86-64 glibc. The sum addresses this
-    // thread's copy of the 16-byte block, which lives as long as the thread
+    // thread's copy of the 32-byte block, which lives as long as the thread
     // and is only ever accessed from it (the `'static` lifetime is limited
     // in practice by `with`, which never lets the reference escape).
     unsafe {
