@@ -9,6 +9,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
+command -v valgrind >/dev/null || need+=(valgrind)
+[ -e /usr/include/liburing.h ] || need+=(liburing-dev)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

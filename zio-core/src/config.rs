@@ -10,7 +10,7 @@
 //! plain load and no lock.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How an option's text is interpreted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,16 +445,36 @@ pub fn raw(opt: Opt) -> Option<&'static [u8]> {
     getenv(OPTIONS[opt as usize].name)
 }
 
+static SECURE: AtomicBool = AtomicBool::new(false);
+
+/// True under secure execution (`AT_SECURE`: a setuid or setgid program,
+/// or one with file capabilities). The caller then is not the program's
+/// owner: options naming files are ignored, and no value the caller set
+/// is ever printed.
+pub fn secure() -> bool {
+    SECURE.load(Ordering::Relaxed)
+}
+
 /// Reads every option from the environment. Bad values are warned about (one
 /// line naming the variable) and defaulted; unknown `ZIO_*` variables are
 /// warned about as likely typos. Logging is set up first so that warnings
 /// about the other options reach the chosen destination.
 pub fn init_from_env() {
+    // SAFETY: getauxval has no preconditions; 0 means "not secure".
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+    SECURE.store(secure, Ordering::Relaxed);
     let log_bad = load(Opt::Log);
+    let file = raw(Opt::LogFile).filter(|p| !p.is_empty());
     crate::log::init(
         crate::log::Level::from_u64(get(Opt::Log)),
-        raw(Opt::LogFile).filter(|p| !p.is_empty()),
+        file.filter(|_| !secure),
     );
+    if secure && file.is_some() {
+        crate::log::emit(
+            crate::log::Level::Warn,
+            "secure execution: ZIO_LOG_FILE is ignored; messages go to stderr",
+        );
+    }
     if let Some(text) = log_bad {
         warn_bad(Opt::Log, text);
     }
@@ -501,7 +521,11 @@ pub fn write_refusal(w: &mut dyn fmt::Write, opt: Opt, text: &[u8]) -> fmt::Resu
 fn warn_bad(opt: Opt, text: &[u8]) {
     let d = &OPTIONS[opt as usize];
     let mut line = crate::log::Line::new();
-    let _ = write_refusal(&mut line, opt, text);
+    if secure() {
+        let _ = fmt::Write::write_fmt(&mut line, format_args!("{} is not valid", d.name));
+    } else {
+        let _ = write_refusal(&mut line, opt, text);
+    }
     let _ = fmt::Write::write_fmt(
         &mut line,
         format_args!("; using the default {}", d.default_text),
@@ -516,6 +540,9 @@ fn is_known_name(name: &[u8]) -> bool {
 fn warn_unknown() {
     extern "C" {
         static environ: *const *const libc::c_char;
+    }
+    if secure() {
+        return; // the names are the caller's too
     }
     // SAFETY: `environ` is the process environment, a NULL-terminated array
     // of NUL-terminated strings; start-up code runs before the program can

@@ -7,7 +7,7 @@
 //! interleave mid-line and no lock is taken.
 
 use core::fmt;
-use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 /// Message levels, lowest number = most important.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,29 +59,52 @@ impl Level {
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
 /// Destination fd; -2 = not set up yet (use fd 2), -1 = nowhere.
 static FD: AtomicI32 = AtomicI32::new(-2);
+/// `ZIO_LOG_FILE` when it holds `%p` (null otherwise): each process opens
+/// its own file, on its first message after a fork.
+static PID_PATH: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+static PID_PATH_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The process `FD` was opened for when `PID_PATH` is set.
+static FD_PID: AtomicI32 = AtomicI32::new(0);
 
 /// Lowest fd number for our private descriptors, so that they stay out of the
 /// way of programs that assume the small numbers are theirs.
 const PRIVATE_FD_MIN: i32 = 100;
 
 /// Sets the level and destination. `file` may contain `%p` for the pid.
-pub fn init(level: Level, file: Option<&[u8]>) {
+pub fn init(level: Level, file: Option<&'static [u8]>) {
     LEVEL.store(level as u8, Ordering::Relaxed);
     // SAFETY: fcntl on fd 2 has no memory-safety preconditions; a closed fd 2
     // just yields -1, which means "nowhere".
     let stderr_dup = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, PRIVATE_FD_MIN) };
+    FD.store(stderr_dup, Ordering::Relaxed);
     let Some(path) = file else {
-        FD.store(stderr_dup, Ordering::Relaxed);
         return;
     };
+    if path.windows(2).any(|w| w == b"%p") {
+        PID_PATH_LEN.store(path.len(), Ordering::Relaxed);
+        PID_PATH.store(path.as_ptr() as *mut u8, Ordering::Release);
+    }
+    open_file(path);
+}
+
+/// Opens `path` (`%p` expanded) as the destination, in place of the current
+/// one; on failure the current destination stays and says so. The file is
+/// never followed through a symbolic link, and is created private (0600).
+fn open_file(path: &[u8]) {
+    // SAFETY: getpid has no preconditions.
+    FD_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     let mut buf = [0u8; 4096];
     let fd = match expand_pid(path, &mut buf) {
         // SAFETY: `buf` holds a NUL-terminated path (expand_pid guarantees it).
         Some(()) => unsafe {
             let fd = libc::open(
                 buf.as_ptr().cast(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
-                0o644,
+                libc::O_WRONLY
+                    | libc::O_CREAT
+                    | libc::O_APPEND
+                    | libc::O_CLOEXEC
+                    | libc::O_NOFOLLOW,
+                0o600,
             );
             if (0..PRIVATE_FD_MIN).contains(&fd) {
                 let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, PRIVATE_FD_MIN);
@@ -94,18 +117,45 @@ pub fn init(level: Level, file: Option<&[u8]>) {
         None => -1,
     };
     if fd >= 0 {
-        if stderr_dup >= 0 {
-            // SAFETY: closing our own duplicate, which nothing else uses.
-            unsafe { libc::close(stderr_dup) };
+        let old = FD.swap(fd, Ordering::Relaxed);
+        if old >= 0 {
+            // SAFETY: closing our own previous destination (a private
+            // duplicate of stderr, or the file of the parent process).
+            unsafe { libc::close(old) };
         }
-        FD.store(fd, Ordering::Relaxed);
     } else {
-        FD.store(stderr_dup, Ordering::Relaxed);
         let mut line = Line::new();
         let _ = fmt::Write::write_str(&mut line, "cannot open ZIO_LOG_FILE \"");
         let _ = line.write_str_escaped(path);
         let _ = fmt::Write::write_str(&mut line, "\"; logging to stderr");
         emit(Level::Warn, line.as_str());
+    }
+}
+
+/// The destination of this process: with `%p` in `ZIO_LOG_FILE`, a process
+/// other than the one that opened the file (a child of any kind of fork)
+/// opens its own first.
+fn destination() -> i32 {
+    let p = PID_PATH.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let was = FD_PID.load(Ordering::Relaxed);
+        if pid != was
+            && FD_PID
+                .compare_exchange(was, pid, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // SAFETY: `PID_PATH` is a `'static` slice of the environment
+            // block (set once, with its length, in `init`).
+            open_file(unsafe {
+                core::slice::from_raw_parts(p, PID_PATH_LEN.load(Ordering::Relaxed))
+            });
+        }
+    }
+    match FD.load(Ordering::Relaxed) {
+        -2 => 2,
+        fd => fd,
     }
 }
 
@@ -240,10 +290,7 @@ pub fn emit_fmt(level: Level, args: fmt::Arguments<'_>) {
 /// Writes bytes to the log destination as they are (one `write(2)` if it
 /// takes them all; retried on short writes and `EINTR`).
 pub fn write_raw(mut bytes: &[u8]) {
-    let fd = match FD.load(Ordering::Relaxed) {
-        -2 => 2,
-        fd => fd,
-    };
+    let fd = destination();
     if fd < 0 {
         return;
     }

@@ -5,6 +5,7 @@
 //! userfaultfd probe that decides whether zio can do anything beyond passing
 //! calls through.
 
+use core::ffi::CStr;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
 
@@ -24,6 +25,9 @@ pub enum Mode {
     NoUserfaultfd = 2,
     /// userfaultfd works; copy elision may be used.
     Ready = 3,
+    /// Under a binary translator that does not emulate userfaultfd
+    /// (valgrind): every call passes through.
+    Translated = 4,
 }
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Starting as u8);
@@ -37,6 +41,7 @@ pub fn mode() -> Mode {
         1 => Mode::Disabled,
         2 => Mode::NoUserfaultfd,
         3 => Mode::Ready,
+        4 => Mode::Translated,
         _ => Mode::Starting,
     }
 }
@@ -67,6 +72,12 @@ pub fn init() {
 
     let mode = if !config::enabled() {
         Mode::Disabled
+    } else if let Some(name) = translator() {
+        zio_log!(
+            Level::Warn,
+            "running under {name}, which does not emulate userfaultfd: zio stands aside, every call passes through"
+        );
+        Mode::Translated
     } else {
         match uffd::probe() {
             Ok(features) => {
@@ -100,6 +111,27 @@ pub fn init() {
     }
 }
 
+/// The binary translator the process runs under, if it is one known not
+/// to deliver userfaultfd faults: valgrind puts its own libraries first in
+/// `LD_PRELOAD`. (Its threads run one at a time, so a fault raised in
+/// translated code would wait forever for zio's handler thread.)
+fn translator() -> Option<&'static str> {
+    let preload = getenv_bytes(c"LD_PRELOAD")?;
+    preload
+        .windows(b"/vgpreload_".len())
+        .any(|w| w == b"/vgpreload_")
+        .then_some("valgrind")
+}
+
+fn getenv_bytes(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: `name` is NUL-terminated; the environment block lives for the
+    // process, and start-up runs before the program's code can change it.
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_bytes())
+    }
+}
+
 fn write_mode(w: &mut Line, mode: Mode) {
     let _ = match mode {
         Mode::Ready => write!(w, "ready, userfaultfd features {:#x}", uffd_features()),
@@ -109,6 +141,7 @@ fn write_mode(w: &mut Line, mode: Mode) {
             "pass-through (userfaultfd unavailable: {})",
             uffd::errno_name(UFFD_ERRNO.load(Ordering::Relaxed))
         ),
+        Mode::Translated => write!(w, "pass-through (under valgrind)"),
         Mode::Starting => write!(w, "starting"),
     };
 }
@@ -123,7 +156,7 @@ fn banner(mode: Mode) {
     for (i, d) in OPTIONS.iter().enumerate() {
         let opt = config::ALL[i];
         let changed = match d.kind {
-            Kind::Path => config::raw(opt).is_some_and(|p| !p.is_empty()),
+            Kind::Path => !config::secure() && config::raw(opt).is_some_and(|p| !p.is_empty()),
             _ => config::get(opt) != d.default,
         };
         if !changed {
@@ -131,12 +164,25 @@ fn banner(mode: Mode) {
         }
         let _ = line.write_str(if first { "; set: " } else { ", " });
         first = false;
-        let _ = write!(line, "{}=", d.name);
+        let _ = line.write_str(d.name);
+        if config::secure() {
+            continue; // the values are the caller's, not the program owner's
+        }
+        let _ = line.write_str("=");
         if let Some(t) = config::raw(opt) {
             let _ = line.write_str_escaped(t);
         }
     }
     crate::log::emit(Level::Info, line.as_str());
+}
+
+/// Copy elision turned out impossible after start (the engine could not
+/// open userfaultfd, typically after the process dropped its privileges,
+/// or start its threads): from now on the process passes every call
+/// through, and its status line says so, with `errno`.
+pub fn elision_failed(errno: i32) {
+    UFFD_ERRNO.store(errno, Ordering::Relaxed);
+    MODE.store(Mode::NoUserfaultfd as u8, Ordering::Release);
 }
 
 /// The library destructor's work: the stats summary if asked for.

@@ -6,7 +6,8 @@
 use core::sync::atomic::Ordering;
 
 use super::{
-    ensure_started, publish, run_engine, tracking, with_engine, ACTIVE, ENGINE, HANDLER_FD,
+    ensure_started, publish, run_engine, self_tested, tracking, with_engine, ACTIVE, ENGINE,
+    HANDLER_FD,
 };
 use super::{free_all, set_tracking, RealMem};
 use crate::engine::{CopyFrom, CopyPlan, Engine, FreeAction, Gather, Redirect};
@@ -100,10 +101,11 @@ pub fn input_done(a: usize, got: usize) {
         return;
     };
     // Started once, the engine stays: one lock per input, not two.
-    let started = HANDLER_FD.load(Ordering::Relaxed) >= 0 || {
-        let mut g = ENGINE.lock();
-        ensure_started(&mut g)
-    };
+    let started = HANDLER_FD.load(Ordering::Relaxed) >= 0
+        || (self_tested() && {
+            let mut g = ENGINE.lock();
+            ensure_started(&mut g)
+        });
     if started {
         with_engine(|e| {
             e.input_done(a, got);
@@ -283,6 +285,7 @@ pub fn fork_finish(mut g: ForkGuard, child: bool) {
         let old = ENGINE.lock().take();
         drop(old); // closes the parent's userfaultfd descriptor
         HANDLER_FD.store(-1, Ordering::Relaxed);
+        super::self_test_after_fork();
         set_tracking(false);
         vma::reset_after_fork();
     } else {

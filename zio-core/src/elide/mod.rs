@@ -14,7 +14,7 @@ mod clock;
 mod real_mem;
 mod threads;
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 pub use calls::*;
 pub use real_mem::RealMem;
@@ -76,8 +76,47 @@ pub fn activate() {
     ACTIVE.store(true, Ordering::Relaxed);
 }
 
+/// How long the self-test before the engine's start waits for each half
+/// of its fault's round trip.
+const SELF_TEST_MS: i32 = 1000;
+
+/// The self-test's outcome in this process: 0 not run, 1 running, 2
+/// passed, 3 failed.
+static SELF_TEST: AtomicU8 = AtomicU8::new(0);
+
+/// True once userfaultfd has been seen to deliver and answer a fault in
+/// this process ([`uffd::round_trip`], run by the first caller, without
+/// zio's lock: its helper thread may reach zio's hooks before it is marked
+/// as zio's own). A failure turns elision off for good, with one line
+/// saying why; callers meanwhile get false.
+fn self_tested() -> bool {
+    match SELF_TEST.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(state) => return state == 2,
+    }
+    let r = uffd::open(feature::PAGEFAULT_FLAG_WP)
+        .map_err(|_| "open")
+        .and_then(|u| uffd::round_trip(&u, SELF_TEST_MS));
+    if let Err(step) = r {
+        zio_log!(
+            Level::Warn,
+            "userfaultfd self-test failed ({step}): faults are not delivered here; copy elision disabled"
+        );
+        crate::runtime::elision_failed(libc::ETIMEDOUT);
+        ACTIVE.store(false, Ordering::Relaxed);
+    }
+    SELF_TEST.store(if r.is_ok() { 2 } else { 3 }, Ordering::Release);
+    r.is_ok()
+}
+
+/// In a child: a self-test another thread of the parent was running is
+/// this process's to run again.
+fn self_test_after_fork() {
+    let _ = SELF_TEST.compare_exchange(1, 0, Ordering::Relaxed, Ordering::Relaxed);
+}
+
 /// Starts the engine (userfaultfd, handler and collector threads) on first
-/// use. Returns false, and turns elision off for good, if it cannot.
+/// use, once [`self_tested`]. Returns false, and turns elision off for good, if it cannot.
 fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
     if slot.is_some() {
         return true;
@@ -90,6 +129,7 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
                 Level::Warn,
                 "userfaultfd lacks write-protect support; copy elision disabled"
             );
+            crate::runtime::elision_failed(libc::EOPNOTSUPP);
             ACTIVE.store(false, Ordering::Relaxed);
             return false;
         }
@@ -100,6 +140,7 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
                 e.step,
                 uffd::errno_name(e.errno)
             );
+            crate::runtime::elision_failed(e.errno);
             ACTIVE.store(false, Ordering::Relaxed);
             return false;
         }
@@ -120,6 +161,7 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
             Level::Warn,
             "cannot start zio's threads; copy elision disabled"
         );
+        crate::runtime::elision_failed(libc::EAGAIN);
         ACTIVE.store(false, Ordering::Relaxed);
         return false;
     }
