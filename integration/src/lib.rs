@@ -293,12 +293,19 @@ pub fn free_port() -> u16 {
 
 /// Compiles a C test program from `integration/c/<name>.c` into `dir`.
 pub fn compile_c(name: &str, dir: &Path) -> PathBuf {
+    compile_c_with(name, dir, &[])
+}
+
+/// As [`compile_c`], with `extra` arguments after the source (libraries
+/// to link, `-shared -fPIC` for a library).
+pub fn compile_c_with(name: &str, dir: &Path, extra: &[&str]) -> PathBuf {
     let src = workspace().join("integration/c").join(format!("{name}.c"));
     let out = dir.join(name);
     let st = Command::new("cc")
         .args(["-O1", "-g", "-fno-builtin", "-Wall", "-Werror", "-o"])
         .arg(&out)
         .arg(&src)
+        .args(extra)
         .status()
         .expect("a C compiler (cc) is needed: install gcc");
     assert!(st.success(), "compiling {} failed", src.display());

@@ -20,6 +20,10 @@
 //!   `mprotect`, each its own, written out in `hooks!`;
 //! - `process.rs`: `fork`, `clone`, `syscall`: every way a process is
 //!   copied;
+//! - `pinned.rs`: liburing's and libibverbs' registration calls, and
+//!   `io_uring_register` through `syscall`: memory the kernel pins, where
+//!   zio never elides (library functions, not libc's: not counted, not in
+//!   `hooked-symbols.txt`);
 //! - `iov.rs`: the caller's iovecs walked in place, and the bytes moved.
 //!
 //! For every hook there is also a `__wrap_` twin, made by `twin!` from the
@@ -117,6 +121,7 @@ mod input;
 mod iov;
 mod memory;
 mod output;
+mod pinned;
 mod process;
 
 /// zio's own allocations never come from the program's allocator.

@@ -96,13 +96,19 @@ hooks! {
     /// Exported `syscall`. Variadic in C; on x86-64 its six arguments travel
     /// in registers, so taking them all and passing them on is exact. A
     /// `fork`, or a `clone` or `clone3` that copies the address space, is
-    /// prepared as glibc's `fork` is; everything else goes straight to libc.
+    /// prepared as glibc's `fork` is; an `io_uring_register` of buffers pins
+    /// them (`pinned.rs`); everything else goes straight to libc.
     fn syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long {
         stats::count(Hook::Syscall, 0);
         let call = || {
             // SAFETY: the caller's contract.
             unsafe { real::syscall(n, a, b, c, d, e, f) }
         };
+        if n == libc::SYS_io_uring_register {
+            // SAFETY: the caller's contract; its arguments are read only if
+            // readable.
+            return unsafe { crate::pinned::io_uring_register(a, b, c, d, call) };
+        }
         match raw_clone(n, a, b) {
             None | Some(Copy::Shared) => call(),
             Some(Copy::Fork) => forked(call),

@@ -11,6 +11,8 @@
 //! - [`summary`]: the stats summary read back from a log (pure `std`).
 //! - [`thread`]: the per-thread state (re-entrancy guard, counter slot).
 //! - [`real`]: the real libc functions, resolved once, with safe fallbacks.
+//! - [`pins`]: memory the kernel or a device holds pinned (io_uring
+//!   registered buffers, RDMA regions), which zio never elides into.
 //! - [`process`]: which `clone` and `syscall` calls copy the address space.
 //! - [`uffd`]: the userfaultfd descriptor, the availability probe and the
 //!   round-trip self-test.
@@ -45,6 +47,7 @@ pub mod heap;
 pub mod lock;
 pub mod log;
 mod model;
+pub mod pins;
 pub mod process;
 pub mod ranges;
 pub mod real;

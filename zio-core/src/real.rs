@@ -148,6 +148,18 @@ real_fns! {
         fallback::no_fork();
     syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long =
         raw_syscall(n, [a, b, c, d, e, f]);
+    io_uring_register_buffers(ring: *mut c_void, v: *const iovec, n: c_uint) -> c_int = -libc::ENOSYS;
+    io_uring_register_buffers_tags(ring: *mut c_void, v: *const iovec, tags: *const u64, n: c_uint) -> c_int =
+        -libc::ENOSYS;
+    io_uring_register_buffers_update_tag(ring: *mut c_void, off: c_uint, v: *const iovec, tags: *const u64, n: c_uint) -> c_int =
+        -libc::ENOSYS;
+    io_uring_unregister_buffers(ring: *mut c_void) -> c_int = -libc::ENOSYS;
+    ibv_reg_mr(pd: *mut c_void, a: *mut c_void, n: usize, access: c_int) -> *mut c_void = fallback::no_device();
+    ibv_reg_mr_iova(pd: *mut c_void, a: *mut c_void, n: usize, iova: u64, access: c_int) -> *mut c_void =
+        fallback::no_device();
+    ibv_reg_mr_iova2(pd: *mut c_void, a: *mut c_void, n: usize, iova: u64, access: c_uint) -> *mut c_void =
+        fallback::no_device();
+    ibv_dereg_mr(mr: *mut c_void) -> c_int = libc::ENOSYS;
 }
 
 /// The function a `clone` child runs.
@@ -321,6 +333,14 @@ mod fallback {
             // SAFETY: abort has no preconditions; it is what glibc does here.
             unsafe { libc::abort() };
         }
+    }
+
+    /// An RDMA registration with no libibverbs behind it: refused as a
+    /// missing device would be.
+    pub fn no_device() -> *mut c_void {
+        // SAFETY: writing this thread's errno.
+        unsafe { *libc::__errno_location() = libc::ENOSYS };
+        core::ptr::null_mut()
     }
 
     /// `fork` before its real definition could be found: fail cleanly rather

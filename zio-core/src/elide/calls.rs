@@ -242,6 +242,22 @@ pub fn discard(a: usize, len: usize, keep_data: bool, unmapping: bool) {
     with_engine(|e| e.discard(a, b - a, keep_data, unmapping));
 }
 
+/// The kernel or a device is about to pin `[a, a+len)` for `owner` (a
+/// registration zio saw): what zio tracks there is materialized, and
+/// nothing is elided there until [`unpin`] of the owner.
+pub fn pin(owner: usize, a: usize, len: usize) {
+    crate::pins::pin(owner, a, len);
+    if crate::pins::overlaps(a, len) {
+        discard(a, len, true, false);
+    }
+}
+
+/// `owner` let go of its pins (its unregistration, or a registration that
+/// failed).
+pub fn unpin(owner: usize) {
+    crate::pins::unpin_owner(owner);
+}
+
 /// What `fork` needs around the real call.
 pub struct ForkGuard {
     guard: Option<crate::lock::Guard<'static, Option<Engine<RealMem>>>>,

@@ -68,6 +68,9 @@ impl Mem for RealMem {
     }
 
     fn make_missing(&mut self, a: usize, len: usize) -> bool {
+        if self.pinned(a, len) {
+            return false;
+        }
         // Registration must be certain: an unregistered page discarded
         // below would silently read back as zeros.
         if !self.registered(a, len) && !self.register_checked(a, len) {
@@ -176,8 +179,15 @@ impl Mem for RealMem {
         }
     }
 
+    fn pinned(&self, a: usize, len: usize) -> bool {
+        crate::pins::overlaps(a, len)
+    }
+
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
         if on {
+            if self.pinned(a, len) {
+                return false;
+            }
             // Already registered (the common case for a reused buffer): one
             // call. Otherwise check, register, and protect.
             self.uffd.writeprotect(a, len, true).is_ok()

@@ -58,4 +58,10 @@ pub trait Mem {
     fn write(&mut self, addr: usize, data: &[u8]);
     /// Gives back a backup's memory.
     fn backup_release(&mut self, addr: usize, len: usize);
+    /// True if any of `[a, a+len)` is pinned by the kernel or a device
+    /// ([`crate::pins`]): [`Mem::make_missing`] and [`Mem::protect`] refuse
+    /// it, and no input is redirected away from it.
+    fn pinned(&self, _a: usize, _len: usize) -> bool {
+        false
+    }
 }

@@ -49,7 +49,7 @@ impl<M: Mem> Engine<M> {
     /// went (see `continuation`).
     pub fn input_target(&mut self, a: usize, n: usize) -> Option<Redirect> {
         self.fill_unfilled(a, a + n);
-        if !self.cfg.redirect_input || n == 0 {
+        if !self.cfg.redirect_input || n == 0 || self.mem.pinned(a, n) {
             return None;
         }
         // The rest of a message whose start was redirected (within what its
