@@ -49,6 +49,12 @@ static void report(const char *name, long ret, const void *p, size_t n) {
 }
 
 static int clone_pipe;
+static volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    got_usr1++;
+}
 
 /* A clone child: the checksum of a copied buffer, through a pipe. */
 static int clone_child(void *arg) {
@@ -208,6 +214,20 @@ int main(int argc, char **argv) {
     waitpid(pid, &status, 0);
     printf("clone          child=%016llx exit=%d\n", (unsigned long long)child_sum, WEXITSTATUS(status));
     printf("syscall        ret=%d\n", syscall(SYS_getppid) == getppid());
+
+    /* Signal dispositions: installed, reported back, raised, restored. */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_RESTART;
+    CHECK(sigaction(SIGUSR1, &sa, &old));
+    CHECK(sigaction(SIGUSR1, NULL, &old));
+    CHECK(raise(SIGUSR1));
+    printf("sigaction      same=%d flags=%x got=%d\n", old.sa_handler == on_usr1, old.sa_flags & (SA_RESTART | SA_SIGINFO), (int)got_usr1);
+    void (*prev)(int) = signal(SIGUSR2, on_usr1);
+    void (*back)(int) = signal(SIGUSR2, SIG_DFL);
+    CHECK(raise(SIGUSR1));
+    printf("signal         prev=%d back=%d got=%d\n", prev == SIG_DFL, back == on_usr1, (int)got_usr1);
     printf("done\n");
     return 0;
 }

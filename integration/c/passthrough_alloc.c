@@ -50,6 +50,8 @@ static void reap(pid_t pid) {
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) die("child");
 }
 
+static void on_signal(int sig) { (void)sig; }
+
 static int child(void *arg) {
     (void)arg;
     return 0;
@@ -240,6 +242,9 @@ int main(int argc, char **argv) {
     static unsigned char stack[64 << 10];
     MEASURE("clone", if (i_ < 10) reap(clone(child, stack + sizeof stack, SIGCHLD, NULL)));
     MEASURE("syscall", IS(syscall(SYS_getppid), getppid()));
+    struct sigaction sa = {.sa_handler = on_signal};
+    MEASURE("sigaction", IS(sigaction(SIGUSR1, i_ % 2 ? &sa : NULL, NULL), 0));
+    MEASURE("signal", if (signal(SIGUSR2, i_ % 2 ? on_signal : SIG_DFL) == SIG_ERR) die("signal"));
 
     /* The engine starts at the first input reaching ZIO_THRESHOLD (64 KiB
      * by default) and allocates its state: the counter is live. */

@@ -49,6 +49,8 @@ const EXPECT: &[(&str, u64)] = &[
     ("fork", 0),
     ("clone", 0),
     ("syscall", 0),
+    ("sigaction", 0),
+    ("signal", 0),
 ];
 
 #[test]

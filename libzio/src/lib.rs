@@ -20,6 +20,8 @@
 //!   `mprotect`, each its own, written out in `hooks!`;
 //! - `process.rs`: `fork`, `clone`, `syscall`: every way a process is
 //!   copied;
+//! - `signals.rs`: `sigaction`, `signal`: the program's handlers behind
+//!   zio's trampoline, which holds signals while zio's code runs;
 //! - `pinned.rs`: liburing's and libibverbs' registration calls, and
 //!   `io_uring_register` through `syscall`: memory the kernel pins, where
 //!   zio never elides (library functions, not libc's: not counted, not in
@@ -123,6 +125,7 @@ mod memory;
 mod output;
 mod pinned;
 mod process;
+mod signals;
 
 /// zio's own allocations never come from the program's allocator.
 #[global_allocator]

@@ -18,6 +18,8 @@
 //!   round-trip self-test.
 //! - [`usermem`]: which caller memory (iovecs, message headers) zio may
 //!   read without faulting.
+//! - [`signals`]: the program's signal handlers behind a trampoline that
+//!   holds signals arriving while zio's code runs on the thread.
 //! - [`runtime`]: start-up and exit of the library as a whole.
 //! - [`engine`]: the copy-elision algorithm, one file per mechanism, over
 //!   a memory trait ([`engine::Mem`]), on top of [`tracker`] (the record
@@ -52,6 +54,7 @@ pub mod process;
 pub mod ranges;
 pub mod real;
 pub mod runtime;
+pub mod signals;
 pub mod stats;
 pub mod summary;
 pub mod thread;

@@ -148,6 +148,9 @@ real_fns! {
         fallback::no_fork();
     syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long =
         raw_syscall(n, [a, b, c, d, e, f]);
+    sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int =
+        fallback::__sigaction(sig, act, old);
+    signal(sig: c_int, h: libc::sighandler_t) -> libc::sighandler_t = fallback::bsd_signal(sig, h);
     io_uring_register_buffers(ring: *mut c_void, v: *const iovec, n: c_uint) -> c_int = -libc::ENOSYS;
     io_uring_register_buffers_tags(ring: *mut c_void, v: *const iovec, tags: *const u64, n: c_uint) -> c_int =
         -libc::ENOSYS;
@@ -274,6 +277,13 @@ mod fallback {
         // what `free`/`realloc` resolve to when no other allocator is loaded.
         pub fn __libc_free(p: *mut c_void);
         pub fn __libc_realloc(p: *mut c_void, n: usize) -> *mut c_void;
+        // glibc's other names for `sigaction` and `signal`.
+        pub fn __sigaction(
+            sig: libc::c_int,
+            act: *const libc::sigaction,
+            old: *mut libc::sigaction,
+        ) -> libc::c_int;
+        pub fn bsd_signal(sig: libc::c_int, h: libc::sighandler_t) -> libc::sighandler_t;
     }
 
     /// Forward byte copy that calls no function (so it cannot recurse into a

@@ -76,6 +76,8 @@ hooks! {
     Fork = "fork",
     Clone = "clone",
     Syscall = "syscall",
+    Sigaction = "sigaction",
+    Signal = "signal",
 }
 
 /// Number of hooks.

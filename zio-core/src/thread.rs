@@ -9,7 +9,7 @@
 //! static TLS area that exists from the moment a thread is created: no lazy
 //! initialization, no allocation, no destructor, safe in a signal handler.
 //! (A library using initial-exec TLS can still be `dlopen`ed: glibc keeps a
-//! static TLS reserve for exactly this, and the block is 32 bytes.)
+//! static TLS reserve for exactly this, and the block is 192 bytes.)
 
 use crate::stats::Slot;
 use core::cell::Cell;
@@ -34,10 +34,18 @@ pub struct ThreadState {
     pub(crate) readable_page: Cell<usize>,
     /// ... as of this generation of unmaps.
     pub(crate) readable_gen: Cell<u32>,
+    /// Signals that arrived while zio's code ran on this thread, held until
+    /// it leaves ([`crate::signals`]): bit `n` for signal `n`.
+    pub(crate) held_signals: Cell<u64>,
+    /// The first held signal, whose `siginfo_t` is kept ...
+    pub(crate) held_first: Cell<u8>,
+    /// ... here (128 bytes, the kernel's `siginfo_t`).
+    pub(crate) held_info: Cell<[u64; 16]>,
 }
 
-// The block: 32 zero bytes per thread, which is a valid `ThreadState` (guard
-// off, no slot yet, the next engine call timed, no page proved readable). Global so that accesses
+// The block: 192 zero bytes per thread, which is a valid `ThreadState` (guard
+// off, no slot yet, the next engine call timed, no page proved readable, no
+// signal held). Global so that accesses
 // inlined into other crates' objects resolve at link time; hidden so that it
 // is not exported.
 core::arch::global_asm!(
@@ -45,14 +53,14 @@ core::arch::global_asm!(
     ".globl zio_thread_state",
     ".hidden zio_thread_state",
     ".type zio_thread_state, @object",
-    ".size zio_thread_state, 32",
+    ".size zio_thread_state, 192",
     ".p2align 3",
     "zio_thread_state:",
-    ".zero 32",
+    ".zero 192",
     ".popsection",
 );
 
-const _: () = assert!(core::mem::size_of::<ThreadState>() <= 32);
+const _: () = assert!(core::mem::size_of::<ThreadState>() <= 192);
 const _: () = assert!(core::mem::align_of::<ThreadState>() <= 8);
 
 /// This thread's state.
@@ -62,7 +70,7 @@ fn state() -> &'static ThreadState {
     // SAFETY: `zio_thread_state@GOTTPOFF` is the (link- or load-time
     // constant) offset of our TLS block from the thread pointer, and `%fs:0`
     // holds the thread pointer itself on x86-64 glibc. The sum addresses this
-    // thread's copy of the 32-byte block, which lives as long as the thread
+    // thread's copy of the 192-byte block, which lives as long as the thread
     // and is only ever accessed from it (the `'static` lifetime is limited
     // in practice by `with`, which never lets the reference escape).
     unsafe {
@@ -113,6 +121,9 @@ pub struct Inside(());
 impl Drop for Inside {
     fn drop(&mut self) {
         with(|s| s.inside.set(false));
+        if with(|s| s.held_signals.get()) != 0 {
+            crate::signals::deliver_held();
+        }
     }
 }
 

@@ -439,6 +439,7 @@ pub fn round_trip(u: &Uffd, timeout_ms: i32) -> Result<(), &'static str> {
 
 fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static str> {
     u.register(page, PAGE).map_err(|_| "UFFDIO_REGISTER")?;
+    let mask = crate::signals::block_all();
     let helper = std::thread::Builder::new()
         .name("zio-selftest".into())
         .stack_size(64 << 10)
@@ -447,6 +448,7 @@ fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static 
             // SAFETY: the page is mapped until this thread is joined.
             unsafe { core::ptr::read_volatile(page as *const u8) }
         });
+    crate::signals::restore_mask(&mask);
     let Ok(helper) = helper else {
         let _ = u.unregister(page, PAGE);
         return Err("thread");

@@ -146,6 +146,8 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
         }
     };
     HANDLER_FD.store(u.fd, Ordering::Relaxed);
+    // zio's threads block every signal (they inherit this thread's mask).
+    let mask = crate::signals::block_all();
     let spawned = std::thread::Builder::new()
         .name("zio-uffd".into())
         .stack_size(256 << 10)
@@ -156,6 +158,7 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
             .stack_size(256 << 10)
             .spawn(threads::collector_loop)
             .is_ok();
+    crate::signals::restore_mask(&mask);
     if !spawned {
         zio_log!(
             Level::Warn,
