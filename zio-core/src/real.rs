@@ -142,15 +142,60 @@ real_fns! {
     mremap(a: *mut c_void, o: usize, n: usize, f: c_int, na: *mut c_void) -> *mut c_void =
         sys(libc::SYS_mremap, &[a as _, o as _, n as _, f as _, na as _]) as *mut c_void;
     madvise(a: *mut c_void, n: usize, adv: c_int) -> c_int = sys(libc::SYS_madvise, &[a as _, n as _, adv as _]) as c_int;
-    mprotect(a: *mut c_void, n: usize, p: c_int) -> c_int = sys(libc::SYS_mprotect, &[a as _, n as _, p as _]) as c_int;
     fork() -> pid_t = fallback::no_fork();
     clone(f: CloneFn, stack: *mut c_void, flags: c_int, arg: *mut c_void, ptid: *mut pid_t, tls: *mut c_void, ctid: *mut pid_t) -> c_int =
         fallback::no_fork();
-    syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long =
-        raw_syscall(n, [a, b, c, d, e, f]);
     sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int =
         fallback::__sigaction(sig, act, old);
     signal(sig: c_int, h: libc::sighandler_t) -> libc::sighandler_t = fallback::bsd_signal(sig, h);
+}
+
+/// Functions of libraries the program may load (liburing, libibverbs):
+/// each is looked up at its first call, never by [`resolve_all`], for a
+/// lookup that finds nothing allocates its error message, and a hook
+/// reached while the program's allocator initializes under its own lock
+/// would wait for that lock. (Their first call comes from a program that
+/// loaded the library, so the lookup finds it.)
+macro_rules! library_fns {
+    ($( $name:ident ( $($a:ident : $t:ty),* ) -> $r:ty = $fallback:expr ; )*) => {
+        mod lib_slot {
+            use super::*;
+            $( #[allow(non_upper_case_globals)]
+               pub static $name: AtomicUsize = AtomicUsize::new(0); )*
+        }
+        $(
+            #[doc = concat!("Calls the real `", stringify!($name), "` (found at its first call; the fallback without its library).")]
+            ///
+            /// # Safety
+            /// Same contract as the library function.
+            pub unsafe fn $name($($a: $t),*) -> $r {
+                let mut p = lib_slot::$name.load(Ordering::Relaxed);
+                if p == 0 {
+                    // SAFETY: a NUL-terminated name; RTLD_NEXT finds the
+                    // definition after libzio.so's.
+                    p = unsafe {
+                        libc::dlsym(libc::RTLD_NEXT, concat!(stringify!($name), "\0").as_ptr().cast())
+                    } as usize;
+                    lib_slot::$name.store(p, Ordering::Relaxed);
+                }
+                if p == 0 {
+                    #[allow(unused_unsafe)]
+                    // SAFETY: the fallback has the same contract.
+                    return unsafe { $fallback };
+                }
+                // SAFETY: `p` was returned by dlsym for this name, whose C
+                // prototype is the one written here; the caller keeps its
+                // contract.
+                unsafe {
+                    let f: unsafe extern "C" fn($($t),*) -> $r = core::mem::transmute(p);
+                    f($($a),*)
+                }
+            }
+        )*
+    };
+}
+
+library_fns! {
     io_uring_register_buffers(ring: *mut c_void, v: *const iovec, n: c_uint) -> c_int = -libc::ENOSYS;
     io_uring_register_buffers_tags(ring: *mut c_void, v: *const iovec, tags: *const u64, n: c_uint) -> c_int =
         -libc::ENOSYS;
@@ -165,6 +210,37 @@ real_fns! {
     ibv_dereg_mr(mr: *mut c_void) -> c_int = libc::ENOSYS;
 }
 
+/// Calls the real `syscall`: the instruction itself, which is all libc's
+/// function adds to it. Never looked up: allocators call `syscall` and
+/// `mprotect` while initializing under their own lock, where a lookup
+/// (`dlsym` allocates) would wait for that lock.
+///
+/// # Safety
+/// The system call's own contract.
+#[inline(always)]
+pub unsafe fn syscall(
+    n: c_long,
+    a: c_long,
+    b: c_long,
+    c: c_long,
+    d: c_long,
+    e: c_long,
+    f: c_long,
+) -> c_long {
+    // SAFETY: passed on.
+    unsafe { raw_syscall(n, [a, b, c, d, e, f]) }
+}
+
+/// Calls the real `mprotect` (the system call itself; see [`syscall`]).
+///
+/// # Safety
+/// `mprotect`'s contract.
+#[inline(always)]
+pub unsafe fn mprotect(a: *mut c_void, n: usize, p: c_int) -> c_int {
+    // SAFETY: passed on.
+    unsafe { raw_syscall(libc::SYS_mprotect, [a as _, n as _, p as _, 0, 0, 0]) as c_int }
+}
+
 /// The function a `clone` child runs.
 pub type CloneFn = extern "C" fn(*mut c_void) -> c_int;
 
@@ -175,6 +251,23 @@ pub type CloneFn = extern "C" fn(*mut c_void) -> c_int;
 /// # Safety
 /// The system call's own contract.
 pub unsafe fn raw_syscall(nr: c_long, a: [c_long; 6]) -> c_long {
+    // SAFETY: passed on.
+    let r = unsafe { raw_syscall_quiet(nr, a) };
+    if (-4095..0).contains(&r) {
+        // SAFETY: writing this thread's errno.
+        unsafe { *libc::__errno_location() = -r as c_int };
+        -1
+    } else {
+        r
+    }
+}
+
+/// As [`raw_syscall`], but leaving `errno` alone: the kernel's answer
+/// itself, from -4095 to -1 a negated errno.
+///
+/// # Safety
+/// The system call's own contract.
+pub unsafe fn raw_syscall_quiet(nr: c_long, a: [c_long; 6]) -> c_long {
     let r: c_long;
     // SAFETY: the x86-64 system call convention (number in rax, arguments
     // in rdi, rsi, rdx, r10, r8, r9; rcx and r11 clobbered); the caller
@@ -194,13 +287,7 @@ pub unsafe fn raw_syscall(nr: c_long, a: [c_long; 6]) -> c_long {
             options(nostack)
         );
     }
-    if (-4095..0).contains(&r) {
-        // SAFETY: writing this thread's errno.
-        unsafe { *libc::__errno_location() = -r as c_int };
-        -1
-    } else {
-        r
-    }
+    r
 }
 
 /// The thread (kernel tid) running [`resolve_all`] while `STATE` is 1.
