@@ -1,11 +1,14 @@
 /* A buffer registered as an RDMA memory region (ibv_reg_mr; linked against
  * fake_ibverbs.c) receives a copy of input, is deregistered, and receives
- * the same copy again. Under zio the first copy must not be elided (the
- * device would read the pages it pinned, not the ones zio leaves), the
- * second may be. Prints a checksum of the buffer after each copy.
+ * the same copy again; then the same with zio's own zio_pin and zio_unpin
+ * (found with dlsym: absent without zio). Under zio the copies into pinned
+ * memory must not be elided (the device would read the pages it pinned,
+ * not the ones zio leaves), the others may be. Prints a checksum of the
+ * buffer after each copy.
  * Usage: rdma_region FILE (of at least 1 MiB) */
 #include "common.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdint.h>
 
@@ -40,5 +43,15 @@ int main(int argc, char **argv) {
     full_pread(fd, src, MIB, 0);
     memcpy(buf, src, MIB);
     printf("deregistered  %016llx\n", (unsigned long long)fnv(buf, MIB));
+    int (*pin)(const void *, size_t) = (int (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "zio_pin");
+    int (*unpin)(const void *) = (int (*)(const void *))dlsym(RTLD_DEFAULT, "zio_unpin");
+    if (pin && pin(buf, MIB)) die("zio_pin");
+    full_pread(fd, src, MIB, 0);
+    memcpy(buf, src, MIB);
+    printf("zio_pin       %016llx\n", (unsigned long long)fnv(buf, MIB));
+    if (unpin && unpin(buf)) die("zio_unpin");
+    full_pread(fd, src, MIB, 0);
+    memcpy(buf, src, MIB);
+    printf("zio_unpin     %016llx\n", (unsigned long long)fnv(buf, MIB));
     return 0;
 }
