@@ -1,7 +1,7 @@
 # zio: build, test, bench and demo entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: all build deps lint test unit integration bench demo results clean
+.PHONY: all build deps lint test unit integration soak bench demo results clean
 
 all: build
 
@@ -23,6 +23,10 @@ unit:
 # Real programs under LD_PRELOAD (needs the built libzio.so).
 integration: deps build
 	$(CARGO) test --release -p zio-integration
+
+# The soak (integration/tests/soak.rs) for 300 s per run instead of 6.
+soak: deps build
+	ZIO_SOAK_SECONDS=300 $(CARGO) test --release -p zio-integration --test soak -- --nocapture
 
 test: deps build lint
 	$(CARGO) test --release --workspace

@@ -76,6 +76,8 @@ pub enum Opt {
     Log,
     /// `ZIO_LOG_FILE`
     LogFile,
+    /// `ZIO_INJECT`
+    Inject,
 }
 
 const KIB: u64 = 1024;
@@ -84,7 +86,7 @@ const GIB: u64 = 1024 * MIB;
 const TIB: u64 = 1024 * GIB;
 
 /// Number of options.
-pub const NOPTS: usize = 10;
+pub const NOPTS: usize = 11;
 
 /// The options table. The order matches [`Opt`].
 pub static OPTIONS: [OptDesc; NOPTS] = [
@@ -192,6 +194,16 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 0,
         flag: "--log-file",
         help: "write messages and stats here instead of stderr; %p becomes the pid",
+    },
+    OptDesc {
+        name: "ZIO_INJECT",
+        kind: Kind::Count,
+        default_text: "0",
+        default: 0,
+        min: 0,
+        max: 1 << 32,
+        flag: "--inject",
+        help: "testing: every Nth mapping or userfaultfd request of zio's own fails with ENOMEM (0 = never)",
     },
 ];
 
@@ -419,6 +431,7 @@ pub const ALL: [Opt; NOPTS] = [
     Opt::Stats,
     Opt::Log,
     Opt::LogFile,
+    Opt::Inject,
 ];
 
 /// Reads one variable with `getenv` (no allocation).

@@ -125,6 +125,10 @@ fn unlock() {
 /// from the kernel (null if refused): the heap's own memory, and zio's
 /// memory outside the heap (redirected input, backups).
 pub(crate) fn map(len: usize) -> *mut u8 {
+    if crate::resources::refuse() {
+        crate::resources::ran_out("mmap", libc::ENOMEM);
+        return ptr::null_mut();
+    }
     // SAFETY: an anonymous private mapping has no preconditions.
     let p = unsafe {
         libc::mmap(
@@ -137,20 +141,65 @@ pub(crate) fn map(len: usize) -> *mut u8 {
         )
     };
     if p == libc::MAP_FAILED {
+        crate::resources::ran_out("mmap", crate::log::errno());
         ptr::null_mut()
     } else {
         p.cast()
     }
 }
 
-/// Before `fork`: hold the heap so that no other thread is halfway through
-/// a free-list update when memory is copied into the child.
-pub fn lock_for_fork() {
-    lock();
+/// Memory the heap falls back on when the kernel refuses it a mapping, so
+/// that zio never fails an allocation it can still serve: Rust aborts on
+/// a failed one, and the program with it. Once touched it is never given
+/// back; by then zio has stopped eliding and allocates little.
+#[repr(C, align(4096))]
+struct Reserve([u8; RESERVE_LEN]);
+
+const RESERVE_LEN: usize = 4 << 20;
+
+static mut RESERVE: Reserve = Reserve([0; RESERVE_LEN]);
+/// Bytes of [`RESERVE`] handed out (under `LOCK`).
+static mut RESERVE_USED: usize = 0;
+
+/// `len` bytes (a multiple of pages) of the reserve, null if it has
+/// no more. Called with `LOCK` held.
+fn from_reserve(len: usize) -> *mut u8 {
+    // SAFETY: both statics are only touched under LOCK, which the caller
+    // holds; the block handed out is never handed out again.
+    unsafe {
+        let used = *ptr::addr_of!(RESERVE_USED);
+        if used + len > RESERVE_LEN {
+            return ptr::null_mut();
+        }
+        *ptr::addr_of_mut!(RESERVE_USED) = used + len;
+        ptr::addr_of_mut!(RESERVE).cast::<u8>().add(used)
+    }
 }
 
-/// After `fork`, in parent and child alike.
-pub fn unlock_after_fork() {
+/// True if `p` lies in the reserve (never unmapped nor kept).
+fn in_reserve(p: *mut u8) -> bool {
+    let start = ptr::addr_of!(RESERVE) as usize;
+    (start..start + RESERVE_LEN).contains(&(p as usize))
+}
+
+/// In a fork's child: the heap starts afresh (empty free lists, no
+/// chunk, no kept mapping), for another thread of the parent may have been
+/// halfway through an update when memory was copied. The parent's blocks
+/// the child still uses stay valid; freed, they join the new lists. (The
+/// lock is not held across the fork: see `elide::fork_prepare`.)
+///
+/// # Safety
+/// Only one thread exists (the child of a fork, before it starts any).
+pub unsafe fn reset_in_child() {
+    // SAFETY: the only thread; no one else can hold or take the lock.
+    unsafe {
+        let st = &mut *ptr::addr_of_mut!(STATE);
+        st.free = [ptr::null_mut(); CLASSES];
+        st.bump = ptr::null_mut();
+        st.bump_end = ptr::null_mut();
+        st.kept = [(0, ptr::null_mut()); KEPT_SLOTS];
+        st.kept_bytes = 0;
+    }
     unlock();
 }
 
@@ -169,8 +218,16 @@ unsafe impl GlobalAlloc for ZioHeap {
         let size = layout.size().max(layout.align());
         if size > LARGE {
             let len = crate::ranges::page_up(size);
-            let p = take_kept(len);
-            return if p.is_null() { map(len) } else { p };
+            let mut p = take_kept(len);
+            if p.is_null() {
+                p = map(len);
+            }
+            if p.is_null() {
+                lock();
+                p = from_reserve(len);
+                unlock();
+            }
+            return p;
         }
         let c = class_of(size);
         let bsize = 1usize << (c + MIN_SHIFT);
@@ -186,7 +243,10 @@ unsafe impl GlobalAlloc for ZioHeap {
             // Align the bump pointer to the block size.
             let mut b = ((st.bump as usize + bsize - 1) & !(bsize - 1)) as *mut u8;
             if st.bump.is_null() || b as usize + bsize > st.bump_end as usize {
-                let chunk = map(CHUNK);
+                let mut chunk = map(CHUNK);
+                if chunk.is_null() {
+                    chunk = from_reserve(CHUNK);
+                }
                 if chunk.is_null() {
                     unlock();
                     return ptr::null_mut();
@@ -205,6 +265,9 @@ unsafe impl GlobalAlloc for ZioHeap {
         let size = layout.size().max(layout.align());
         if size > LARGE {
             let len = crate::ranges::page_up(size);
+            if in_reserve(p) {
+                return;
+            }
             if !keep(p, len) {
                 // SAFETY: large blocks are whole mappings of `len` bytes.
                 unsafe { libc::munmap(p.cast(), len) };

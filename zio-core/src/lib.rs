@@ -20,6 +20,8 @@
 //!   read without faulting.
 //! - [`signals`]: the program's signal handlers behind a trampoline that
 //!   holds signals arriving while zio's code runs on the thread.
+//! - [`resources`]: zio's own resources running out (and `ZIO_INJECT`):
+//!   elision stops, said once.
 //! - [`runtime`]: start-up and exit of the library as a whole.
 //! - [`engine`]: the copy-elision algorithm, one file per mechanism, over
 //!   a memory trait ([`engine::Mem`]), on top of [`tracker`] (the record
@@ -53,6 +55,7 @@ pub mod pins;
 pub mod process;
 pub mod ranges;
 pub mod real;
+pub mod resources;
 pub mod runtime;
 pub mod signals;
 pub mod stats;

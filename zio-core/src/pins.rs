@@ -67,6 +67,17 @@ pub fn rename_owner(from: usize, to: usize) {
     }
 }
 
+/// In a fork's child: the table's lock is free again (another thread of
+/// the parent may have held it). The table itself stays: the child shares
+/// the parent's rings and regions.
+///
+/// # Safety
+/// Only one thread exists (the child of a fork, before it starts any).
+pub unsafe fn reset_in_child() {
+    // SAFETY: the caller's contract.
+    unsafe { PINS.reset() };
+}
+
 /// True if any of `[a, a+len)` is pinned.
 #[inline]
 pub fn overlaps(a: usize, len: usize) -> bool {

@@ -150,6 +150,8 @@ fn hold(sig: c_int, info: *const siginfo_t) {
 /// Sends this thread the signals held while it was inside zio (called as
 /// it leaves). Each arrives at once, the thread no longer being inside.
 pub fn deliver_held() {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    let errno = unsafe { *libc::__errno_location() };
     let (held, first, info) = thread::with(|s| {
         (
             s.held_signals.replace(0),
@@ -181,6 +183,8 @@ pub fn deliver_held() {
             };
         }
     }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
 }
 
 /// Blocks every signal on this thread and returns the mask it had: the

@@ -132,6 +132,28 @@ impl Uffd {
         }
     }
 
+    /// A request that needs kernel memory (page tables, split VMAs): it
+    /// may be refused with `ENOMEM` (or by `ZIO_INJECT`), which means zio's
+    /// resources ran out ([`crate::resources`]). Waking and unregistering
+    /// need none, and are never refused here: a waiter left asleep would
+    /// wait for good.
+    fn ioctl_needing_memory<T>(
+        &self,
+        step: &str,
+        req: libc::c_ulong,
+        arg: &mut T,
+    ) -> Result<(), i32> {
+        let r = if crate::resources::refuse() {
+            Err(libc::ENOMEM)
+        } else {
+            self.ioctl(req, arg)
+        };
+        if r == Err(libc::ENOMEM) {
+            crate::resources::ran_out(step, libc::ENOMEM);
+        }
+        r
+    }
+
     /// Registers `[a, a+len)` for missing and write-protect faults. Ranges
     /// already registered with this descriptor are accepted again cheaply.
     pub fn register(&self, a: usize, len: usize) -> Result<(), i32> {
@@ -143,7 +165,7 @@ impl Uffd {
             mode: REGISTER_MODE_MISSING | REGISTER_MODE_WP,
             ioctls: 0,
         };
-        self.ioctl(UFFDIO_REGISTER, &mut r)
+        self.ioctl_needing_memory("UFFDIO_REGISTER", UFFDIO_REGISTER, &mut r)
     }
 
     /// Unregisters `[a, a+len)` (inside one mapping): its faults are the
@@ -169,7 +191,10 @@ impl Uffd {
                     mode: 0,
                     copy: 0,
                 };
-                (self.ioctl(UFFDIO_COPY, &mut c), c.copy)
+                (
+                    self.ioctl_needing_memory("UFFDIO_COPY", UFFDIO_COPY, &mut c),
+                    c.copy,
+                )
             })
         })
     }
@@ -193,7 +218,10 @@ impl Uffd {
             mode: 0,
             zeropage: 0,
         };
-        (self.ioctl(UFFDIO_ZEROPAGE, &mut z), z.zeropage)
+        (
+            self.ioctl_needing_memory("UFFDIO_ZEROPAGE", UFFDIO_ZEROPAGE, &mut z),
+            z.zeropage,
+        )
     }
 
     /// Maps zero pages from the missing page `a` on, for up to `len` bytes,
@@ -258,7 +286,7 @@ impl Uffd {
             },
             mode: if on { WRITEPROTECT_MODE_WP } else { 0 },
         };
-        self.ioctl(UFFDIO_WRITEPROTECT, &mut w)
+        self.ioctl_needing_memory("UFFDIO_WRITEPROTECT", UFFDIO_WRITEPROTECT, &mut w)
     }
 
     /// Wakes threads waiting on faults in `[a, a+len)`.

@@ -9,8 +9,8 @@ use super::{
     ensure_started, publish, run_engine, self_tested, tracking, with_engine, ACTIVE, ENGINE,
     HANDLER_FD,
 };
-use super::{free_all, set_tracking, RealMem};
-use crate::engine::{CopyFrom, CopyPlan, Engine, FreeAction, Gather, Redirect};
+use super::{free_all, set_tracking};
+use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, Redirect};
 use crate::ranges::{page_down, page_up};
 use crate::{config, heap, real, thread, vma};
 
@@ -260,52 +260,66 @@ pub fn unpin(owner: usize) {
 
 /// What `fork` needs around the real call.
 pub struct ForkGuard {
-    guard: Option<crate::lock::Guard<'static, Option<Engine<RealMem>>>>,
     to_free: Vec<usize>,
-    /// glibc runs `pthread_atfork` handlers inside `fork`, on this thread,
-    /// while the engine lock is held: hooks they reach must pass through.
+    /// glibc runs `pthread_atfork` handlers inside `fork`, on this thread:
+    /// hooks they reach must pass through.
     _inside: Option<thread::Inside>,
 }
 
-/// Before `fork`: materialize everything, drop protections, and hold the
-/// engine and heap locks across the fork so the child inherits consistent
-/// state.
+/// Before `fork`: materialize everything and drop protections; until
+/// [`fork_finish`], no page is left missing again (the child gets no
+/// userfaultfd state, so it must inherit every byte in place).
+///
+/// No lock of zio's is held across the fork itself: glibc's `fork` waits
+/// for the program's allocator locks, and a thread holding one may be
+/// faulting on an elided page (a `realloc` copying inside libc), which the
+/// handler thread serves only with zio's lock. The child instead starts
+/// zio's state afresh, trusting nothing another thread may have been
+/// changing at the moment of the copy.
 pub fn fork_prepare() -> ForkGuard {
     let inside = thread::enter();
-    let mut guard = ENGINE.lock();
+    super::FORKING.fetch_add(1, Ordering::AcqRel);
     let mut to_free = Vec::new();
-    if let Some(e) = guard.as_mut() {
-        e.prepare_fork();
-        publish(e);
-        to_free = e.take_to_free();
+    {
+        let mut guard = ENGINE.lock();
+        if let Some(e) = guard.as_mut() {
+            e.prepare_fork();
+            publish(e);
+            to_free = e.take_to_free();
+        }
     }
-    heap::lock_for_fork();
     ForkGuard {
-        guard: Some(guard),
         to_free,
         _inside: inside,
     }
 }
 
 /// After `fork`, in the parent (`child == false`) or the child.
-pub fn fork_finish(mut g: ForkGuard, child: bool) {
-    heap::unlock_after_fork();
+pub fn fork_finish(g: ForkGuard, child: bool) {
     if child {
-        // The child has no handler thread and no registrations: start over.
-        // SAFETY: only this thread exists in the child, and the guard is
-        // forgotten, never used again.
+        // The child has no handler thread and no registrations: start over
+        // from nothing of the parent's, whose state another thread may
+        // have been changing (it is left as it is, never used again).
+        // SAFETY: only this thread exists in the child; no guard of these
+        // locks taken before the fork is used after it.
         unsafe {
-            core::mem::forget(g.guard.take());
+            heap::reset_in_child();
             ENGINE.reset();
+            crate::pins::reset_in_child();
         }
-        let old = ENGINE.lock().take();
-        drop(old); // closes the parent's userfaultfd descriptor
-        HANDLER_FD.store(-1, Ordering::Relaxed);
+        core::mem::forget(ENGINE.lock().take());
+        let fd = HANDLER_FD.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: the parent's userfaultfd, inherited; closed, it keeps
+            // the child from ever acting on the parent's memory.
+            unsafe { libc::close(fd) };
+        }
+        super::FORKING.store(0, Ordering::Release);
         super::self_test_after_fork();
         set_tracking(false);
         vma::reset_after_fork();
     } else {
-        drop(g.guard.take());
+        super::FORKING.fetch_sub(1, Ordering::AcqRel);
     }
     free_all(&g.to_free);
 }

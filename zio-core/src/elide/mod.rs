@@ -32,6 +32,14 @@ static TRACKING: AtomicBool = AtomicBool::new(false);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The descriptor the handler thread reads (-1 before the engine starts).
 static HANDLER_FD: AtomicI32 = AtomicI32::new(-1);
+/// Forks under way (between `fork_prepare` and `fork_finish`): no page
+/// may be left missing meanwhile ([`RealMem`] refuses).
+static FORKING: AtomicUsize = AtomicUsize::new(0);
+
+/// True while a fork is under way in this process.
+fn forking() -> bool {
+    FORKING.load(Ordering::Acquire) != 0
+}
 
 /// The smallest copy that may need the engine: the threshold while
 /// something is tracked, `usize::MAX` otherwise. One load and one compare
@@ -207,11 +215,43 @@ fn run_engine<R>(
     free_now: bool,
     mut op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>,
 ) -> Option<R> {
+    // zio's own system calls must not change what the program's call left
+    // in errno (a failed write's EPIPE must survive the engine after it).
+    let errno = Errno::save();
+    let r = run_engine_loop(free_now, &mut op);
+    errno.restore();
+    r
+}
+
+/// The calling thread's `errno`, kept across zio's own work.
+struct Errno(i32);
+
+impl Errno {
+    #[inline(always)]
+    fn save() -> Errno {
+        Errno(crate::log::errno())
+    }
+
+    #[inline(always)]
+    fn restore(self) {
+        // SAFETY: __errno_location returns this thread's errno slot.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
+
+#[inline(always)]
+fn run_engine_loop<R>(
+    free_now: bool,
+    op: &mut impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>,
+) -> Option<R> {
     loop {
         let t0 = clock_sample();
         let (r, to_free) = {
             let mut g = ENGINE.lock();
             let e = g.as_mut()?;
+            if crate::resources::exhausted() {
+                e.stop_eliding();
+            }
             let r = op(e);
             publish(e);
             e.mem.time.program_call(t0);

@@ -68,7 +68,7 @@ impl Mem for RealMem {
     }
 
     fn make_missing(&mut self, a: usize, len: usize) -> bool {
-        if self.pinned(a, len) {
+        if self.pinned(a, len) || super::forking() {
             return false;
         }
         // Registration must be certain: an unregistered page discarded
@@ -111,8 +111,15 @@ impl Mem for RealMem {
         match self.uffd.copy(page, src as *const u8, len) {
             Ok(()) => true,
             Err(e) => {
+                // ENOMEM is said once (crate::resources); ENOENT is memory
+                // the program unmapped meanwhile.
+                let level = if matches!(e, libc::ENOMEM | libc::ENOENT) {
+                    Level::Debug
+                } else {
+                    Level::Error
+                };
                 zio_log!(
-                    Level::Error,
+                    level,
                     "UFFDIO_COPY of {} pages at {page:#x} failed: {}",
                     len / PAGE,
                     uffd::errno_name(e)
@@ -128,8 +135,13 @@ impl Mem for RealMem {
 
     fn zero_run(&mut self, a: usize, len: usize) {
         if let Err(e) = self.uffd.zeropage_run(a, len) {
+            let level = if matches!(e, libc::ENOMEM | libc::ENOENT) {
+                Level::Debug
+            } else {
+                Level::Error
+            };
             zio_log!(
-                Level::Error,
+                level,
                 "UFFDIO_ZEROPAGE at {a:#x} failed: {}",
                 uffd::errno_name(e)
             );
@@ -193,8 +205,11 @@ impl Mem for RealMem {
             self.uffd.writeprotect(a, len, true).is_ok()
                 || (self.register_checked(a, len) && self.uffd.writeprotect(a, len, true).is_ok())
         } else {
-            // Also wakes writers waiting on these pages.
-            let _ = self.uffd.writeprotect(a, len, false);
+            // Also wakes writers waiting on these pages; if refused, they
+            // are woken anyway, to fault again and be served again.
+            if self.uffd.writeprotect(a, len, false).is_err() {
+                let _ = self.uffd.wake(a, len);
+            }
             true
         }
     }

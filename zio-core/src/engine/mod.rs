@@ -166,6 +166,14 @@ impl<M: Mem> Engine<M> {
         self.t.is_empty() && self.unfilled.is_empty()
     }
 
+    /// zio's own resources ran out ([`crate::resources`]): nothing new is
+    /// recorded, elided or redirected from now on; what is elided stays
+    /// served until it is filled, released or collected.
+    pub fn stop_eliding(&mut self) {
+        self.cfg.threshold = usize::MAX;
+        self.cfg.redirect_input = false;
+    }
+
     /// Takes the allocations that must now be freed for real.
     pub fn take_to_free(&mut self) -> Vec<usize> {
         std::mem::take(&mut self.quarantine.to_free)

@@ -1,0 +1,43 @@
+//! zio's own resources running out: its heap's mappings refused, a
+//! userfaultfd operation answered `ENOMEM` (the kernel's page tables, or
+//! the VMAs registration splits against `vm.max_map_count`). The first
+//! time, zio says so in one line and stops eliding for good: what is
+//! already elided stays served, every new copy is made for real.
+//!
+//! `ZIO_INJECT=N` makes every Nth of those requests fail as if refused,
+//! so that tests can prove the program's bytes stay exact meanwhile.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::config::{self, Opt};
+use crate::log::Level;
+use crate::zio_log;
+
+static OUT: AtomicBool = AtomicBool::new(false);
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// True if this request for one of zio's own resources is to be refused
+/// (`ZIO_INJECT`); the caller then fails it with `ENOMEM`.
+#[inline]
+pub fn refuse() -> bool {
+    let every = config::get(Opt::Inject);
+    every != 0 && (REQUESTS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every)
+}
+
+/// A resource of zio's own was refused at `step` with `errno`: elision
+/// stops for good (see [`exhausted`]); said once.
+pub fn ran_out(step: &str, errno: i32) {
+    if !OUT.swap(true, Ordering::Relaxed) {
+        zio_log!(
+            Level::Warn,
+            "zio's own resources ran out ({step}: {}); no more copies are elided, those elided are kept",
+            crate::uffd::errno_name(errno)
+        );
+    }
+}
+
+/// True once zio's own resources ran out in this process.
+#[inline]
+pub fn exhausted() -> bool {
+    OUT.load(Ordering::Relaxed)
+}
