@@ -161,6 +161,28 @@ static long c_sendmmsg_bad_iov(void) {
 static long c_memcpy_zero(void) { return memcpy(nowhere, nowhere, 0) == nowhere; }
 static long c_memmove_zero(void) { return memmove(gone, gone, 0) == gone; }
 static long c_mempcpy_zero(void) { return mempcpy(nowhere, gone, 0) == nowhere; }
+/* A successful call leaves errno as it was (zio's own work included),
+ * with the iovec on the heap, where zio asks the kernel whether it may
+ * read it. */
+static long c_errno_kept_readv(void) {
+    struct iovec *v = malloc(2 * sizeof *v);
+    v[0] = good[0], v[1] = good[1];
+    errno = 77;
+    long r = readv(file_fd, v, 2);
+    long e = errno;
+    free(v);
+    return r == 200 ? e : -1;
+}
+static long c_errno_kept_writev(void) {
+    struct iovec *v = malloc(2 * sizeof *v);
+    v[0] = (struct iovec){copy ? copy : buf, copy ? BIG : 10};
+    v[1] = good[1];
+    errno = 78;
+    long r = writev(out_fd, v, 2);
+    long e = errno;
+    free(v);
+    return r > 0 ? e : -1;
+}
 static long c_free_null(void) { free(NULL); return 0; }
 static long c_realloc_null(void) {
     void *p = realloc(nowhere, 100);
@@ -193,7 +215,7 @@ static const struct {
     C(sendmsg_misaligned), C(sendmmsg_null), C(sendmmsg_gone), C(sendmmsg_bad_iov),
     C(memcpy_zero), C(memmove_zero), C(mempcpy_zero), C(free_null), C(realloc_null),
     C(munmap_misaligned), C(munmap_zero), C(mremap_gone), C(madvise_misaligned),
-    C(madvise_gone), C(mprotect_gone),
+    C(madvise_gone), C(mprotect_gone), C(errno_kept_readv), C(errno_kept_writev),
 #undef C
 };
 

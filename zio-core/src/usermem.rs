@@ -78,24 +78,17 @@ fn page_readable(page: usize, gen: u32) -> bool {
 
 /// Asks the kernel whether 8 bytes at `at` can be read.
 fn probe(at: usize) -> bool {
-    const SIGSET_BYTES: usize = 8;
+    const SIGSET_BYTES: libc::c_long = 8;
     // SAFETY: with `how` = -1 the kernel reads the set (or answers EFAULT)
     // and then refuses the call with EINVAL: no mask changes, nothing
-    // written, no old set asked for.
+    // written, no old set asked for, errno left alone.
     let r = unsafe {
-        crate::real::raw_syscall(
+        crate::real::raw_syscall_quiet(
             libc::SYS_rt_sigprocmask,
-            [
-                -1,
-                at as libc::c_long,
-                0,
-                SIGSET_BYTES as libc::c_long,
-                0,
-                0,
-            ],
+            [-1, at as libc::c_long, 0, SIGSET_BYTES, 0, 0],
         )
     };
-    r == -1 && crate::log::errno() != libc::EFAULT
+    r != -(libc::EFAULT as libc::c_long)
 }
 
 #[cfg(test)]
