@@ -41,9 +41,8 @@
 //! Rules for code in this crate: on the pass-through path no allocation
 //! (`integration/tests/passthrough_alloc.rs` checks every hook), no lock,
 //! and no copy of a struct that the compiler would turn into a `memcpy`
-//! call; nothing allocates or locks before the threshold check. (`fork` is
-//! the exception: it always holds zio's locks across the call, so that the
-//! child inherits consistent state.)
+//! call; nothing allocates or locks before the threshold check. (A fork is
+//! the exception: it always materializes what zio elided first.)
 
 #![deny(missing_docs)]
 #![allow(clippy::missing_safety_doc)] // each hook has exactly its libc function's contract

@@ -2,8 +2,9 @@
 //! copy its address space, so that a child sees every byte its parent sees.
 //!
 //! A child gets no userfaultfd state: before the copy is made, everything
-//! elided is materialized and zio's locks are held across the call (see
-//! `elide::fork_prepare`). glibc's `fork` and `clone` without `CLONE_VM`
+//! elided is materialized, and nothing is left missing again until the
+//! call returns (see `elide::fork_prepare`); the child starts zio's state
+//! afresh. glibc's `fork` and `clone` without `CLONE_VM`
 //! go through here, and so do `syscall(SYS_fork)`, `syscall(SYS_clone)`
 //! and `syscall(SYS_clone3)` without `CLONE_VM`. Children sharing the
 //! address space (`CLONE_VM`: threads, `vfork`, `posix_spawn`) need

@@ -2,7 +2,9 @@
 //!
 //! At start the library takes a private, close-on-exec duplicate of fd 2
 //! (programs such as daemons close or reuse fd 2 later) or opens
-//! `ZIO_LOG_FILE`. Each message is formatted into a stack buffer and written
+//! `ZIO_LOG_FILE` (private, mode 0600, never through a symbolic link; not
+//! under secure execution). With `%p` in it, each process opens its own,
+//! on its first message (a child of any kind of fork). Each message is formatted into a stack buffer and written
 //! with a single `write(2)`, so lines from several threads or processes do not
 //! interleave mid-line and no lock is taken.
 
