@@ -78,6 +78,8 @@ pub enum Opt {
     LogFile,
     /// `ZIO_INJECT`
     Inject,
+    /// `ZIO_VALGRIND`
+    Valgrind,
 }
 
 const KIB: u64 = 1024;
@@ -86,7 +88,7 @@ const GIB: u64 = 1024 * MIB;
 const TIB: u64 = 1024 * GIB;
 
 /// Number of options.
-pub const NOPTS: usize = 11;
+pub const NOPTS: usize = 12;
 
 /// The options table. The order matches [`Opt`].
 pub static OPTIONS: [OptDesc; NOPTS] = [
@@ -204,6 +206,16 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1 << 32,
         flag: "--inject",
         help: "testing: every Nth mapping or userfaultfd request of zio's own fails with ENOMEM (0 = never)",
+    },
+    OptDesc {
+        name: "ZIO_VALGRIND",
+        kind: Kind::Bool,
+        default_text: "0",
+        default: 0,
+        min: 0,
+        max: 1,
+        flag: "--under-valgrind",
+        help: "1 = elide under valgrind anyway (instruction counts of programs that never touch an elided copy: a touch hangs)",
     },
 ];
 
@@ -432,6 +444,7 @@ pub const ALL: [Opt; NOPTS] = [
     Opt::Log,
     Opt::LogFile,
     Opt::Inject,
+    Opt::Valgrind,
 ];
 
 /// Reads one variable with `getenv` (no allocation).

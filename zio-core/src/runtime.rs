@@ -72,7 +72,7 @@ pub fn init() {
 
     let mode = if !config::enabled() {
         Mode::Disabled
-    } else if let Some(name) = translator() {
+    } else if let Some(name) = translator().filter(|_| config::get(Opt::Valgrind) == 0) {
         zio_log!(
             Level::Warn,
             "running under {name}, which does not emulate userfaultfd: zio stands aside, every call passes through"
