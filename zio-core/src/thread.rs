@@ -41,6 +41,9 @@ pub struct ThreadState {
     pub(crate) held_first: Cell<u8>,
     /// ... here (128 bytes, the kernel's `siginfo_t`).
     pub(crate) held_info: Cell<[u64; 16]>,
+    /// This thread's `errno` (from `__errno_location`, a call through the
+    /// PLT, asked once), null until first needed.
+    pub(crate) errno_at: Cell<*mut i32>,
 }
 
 // The block: 192 zero bytes per thread, which is a valid `ThreadState` (guard
@@ -82,6 +85,23 @@ fn state() -> &'static ThreadState {
         );
         &*p
     }
+}
+
+/// This thread's `errno`, as `__errno_location` gives it (asked once per
+/// thread: zio saves and restores `errno` around every engine call).
+#[inline(always)]
+pub fn errno_slot() -> *mut i32 {
+    with(|s| {
+        let p = s.errno_at.get();
+        if !p.is_null() {
+            return p;
+        }
+        // SAFETY: __errno_location has no preconditions; its result is
+        // this thread's errno for the thread's whole life.
+        let p = unsafe { libc::__errno_location() };
+        s.errno_at.set(p);
+        p
+    })
 }
 
 /// Runs `f` with this thread's state.

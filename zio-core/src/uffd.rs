@@ -373,8 +373,11 @@ fn raw_open() -> Result<c_int, OpenError> {
     // may still be allowed /dev/userfaultfd (Linux 6.1+). Any other answer
     // is final: ENOSYS from a kernel that has the device means something
     // between the program and the kernel (valgrind, an emulator) does not
-    // know the call, and would not deliver its faults either.
-    if sys_err != libc::EPERM && sys_err != libc::EACCES {
+    // know the call, and would not deliver its faults either (unless told
+    // to go on under valgrind: ZIO_VALGRIND).
+    let translated =
+        sys_err == libc::ENOSYS && crate::config::get(crate::config::Opt::Valgrind) != 0;
+    if sys_err != libc::EPERM && sys_err != libc::EACCES && !translated {
         return Err(OpenError {
             errno: sys_err,
             step: "userfaultfd()",
