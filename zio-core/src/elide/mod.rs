@@ -130,7 +130,8 @@ fn self_test_after_fork() {
 }
 
 /// Starts the engine (userfaultfd, handler and collector threads) on first
-/// use, once [`self_tested`]. Returns false, and turns elision off for good, if it cannot.
+/// use, once [`self_tested`]. Returns false, and turns elision off for
+/// good, if it cannot.
 fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
     if slot.is_some() {
         return true;
