@@ -13,7 +13,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
@@ -161,6 +163,33 @@ static long c_sendmmsg_bad_iov(void) {
 static long c_memcpy_zero(void) { return memcpy(nowhere, nowhere, 0) == nowhere; }
 static long c_memmove_zero(void) { return memmove(gone, gone, 0) == gone; }
 static long c_mempcpy_zero(void) { return mempcpy(nowhere, gone, 0) == nowhere; }
+static void on_usr1(int sig) { (void)sig; }
+static int clone_fn(void *arg) { (void)arg; return 0; }
+static long c_sigaction_gone(void) { return sigaction(SIGUSR1, (struct sigaction *)gone, NULL); }
+static long c_sigaction_old_gone(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    return sigaction(SIGUSR1, &sa, (struct sigaction *)gone);
+}
+static long c_sigaction_zero(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    return sigaction(0, &sa, NULL);
+}
+static long c_sigaction_kill(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    return sigaction(SIGKILL, &sa, NULL);
+}
+static long c_signal_999(void) { return signal(999, on_usr1) == SIG_ERR ? -1 : 0; }
+static long c_syscall_closed(void) { return syscall(SYS_read, closed_fd, buf, 10); }
+static long c_syscall_clone3_gone(void) { return syscall(SYS_clone3, gone, 88); }
+static long c_syscall_bad_number(void) { return syscall(100000); }
+static long c_clone_no_stack(void) { return clone(clone_fn, NULL, SIGCHLD, NULL); }
+
 /* A successful call leaves errno as it was (zio's own work included),
  * with the iovec on the heap, where zio asks the kernel whether it may
  * read it. */
@@ -215,7 +244,10 @@ static const struct {
     C(sendmsg_misaligned), C(sendmmsg_null), C(sendmmsg_gone), C(sendmmsg_bad_iov),
     C(memcpy_zero), C(memmove_zero), C(mempcpy_zero), C(free_null), C(realloc_null),
     C(munmap_misaligned), C(munmap_zero), C(mremap_gone), C(madvise_misaligned),
-    C(madvise_gone), C(mprotect_gone), C(errno_kept_readv), C(errno_kept_writev),
+    C(madvise_gone), C(mprotect_gone), C(sigaction_gone), C(sigaction_old_gone),
+    C(sigaction_zero), C(sigaction_kill), C(signal_999), C(syscall_closed),
+    C(syscall_clone3_gone), C(syscall_bad_number), C(clone_no_stack), C(errno_kept_readv),
+    C(errno_kept_writev),
 #undef C
 };
 
