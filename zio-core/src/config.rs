@@ -205,7 +205,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         min: 0,
         max: 1 << 32,
         flag: "--inject",
-        help: "testing: every Nth mapping or userfaultfd request of zio's own fails with ENOMEM (0 = never)",
+        help: "testing: every Nth mapping or userfaultfd request of zio's own fails (ENOMEM, or EAGAIN; 0 = never)",
     },
     OptDesc {
         name: "ZIO_VALGRIND",

@@ -125,7 +125,7 @@ fn unlock() {
 /// from the kernel (null if refused): the heap's own memory, and zio's
 /// memory outside the heap (redirected input, backups).
 pub(crate) fn map(len: usize) -> *mut u8 {
-    if crate::resources::refuse() {
+    if crate::resources::refuse().is_some() {
         crate::resources::ran_out("mmap", libc::ENOMEM);
         return ptr::null_mut();
     }

@@ -4,7 +4,8 @@
 //! time, zio says so in one line and stops eliding for good: what is
 //! already elided stays served, every new copy is made for real.
 //!
-//! `ZIO_INJECT=N` makes every Nth of those requests fail as if refused,
+//! `ZIO_INJECT=N` makes every Nth of those requests fail as if refused
+//! (`ENOMEM` and `EAGAIN` in turn for userfaultfd, `ENOMEM` for mappings),
 //! so that tests can prove the program's bytes stay exact meanwhile.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,12 +17,24 @@ use crate::zio_log;
 static OUT: AtomicBool = AtomicBool::new(false);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
-/// True if this request for one of zio's own resources is to be refused
-/// (`ZIO_INJECT`); the caller then fails it with `ENOMEM`.
+/// The error to fail this request for one of zio's own resources with,
+/// if it is to be refused (`ZIO_INJECT`): `ENOMEM` and `EAGAIN` (the
+/// kernel's answer while the address space is changing, which is not
+/// running out) in turn.
 #[inline]
-pub fn refuse() -> bool {
+pub fn refuse() -> Option<i32> {
     let every = config::get(Opt::Inject);
-    every != 0 && (REQUESTS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every)
+    if every == 0 {
+        return None;
+    }
+    let n = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
+    n.is_multiple_of(every).then(|| {
+        if (n / every).is_multiple_of(2) {
+            libc::EAGAIN
+        } else {
+            libc::ENOMEM
+        }
+    })
 }
 
 /// A resource of zio's own was refused at `step` with `errno`: elision

@@ -133,8 +133,9 @@ impl Uffd {
     }
 
     /// A request that needs kernel memory (page tables, split VMAs): it
-    /// may be refused with `ENOMEM` (or by `ZIO_INJECT`), which means zio's
-    /// resources ran out ([`crate::resources`]). Waking and unregistering
+    /// may be refused with `ENOMEM` (or by `ZIO_INJECT`, which also answers
+    /// `EAGAIN` now and then), and `ENOMEM` means zio's resources ran out
+    /// ([`crate::resources`]). Waking and unregistering
     /// need none, and are never refused here: a waiter left asleep would
     /// wait for good.
     fn ioctl_needing_memory<T>(
@@ -143,10 +144,9 @@ impl Uffd {
         req: libc::c_ulong,
         arg: &mut T,
     ) -> Result<(), i32> {
-        let r = if crate::resources::refuse() {
-            Err(libc::ENOMEM)
-        } else {
-            self.ioctl(req, arg)
+        let r = match crate::resources::refuse() {
+            Some(e) => Err(e),
+            None => self.ioctl(req, arg),
         };
         if r == Err(libc::ENOMEM) {
             crate::resources::ran_out(step, libc::ENOMEM);

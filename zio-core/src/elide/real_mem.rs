@@ -112,8 +112,9 @@ impl Mem for RealMem {
             Ok(()) => true,
             Err(e) => {
                 // ENOMEM is said once (crate::resources); ENOENT is memory
-                // the program unmapped meanwhile.
-                let level = if matches!(e, libc::ENOMEM | libc::ENOENT) {
+                // the program unmapped meanwhile; EAGAIN, the address space
+                // changing meanwhile: the fault comes again.
+                let level = if matches!(e, libc::ENOMEM | libc::ENOENT | libc::EAGAIN) {
                     Level::Debug
                 } else {
                     Level::Error
@@ -135,7 +136,7 @@ impl Mem for RealMem {
 
     fn zero_run(&mut self, a: usize, len: usize) {
         if let Err(e) = self.uffd.zeropage_run(a, len) {
-            let level = if matches!(e, libc::ENOMEM | libc::ENOENT) {
+            let level = if matches!(e, libc::ENOMEM | libc::ENOENT | libc::EAGAIN) {
                 Level::Debug
             } else {
                 Level::Error
