@@ -284,12 +284,23 @@ fn run_engine_loop<R>(
 /// The engine's counters (for the summary), if the engine ever started.
 pub fn counters() -> Option<crate::engine::Counters> {
     // At exit another thread may hold the lock forever (it was stopped
-    // mid-call); do not wait for it.
-    for _ in 0..1000 {
+    // mid-call): wait a bounded time only. The handler thread often still
+    // holds it for the last fault's fill-around, which outlasts a thousand
+    // yields: then sleeps of a millisecond, 100 ms at most.
+    for i in 0..1100 {
         if let Some(g) = ENGINE.try_lock() {
             return g.as_ref().map(counters_of);
         }
-        yield_now();
+        if i < 1000 {
+            yield_now();
+        } else {
+            let ms = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            // SAFETY: a valid timespec; no remainder asked for.
+            unsafe { libc::nanosleep(&ms, core::ptr::null_mut()) };
+        }
     }
     None
 }
