@@ -50,3 +50,32 @@ fn unmapping_moving_and_discarding_tracked_memory() {
     assert!(counter(log, "pages_by_fault") >= 256, "{log}");
     assert!(!log.contains("failed"), "{log}");
 }
+
+/// A large block of IO data grown with `realloc` (which glibc satisfies by
+/// moving its pages with `mremap`) and then read backwards costs what it
+/// costs without zio: no elided copy, nothing backed up, no fault. The
+/// moved bytes are still IO data: the one copy made of them afterwards is
+/// elided.
+#[test]
+fn realloc_of_io_data_follows_the_allocators_move() {
+    let dir = TempDir::new("realloc-move");
+    let bin = compile_c("realloc_move", dir.path());
+    let input = dir.path().join("in.bin");
+    std::fs::write(&input, pattern(16 << 20, 51)).unwrap();
+    let run = differential("realloc_move", || {
+        let mut c = Command::new(&bin);
+        c.arg(&input);
+        c
+    });
+    let out = run.stdout();
+    let sums: Vec<&str> = out.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(sums.len(), 2, "{out}");
+    assert_eq!(sums[0], sums[1], "{out}");
+    assert!(run.stats.hook("realloc").calls >= 2, "{}", run.log);
+    // Only the explicit copy elided: not the reallocs.
+    assert_eq!(run.counter("elided_copies"), 1, "{}", run.log);
+    assert_eq!(run.counter("bytes_backed_up"), 0, "{}", run.log);
+    // The program read the copy: its faults, and none for the moved block
+    // (4096 pages of 16 MiB; fault-around fills them in runs).
+    assert!(run.counter("pages_by_fault") <= 4096, "{}", run.log);
+}

@@ -26,13 +26,28 @@ hooks! {
         stats::count(Hook::Free, 0);
     }
 
-    /// Exported `realloc`: of tracked memory, an elided copy into a fresh
+    /// Exported `realloc`: of tracked memory holding IO data only, libc's
+    /// (which may move the pages for free) with the data recorded again
+    /// where it lands; holding elided copies, an elided copy into a fresh
     /// allocation plus a free; otherwise libc's.
     fn realloc(p: *mut c_void, n: usize) -> *mut c_void {
         stats::count(Hook::Realloc, n as u64);
         if n > 0 && elide::tracking() {
             // SAFETY: `p` is the caller's live allocation (or null).
             if let Some(old) = unsafe { elide::realloc_tracked(p as usize) } {
+                if let Some(ranges) = elide::release_for_realloc(p as usize, old) {
+                    // SAFETY: the caller's contract.
+                    let q = unsafe { real::realloc(p, n) };
+                    if !q.is_null() {
+                        for (s, e) in ranges {
+                            let e = e.min(n);
+                            if e > s {
+                                elide::input_done(q as usize + s, e - s);
+                            }
+                        }
+                    }
+                    return q;
+                }
                 // SAFETY: a fresh block from the program's own allocator.
                 let q = unsafe { libc::malloc(n) };
                 if q.is_null() {

@@ -10,7 +10,7 @@ use super::{
     HANDLER_FD,
 };
 use super::{free_all, set_tracking};
-use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, Redirect};
+use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, IoRanges, Redirect};
 use crate::ranges::{page_down, page_up};
 use crate::{config, heap, real, thread, vma};
 
@@ -212,6 +212,15 @@ pub unsafe fn realloc_tracked(p: usize) -> Option<usize> {
     let e = g.as_ref()?;
     let t = e.tracker();
     (t.has_pieces_in(p, p + size) || !t.origs_in(p, p + size).is_empty()).then_some(size)
+}
+
+/// Before a `realloc` of the tracked block `[p, p+size)` made by the
+/// program's own allocator (see [`Engine::release_for_realloc`]): the
+/// ranges of IO data to record again, as offsets, where the block lands;
+/// `None` if the realloc must be an elided copy and a free instead.
+pub fn release_for_realloc(p: usize, size: usize) -> Option<IoRanges> {
+    let _inside = thread::enter()?;
+    with_engine(|e| e.release_for_realloc(p, size)).flatten()
 }
 
 /// After the program's own `MADV_DONTNEED` of `[a, a+len)`: zero pages for

@@ -5,8 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{Cause, Engine, Mem};
+use smallvec::SmallVec;
+
+use super::{Busy, Cause, Engine, Mem};
 use crate::ranges::{overlaps, page_down, page_up};
+
+/// Ranges of IO data in a block, as offsets from its start.
+pub type IoRanges = SmallVec<[(usize, usize); 4]>;
 
 /// What `free` should do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +32,32 @@ pub(super) struct Quarantine {
 }
 
 impl<M: Mem> Engine<M> {
+    /// The program reallocates the block `[p, p+size)`, which its
+    /// allocator may move without a copy (glibc moves a large block's pages
+    /// with `mremap`). If the block holds no piece, its originals are
+    /// released (backed up for their dependents, if any) and forgotten, and
+    /// their ranges returned as offsets into the block, for recording again
+    /// where the block lands: the allocator's move then costs what it costs
+    /// without zio. `None` if pieces live there: the realloc is then better
+    /// made as an elided copy into a fresh block (the pieces stay unmapped).
+    pub fn release_for_realloc(&mut self, p: usize, size: usize) -> Result<Option<IoRanges>, Busy> {
+        let end = p + size;
+        if self.t.has_pieces_in(p, end) {
+            return Ok(None);
+        }
+        let ranges: IoRanges = self
+            .t
+            .origs_in(p, end)
+            .iter()
+            .map(|&id| {
+                let o = self.t.orig(id);
+                (o.start.max(p) - p, o.end().min(end) - p)
+            })
+            .collect();
+        self.discard(p, size, true, false)?;
+        Ok(Some(ranges))
+    }
+
     /// The program frees the allocation `[p, p+size)`.
     pub fn free(&mut self, p: usize, size: usize) -> FreeAction {
         if self.t.is_empty() || size == 0 {

@@ -52,7 +52,7 @@ use smallvec::SmallVec;
 
 pub use copy::{CopyFrom, CopyPlan};
 pub use counters::{Cause, Counters, Paths};
-pub use free::FreeAction;
+pub use free::{FreeAction, IoRanges};
 pub use mem::Mem;
 pub use output::Gather;
 pub use redirect::Redirect;
