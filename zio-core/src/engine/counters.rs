@@ -100,4 +100,7 @@ pub struct Paths {
     pub fault_arounds: u64,
     /// Copies with overlapping source and destination (`memmove`).
     pub overlapping_copies: u64,
+    /// Reallocs of IO data left to the allocator's move (its originals
+    /// released and recorded again where it landed).
+    pub moved_reallocs: u64,
 }

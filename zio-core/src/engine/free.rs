@@ -55,6 +55,7 @@ impl<M: Mem> Engine<M> {
             })
             .collect();
         self.discard(p, size, true, false)?;
+        self.paths.moved_reallocs += 1;
         Ok(Some(ranges))
     }
 

@@ -223,12 +223,10 @@ impl World {
                 }
             }
             Op::Realloc { from, to, len } => {
-                // realloc = copy into the new block + free of the old one.
                 let (f, t) = (BASE + from, BASE + to);
                 if !self.is_held(f, len) && !self.is_held(t, len) && (f >= t + len || t >= f + len)
                 {
-                    self.copy(t, f, len, 99);
-                    self.free(from, len);
+                    self.realloc(from, to, len);
                 }
             }
             Op::Trim { at, len } => self.trim(BASE + at, len),
@@ -262,6 +260,50 @@ impl World {
 
     /// free(3) of `len` bytes at offset `at`: quarantined or not, its bytes
     /// are undefined from now on.
+    /// realloc of the block at `from` to `to`, as libzio makes it: a block
+    /// of IO data only is released and moved by the allocator (`mremap`:
+    /// the pages move, no hook sees it) into memory nothing tracks, and its
+    /// IO data recorded again there; otherwise an elided copy into the new
+    /// block plus a free of the old one.
+    fn realloc(&mut self, from: usize, to: usize, len: usize) {
+        let (f, t) = (BASE + from, BASE + to);
+        let tr = self.e.tracker();
+        let fresh = !tr.has_pieces_in(t, t + len) && tr.origs_in(t, t + len).is_empty();
+        let moved = if fresh {
+            self.e.release_for_realloc(f, len).unwrap()
+        } else {
+            None
+        };
+        let Some(ranges) = moved else {
+            self.copy(t, f, len, 99);
+            self.free(from, len);
+            return;
+        };
+        self.raw_copy(t, f, len, false);
+        self.ref_copy(t, f, len);
+        self.moved_away(f, len);
+        for (s, e) in ranges {
+            self.e.input_done(t + s, e - s);
+        }
+    }
+
+    /// `mremap` moved the block `[a, a+len)` away behind zio's back: its
+    /// bytes are undefined now, and its whole pages unmapped (garbage if
+    /// read through a record zio failed to release; fresh memory later).
+    fn moved_away(&mut self, a: usize, len: usize) {
+        self.valid[a - BASE..a - BASE + len]
+            .iter_mut()
+            .for_each(|v| *v = false);
+        for p in (page_up(a)..page_down(a + len)).step_by(PAGE) {
+            let i = Sim::idx(p);
+            let pg = &mut self.e.mem.pages[i];
+            pg.present = true;
+            pg.wp = false;
+            pg.data.iter_mut().for_each(|b| *b = 0xDD);
+            self.e.mem.registered[i] = false;
+        }
+    }
+
     fn free(&mut self, at: usize, len: usize) {
         let a = BASE + at;
         if self.e.free(a, len) == FreeAction::Quarantined {

@@ -58,6 +58,7 @@ fn run_sequences(op: impl Strategy<Value = Op>, cfg: Cfg) -> BTreeMap<&'static s
             ),
             ("quarantine", c.quarantined_total),
             ("overlapping copy", p.overlapping_copies),
+            ("moved realloc", p.moved_reallocs),
             ("policy skip", c.policy_skips),
             ("collected", c.materialized[Cause::Gc as usize]),
             ("fork", c.materialized[Cause::Fork as usize]),
@@ -83,8 +84,8 @@ fn assert_reached(reached: &BTreeMap<&'static str, u64>, paths: &[&str]) {
 
 /// Every observable byte equals the plain-copy reference, whatever the
 /// sequence of operations; the sequences elide, substitute, redirect, back
-/// up, quarantine, fault (around, and on writes), move overlapping bytes
-/// and fork.
+/// up, quarantine, fault (around, and on writes), move overlapping bytes,
+/// leave reallocs of IO data to the allocator's move, and fork.
 #[test]
 fn engine_matches_plain_copies() {
     let reached = run_sequences(op(), small_cfg());
@@ -103,6 +104,7 @@ fn engine_matches_plain_copies() {
             "overlapping copy",
             "refused",
             "fork",
+            "moved realloc",
         ],
     );
 }
