@@ -22,14 +22,17 @@ const STREAMS: usize = 8;
 const GROWTH: usize = 4;
 
 /// Recent fault runs, to size the next fault's run like readahead: a fault
-/// right after the pages the last one rebuilt is a program reading on, so
-/// its run is four times longer (1, 4, 16, 64 pages); a fault anywhere else
-/// rebuilds its page alone, so a program touching a header here and there
-/// pays for one page per fault, and so does the policy.
+/// right after the pages the last one rebuilt is a program reading on, and
+/// one right before them a program reading backwards (`b[::-1]`), so its
+/// run is four times longer (1, 4, 16, 64 pages), after the fault or
+/// ending at it; a fault anywhere else rebuilds its page alone, so a
+/// program touching a header here and there pays for one page per fault,
+/// and so does the policy.
 #[derive(Debug, Default)]
 pub(super) struct Streams {
-    /// (the page after the run, the window it had), per stream.
-    runs: [(usize, usize); STREAMS],
+    /// (the page after the run, the page before it, the window it had),
+    /// per stream.
+    runs: [(usize, usize, usize); STREAMS],
     /// The slot the next fault run that continues none of them replaces.
     next: usize,
 }
@@ -42,20 +45,36 @@ impl Streams {
         let stream = self
             .runs
             .iter()
-            .position(|&(next, _)| next == page)
+            .position(|&(next, _, _)| next == page)
             .filter(|_| reading_on);
-        let window = stream.map_or(1, |i| (self.runs[i].1 * GROWTH).min(FAULT_AROUND));
-        (stream, window)
+        (stream, self.grown(stream))
     }
 
-    /// The fault at `page` of `stream` (or a new one) rebuilt `n` pages
-    /// with `window`.
-    pub(super) fn record(&mut self, stream: Option<usize>, page: usize, n: usize, window: usize) {
+    /// As [`Streams::window`] for a program reading backwards: the stream
+    /// whose run starts right after `page`, and the window its run may
+    /// rebuild, ending at `page`. `reading_back`: false if the page after
+    /// was elided again since.
+    pub(super) fn window_back(&self, page: usize, reading_back: bool) -> (Option<usize>, usize) {
+        let stream = self
+            .runs
+            .iter()
+            .position(|&(next, before, _)| before == page && next > page + PAGE)
+            .filter(|_| reading_back);
+        (stream, self.grown(stream))
+    }
+
+    fn grown(&self, stream: Option<usize>) -> usize {
+        stream.map_or(1, |i| (self.runs[i].2 * GROWTH).min(FAULT_AROUND))
+    }
+
+    /// The fault of `stream` (or a new one) rebuilt the `n` pages from
+    /// `start` with `window`.
+    pub(super) fn record(&mut self, stream: Option<usize>, start: usize, n: usize, window: usize) {
         let i = stream.unwrap_or_else(|| {
             self.next = (self.next + 1) % STREAMS;
             self.next
         });
-        self.runs[i] = (page + n * PAGE, window);
+        self.runs[i] = (start + n * PAGE, start.wrapping_sub(PAGE), window);
     }
 }
 
@@ -70,9 +89,25 @@ impl<M: Mem> Engine<M> {
         }
         // A run whose last page was elided again since is over.
         let reading_on = page >= PAGE && !self.t.has_pieces_in(page - PAGE, page);
-        let (stream, window) = self.streams.window(page, reading_on);
-        let n = self.materialize_run(page, window, Cause::Fault);
-        self.streams.record(stream, page, n, window);
+        let (mut stream, mut window) = self.streams.window(page, reading_on);
+        let (start, pages) = if stream.is_some() {
+            (page, window)
+        } else {
+            let reading_back = !self.t.has_pieces_in(page + PAGE, page + 2 * PAGE);
+            (stream, window) = self.streams.window_back(page, reading_back);
+            // A backward run ends at the fault, and goes down as far as the
+            // window and the pieces do.
+            let mut start = page;
+            while (page - start) / PAGE + 1 < window
+                && start >= PAGE
+                && self.t.has_pieces_in(start - PAGE, start)
+            {
+                start -= PAGE;
+            }
+            (start, (page - start) / PAGE + 1)
+        };
+        let n = self.materialize_run(start, pages, Cause::Fault);
+        self.streams.record(stream, start, n, window);
         self.paths.fault_arounds += u64::from(n > 1);
         self.counters.faults_missing += 1;
         self.sync_counts();
@@ -180,6 +215,27 @@ mod tests {
         let (stream, w) = s.window(page, true);
         s.record(stream, page, 3, w);
         assert_eq!(s.window(page + 3 * P, true).1, 64);
+    }
+
+    /// A stream read backwards grows as one read forwards: each fault just
+    /// before the last run rebuilds 1, 4, 16, 64, 64 pages ending at it.
+    #[test]
+    fn windows_grow_while_reading_backwards() {
+        let mut s = Streams::default();
+        let mut page = 1000 * P;
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let (fwd, _) = s.window(page, true);
+            assert!(fwd.is_none() || seen.is_empty());
+            let (stream, w) = s.window_back(page, true);
+            seen.push(w);
+            let start = page - (w - 1) * P;
+            s.record(stream, start, w, w);
+            page = start - P;
+        }
+        assert_eq!(seen, [1, 4, 16, 64, 64]);
+        assert_eq!(s.window_back(page, false).1, 1, "run over");
+        assert_eq!(s.window_back(3 * P, true), (None, 1), "elsewhere");
     }
 
     /// Streams interleave: eight copies read at once each keep their run;

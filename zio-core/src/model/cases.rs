@@ -112,6 +112,25 @@ fn fault_around_grows_only_while_reading_on() {
     }
 }
 
+/// A program reading an elided copy backwards (`b[::-1]`) gets the same
+/// fault-around as one reading it forwards: runs of 1, 4, 16, 64 pages
+/// ending at each fault, not one fault per page.
+#[test]
+fn fault_around_follows_backward_reads() {
+    let mut w = World::new(small_cfg());
+    let pages = 40;
+    let data: Vec<u8> = (0..pages * PAGE).map(|i| (i * 13 % 251) as u8).collect();
+    w.input(BASE, &data);
+    let dst = BASE + 48 * PAGE;
+    w.copy(dst, BASE, pages * PAGE, 1);
+    assert_eq!(w.e.counters.elided_bytes, (pages * PAGE) as u64);
+    let bytes: Vec<u8> = (0..pages * PAGE).rev().map(|i| w.load(dst + i)).collect();
+    assert!(bytes.iter().rev().eq(data.iter()));
+    // 40 pages: 1 + 4 + 16, then the first 19 in one more fault.
+    assert_eq!(w.e.counters.faults_missing, 4, "{:?}", w.e.counters);
+    assert_eq!(w.e.counters.materialized[0], pages as u64);
+}
+
 /// A freed elided copy's pages stay missing: an elided copy into them again
 /// makes no system call, a program writing them itself pays one fault for
 /// the run it writes into, and an input into them gets zero pages first.
