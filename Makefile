@@ -1,7 +1,7 @@
 # zio: build, test, bench and demo entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: all build deps lint test unit integration soak bench demo results clean
+.PHONY: all build deps lint test unit integration soak regress bench demo results clean
 
 all: build
 
@@ -23,6 +23,13 @@ unit:
 # Real programs under LD_PRELOAD (needs the built libzio.so).
 integration: deps build
 	$(CARGO) test --release -p zio-integration
+
+# Ordinary programs (Python, coreutils, compressors) without and with zio in
+# alternation: outputs compared, the median ratio per program printed
+# (scripts/regress.py; `make test` runs its --quick form). PAIRS=N pairs.
+PAIRS ?= 5
+regress: deps build
+	python3 scripts/regress.py --pairs $(PAIRS) --csv target/regress.csv
 
 # The soak (integration/tests/soak.rs) for 300 s per run instead of 6.
 soak: deps build
