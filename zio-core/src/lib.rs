@@ -14,8 +14,8 @@
 //! - [`pins`]: memory the kernel or a device holds pinned (io_uring
 //!   registered buffers, RDMA regions), which zio never elides into.
 //! - [`process`]: which `clone` and `syscall` calls copy the address space.
-//! - [`uffd`]: the userfaultfd descriptor, the availability probe and the
-//!   round-trip self-test.
+//! - [`uffd`]: the userfaultfd descriptor and the availability probe;
+//!   [`selftest`]: its round trip, tested before the engine first starts.
 //! - [`usermem`]: which caller memory (iovecs, message headers) zio may
 //!   read without faulting.
 //! - [`signals`]: the program's signal handlers behind a trampoline that
@@ -57,6 +57,7 @@ pub mod ranges;
 pub mod real;
 pub mod resources;
 pub mod runtime;
+pub mod selftest;
 pub mod signals;
 pub mod stats;
 pub mod summary;

@@ -93,7 +93,7 @@ const SELF_TEST_MS: i32 = 1000;
 static SELF_TEST: AtomicU8 = AtomicU8::new(0);
 
 /// True once userfaultfd has been seen to deliver and answer a fault in
-/// this process ([`uffd::round_trip`], run by the first caller, without
+/// this process ([`crate::selftest::round_trip`], run by the first caller, without
 /// zio's lock: its helper thread may reach zio's hooks before it is marked
 /// as zio's own). A failure turns elision off for good, with one line
 /// saying why; callers meanwhile get false.
@@ -109,7 +109,7 @@ fn self_tested() -> bool {
     } else {
         uffd::open(feature::PAGEFAULT_FLAG_WP)
             .map_err(|_| "open")
-            .and_then(|u| uffd::round_trip(&u, SELF_TEST_MS))
+            .and_then(|u| crate::selftest::round_trip(&u, SELF_TEST_MS))
     };
     if let Err(step) = r {
         zio_log!(
