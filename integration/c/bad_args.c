@@ -189,6 +189,11 @@ static long c_syscall_closed(void) { return syscall(SYS_read, closed_fd, buf, 10
 static long c_syscall_clone3_gone(void) { return syscall(SYS_clone3, gone, 88); }
 static long c_syscall_bad_number(void) { return syscall(100000); }
 static long c_clone_no_stack(void) { return clone(clone_fn, NULL, SIGCHLD, NULL); }
+static int (*volatile no_fn)(void *);
+static long c_clone_no_fn(void) {
+    static unsigned char stack[16 << 10];
+    return clone(no_fn, stack + sizeof stack, SIGCHLD, NULL);
+}
 
 /* A successful call leaves errno as it was (zio's own work included),
  * with the iovec on the heap, where zio asks the kernel whether it may
@@ -246,7 +251,7 @@ static const struct {
     C(munmap_misaligned), C(munmap_zero), C(mremap_gone), C(madvise_misaligned),
     C(madvise_gone), C(mprotect_gone), C(sigaction_gone), C(sigaction_old_gone),
     C(sigaction_zero), C(sigaction_kill), C(signal_999), C(syscall_closed),
-    C(syscall_clone3_gone), C(syscall_bad_number), C(clone_no_stack), C(errno_kept_readv),
+    C(syscall_clone3_gone), C(syscall_bad_number), C(clone_no_stack), C(clone_no_fn), C(errno_kept_readv),
     C(errno_kept_writev),
 #undef C
 };

@@ -67,7 +67,7 @@ hooks! {
     /// prepared as for `fork`; it finishes zio's side on its own stack
     /// before the program's function runs.
     fn clone(
-        f: CloneFn,
+        f: Option<CloneFn>,
         stack: *mut c_void,
         flags: c_int,
         arg: *mut c_void,
@@ -76,10 +76,12 @@ hooks! {
         ctid: *mut pid_t,
     ) -> c_int {
         stats::count(Hook::Clone, 0);
-        if flags & libc::CLONE_VM != 0 {
+        // Sharing the address space, or refused by glibc (no function, no
+        // stack): the call as the program made it.
+        let Some(f) = f.filter(|_| flags & libc::CLONE_VM == 0 && !stack.is_null()) else {
             // SAFETY: the caller's contract.
             return unsafe { real::clone(f, stack, flags, arg, ptid, tls, ctid) };
-        }
+        };
         let mut s = ChildStart {
             f,
             arg,
@@ -88,7 +90,7 @@ hooks! {
         let start = &mut s as *mut ChildStart as *mut c_void;
         // SAFETY: the caller's contract, with our start function, which
         // calls the caller's with its argument.
-        let r = unsafe { real::clone(child_start, stack, flags, start, ptid, tls, ctid) };
+        let r = unsafe { real::clone(Some(child_start), stack, flags, start, ptid, tls, ctid) };
         // SAFETY: the parent's copy, taken once.
         elide::fork_finish(unsafe { ManuallyDrop::take(&mut s.guard) }, false);
         r

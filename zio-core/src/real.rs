@@ -143,7 +143,7 @@ real_fns! {
         sys(libc::SYS_mremap, &[a as _, o as _, n as _, f as _, na as _]) as *mut c_void;
     madvise(a: *mut c_void, n: usize, adv: c_int) -> c_int = sys(libc::SYS_madvise, &[a as _, n as _, adv as _]) as c_int;
     fork() -> pid_t = fallback::no_fork();
-    clone(f: CloneFn, stack: *mut c_void, flags: c_int, arg: *mut c_void, ptid: *mut pid_t, tls: *mut c_void, ctid: *mut pid_t) -> c_int =
+    clone(f: Option<CloneFn>, stack: *mut c_void, flags: c_int, arg: *mut c_void, ptid: *mut pid_t, tls: *mut c_void, ctid: *mut pid_t) -> c_int =
         fallback::no_fork();
     sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int =
         fallback::__sigaction(sig, act, old);
@@ -241,7 +241,8 @@ pub unsafe fn mprotect(a: *mut c_void, n: usize, p: c_int) -> c_int {
     unsafe { raw_syscall(libc::SYS_mprotect, [a as _, n as _, p as _, 0, 0, 0]) as c_int }
 }
 
-/// The function a `clone` child runs.
+/// The function a `clone` child runs (the program may pass none: glibc
+/// then refuses the call, hence `Option` wherever it is the caller's).
 pub type CloneFn = extern "C" fn(*mut c_void) -> c_int;
 
 /// A system call made with the `syscall` instruction itself (no function
