@@ -12,10 +12,13 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 static inline void die(const char *what) {
@@ -42,6 +45,34 @@ static inline void full_pread(int fd, unsigned char *p, size_t n, off_t off) {
         n -= (size_t)r;
         off += r;
     }
+}
+
+/* FNV-1a: where a hash starts, and `n` more bytes at `p` added to `h`. */
+#define FNV_START 0xcbf29ce484222325ULL
+
+static inline uint64_t fnv_add(uint64_t h, const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* The hash of a whole file, read in pieces too small for zio to track, so
+ * that checking a file changes nothing zio does. */
+static inline uint64_t fnv_file(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die("open to hash");
+    uint64_t h = FNV_START;
+    unsigned char small[4000];
+    ssize_t r;
+    while ((r = read(fd, small, sizeof small)) > 0) h = fnv_add(h, small, (size_t)r);
+    close(fd);
+    return h;
+}
+
+/* Monotonic seconds. */
+static inline double mono_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 #endif

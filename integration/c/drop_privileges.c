@@ -20,8 +20,7 @@ static void copy_once(const char *path, const char *who) {
     if (!src || !dst) die("malloc");
     full_pread(fd, src, MIB, 0);
     memcpy(dst, src, MIB);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < MIB; i++) h = (h ^ dst[i]) * 0x100000001b3ULL;
+    uint64_t h = fnv_add(FNV_START, dst, MIB);
     printf("%s euid %d sum %016llx\n", who, (int)geteuid(), (unsigned long long)h);
     fflush(stdout);
     close(fd);

@@ -25,15 +25,10 @@ extern char **environ;
 static unsigned char *src[NBUF], *dst[NBUF];
 static int result_pipe[2];
 
-static uint64_t fnv(const unsigned char *p, size_t n, uint64_t h) {
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 /* The hash of every copied buffer, in order. */
 static uint64_t view(void) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < NBUF; i++) h = fnv(dst[i], MIB, h);
+    uint64_t h = FNV_START;
+    for (int i = 0; i < NBUF; i++) h = fnv_add(h, dst[i], MIB);
     return h;
 }
 
@@ -94,13 +89,7 @@ static void spawn_route(const char *outdir, uint64_t want) {
     close(to_child);
     int st;
     if (waitpid(pid, &st, 0) != pid) die("waitpid cat");
-    int fd = open(out, O_RDONLY);
-    if (fd < 0) die("open spawned.out");
-    uint64_t h = 0xcbf29ce484222325ULL;
-    unsigned char small[4000];
-    ssize_t r;
-    while ((r = read(fd, small, sizeof small)) > 0) h = fnv(small, (size_t)r, h);
-    close(fd);
+    uint64_t h = fnv_file(out);
     printf("%-22s %s\n", "posix_spawn", h == want ? "same bytes" : "DIFFERENT BYTES");
 }
 
@@ -116,11 +105,7 @@ int main(int argc, char **argv) {
         dst[i] = malloc(MIB);
         if (!src[i] || !dst[i]) die("malloc");
     }
-    /* The expected view, read in pieces too small to be tracked. */
-    uint64_t want = 0xcbf29ce484222325ULL;
-    unsigned char small[4000];
-    ssize_t r;
-    while ((r = read(fd, small, sizeof small)) > 0) want = fnv(small, (size_t)r, want);
+    uint64_t want = fnv_file(argv[1]);
     if (pipe(result_pipe)) die("pipe");
     static unsigned char stack[256 << 10];
     void *top = stack + sizeof stack;

@@ -18,12 +18,6 @@ struct ibv_mr;
 struct ibv_mr *ibv_reg_mr(void *pd, void *addr, size_t length, int access);
 int ibv_dereg_mr(struct ibv_mr *mr);
 
-static uint64_t fnv(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: rdma_region FILE\n");
@@ -38,20 +32,20 @@ int main(int argc, char **argv) {
     if (!mr) die("ibv_reg_mr");
     full_pread(fd, src, MIB, 0);
     memcpy(buf, src, MIB);
-    printf("registered    %016llx\n", (unsigned long long)fnv(buf, MIB));
+    printf("registered    %016llx\n", (unsigned long long)fnv_add(FNV_START, buf, MIB));
     if (ibv_dereg_mr(mr)) die("ibv_dereg_mr");
     full_pread(fd, src, MIB, 0);
     memcpy(buf, src, MIB);
-    printf("deregistered  %016llx\n", (unsigned long long)fnv(buf, MIB));
+    printf("deregistered  %016llx\n", (unsigned long long)fnv_add(FNV_START, buf, MIB));
     int (*pin)(const void *, size_t) = (int (*)(const void *, size_t))dlsym(RTLD_DEFAULT, "zio_pin");
     int (*unpin)(const void *) = (int (*)(const void *))dlsym(RTLD_DEFAULT, "zio_unpin");
     if (pin && pin(buf, MIB)) die("zio_pin");
     full_pread(fd, src, MIB, 0);
     memcpy(buf, src, MIB);
-    printf("zio_pin       %016llx\n", (unsigned long long)fnv(buf, MIB));
+    printf("zio_pin       %016llx\n", (unsigned long long)fnv_add(FNV_START, buf, MIB));
     if (unpin && unpin(buf)) die("zio_unpin");
     full_pread(fd, src, MIB, 0);
     memcpy(buf, src, MIB);
-    printf("zio_unpin     %016llx\n", (unsigned long long)fnv(buf, MIB));
+    printf("zio_unpin     %016llx\n", (unsigned long long)fnv_add(FNV_START, buf, MIB));
     return 0;
 }

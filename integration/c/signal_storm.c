@@ -42,12 +42,6 @@ static void handler(int sig) {
     errno = saved;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* The block `b` copied into `stable` again with the alarm blocked: the
  * handler then faults on fresh unmapped pages. */
 static void refresh_stable(unsigned char *src) {
@@ -90,8 +84,8 @@ int main(int argc, char **argv) {
     if (setitimer(ITIMER_REAL, &it, NULL)) die("setitimer");
 
     long rounds = 0, checks = 0, bad = 0;
-    double end = now() + seconds;
-    while (now() < end) {
+    double end = mono_now() + seconds;
+    while (mono_now() < end) {
         int b = (int)(rounds % BLOCKS);
         full_pread(in_fd, src, MIB, (off_t)b * MIB);
         memcpy(dst, src, MIB);

@@ -56,12 +56,6 @@ static void plain_move(unsigned char *d, const unsigned char *s, size_t n) {
     }
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static uint64_t next(uint64_t *x) {
     *x ^= *x << 13;
     *x ^= *x >> 7;
@@ -140,7 +134,7 @@ static void *worker(void *arg) {
     int scratch = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (scratch < 0) die("scratch");
     long ops = 0, compared = 0, bad = 0;
-    while (now() < deadline) {
+    while (mono_now() < deadline) {
         struct buf *b = &mine[next(&x) % SLOTS];
         size_t off = (next(&x) % 2) ? 0 : (next(&x) % 8) * 512;
         size_t n = b->len - off;
@@ -286,13 +280,13 @@ int main(int argc, char **argv) {
     struct itimerval it = {{0, 1000}, {0, 1000}};
     setitimer(ITIMER_REAL, &it, NULL);
 
-    deadline = now() + seconds;
+    deadline = mono_now() + seconds;
     pthread_t t[64];
     if (threads < 1 || threads > 64) die("THREADS must be 1 to 64");
     for (long i = 0; i < threads; i++)
         if (pthread_create(&t[i], NULL, worker, (void *)i)) die("pthread_create");
     int peak_maps = 0;
-    while (now() < deadline) {
+    while (mono_now() < deadline) {
         int m = count_maps();
         if (m > peak_maps) peak_maps = m;
         usleep(50000);

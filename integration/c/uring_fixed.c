@@ -23,18 +23,6 @@
 
 static struct io_uring ring;
 
-static uint64_t fnv_file(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) die("open output");
-    uint64_t h = 0xcbf29ce484222325ULL;
-    unsigned char small[4000];
-    ssize_t r;
-    while ((r = read(fd, small, sizeof small)) > 0)
-        for (ssize_t i = 0; i < r; i++) h = (h ^ small[i]) * 0x100000001b3ULL;
-    close(fd);
-    return h;
-}
-
 static void *big(void) {
     void *p;
     if (posix_memalign(&p, 4096, MIB)) die("posix_memalign");
