@@ -62,6 +62,17 @@ pub(crate) fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Sleeps `ms` milliseconds (an interrupted sleep ends early, which every
+/// caller tolerates: they wait in loops or periods).
+pub(crate) fn sleep_ms(ms: u64) {
+    let t = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    // SAFETY: a valid timespec; no remainder asked for.
+    unsafe { libc::nanosleep(&t, core::ptr::null_mut()) };
+}
+
 /// The library constructor's work. Runs once, before `main`.
 pub fn init() {
     let _inside = thread::enter();

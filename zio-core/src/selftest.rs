@@ -44,7 +44,7 @@ fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static 
     let answered = answer_one_fault(u, page, timeout_ms);
     let mut waited = 0;
     while answered.is_ok() && !helper.is_finished() && waited < timeout_ms {
-        sleep_ms(1);
+        crate::runtime::sleep_ms(1);
         waited += 1;
     }
     let seen = helper.is_finished();
@@ -70,15 +70,6 @@ fn answer_one_fault(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'stat
         return Err("fault message");
     }
     u.zeropage(page, PAGE).map_err(|_| "UFFDIO_ZEROPAGE")
-}
-
-fn sleep_ms(ms: i64) {
-    let t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: ms * 1_000_000,
-    };
-    // SAFETY: `t` is a valid timespec; the remainder is not wanted.
-    unsafe { libc::nanosleep(&t, core::ptr::null_mut()) };
 }
 
 #[cfg(test)]

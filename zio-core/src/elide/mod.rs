@@ -294,12 +294,7 @@ pub fn counters() -> Option<crate::engine::Counters> {
         if i < 1000 {
             yield_now();
         } else {
-            let ms = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 1_000_000,
-            };
-            // SAFETY: a valid timespec; no remainder asked for.
-            unsafe { libc::nanosleep(&ms, core::ptr::null_mut()) };
+            crate::runtime::sleep_ms(1);
         }
     }
     None

@@ -47,13 +47,7 @@ pub(super) fn handler_loop() {
 pub(super) fn collector_loop() {
     thread::mark_zio_thread();
     loop {
-        let ms = config::get(config::Opt::GcMs);
-        let ts = libc::timespec {
-            tv_sec: (ms / 1000) as libc::time_t,
-            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
-        };
-        // SAFETY: valid timespec; a null remainder is allowed.
-        unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+        crate::runtime::sleep_ms(config::get(config::Opt::GcMs));
         let to_free = {
             let t0 = ticks();
             let mut g = ENGINE.lock();
