@@ -32,6 +32,7 @@ fn setup() -> (Tracker, Vec<usize>) {
                 orig: id,
                 stamp: 0,
                 slots: Slots::default(),
+                trips: 0,
             };
             t.insert_piece(dst, piece);
             keys.push(dst);
@@ -62,6 +63,7 @@ fn bench(c: &mut Criterion) {
                 orig,
                 stamp: 1,
                 slots: Slots::default(),
+                trips: 0,
             };
             t.insert_piece(black_box(free_dst), piece);
             t.cut_piece(free_dst, free_dst, free_dst + (16 << 10));

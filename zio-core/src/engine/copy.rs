@@ -233,6 +233,7 @@ impl<M: Mem> Engine<M> {
             orig,
             stamp: self.clock + 1,
             slots,
+            trips: self.trips_for(n),
         };
         if !self.reuse_piece(d, new) {
             return None;
@@ -334,6 +335,7 @@ impl<M: Mem> Engine<M> {
                 orig,
                 stamp: now,
                 slots,
+                trips: self.trips_for(hi - lo),
             };
             self.t.insert_piece(d + (lo - s), piece);
         }

@@ -98,6 +98,8 @@ pub struct Paths {
     pub backups: u64,
     /// Missing faults that rebuilt more than their own page.
     pub fault_arounds: u64,
+    /// Missing faults that filled the whole piece, its round trips spent.
+    pub budget_fills: u64,
     /// Copies with overlapping source and destination (`memmove`).
     pub overlapping_copies: u64,
     /// Reallocs of IO data left to the allocator's move (its originals

@@ -1,11 +1,12 @@
 //! Faults: a missing fault on an unmapped page rebuilds it (and, for a
-//! program reading on, the pages after it: fault-around), a missing fault
+//! program reading on, the pages after it: fault-around; once the copy's
+//! round trips are spent, all of it), a missing fault
 //! without pieces gets zeros or gives the memory back to the kernel, and a
 //! write-protect fault releases the original written to. Touches the
 //! records, the fault streams, the unfilled pages and the protection state.
 
 use super::{Busy, Cause, Engine, Mem};
-use crate::ranges::{page_down, RangeSet, PAGE};
+use crate::ranges::{page_down, page_up, RangeSet, PAGE};
 
 /// Most pages materialized together on a missing fault (256 KiB).
 const FAULT_AROUND: usize = 64;
@@ -20,6 +21,10 @@ const STREAMS: usize = 8;
 
 /// Growth of the fault-around window from one fault of a stream to the next.
 const GROWTH: usize = 4;
+
+/// Most pages one call maps when a fault fills a whole piece (4 MiB: the
+/// gather buffer stays that small).
+const FILL_RUN: usize = 1024;
 
 /// Recent fault runs, to size the next fault's run like readahead: a fault
 /// right after the pages the last one rebuilt is a program reading on, and
@@ -79,14 +84,26 @@ impl Streams {
 }
 
 impl<M: Mem> Engine<M> {
+    /// The fault round trips a copy of `len` bytes may take one page run at
+    /// a time ([`super::Cfg::pages_per_trip`]).
+    pub(super) fn trips_for(&self, len: usize) -> u32 {
+        let per_trip = self.cfg.pages_per_trip.max(1) * PAGE;
+        u32::try_from(len / per_trip).unwrap_or(u32::MAX)
+    }
+
     /// A missing fault at `addr` (the program or the kernel touched an
     /// unmapped page): rebuild it, or give it zeros if no piece covers it.
     pub fn on_missing_fault(&mut self, addr: usize) {
         let page = page_down(addr);
-        if !self.t.has_pieces_in(page, page + PAGE) {
+        let Some(&(k, p)) = self.t.pieces_over(page, page + PAGE).first() else {
             self.zero_fault(page);
             return;
+        };
+        if p.trips == 0 {
+            self.fill_piece(k, p.len);
+            return;
         }
+        self.t.spend_trip(k);
         // A run whose last page was elided again since is over.
         let reading_on = page >= PAGE && !self.t.has_pieces_in(page - PAGE, page);
         let (mut stream, mut window) = self.streams.window(page, reading_on);
@@ -109,6 +126,21 @@ impl<M: Mem> Engine<M> {
         let n = self.materialize_run(start, pages, Cause::Fault);
         self.streams.record(stream, start, n, window);
         self.paths.fault_arounds += u64::from(n > 1);
+        self.counters.faults_missing += 1;
+        self.sync_counts();
+    }
+
+    /// A fault on the piece at `k` (`len` bytes) whose round trips are
+    /// spent: every page it covers is filled now, so however the program
+    /// goes on reading it, it costs no more faults.
+    fn fill_piece(&mut self, k: usize, len: usize) {
+        let (mut page, end) = (page_down(k), page_up(k + len));
+        while page < end {
+            let run = ((end - page) / PAGE).min(FILL_RUN);
+            let n = self.materialize_run(page, run, Cause::Fault);
+            page += n.max(1) * PAGE;
+        }
+        self.paths.budget_fills += 1;
         self.counters.faults_missing += 1;
         self.sync_counts();
     }

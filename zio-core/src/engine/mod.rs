@@ -75,7 +75,15 @@ pub struct Cfg {
     /// Land input into reused buffers in zio's memory
     /// ([`Engine::input_target`]).
     pub redirect_input: bool,
+    /// Pages of an elided copy per fault round trip it may take before its
+    /// next fault fills all of it (the regret bound in docs/design.md).
+    pub pages_per_trip: usize,
 }
+
+/// A round trip to the handler thread costs about as much as copying 32
+/// pages for real, so a copy given one trip per 64 pages pays at most
+/// about its own copy in faults, however it is read.
+pub const PAGES_PER_TRIP: usize = 64;
 
 impl Cfg {
     /// The tunables from the options' parsed values, as `get` reads them
@@ -87,6 +95,7 @@ impl Cfg {
             max_records: get(Opt::MaxRecords) as usize,
             quarantine: get(Opt::Quarantine) as usize,
             redirect_input: get(Opt::RedirectInput) != 0,
+            pages_per_trip: PAGES_PER_TRIP,
         }
     }
 }

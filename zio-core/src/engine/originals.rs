@@ -207,6 +207,10 @@ impl<M: Mem> Engine<M> {
                 len: d1 - d0,
                 src: addr + (s0 - lo),
                 orig: bid,
+                // Its trips stayed with the parts the cut left: a backed-up
+                // copy is filled whole at its next fault, which frees the
+                // backup soonest.
+                trips: 0,
                 ..p
             };
             self.t.insert_piece(d0, moved);

@@ -237,6 +237,7 @@ impl<M: Mem> Engine<M> {
                 orig: id,
                 stamp: now,
                 slots: r.slots,
+                trips: self.trips_for(reach - lo),
             };
             self.t.insert_piece(lo, piece);
             // The chunk before, read into the same memory: one piece.
@@ -301,6 +302,7 @@ impl<M: Mem> Engine<M> {
             orig: self.redirect_original(r, now),
             stamp: now,
             slots: r.slots,
+            trips: self.trips_for(got),
         };
         let reused = self.reuse_piece(a, new);
         assert!(reused, "a piece of that length at {a:#x}");
@@ -371,7 +373,7 @@ impl<M: Mem> Engine<M> {
         };
         if pk + pp.len == k && pp.orig == p.orig && pp.src + pp.len == p.src {
             self.t.cut_piece(k, k, k + p.len);
-            self.t.extend_piece(pk, p.len);
+            self.t.extend_piece(pk, p.len, p.trips);
         }
     }
 

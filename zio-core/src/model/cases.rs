@@ -68,6 +68,7 @@ fn policy_stops_eliding_where_everything_is_touched() {
         max_records: 1000,
         quarantine: 1 << 20,
         redirect_input: true,
+        pages_per_trip: 2,
     });
     for round in 0..40 {
         w.input(BASE, &vec![round as u8; 8 * PAGE]);
@@ -246,6 +247,7 @@ fn quarantine_release_with_two_originals_in_one_allocation() {
             max_records: 100,
             quarantine: 0,
             redirect_input: true,
+            pages_per_trip: 2,
         },
     );
 }

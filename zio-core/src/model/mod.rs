@@ -15,12 +15,15 @@
 //! - `ops`: the operations, the random sequences, the run of a sequence;
 //! - `props`: the property tests over random sequences, which also prove
 //!   that the sequences reach each of the engine's paths;
-//! - `cases`: one test per behaviour, on hand-written sequences.
+//! - `cases`: one test per behaviour, on hand-written sequences;
+//! - `regret`: every order of reading an elided copy against the bound on
+//!   its faults.
 
 #![cfg(test)]
 
 mod cases;
 mod ops;
 mod props;
+mod regret;
 mod sim;
 mod world;

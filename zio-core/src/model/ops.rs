@@ -393,5 +393,6 @@ pub(super) fn small_cfg() -> Cfg {
         max_records: 6,
         quarantine: 8 * PAGE,
         redirect_input: true,
+        pages_per_trip: 2,
     }
 }

@@ -48,6 +48,7 @@ fn run_sequences(op: impl Strategy<Value = Op>, cfg: Cfg) -> BTreeMap<&'static s
             ("backup", p.backups),
             ("fault", c.faults_missing),
             ("fault-around", p.fault_arounds),
+            ("budget fill", p.budget_fills),
             ("zero fault", c.faults_zero),
             ("range released", c.ranges_released),
             ("write fault", c.faults_wp),
@@ -99,6 +100,7 @@ fn engine_matches_plain_copies() {
             "backup",
             "fault",
             "fault-around",
+            "budget fill",
             "write fault",
             "quarantine",
             "overlapping copy",
@@ -126,6 +128,7 @@ fn engine_matches_plain_copies_in_a_buffer_chain() {
             "backup",
             "fault",
             "fault-around",
+            "budget fill",
             "write fault",
             "collected",
         ],
@@ -141,6 +144,7 @@ fn engine_matches_plain_copies_with_policy() {
         max_records: 64,
         quarantine: 64 * PAGE,
         redirect_input: true,
+        pages_per_trip: 2,
     };
     let reached = run_sequences(op(), cfg);
     assert_reached(
@@ -160,6 +164,7 @@ fn engine_matches_plain_copies_where_the_policy_stops_eliding() {
             "elided bytes",
             "fault",
             "fault-around",
+            "budget fill",
             "policy skip",
             "repoint",
         ],

@@ -40,6 +40,24 @@ pub struct Piece {
     pub stamp: u64,
     /// The policy slots this piece's touches are charged to.
     pub slots: Slots,
+    /// Fault round trips the copy's pages may still take one page run at a
+    /// time; a fault on a piece with none left fills the whole piece. The
+    /// parts a cut leaves share what the piece had, so a copy never gets
+    /// more trips than it started with (`Cfg::pages_per_trip`).
+    pub trips: u32,
+}
+
+/// `trips` shared between two parts of `l` and `r` bytes in proportion:
+/// together never more than `trips`.
+fn share(trips: u32, l: usize, r: usize) -> (u32, u32) {
+    if r == 0 {
+        return (trips, 0);
+    }
+    if l == 0 {
+        return (0, trips);
+    }
+    let left = (u128::from(trips) * l as u128 / (l + r) as u128) as u32;
+    (left, trips - left)
 }
 
 #[cfg(test)]
@@ -53,6 +71,7 @@ impl Piece {
             orig,
             stamp: 0,
             slots: Slots::default(),
+            trips: 0,
         }
     }
 }
@@ -241,20 +260,30 @@ impl Tracker {
         self.last = Some((dst, p));
     }
 
-    /// Grows piece `k` by `extra` bytes at its end (the caller guarantees
-    /// no piece there and room in its original).
-    pub fn extend_piece(&mut self, k: usize, extra: usize) {
+    /// Grows piece `k` by `extra` bytes at its end, with `trips` more fault
+    /// round trips (the caller guarantees no piece there and room in its
+    /// original).
+    pub fn extend_piece(&mut self, k: usize, extra: usize, trips: u32) {
         debug_assert!(!self.has_pieces_in(k + self.pieces[&k].len, k + self.pieces[&k].len + extra));
         let p = self.pieces.get_mut(&k).expect("extend of a missing piece");
         p.len += extra;
+        p.trips = p.trips.saturating_add(trips);
         self.last = Some((k, *p));
         let (end, orig) = (p.src + p.len, p.orig);
         self.piece_bytes += extra;
         debug_assert!(end <= self.orig(orig).end(), "piece outside original");
     }
 
-    /// Removes the part of piece `k` inside `[a, b)`, keeping what sticks out.
-    /// Returns the original it pointed into.
+    /// Piece `k` took a fault round trip: one fewer left.
+    pub fn spend_trip(&mut self, k: usize) {
+        let p = self.pieces.get_mut(&k).expect("trip of a missing piece");
+        p.trips = p.trips.saturating_sub(1);
+        self.last = Some((k, *p));
+    }
+
+    /// Removes the part of piece `k` inside `[a, b)`, keeping what sticks
+    /// out; the parts left share its fault round trips. Returns the original
+    /// it pointed into.
     pub fn cut_piece(&mut self, k: usize, a: usize, b: usize) -> OrigId {
         let p = self.pieces.remove(&k).expect("cut of a missing piece");
         self.last = None;
@@ -262,8 +291,14 @@ impl Tracker {
         let orig = p.orig;
         unlink(&mut self.orig_mut(orig).deps, k);
         let end = k + p.len;
+        let (l, r) = (a.saturating_sub(k), end.saturating_sub(b.max(k)));
+        let (lt, rt) = share(p.trips, l, r);
         if k < a {
-            let left = Piece { len: a - k, ..p };
+            let left = Piece {
+                len: a - k,
+                trips: lt,
+                ..p
+            };
             self.insert_piece(k, left);
         }
         if end > b {
@@ -271,6 +306,7 @@ impl Tracker {
             let right = Piece {
                 len: end - b.max(k),
                 src: p.src + off,
+                trips: rt,
                 ..p
             };
             self.insert_piece(b.max(k), right);
@@ -475,155 +511,4 @@ fn unlink(deps: &mut Deps, k: usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The one-descent range queries agree with a scan of every record,
-        /// for every query range (empty ones included).
-        #[test]
-        fn range_queries_match_a_scan(
-            gaps in prop::collection::vec((0usize..40, 1usize..40, any::<bool>()), 1..24),
-            q in (0usize..1200, 0usize..200),
-        ) {
-            let mut t = Tracker::new();
-            let backing = t.add_original(1 << 20, 1 << 20, 0);
-            let (mut pos, mut pieces, mut origs) = (0, Vec::new(), Vec::new());
-            for (gap, len, is_piece) in gaps {
-                let a = pos + gap;
-                if is_piece {
-                    t.insert_piece(a, piece(len, 1 << 20, backing));
-                    pieces.push((a, len));
-                } else {
-                    origs.push((t.add_original(a, len, 0), a, len));
-                }
-                pos = a + len;
-            }
-            let (a, b) = (q.0, q.0 + q.1);
-            let hit = |s: usize, len: usize| {
-                if a == b { s < a && s + len > a } else { s < b && s + len > a }
-            };
-            let want: Vec<usize> = pieces.iter().filter(|&&(s, l)| hit(s, l)).map(|&(s, _)| s).collect();
-            prop_assert_eq!(t.pieces_in(a, b).to_vec(), want.clone());
-            let over: Vec<usize> = t.pieces_over(a, b).iter().map(|&(k, _)| k).collect();
-            prop_assert_eq!(over, want.clone());
-            prop_assert_eq!(t.has_pieces_in(a, b), !want.is_empty());
-            let want_o: Vec<OrigId> = origs.iter().filter(|&&(_, s, l)| hit(s, l)).map(|&(id, _, _)| id).collect();
-            prop_assert_eq!(t.origs_in(a, b).to_vec(), want_o);
-        }
-    }
-
-    /// A change to the pieces: insert at a free spot, cut, repoint to the
-    /// other original, or extend (each picks its piece by index, modulo).
-    #[derive(Clone, Debug)]
-    enum Op {
-        Insert(usize, usize),
-        Cut(usize, usize, usize),
-        Repoint(usize, usize),
-        Extend(usize, usize),
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            (0usize..60, 1usize..8).prop_map(|(a, l)| Op::Insert(a, l)),
-            (any::<usize>(), 0usize..8, 0usize..8).prop_map(|(i, x, y)| Op::Cut(i, x, y)),
-            (any::<usize>(), 0usize..16).prop_map(|(i, s)| Op::Repoint(i, s)),
-            (any::<usize>(), 1usize..4).prop_map(|(i, e)| Op::Extend(i, e)),
-        ]
-    }
-
-    proptest! {
-        /// After any sequence of changes, the exact, by-address and range
-        /// lookups (which may answer from the piece written last) agree
-        /// with a walk of the tree, at every address.
-        #[test]
-        fn lookups_follow_every_change(ops in prop::collection::vec(op(), 1..40)) {
-            let mut t = Tracker::new();
-            let backing = [t.add_original(1 << 20, 1 << 10, 0), t.add_original(2 << 20, 1 << 10, 0)];
-            for op in ops {
-                let keys: Vec<usize> = t.pieces().map(|(k, _)| k).collect();
-                match op {
-                    Op::Insert(a, len) if !t.has_pieces_in(a, a + len) => {
-                        t.insert_piece(a, piece(len, 1 << 20, backing[0]));
-                    }
-                    Op::Cut(i, x, y) if !keys.is_empty() => {
-                        // Callers cut inside the piece.
-                        let k = keys[i % keys.len()];
-                        let len = t.piece(k).unwrap().len;
-                        let (x, y) = (x % (len + 1), y % (len + 1));
-                        t.cut_piece(k, k + x.min(y), k + x.max(y));
-                    }
-                    Op::Repoint(i, s) if !keys.is_empty() => {
-                        let k = keys[i % keys.len()];
-                        let len = t.piece(k).unwrap().len;
-                        let new = piece(len, (2 << 20) + s, backing[1]);
-                        prop_assert_eq!(t.repoint_piece(k, new).is_some(), true);
-                    }
-                    Op::Extend(i, e) if !keys.is_empty() => {
-                        let k = keys[i % keys.len()];
-                        let p = *t.piece(k).unwrap();
-                        let room = t.orig(p.orig).end() - (p.src + p.len);
-                        if !t.has_pieces_in(k + p.len, k + p.len + e) && room >= e {
-                            t.extend_piece(k, e);
-                        }
-                    }
-                    _ => {}
-                }
-                t.check();
-                let all: Vec<(usize, Piece)> = t.pieces().map(|(k, p)| (k, *p)).collect();
-                for addr in 0..80 {
-                    let want = all.iter().find(|(k, p)| *k <= addr && addr < k + p.len);
-                    prop_assert_eq!(t.piece_at(addr).map(|(k, p)| (k, *p)), want.copied());
-                    let exact = all.iter().find(|(k, _)| *k == addr).map(|(_, p)| *p);
-                    prop_assert_eq!(t.piece(addr).copied(), exact);
-                    for len in [1, 3, 9] {
-                        let (a, b) = (addr, addr + len);
-                        let over: Vec<(usize, Piece)> =
-                            all.iter().copied().filter(|(k, p)| *k < b && a < k + p.len).collect();
-                        prop_assert_eq!(t.pieces_over(a, b).to_vec(), over);
-                    }
-                }
-            }
-        }
-    }
-
-    fn piece(len: usize, src: usize, orig: OrigId) -> Piece {
-        Piece::of(len, src, orig)
-    }
-
-    #[test]
-    fn cut_splits_and_relinks() {
-        let mut t = Tracker::new();
-        let o = t.add_original(0x10000, 0x10000, 0);
-        t.insert_piece(0x40000, piece(0x3000, 0x10100, o));
-        assert_eq!(t.pieces_in(0x40fff, 0x41000).to_vec(), vec![0x40000]);
-        t.cut_piece(0x40000, 0x41000, 0x42000);
-        assert_eq!(
-            t.pieces_in(0x40000, 0x43000).to_vec(),
-            vec![0x40000, 0x42000]
-        );
-        assert_eq!(t.piece(0x42000).unwrap().src, 0x12100);
-        assert_eq!(t.orig(o).deps.len(), 2);
-        assert_eq!(t.piece_bytes(), 0x2000);
-        t.check();
-    }
-
-    #[test]
-    fn trim_splits_originals_and_moves_dependents() {
-        let mut t = Tracker::new();
-        let o = t.add_original(0x10000, 0x10000, 0);
-        t.insert_piece(0x40000, piece(0x1000, 0x10000, o));
-        t.insert_piece(0x50000, piece(0x1000, 0x1e000, o));
-        t.trim_originals(0x14000, 0x15000);
-        t.check();
-        let ids = t.origs_in(0, usize::MAX);
-        assert_eq!(ids.len(), 2);
-        assert_eq!(t.piece(0x50000).unwrap().orig, ids[1]);
-        assert_eq!(t.orig(ids[1]).start, 0x15000);
-        t.cut_piece(0x40000, 0x40000, 0x41000);
-        t.trim_originals(0x10000, 0x14000);
-        assert_eq!(t.orig_count(), 1);
-        t.check();
-    }
-}
+mod tests;
