@@ -14,4 +14,12 @@ fn main() {
     for sym in list.lines().map(str::trim).filter(|s| !s.is_empty()) {
         println!("cargo:rustc-cdylib-link-arg=-Wl,--wrap={sym}");
     }
+    let eh = std::process::Command::new("gcc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .expect("gcc");
+    let eh = String::from_utf8(eh.stdout).expect("path");
+    let dir = std::path::Path::new(eh.trim()).parent().expect("dir");
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    println!("cargo:rustc-link-lib=static=gcc_eh");
 }
