@@ -194,6 +194,14 @@ pub unsafe fn reset_in_child() {
     // SAFETY: the only thread; no one else can hold or take the lock.
     unsafe {
         let st = &mut *ptr::addr_of_mut!(STATE);
+        // A heap never used has nothing to forget (and writing its state
+        // would cost the child a page copy).
+        if st.bump.is_null() && st.kept_bytes == 0 && st.free.iter().all(|f| f.is_null()) {
+            if LOCK.load(Ordering::Relaxed) {
+                unlock();
+            }
+            return;
+        }
         st.free = [ptr::null_mut(); CLASSES];
         st.bump = ptr::null_mut();
         st.bump_end = ptr::null_mut();

@@ -91,7 +91,10 @@ impl<T> Lock<T> {
     /// Only one thread may exist (true in a fork child before it starts
     /// any), and no guard of this lock may be used afterwards.
     pub unsafe fn reset(&self) {
-        self.state.store(0, Ordering::Relaxed);
+        // Written only if held: in a fork child a write is a page copy.
+        if self.state.load(Ordering::Relaxed) != 0 {
+            self.state.store(0, Ordering::Relaxed);
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Start-up and exit of the library as a whole.
 //!
 //! Start-up order matters: the real functions first (everything after may
-//! copy or write), then options and logging, then the counters, then the
+//! copy or write), then options and logging, then the counters. The
 //! userfaultfd probe that decides whether zio can do anything beyond passing
-//! calls through.
+//! calls through waits for the first input large enough to need it
+//! ([`probe_kernel`]): a process that never has one never pays for it.
 
 use core::ffi::CStr;
 use core::fmt::Write as _;
@@ -23,7 +24,8 @@ pub enum Mode {
     Disabled = 1,
     /// userfaultfd could not be opened: every call passes through.
     NoUserfaultfd = 2,
-    /// userfaultfd works; copy elision may be used.
+    /// Copy elision may be used: userfaultfd worked when probed, or has
+    /// not been probed yet (no input large enough so far).
     Ready = 3,
     /// Under a binary translator that does not emulate userfaultfd
     /// (valgrind): every call passes through.
@@ -46,7 +48,8 @@ pub fn mode() -> Mode {
     }
 }
 
-/// The userfaultfd features the kernel offered at start (0 if none).
+/// The userfaultfd features the kernel offered when probed (0 if it has not
+/// been, or refused).
 pub fn uffd_features() -> u64 {
     UFFD_FEATURES.load(Ordering::Relaxed)
 }
@@ -90,28 +93,7 @@ pub fn init() {
         );
         Mode::Translated
     } else {
-        match uffd::probe() {
-            Ok(features) => {
-                UFFD_FEATURES.store(features, Ordering::Relaxed);
-                Mode::Ready
-            }
-            Err(e) => {
-                UFFD_ERRNO.store(e.errno, Ordering::Relaxed);
-                let hint = if e.errno == libc::EPERM {
-                    " (unprivileged processes need vm.unprivileged_userfaultfd=1 or CAP_SYS_PTRACE)"
-                } else {
-                    ""
-                };
-                zio_log!(
-                    Level::Warn,
-                    "userfaultfd unavailable: {} failed with {}{}; running as pure pass-through, no copies will be elided",
-                    e.step,
-                    uffd::errno_name(e.errno),
-                    hint
-                );
-                Mode::NoUserfaultfd
-            }
-        }
+        Mode::Ready
     };
     MODE.store(mode as u8, Ordering::Release);
     if mode == Mode::Ready {
@@ -119,6 +101,38 @@ pub fn init() {
     }
     if crate::log::enabled(Level::Info) {
         banner(mode);
+    }
+}
+
+/// Probes userfaultfd, once per process (the first large input's caller;
+/// a forked child inherits the answer). False, with one warning and the
+/// status line saying why, if the kernel refuses it: every call passes
+/// through from then on.
+pub fn probe_kernel() -> bool {
+    if UFFD_FEATURES.load(Ordering::Acquire) != 0 {
+        return true;
+    }
+    match uffd::probe() {
+        Ok(features) => {
+            UFFD_FEATURES.store(features, Ordering::Release);
+            true
+        }
+        Err(e) => {
+            let hint = if e.errno == libc::EPERM {
+                " (unprivileged processes need vm.unprivileged_userfaultfd=1 or CAP_SYS_PTRACE)"
+            } else {
+                ""
+            };
+            zio_log!(
+                Level::Warn,
+                "userfaultfd unavailable: {} failed with {}{}; running as pure pass-through, no copies will be elided",
+                e.step,
+                uffd::errno_name(e.errno),
+                hint
+            );
+            elision_failed(e.errno);
+            false
+        }
     }
 }
 
@@ -145,6 +159,9 @@ fn getenv_bytes(name: &CStr) -> Option<&'static [u8]> {
 
 fn write_mode(w: &mut Line, mode: Mode) {
     let _ = match mode {
+        Mode::Ready if uffd_features() == 0 => {
+            write!(w, "ready, userfaultfd not probed (no large input)")
+        }
         Mode::Ready => write!(w, "ready, userfaultfd features {:#x}", uffd_features()),
         Mode::Disabled => write!(w, "pass-through (ZIO_ENABLE=0)"),
         Mode::NoUserfaultfd => write!(
@@ -219,5 +236,8 @@ pub fn at_exit() {
 /// child's summary covers the child alone.
 pub fn after_fork_in_child() {
     stats::reset_after_fork();
-    START_NS.store(now_ns(), Ordering::Relaxed);
+    // Only the summary reads the clock; unwritten, its page stays shared.
+    if config::get(Opt::Stats) != 0 {
+        START_NS.store(now_ns(), Ordering::Relaxed);
+    }
 }

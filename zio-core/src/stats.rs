@@ -14,7 +14,7 @@
 
 use core::fmt::Write as _;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::log::Line;
 use crate::thread;
@@ -124,6 +124,16 @@ impl Slot {
             c.store(0, Ordering::Relaxed);
         }
     }
+
+    /// As [`Slot::zero`], writing only counters that are not zero: in a
+    /// forked child every page written is a copy-on-write fault.
+    fn zero_if_set(&self) {
+        for c in self.calls.iter().chain(self.bytes.iter()) {
+            if c.load(Ordering::Relaxed) != 0 {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -135,6 +145,9 @@ fn bump(c: &AtomicU64, by: u64) {
 }
 
 static SLOTS: [Slot; MAX_SLOTS] = [const { Slot::new() }; MAX_SLOTS];
+/// One past the highest slot ever claimed: the slots after it were never
+/// touched (their pages not even mapped).
+static CLAIMED_END: AtomicUsize = AtomicUsize::new(0);
 static SHARED: Slot = Slot::new();
 static RETIRED: Slot = Slot::new();
 
@@ -203,12 +216,13 @@ fn claim(t: &thread::ThreadState) -> Option<&'static Slot> {
         // Before start-up: count in the shared slot and try again next call.
         return None;
     }
-    for s in SLOTS.iter() {
+    for (i, s) in SLOTS.iter().enumerate() {
         if !s.owned.load(Ordering::Relaxed)
             && s.owned
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         {
+            CLAIMED_END.fetch_max(i + 1, Ordering::Relaxed);
             // SAFETY: key was created by `init`; the value is only read back
             // by `retire`. For keys below PTHREAD_KEY_2NDLEVEL_SIZE glibc
             // stores it in the thread descriptor without allocating.
@@ -241,17 +255,23 @@ extern "C" fn retire(p: *mut libc::c_void) {
 
 /// In a child after `fork`: only the calling thread survives. Its counts and
 /// everybody else's belong to the parent, so start from zero and free the
-/// slots of threads that no longer exist.
+/// slots of threads that no longer exist. A slot not owned is zero already
+/// (`retire` zeroes it before letting it go), and only counters that are
+/// not zero are written: a child that exits at once pays for the pages its
+/// counters really are on, not for all of them.
 pub fn reset_after_fork() {
     let mine = thread::with(|t| t.slot.get());
-    for s in SLOTS.iter() {
-        s.zero();
+    for s in &SLOTS[..CLAIMED_END.load(Ordering::Relaxed)] {
+        if !s.owned.load(Ordering::Relaxed) {
+            continue;
+        }
+        s.zero_if_set();
         if !ptr::eq(s, mine) {
             s.owned.store(false, Ordering::Relaxed);
         }
     }
-    SHARED.zero();
-    RETIRED.zero();
+    SHARED.zero_if_set();
+    RETIRED.zero_if_set();
 }
 
 /// Totals of every counter at one moment.
@@ -282,7 +302,8 @@ pub fn snapshot() -> Snapshot {
         calls: [0; NHOOKS],
         bytes: [0; NHOOKS],
     };
-    for s in SLOTS.iter().chain([&SHARED, &RETIRED]) {
+    let claimed = &SLOTS[..CLAIMED_END.load(Ordering::Relaxed)];
+    for s in claimed.iter().chain([&SHARED, &RETIRED]) {
         for i in 0..NHOOKS {
             snap.calls[i] += s.calls[i].load(Ordering::Relaxed);
             snap.bytes[i] += s.bytes[i].load(Ordering::Relaxed);

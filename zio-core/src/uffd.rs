@@ -349,10 +349,23 @@ pub fn read_msg(fd: c_int) -> Result<Msg, i32> {
     }
 }
 
+impl Uffd {
+    /// No descriptor: every call on it fails (`EBADF`). The backend of an
+    /// engine that records input before any copy needs userfaultfd.
+    pub fn none() -> Uffd {
+        Uffd {
+            fd: -1,
+            features: 0,
+        }
+    }
+}
+
 impl Drop for Uffd {
     fn drop(&mut self) {
-        // SAFETY: we own this descriptor.
-        unsafe { libc::close(self.fd) };
+        if self.fd >= 0 {
+            // SAFETY: we own this descriptor.
+            unsafe { libc::close(self.fd) };
+        }
     }
 }
 

@@ -58,8 +58,9 @@ fn maps_fd() -> c_int {
 /// In a child after `fork`: `/proc/self` was resolved to the parent when the
 /// file was opened, so open it again.
 pub fn reset_after_fork() {
-    let fd = MAPS_FD.swap(-1, Ordering::Relaxed);
+    let fd = MAPS_FD.load(Ordering::Relaxed);
     if fd >= 0 {
+        MAPS_FD.store(-1, Ordering::Relaxed);
         // SAFETY: closing our own descriptor.
         unsafe { libc::close(fd) };
     }

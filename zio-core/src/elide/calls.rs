@@ -6,8 +6,8 @@
 use core::sync::atomic::Ordering;
 
 use super::{
-    ensure_started, publish, run_engine, self_tested, tracking, with_engine, ACTIVE, ENGINE,
-    HANDLER_FD,
+    armed, ensure_started, publish, run_engine, tracking, with_engine, ACTIVE, ENGINE, HANDLER_FD,
+    MADE,
 };
 use super::{free_all, set_tracking};
 use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, IoRanges, Redirect};
@@ -23,6 +23,9 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
     let Some(_inside) = thread::enter() else {
         return false;
     };
+    if !armed() {
+        return false;
+    }
     let plan: Option<CopyPlan> = with_engine(|e| e.copy(d, s, n, site)).flatten();
     let Some(plan) = plan else {
         return false;
@@ -100,12 +103,8 @@ pub fn input_done(a: usize, got: usize) {
     let Some(_inside) = thread::enter() else {
         return;
     };
-    // Started once, the engine stays: one lock per input, not two.
-    let started = HANDLER_FD.load(Ordering::Relaxed) >= 0
-        || (self_tested() && {
-            let mut g = ENGINE.lock();
-            ensure_started(&mut g)
-        });
+    // Made once, the engine stays: one lock per input, not two.
+    let started = MADE.load(Ordering::Acquire) || ensure_started(&mut ENGINE.lock());
     if started {
         with_engine(|e| {
             e.input_done(a, got);
@@ -309,6 +308,9 @@ pub fn fork_finish(g: ForkGuard, child: bool) {
         // The child has no handler thread and no registrations: start over
         // from nothing of the parent's, whose state another thread may
         // have been changing (it is left as it is, never used again).
+        // Each reset writes only what is not reset already: every page the
+        // child writes is a copy-on-write fault, and a child that execs or
+        // exits at once should pay for none of zio's.
         // SAFETY: only this thread exists in the child; no guard of these
         // locks taken before the fork is used after it.
         unsafe {
@@ -316,9 +318,13 @@ pub fn fork_finish(g: ForkGuard, child: bool) {
             ENGINE.reset();
             crate::pins::reset_in_child();
         }
-        core::mem::forget(ENGINE.lock().take());
-        let fd = HANDLER_FD.swap(-1, Ordering::Relaxed);
+        if MADE.load(Ordering::Relaxed) {
+            core::mem::forget(ENGINE.lock().take());
+            MADE.store(false, Ordering::Relaxed);
+        }
+        let fd = HANDLER_FD.load(Ordering::Relaxed);
         if fd >= 0 {
+            HANDLER_FD.store(-1, Ordering::Relaxed);
             // SAFETY: the parent's userfaultfd, inherited; closed, it keeps
             // the child from ever acting on the parent's memory.
             unsafe { libc::close(fd) };

@@ -30,8 +30,13 @@ static ENGINE: Lock<Option<Engine<RealMem>>> = Lock::new(None);
 static TRACKING: AtomicBool = AtomicBool::new(false);
 /// Copy elision is possible in this process (enabled, userfaultfd works).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The descriptor the handler thread reads (-1 before the engine starts).
+/// The descriptor the handler thread reads (-1 before the first copy arms
+/// the engine).
 static HANDLER_FD: AtomicI32 = AtomicI32::new(-1);
+/// The engine exists (it records input from the first large one on).
+static MADE: AtomicBool = AtomicBool::new(false);
+/// Arming ([`armed`]): 0 not tried, 1 under way, 2 armed, 3 failed.
+static ARM: AtomicU8 = AtomicU8::new(0);
 /// Forks under way (between `fork_prepare` and `fork_finish`): no page
 /// may be left missing meanwhile ([`RealMem`] refuses).
 static FORKING: AtomicUsize = AtomicUsize::new(0);
@@ -53,6 +58,9 @@ pub fn copy_needs_engine(n: usize) -> bool {
 }
 
 fn set_tracking(on: bool) {
+    if TRACKING.load(Ordering::Relaxed) == on {
+        return;
+    }
     TRACKING.store(on, Ordering::Relaxed);
     ELIDE_MIN.store(
         if on { config::threshold() } else { usize::MAX },
@@ -123,19 +131,70 @@ fn self_tested() -> bool {
     r.is_ok()
 }
 
-/// In a child: a self-test another thread of the parent was running is
-/// this process's to run again.
+/// In a child: a self-test or an arming another thread of the parent was
+/// running is this process's to run again, and the parent's threads are
+/// not the child's (its first copy arms the engine again).
 fn self_test_after_fork() {
-    let _ = SELF_TEST.compare_exchange(1, 0, Ordering::Relaxed, Ordering::Relaxed);
+    // Loads first: a failed compare-exchange still writes the page.
+    if SELF_TEST.load(Ordering::Relaxed) == 1 {
+        SELF_TEST.store(0, Ordering::Relaxed);
+    }
+    if matches!(ARM.load(Ordering::Relaxed), 1 | 2) {
+        ARM.store(0, Ordering::Relaxed);
+    }
 }
 
-/// Starts the engine (userfaultfd, handler and collector threads) on first
-/// use, once [`self_tested`]. Returns false, and turns elision off for
-/// good, if it cannot.
+/// Makes the engine on the first large input: records only, no
+/// userfaultfd and no threads yet ([`armed`] adds them at the first copy
+/// that may be elided), so a program that reads large inputs and never
+/// copies them pays for a probe and its records. Returns false, and turns
+/// elision off for good, if the kernel refuses userfaultfd.
 fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
     if slot.is_some() {
         return true;
     }
+    if !crate::runtime::probe_kernel() {
+        ACTIVE.store(false, Ordering::Relaxed);
+        return false;
+    }
+    *slot = Some(Engine::new(
+        RealMem::new(uffd::Uffd::none()),
+        Cfg::from_options(config::get),
+    ));
+    MADE.store(true, Ordering::Release);
+    true
+}
+
+/// True once the engine works through userfaultfd: the first caller (a
+/// copy that may be elided) runs the self-test, opens the descriptor and
+/// starts the handler and collector threads, without zio's lock (their
+/// start may reach zio's hooks); meanwhile other callers get false and copy
+/// for real. A failure turns elision off for good, with one line saying
+/// why.
+fn armed() -> bool {
+    // A load first: every copy that reaches the engine asks.
+    if ARM.load(Ordering::Acquire) == 2 {
+        return true;
+    }
+    // Nothing recorded yet: no copy can be elided, nothing to arm for.
+    if !MADE.load(Ordering::Acquire) {
+        return false;
+    }
+    match ARM.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(state) => return state == 2,
+    }
+    let ok = self_tested() && start_threads();
+    if !ok {
+        ACTIVE.store(false, Ordering::Relaxed);
+    }
+    ARM.store(if ok { 2 } else { 3 }, Ordering::Release);
+    ok
+}
+
+/// Opens the engine's userfaultfd, starts the threads that serve it and
+/// hands it to the engine.
+fn start_threads() -> bool {
     let wanted = feature::PAGEFAULT_FLAG_WP | feature::WP_UNPOPULATED;
     let u = match uffd::open(wanted) {
         Ok(u) if u.features & feature::PAGEFAULT_FLAG_WP != 0 => u,
@@ -145,7 +204,6 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
                 "userfaultfd lacks write-protect support; copy elision disabled"
             );
             crate::runtime::elision_failed(libc::EOPNOTSUPP);
-            ACTIVE.store(false, Ordering::Relaxed);
             return false;
         }
         Err(e) => {
@@ -156,7 +214,6 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
                 uffd::errno_name(e.errno)
             );
             crate::runtime::elision_failed(e.errno);
-            ACTIVE.store(false, Ordering::Relaxed);
             return false;
         }
     };
@@ -180,10 +237,13 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
             "cannot start zio's threads; copy elision disabled"
         );
         crate::runtime::elision_failed(libc::EAGAIN);
-        ACTIVE.store(false, Ordering::Relaxed);
         return false;
     }
-    *slot = Some(Engine::new(RealMem::new(u), Cfg::from_options(config::get)));
+    let mut g = ENGINE.lock();
+    match g.as_mut() {
+        Some(e) => e.mem.arm(u),
+        None => return false,
+    }
     true
 }
 

@@ -28,7 +28,8 @@ pub struct RealMem {
 const SPARE_MAX: usize = 64 << 20;
 
 impl RealMem {
-    /// The backend of an engine starting now on descriptor `uffd`.
+    /// The backend of an engine starting now on descriptor `uffd`
+    /// ([`Uffd::none`] until the first copy arms it).
     pub(super) fn new(uffd: Uffd) -> RealMem {
         RealMem {
             uffd,
@@ -37,6 +38,12 @@ impl RealMem {
             registrations: 0,
             time: EngineTime::new(),
         }
+    }
+
+    /// From now on the backend works through `uffd` (its handler thread
+    /// runs).
+    pub(super) fn arm(&mut self, uffd: Uffd) {
+        self.uffd = uffd;
     }
 
     /// True if `[a, a+len)` is registered with this descriptor now. The
