@@ -26,6 +26,13 @@ pub fn round_trip(u: &Uffd, timeout_ms: i32) -> Result<(), &'static str> {
 }
 
 fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static str> {
+    // poll() on a blocking userfaultfd answers POLLERR at once, and a
+    // blocking read would wait for good: the test's descriptor must not
+    // block for the timeout to hold.
+    // SAFETY: fcntl on our own descriptor, plain flags.
+    if unsafe { libc::fcntl(u.fd, libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err("fcntl");
+    }
     u.register(page, PAGE).map_err(|_| "UFFDIO_REGISTER")?;
     let mask = crate::signals::block_all();
     let helper = std::thread::Builder::new()
@@ -42,10 +49,18 @@ fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static 
         return Err("thread");
     };
     let answered = answer_one_fault(u, page, timeout_ms);
-    let mut waited = 0;
+    // The woken helper finishes within microseconds: yield to it first
+    // (a 1 ms sleep was most of the test), then wait in milliseconds.
+    let (mut yields, mut waited) = (0, 0);
     while answered.is_ok() && !helper.is_finished() && waited < timeout_ms {
-        crate::runtime::sleep_ms(1);
-        waited += 1;
+        if yields < 1000 {
+            yields += 1;
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        } else {
+            crate::runtime::sleep_ms(1);
+            waited += 1;
+        }
     }
     let seen = helper.is_finished();
     // Unregistering wakes the helper if it still waits, so it can be joined.
@@ -62,7 +77,7 @@ fn answer_one_fault(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'stat
         revents: 0,
     };
     // SAFETY: `p` is one valid pollfd.
-    if unsafe { libc::poll(&mut p, 1, timeout_ms) } != 1 {
+    if unsafe { libc::poll(&mut p, 1, timeout_ms) } != 1 || p.revents & libc::POLLIN == 0 {
         return Err("fault delivery");
     }
     let m = uffd::read_msg(u.fd).map_err(|_| "read")?;
