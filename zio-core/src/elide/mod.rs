@@ -237,6 +237,10 @@ fn start_threads() -> bool {
             "cannot start zio's threads; copy elision disabled"
         );
         crate::runtime::elision_failed(libc::EAGAIN);
+        // A handler that did start reads this descriptor: it stays open
+        // (nothing is registered on it), never to be reused for another file.
+        core::mem::forget(u);
+        HANDLER_FD.store(-1, Ordering::Relaxed);
         return false;
     }
     let mut g = ENGINE.lock();
