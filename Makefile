@@ -47,9 +47,10 @@ demo: deps build
 # Measures every result set of docs/results.md, then writes that page again
 # (about 1 h 45 min, on an otherwise idle machine). QUICK=1: a check of the
 # pipeline in about 2 minutes, into a temporary directory. OUT=DIR: elsewhere.
+# SETS="regress ...": only those result sets.
 # Only the page, from the files in docs/results/: python3 scripts/results.py
 results:
-	QUICK=$(QUICK) OUT=$(OUT) bash scripts/measure-results.sh
+	QUICK=$(QUICK) OUT=$(OUT) SETS="$(SETS)" bash scripts/measure-results.sh
 
 clean:
 	$(CARGO) clean

@@ -3,13 +3,16 @@
 # page again (scripts/results.py). `make results` runs it.
 #
 #   make results           about 1 h 45 min on the project's 2-vCPU machine:
-#                          sweeps 17 min, faults 7, interleave 76, benches 5;
-#                          writes docs/results/{sweeps,faults,interleave,benches}/
+#                          sweeps 17 min, faults 7, interleave 76, benches 5,
+#                          regress 6; writes
+#                          docs/results/{sweeps,faults,interleave,benches,regress}/
 #                          and docs/results.md
 #   make results QUICK=1   about 2 min: one short run of a few points of
 #                          everything, into a temporary directory (printed),
 #                          to check the pipeline; measures nothing worth keeping
 #   OUT=DIR                the sets and results.md go under DIR instead
+#   SETS="regress ..."     only those sets (sweeps faults interleave benches
+#                          regress); the others stay as they are
 #
 # The binaries (echo-bench, zio-run, libzio.so, the bench executables) are
 # copied to a private directory first, so a rebuild in the tree while this
@@ -74,6 +77,8 @@ finish() {
 }
 
 eb=$bin/echo-bench
+sets=${SETS:-sweeps faults interleave benches regress}
+want() { [[ " $sets " == *" $1 "* ]]; }
 if [ "$quick" = 1 ]; then
     rounds=(--rounds 3 --slice 0.1 --warmup 0.02)
     grid=(--sizes 64K,512K --copies 1,5,12 --runs 1)
@@ -99,20 +104,25 @@ sweep() { # set, name, the points of a quick run, then echo-bench sweep's argume
     step "$set" "$name" "$eb" sweep "$@" --out "$stage/$set" "${extra[@]}"
 }
 
+if want sweeps; then
 begin sweeps
 sweep sweeps copies 0,1,12 copies
 sweep sweeps size 16K,512K size
 sweep sweeps threads 1/1,2/2 threads
 sweep sweeps touch 0,1 touch
 finish sweeps
+fi
 
+if want faults; then
 begin faults
 sweep faults faults 0,2 faults
 sweep faults faults-copies1 0,1,2 faults --copies 1 --tag copies1
 finish faults
+fi
 
 # The grid in passes, so that the machine's drift over the hour reaches
 # every point alike; results.py pools the runs of every grid-*.txt.
+if want interleave; then
 begin interleave
 il=$stage/interleave
 for p in $(seq "$passes"); do
@@ -121,7 +131,9 @@ done
 step interleave small "$eb" interleave "${small[@]}" "${rounds[@]}" --csv "$il/small.csv"
 step interleave touch1 "$eb" interleave "${touch1[@]}" --copies 1 --touch-fraction 1 "${rounds[@]}" --csv "$il/touch1.csv"
 finish interleave
+fi
 
+if want benches; then
 begin benches
 micro=$stage/benches/micro.csv
 for b in hook tracker chain engine ops; do
@@ -136,9 +148,17 @@ else
     echo "note valgrind not found: no instruction counts" | tee -a "$stage/benches/environment.txt"
 fi
 finish benches
+fi
+
+if want regress; then
+begin regress
+if [ "$quick" = 1 ]; then regress=(--quick); else regress=(--pairs 5); fi
+step regress regress env ZIO_LIB="$bin/libzio.so" python3 scripts/regress.py "${regress[@]}" --csv "$stage/regress/regress.csv"
+finish regress
+fi
 
 mkdir -p "$out"
-for s in sweeps faults interleave benches; do
+for s in $sets; do
     rm -rf "${out:?}/$s"
     mv "$stage/$s" "$out/$s"
 done

@@ -1,16 +1,28 @@
 #!/usr/bin/env python3
 """The regression suite of ordinary programs (`make regress`): each case
 runs without and with zio in alternation (A B B A A B ...), its output is
-compared byte for byte every time, and the median of the pairwise wall-time
-ratios (with zio / without) is printed with zio's counters, so that a
-program zio makes slower shows at a glance.
+compared byte for byte every time, and its speed under zio (the median of
+the pairwise wall-time ratios, without / with: 1.00 is as fast, above is
+faster) is printed with zio's counters from one more run, so that a
+program zio makes slower shows at a glance. Where the spread of a case's
+pairs is wider than 2% (half the interquartile range over the median), it
+runs up to three times as many pairs, and the line says if the spread is
+still wider.
+
+Then one elided copy of the input read in five orders (forward, backward,
+strided, random, a random 1/64): speed and faults against the bound on
+faults per copy (docs/design.md); and zio's cost per process start (an
+exec of /bin/true) and per fork (nothing tracked, and with 8 elided copies
+of 4 MiB live), in microseconds.
 
     regress.py [--pairs N] [--quick] [--only NAME[,NAME]] [--csv FILE]
+               [--before LIB]
 
 --quick: one pair per case and smaller inputs (a check that every case
-runs and gives the same bytes; `make test` runs it). A ratio is printed
-with the spread of its pairs; where the spread is wider than 2%, run more
-pairs. Needs the release build (libzio.so next to this tree's target/).
+runs and gives the same bytes; `make test` runs it). --before LIB: the
+start-up and fork costs of another build of libzio.so too, measured in the
+same alternation. Needs the release build (libzio.so next to this tree's
+target/) and gcc.
 """
 import argparse
 import csv
@@ -122,10 +134,19 @@ s.shutdown()
 """
 
 
-def run(cmd, zio, logs):
+def env_for(lib):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZIO_") and k != "LD_PRELOAD"}
-    if zio:
-        env.update(LD_PRELOAD=LIB, ZIO_STATS="1", ZIO_LOG_FILE=os.path.join(logs, "zio.%p.log"))
+    if lib:
+        env["LD_PRELOAD"] = lib
+    return env
+
+
+def run(cmd, zio, logs=None):
+    """Wall seconds and the output's hash of one run. With `logs`, zio's
+    summary goes there (the untimed run that reads the counters)."""
+    env = env_for(LIB if zio else None)
+    if logs:
+        env.update(ZIO_STATS="1", ZIO_LOG_FILE=os.path.join(logs, "zio.%p.log"))
     t = time.monotonic()
     p = subprocess.run(["sh", "-c", cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wall = time.monotonic() - t
@@ -147,12 +168,98 @@ def counters(logs):
     return total
 
 
+def paired(cmd, pairs, quick, name):
+    """Speeds (without / with) of `pairs` alternating pairs, more where the
+    spread is wide, and the medians of both times. Exits if an output
+    differs."""
+    speeds, plain_t, zio_t = [], [], []
+    limit = pairs if quick else 3 * pairs
+    while len(speeds) < limit:
+        i = len(speeds)
+        got = {}
+        for zio in ((False, True) if i % 2 == 0 else (True, False)):
+            got[zio] = run(cmd, zio)
+        if got[False][1] != got[True][1]:
+            sys.exit(f"regress: {name}: output differs with zio")
+        plain_t.append(got[False][0])
+        zio_t.append(got[True][0])
+        speeds.append(got[False][0] / got[True][0])
+        if len(speeds) >= pairs and spread(speeds) <= 0.02:
+            break
+    return speeds, statistics.median(plain_t), statistics.median(zio_t)
+
+
+def spread(v):
+    """Half the interquartile range of `v` over its median (0.02: the middle
+    half of the pairs within 2% either side; one pair disturbed by the
+    machine's other work does not count)."""
+    if len(v) < 4:
+        return (max(v) - min(v)) / 2 / statistics.median(v)
+    q = statistics.quantiles(v, n=4)
+    return (q[2] - q[0]) / 2 / statistics.median(v)
+
+
+def compile_c(d, name):
+    exe = os.path.join(d, name)
+    src = os.path.join(ROOT, "integration", "c", name + ".c")
+    subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
+    return exe
+
+
+def per_run_us(argv, lib, n):
+    """Microseconds per process start of `argv` (posix_spawn and wait, `n`
+    times), preloading `lib` (None: nothing)."""
+    env = env_for(lib)
+    t = time.perf_counter()
+    for _ in range(n):
+        os.waitpid(os.posix_spawn(argv[0], argv, env), 0)
+    return (time.perf_counter() - t) / n * 1e6
+
+
+def fork_us(exe, args, lib):
+    out = subprocess.run([exe, *args], env=env_for(lib), stdout=subprocess.PIPE, check=True)
+    return float(out.stdout)
+
+
+def costs(d, quick, before):
+    """(what, {build: median µs}, {build: added µs with its range}) for the
+    start and the two forks, each build measured in turn, round after round."""
+    fork = compile_c(d, "fork_cost")
+    f4 = os.path.join(d, "in4.bin")
+    with open(f4, "wb") as f:
+        f.write(os.urandom(4 << 20))
+    builds = [("without", None), ("with", LIB)] + ([("before", before)] if before else [])
+    rounds = 2 if quick else 12
+    n = 20 if quick else 200
+    what = [
+        ("start (exec /bin/true)", lambda lib: per_run_us(["/bin/true"], lib, n)),
+        ("fork, nothing tracked", lambda lib: fork_us(fork, [str(5 * n)], lib)),
+        ("fork, 8 x 4 MiB elided live", lambda lib: fork_us(fork, [str(n), f4, "8"], lib)),
+    ]
+    out = []
+    for name, measure in what:
+        got = {b: [] for b, _ in builds}
+        for r in range(rounds):
+            order = builds if r % 2 == 0 else builds[::-1]
+            for b, lib in order:
+                got[b].append(measure(lib))
+        med = {b: statistics.median(v) for b, v in got.items()}
+        added = {}
+        for b in got:
+            if b != "without":
+                diffs = [x - y for x, y in zip(got[b], got["without"])]
+                added[b] = (statistics.median(diffs), min(diffs), max(diffs))
+        out.append((name, med, added))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="")
     ap.add_argument("--csv", default="")
+    ap.add_argument("--before", default="")
     a = ap.parse_args()
     if not os.path.exists(LIB):
         sys.exit(f"regress: no {LIB}: run cargo build --release first")
@@ -161,6 +268,7 @@ def main():
     d = tempfile.mkdtemp(prefix="zio-regress-")
     logs = os.path.join(d, "logs")
     os.mkdir(logs)
+    rows = []
     try:
         with open(os.path.join(d, "in.bin"), "wb") as f:
             f.write(os.urandom(mib << 20))
@@ -168,37 +276,52 @@ def main():
             for i in range(mib * 20000):
                 f.write(f"{(i * 7919) % 1000003:07d} line\n")
         only = set(filter(None, a.only.split(",")))
-        rows = []
-        print(f"{'case':<28} {'ratio':>6} {'spread':>13} {'w/o s':>7} {'with s':>7}  zio counters (last run)")
-        for name, cmd in cases(d, mib):
-            if only and name not in only:
-                continue
-            if name == "zstd" and not shutil.which("zstd"):
-                continue
-            ratios, plain_t, zio_t = [], [], []
-            for i in range(pairs):
-                order = (False, True) if i % 2 == 0 else (True, False)
-                got = {}
-                for zio in order:
-                    got[zio] = run(cmd, zio, logs)
-                if got[False][1] != got[True][1]:
-                    sys.exit(f"regress: {name}: output differs with zio")
-                plain_t.append(got[False][0])
-                zio_t.append(got[True][0])
-                ratios.append(got[True][0] / got[False][0])
-            c = counters(logs)
-            r = statistics.median(ratios)
-            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-            info = f"elided {c.get('elided_copies', 0)}, faults {c.get('faults_missing', 0)}, backed up {c.get('bytes_backed_up', 0) >> 20} MiB"
-            print(f"{name:<28} {r:>5.2f}x {spread:>13} {statistics.median(plain_t):>7.3f} {statistics.median(zio_t):>7.3f}  {info}")
-            rows.append([name, f"{r:.4f}", f"{min(ratios):.4f}", f"{max(ratios):.4f}", pairs,
-                         f"{statistics.median(plain_t):.4f}", f"{statistics.median(zio_t):.4f}",
-                         c.get("elided_copies", 0), c.get("faults_missing", 0), c.get("bytes_backed_up", 0)])
+        orders = compile_c(d, "read_orders")
+        pages = (mib << 20) // 4096
+        bound = 2 * (pages // 64) + 1
+        groups = [
+            ("program", cases(d, mib)),
+            ("order", [(f"read one copy: {o}", f"{orders} {os.path.join(d, 'in.bin')} {o}")
+                       for o in ("forward", "backward", "stride", "random", "sparse")]),
+        ]
+        print(f"{'case':<30} {'speed':>6} {'range':>11} {'pairs':>5} {'w/o s':>7} {'with s':>7}  zio counters (one more run)")
+        for kind, group in groups:
+            if kind == "order":
+                print(f"-- one elided copy of {mib} MiB read in five orders; faults bound {bound} "
+                      f"(2 x {pages} pages / 64 + 1, docs/design.md)")
+            for name, cmd in group:
+                if only and name not in only:
+                    continue
+                if name == "zstd" and not shutil.which("zstd"):
+                    continue
+                speeds, t0, t1 = paired(cmd, pairs, a.quick, name)
+                run(cmd, True, logs)
+                c = counters(logs)
+                s = statistics.median(speeds)
+                wide = " (spread > 2%)" if len(speeds) > 1 and spread(speeds) > 0.02 else ""
+                info = (f"elided {c.get('elided_copies', 0)}, faults {c.get('faults_missing', 0)}, "
+                        f"backed up {c.get('bytes_backed_up', 0) >> 20} MiB{wide}")
+                print(f"{name:<30} {s:>5.2f}x {min(speeds):>5.2f}-{max(speeds):.2f} {len(speeds):>5} "
+                      f"{t0:>7.3f} {t1:>7.3f}  {info}")
+                rows.append([kind, name, f"{s:.4f}", f"{min(speeds):.4f}", f"{max(speeds):.4f}", len(speeds),
+                             f"{t0:.4f}", f"{t1:.4f}", "s", c.get("elided_copies", 0),
+                             c.get("faults_missing", 0), c.get("bytes_backed_up", 0), bound if kind == "order" else ""])
+        if not only:
+            print("-- zio's cost per process start and per fork (microseconds; added: median of paired differences)")
+            for name, med, added in costs(d, a.quick, a.before):
+                parts = [f"without {med['without']:.0f}"]
+                for b in added:
+                    m, lo, hi = added[b]
+                    parts.append(f"{b} {med[b]:.0f} (+{m:.0f}, {lo:.0f} to {hi:.0f})")
+                print(f"{name:<30} " + ", ".join(parts))
+                for b in added:
+                    rows.append(["cost", f"{name} [{b}]", "", f"{added[b][1]:.1f}", f"{added[b][2]:.1f}", "",
+                                 f"{med['without']:.1f}", f"{med[b]:.1f}", "us", "", "", "", f"{added[b][0]:.1f}"])
         if a.csv:
             with open(a.csv, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["case", "ratio", "min", "max", "pairs", "without_s", "with_s",
-                            "elided_copies", "faults_missing", "bytes_backed_up"])
+                w.writerow(["kind", "case", "speed", "min", "max", "pairs", "without", "with", "unit",
+                            "elided_copies", "faults_missing", "bytes_backed_up", "bound_or_added"])
                 w.writerows(rows)
     finally:
         shutil.rmtree(d, ignore_errors=True)

@@ -2,19 +2,24 @@
 //! (scripts/regress.py: Python reading files and pipes, a socket relay,
 //! http.server, multiprocessing with every start method, subprocess
 //! pipes, dd, cat, sort, tar, gzip, zstd) runs once without and once with
-//! zio, and its output must be the same bytes. (The ratios it prints are
-//! figures for a reader, not assertions: one pair on a shared machine
-//! proves nothing about speed.)
+//! zio, and its output must be the same bytes. One elided copy read in
+//! five orders must be elided and stay within the bound on its faults.
+//! (The speeds it prints are figures for a reader, not assertions: one
+//! pair on a shared machine proves nothing about speed.)
 
 use std::process::Command;
 
-use zio_integration::workspace;
+use zio_integration::{workspace, TempDir};
 
 #[test]
 fn ordinary_programs_give_the_same_bytes_under_zio() {
+    let dir = TempDir::new("regress");
+    let csv = dir.path().join("regress.csv");
     let out = Command::new("python3")
         .arg(workspace().join("scripts/regress.py"))
         .arg("--quick")
+        .arg("--csv")
+        .arg(&csv)
         .output()
         .expect("python3 is needed");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -27,4 +32,25 @@ fn ordinary_programs_give_the_same_bytes_under_zio() {
     for case in ["python read backwards", "multiprocessing spawn", "gzip"] {
         assert!(text.contains(case), "{case} did not run:\n{text}");
     }
+    // kind,case,speed,min,max,pairs,without,with,unit,elided_copies,
+    // faults_missing,bytes_backed_up,bound_or_added
+    let table = std::fs::read_to_string(&csv).expect("the csv");
+    let orders: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[0] == "order")
+        .collect();
+    assert_eq!(orders.len(), 5, "{table}");
+    for f in &orders {
+        let (elided, faults, bound): (u64, u64, u64) = (
+            f[9].parse().unwrap(),
+            f[10].parse().unwrap(),
+            f[12].parse().unwrap(),
+        );
+        assert_eq!(elided, 1, "{}: the copy was not elided\n{table}", f[1]);
+        assert!(faults >= 1, "{}: the copy was never read\n{table}", f[1]);
+        assert!(faults <= bound, "{}: {faults} faults, bound {bound}", f[1]);
+    }
+    let costs = table.lines().filter(|l| l.starts_with("cost,")).count();
+    assert_eq!(costs, 3, "start, fork, fork with records:\n{table}");
 }
