@@ -45,7 +45,7 @@ demo: deps build
 	bash scripts/demo.sh
 
 # Measures every result set of docs/results.md, then writes that page again
-# (about 1 h 45 min, on an otherwise idle machine). QUICK=1: a check of the
+# (about 2 h, on an otherwise idle machine). QUICK=1: a check of the
 # pipeline in about 2 minutes, into a temporary directory. OUT=DIR: elsewhere.
 # SETS="regress ...": only those result sets.
 # Only the page, from the files in docs/results/: python3 scripts/results.py

@@ -2,9 +2,9 @@
 # Measures every result set that docs/results.md reports, then writes that
 # page again (scripts/results.py). `make results` runs it.
 #
-#   make results           about 1 h 45 min on the project's 2-vCPU machine:
+#   make results           about 2 h on the project's 2-vCPU machine:
 #                          sweeps 17 min, faults 7, interleave 76, benches 5,
-#                          regress 6; writes
+#                          regress 15; writes
 #                          docs/results/{sweeps,faults,interleave,benches,regress}/
 #                          and docs/results.md
 #   make results QUICK=1   about 2 min: one short run of a few points of
@@ -105,56 +105,56 @@ sweep() { # set, name, the points of a quick run, then echo-bench sweep's argume
 }
 
 if want sweeps; then
-begin sweeps
-sweep sweeps copies 0,1,12 copies
-sweep sweeps size 16K,512K size
-sweep sweeps threads 1/1,2/2 threads
-sweep sweeps touch 0,1 touch
-finish sweeps
+    begin sweeps
+    sweep sweeps copies 0,1,12 copies
+    sweep sweeps size 16K,512K size
+    sweep sweeps threads 1/1,2/2 threads
+    sweep sweeps touch 0,1 touch
+    finish sweeps
 fi
 
 if want faults; then
-begin faults
-sweep faults faults 0,2 faults
-sweep faults faults-copies1 0,1,2 faults --copies 1 --tag copies1
-finish faults
+    begin faults
+    sweep faults faults 0,2 faults
+    sweep faults faults-copies1 0,1,2 faults --copies 1 --tag copies1
+    finish faults
 fi
 
 # The grid in passes, so that the machine's drift over the hour reaches
 # every point alike; results.py pools the runs of every grid-*.txt.
 if want interleave; then
-begin interleave
-il=$stage/interleave
-for p in $(seq "$passes"); do
-    step interleave "grid-pass$p" "$eb" interleave "${grid[@]}" --ceiling-inputs 2 "${rounds[@]}" --csv "$il/grid-pass$p.csv"
-done
-step interleave small "$eb" interleave "${small[@]}" "${rounds[@]}" --csv "$il/small.csv"
-step interleave touch1 "$eb" interleave "${touch1[@]}" --copies 1 --touch-fraction 1 "${rounds[@]}" --csv "$il/touch1.csv"
-finish interleave
+    begin interleave
+    il=$stage/interleave
+    for p in $(seq "$passes"); do
+        step interleave "grid-pass$p" "$eb" interleave "${grid[@]}" --ceiling-inputs 2 "${rounds[@]}" --csv "$il/grid-pass$p.csv"
+    done
+    step interleave small "$eb" interleave "${small[@]}" "${rounds[@]}" --csv "$il/small.csv"
+    step interleave touch1 "$eb" interleave "${touch1[@]}" --copies 1 --touch-fraction 1 "${rounds[@]}" --csv "$il/touch1.csv"
+    finish interleave
 fi
 
 if want benches; then
-begin benches
-micro=$stage/benches/micro.csv
-for b in hook tracker chain engine ops; do
-    step benches "$b" env CRITERION_HOME="$stage/criterion" ZIO_LIB="$bin/libzio.so" "$bin/bench-$b" --bench "${crit[@]}"
-done
-echo "bench,id,variant,value,unit,commit,source" > "$micro"
-python3 scripts/bench_figures.py criterion "$stage/criterion" "${commit:0:7}" >> "$micro"
-if command -v valgrind > /dev/null; then
-    echo "== benches/callgrind"
-    ZIO_LIB="$bin/libzio.so" python3 scripts/bench_figures.py callgrind "$bin" "${commit:0:7}" "$profile" >> "$micro"
-else
-    echo "note valgrind not found: no instruction counts" | tee -a "$stage/benches/environment.txt"
+    begin benches
+    micro=$stage/benches/micro.csv
+    for b in hook tracker chain engine ops; do
+        step benches "$b" env CRITERION_HOME="$stage/criterion" ZIO_LIB="$bin/libzio.so" "$bin/bench-$b" --bench "${crit[@]}"
+    done
+    echo "bench,id,variant,value,unit,commit,source" > "$micro"
+    python3 scripts/bench_figures.py criterion "$stage/criterion" "${commit:0:7}" >> "$micro"
+    if command -v valgrind > /dev/null; then
+        echo "== benches/callgrind"
+        ZIO_LIB="$bin/libzio.so" python3 scripts/bench_figures.py callgrind "$bin" "${commit:0:7}" "$profile" >> "$micro"
+    else
+        echo "note valgrind not found: no instruction counts" | tee -a "$stage/benches/environment.txt"
 fi
 finish benches
 fi
 
 if want regress; then
-begin regress
-if [ "$quick" = 1 ]; then regress=(--quick); else regress=(--pairs 5); fi
-step regress regress env ZIO_LIB="$bin/libzio.so" python3 scripts/regress.py "${regress[@]}" --csv "$stage/regress/regress.csv"
-finish regress
+    begin regress
+    if [ "$quick" = 1 ]; then regress=(--quick); else regress=(--pairs 10); fi
+    step regress regress env ZIO_LIB="$bin/libzio.so" python3 scripts/regress.py "${regress[@]}" --csv "$stage/regress/regress.csv"
+    finish regress
 fi
 
 mkdir -p "$out"

@@ -305,7 +305,8 @@ def main():
                       f"{t0:>7.3f} {t1:>7.3f}  {info}")
                 rows.append([kind, name, f"{s:.4f}", f"{min(speeds):.4f}", f"{max(speeds):.4f}", len(speeds),
                              f"{t0:.4f}", f"{t1:.4f}", "s", c.get("elided_copies", 0),
-                             c.get("faults_missing", 0), c.get("bytes_backed_up", 0), bound if kind == "order" else ""])
+                             c.get("faults_missing", 0), c.get("bytes_backed_up", 0), bound if kind == "order" else "",
+                             f"{spread(speeds):.4f}"])
         if not only:
             print("-- zio's cost per process start and per fork (microseconds; added: median of paired differences)")
             for name, med, added in costs(d, a.quick, a.before):
@@ -316,12 +317,12 @@ def main():
                 print(f"{name:<30} " + ", ".join(parts))
                 for b in added:
                     rows.append(["cost", f"{name} [{b}]", "", f"{added[b][1]:.1f}", f"{added[b][2]:.1f}", "",
-                                 f"{med['without']:.1f}", f"{med[b]:.1f}", "us", "", "", "", f"{added[b][0]:.1f}"])
+                                 f"{med['without']:.1f}", f"{med[b]:.1f}", "us", "", "", "", f"{added[b][0]:.1f}", ""])
         if a.csv:
             with open(a.csv, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(["kind", "case", "speed", "min", "max", "pairs", "without", "with", "unit",
-                            "elided_copies", "faults_missing", "bytes_backed_up", "bound_or_added"])
+                            "elided_copies", "faults_missing", "bytes_backed_up", "bound_or_added", "spread"])
                 w.writerows(rows)
     finally:
         shutil.rmtree(d, ignore_errors=True)

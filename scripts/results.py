@@ -422,7 +422,9 @@ def goal6_verdict(r):
         return "no data", "not measured"
     low = [p for p in progs if float(p["speed"]) < GOAL6]
     worst = min(progs, key=lambda p: float(p["speed"]))
-    now = f"{len(progs) - len(low)} of {len(progs)}; lowest {float(worst['speed']):.2f}× ({worst['case']})"
+    wide = sum(1 for p in progs if p.get("spread") and float(p["spread"]) > 0.02)
+    now = (f"{len(progs) - len(low)} of {len(progs)}; lowest {float(worst['speed']):.3f}× ({worst['case']})"
+           + (f"; {wide} of {len(progs)} spread more than 2%" if wide else ""))
     return now, met(not low)
 
 
@@ -432,11 +434,12 @@ def regress(r):
         return "no data"
     out = []
     if progs:
-        rows = [[p["case"], f"{float(p['speed']):.2f}×", f"{float(p['min']):.2f}–{float(p['max']):.2f}", p["pairs"],
+        rows = [[p["case"], f"{float(p['speed']):.3f}×", f"{float(p['min']):.2f}–{float(p['max']):.2f}",
+                 f"±{float(p['spread']) * 100:.1f}%" if p.get("spread") else "", p["pairs"],
                  f"{float(p['without']):.3f}", f"{float(p['with']):.3f}", p["elided_copies"], p["faults_missing"],
                  "" if float(p["speed"]) >= GOAL6 else "below"]
                 for p in progs]
-        out.append(table(["program", "speed", "range", "pairs", "without (s)", "with (s)",
+        out.append(table(["program", "speed", "range", "spread", "pairs", "without (s)", "with (s)",
                           "elided", "faults", f"≥ {GOAL6}"], rows))
     if orders:
         rows = [[o["case"].split(": ", 1)[-1], f"{float(o['speed']):.2f}×", f"{float(o['min']):.2f}–{float(o['max']):.2f}",
