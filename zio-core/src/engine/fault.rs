@@ -8,8 +8,8 @@
 use super::{Busy, Cause, Engine, Mem};
 use crate::ranges::{page_down, page_up, RangeSet, PAGE};
 
-/// Most pages materialized together on a missing fault (256 KiB).
-const FAULT_AROUND: usize = 64;
+/// Most pages materialized together on a missing fault (1 MiB).
+const FAULT_AROUND: usize = 256;
 
 /// Most pages given zero pages together on a fault on a page that holds no
 /// piece (1 MiB; the run stops earlier at a present page).
@@ -29,7 +29,7 @@ const FILL_RUN: usize = 1024;
 /// Recent fault runs, to size the next fault's run like readahead: a fault
 /// right after the pages the last one rebuilt is a program reading on, and
 /// one right before them a program reading backwards (`b[::-1]`), so its
-/// run is four times longer (1, 4, 16, 64 pages), after the fault or
+/// run is four times longer (1, 4, 16, 64, 256 pages), after the fault or
 /// ending at it; a fault anywhere else rebuilds its page alone, so a
 /// program touching a header here and there pays for one page per fault,
 /// and so does the policy.
@@ -226,7 +226,7 @@ mod tests {
 
     const P: usize = PAGE;
 
-    /// A stream that reads on grows 1, 4, 16, 64, 64 pages; a fault
+    /// A stream that reads on grows 1, 4, 16, 64, 256, 256 pages; a fault
     /// elsewhere starts at one page; one whose page before was elided
     /// again does not continue.
     #[test]
@@ -234,29 +234,30 @@ mod tests {
         let mut s = Streams::default();
         let mut page = 100 * P;
         let mut seen = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..6 {
             let (stream, w) = s.window(page, true);
             seen.push(w);
             s.record(stream, page, w, w);
             page += w * P;
         }
-        assert_eq!(seen, [1, 4, 16, 64, 64]);
+        assert_eq!(seen, [1, 4, 16, 64, 256, 256]);
         assert_eq!(s.window(7 * P, true), (None, 1), "elsewhere");
         assert_eq!(s.window(page, false).1, 1, "run over");
         // A run cut short (fewer pages had pieces) continues from its end.
         let (stream, w) = s.window(page, true);
         s.record(stream, page, 3, w);
-        assert_eq!(s.window(page + 3 * P, true).1, 64);
+        assert_eq!(s.window(page + 3 * P, true).1, 256);
     }
 
     /// A stream read backwards grows as one read forwards: each fault just
-    /// before the last run rebuilds 1, 4, 16, 64, 64 pages ending at it.
+    /// before the last run rebuilds 1, 4, 16, 64, 256, 256 pages ending
+    /// at it.
     #[test]
     fn windows_grow_while_reading_backwards() {
         let mut s = Streams::default();
-        let mut page = 1000 * P;
+        let mut page = 2000 * P;
         let mut seen = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..6 {
             let (fwd, _) = s.window(page, true);
             assert!(fwd.is_none() || seen.is_empty());
             let (stream, w) = s.window_back(page, true);
@@ -265,7 +266,7 @@ mod tests {
             s.record(stream, start, w, w);
             page = start - P;
         }
-        assert_eq!(seen, [1, 4, 16, 64, 64]);
+        assert_eq!(seen, [1, 4, 16, 64, 256, 256]);
         assert_eq!(s.window_back(page, false).1, 1, "run over");
         assert_eq!(s.window_back(3 * P, true), (None, 1), "elsewhere");
     }
