@@ -9,7 +9,9 @@ pairs is wider than 2% (half the interquartile range over the median), it
 runs up to three times as many pairs, and the line says if the spread is
 still wider.
 
-Then one elided copy of the input read in five orders (forward, backward,
+Two of them run again with an empty library preloaded in place of zio:
+the noise floor of the machine at that moment. Then one elided copy of the
+input read in five orders (forward, backward,
 strided, random, a random 1/64): speed and faults against the bound on
 faults per copy (docs/design.md); and zio's cost per process start (an
 exec of /bin/true) and per fork (nothing tracked, and with 8 elided copies
@@ -141,10 +143,11 @@ def env_for(lib):
     return env
 
 
-def run(cmd, zio, logs=None):
-    """Wall seconds and the output's hash of one run. With `logs`, zio's
-    summary goes there (the untimed run that reads the counters)."""
-    env = env_for(LIB if zio else None)
+def run(cmd, zio, logs=None, lib=None):
+    """Wall seconds and the output's hash of one run, `zio` preloading `lib`
+    (libzio.so unless given). With `logs`, zio's summary goes there (the
+    untimed run that reads the counters)."""
+    env = env_for((lib or LIB) if zio else None)
     if logs:
         env.update(ZIO_STATS="1", ZIO_LOG_FILE=os.path.join(logs, "zio.%p.log"))
     t = time.monotonic()
@@ -168,7 +171,7 @@ def counters(logs):
     return total
 
 
-def paired(cmd, pairs, quick, name):
+def paired(cmd, pairs, quick, name, lib=None):
     """Speeds (without / with) of `pairs` alternating pairs, more where the
     spread is wide, and the medians of both times. Exits if an output
     differs."""
@@ -178,7 +181,7 @@ def paired(cmd, pairs, quick, name):
         i = len(speeds)
         got = {}
         for zio in ((False, True) if i % 2 == 0 else (True, False)):
-            got[zio] = run(cmd, zio)
+            got[zio] = run(cmd, zio, lib=lib)
         if got[False][1] != got[True][1]:
             sys.exit(f"regress: {name}: output differs with zio")
         plain_t.append(got[False][0])
@@ -197,6 +200,16 @@ def spread(v):
         return (max(v) - min(v)) / 2 / statistics.median(v)
     q = statistics.quantiles(v, n=4)
     return (q[2] - q[0]) / 2 / statistics.median(v)
+
+
+def empty_library(d):
+    """A shared library with nothing in it: preloaded in place of zio, it
+    shows what the machine's noise and loading any library cost."""
+    src, lib = os.path.join(d, "empty.c"), os.path.join(d, "libempty.so")
+    with open(src, "w") as f:
+        f.write("int zio_regress_empty;\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", lib, src], check=True)
+    return lib
 
 
 def compile_c(d, name):
@@ -279,13 +292,18 @@ def main():
         orders = compile_c(d, "read_orders")
         pages = (mib << 20) // 4096
         bound = 2 * (pages // 64) + 1
+        empty = empty_library(d)
+        control = [(f"control: {n} (empty library)", c) for n, c in cases(d, mib) if n in ("cat", "python read")]
         groups = [
             ("program", cases(d, mib)),
+            ("control", control),
             ("order", [(f"read one copy: {o}", f"{orders} {os.path.join(d, 'in.bin')} {o}")
                        for o in ("forward", "backward", "stride", "random", "sparse")]),
         ]
         print(f"{'case':<30} {'speed':>6} {'range':>11} {'pairs':>5} {'w/o s':>7} {'with s':>7}  zio counters (one more run)")
         for kind, group in groups:
+            if kind == "control":
+                print("-- the same with an empty library preloaded in place of zio: the noise floor")
             if kind == "order":
                 print(f"-- one elided copy of {mib} MiB read in five orders; faults bound {bound} "
                       f"(2 x {pages} pages / 64 + 1, docs/design.md)")
@@ -294,13 +312,18 @@ def main():
                     continue
                 if name == "zstd" and not shutil.which("zstd"):
                     continue
-                speeds, t0, t1 = paired(cmd, pairs, a.quick, name)
-                run(cmd, True, logs)
-                c = counters(logs)
+                lib = empty if kind == "control" else None
+                speeds, t0, t1 = paired(cmd, pairs, a.quick, name, lib)
+                c = {}
+                if kind != "control":
+                    run(cmd, True, logs)
+                    c = counters(logs)
                 s = statistics.median(speeds)
                 wide = " (spread > 2%)" if len(speeds) > 1 and spread(speeds) > 0.02 else ""
                 info = (f"elided {c.get('elided_copies', 0)}, faults {c.get('faults_missing', 0)}, "
                         f"backed up {c.get('bytes_backed_up', 0) >> 20} MiB{wide}")
+                if kind == "control":
+                    info = f"no zio{wide}"
                 print(f"{name:<30} {s:>5.2f}x {min(speeds):>5.2f}-{max(speeds):.2f} {len(speeds):>5} "
                       f"{t0:>7.3f} {t1:>7.3f}  {info}")
                 rows.append([kind, name, f"{s:.4f}", f"{min(speeds):.4f}", f"{max(speeds):.4f}", len(speeds),

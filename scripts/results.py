@@ -441,6 +441,13 @@ def regress(r):
                 for p in progs]
         out.append(table(["program", "speed", "range", "spread", "pairs", "without (s)", "with (s)",
                           "elided", "faults", f"≥ {GOAL6}"], rows))
+    controls = regress_rows(r, "control")
+    if controls:
+        rows = [[c["case"].split(": ", 1)[-1], f"{float(c['speed']):.3f}×", f"{float(c['min']):.2f}–{float(c['max']):.2f}",
+                 f"±{float(c['spread']) * 100:.1f}%" if c.get("spread") else "", c["pairs"]]
+                for c in controls]
+        out.append("The noise floor: the same programs with an empty library preloaded in place of zio, "
+                   "in the same run:\n\n" + table(["control", "speed", "range", "spread", "pairs"], rows))
     if orders:
         rows = [[o["case"].split(": ", 1)[-1], f"{float(o['speed']):.2f}×", f"{float(o['min']):.2f}–{float(o['max']):.2f}",
                  f"{float(o['without']):.3f}", f"{float(o['with']):.3f}", o["faults_missing"], o["bound_or_added"]]
