@@ -1,9 +1,9 @@
 //! Faults: a missing fault on an unmapped page rebuilds it (and, for a
 //! program reading on, the pages after it: fault-around; once the copy's
-//! round trips are spent, all of it), a missing fault
-//! without pieces gets zeros or gives the memory back to the kernel, and a
-//! write-protect fault releases the original written to. Touches the
-//! records, the fault streams, the unfilled pages and the protection state.
+//! round trips are spent, all of it), a missing fault without pieces gets
+//! zeros or gives the memory back to the kernel, and a write-protect fault
+//! releases the original written to. Touches the records, the fault
+//! streams, the unfilled pages and the protection state.
 
 use super::{Busy, Cause, Engine, Mem};
 use crate::ranges::{page_down, page_up, RangeSet, PAGE};
