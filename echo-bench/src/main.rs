@@ -16,7 +16,7 @@ const USAGE: &str = "\
 echo-bench: the zIO paper's echo microbenchmarks, with and without zio
 
 usage:
-  echo-bench server --port P [--threads T] --size S --copies N [--buffers static|malloc]
+  echo-bench server --port P [--threads T] --size S --copies N [--buffers static|malloc|chain]
                     [--touch-pages K | --touch-fraction F] [--recv read|waitall] [--inputs N]
                     [--max-seconds SECS] [--congestion ALG]
   echo-bench client --port P [--threads T] [--conns C] --size S [--duration SECS] [--warmup SECS]
@@ -24,7 +24,7 @@ usage:
   echo-bench client --ports LIST --size S [--slice SECS] [--rounds R] [--warmup SECS]
                     [--verify sample|full|off] [--timeout SECS] [--congestion ALG]
   echo-bench sweep copies|size|threads|faults|touch [--reps R] [--duration SECS] [--warmup SECS]
-                    [--out DIR] [--quick] [--buffers static|malloc] [--size S] [--copies N]
+                    [--out DIR] [--quick] [--buffers static|malloc|chain] [--size S] [--copies N]
                     [--points LIST] [--tag NAME] [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin]
                     [--server-cpu CPUS] [--client-cpu CPUS]
                     [--max-other-cpu C] [--retries N] [--time-budget F] [--no-idle-spin]
@@ -51,7 +51,9 @@ copy, then write the last copy (the input if N = 0) back with libc write(2).
   --copies N           chained copies per message (required)
   --buffers MODE       static (default): page-aligned buffers allocated once per thread
                        (posix_memalign) and reused; malloc: input and copies malloc'ed per
-                       message and freed after the reply
+                       message and freed after the reply; chain: the input malloc'ed once
+                       per connection, each copy into a fresh malloc, the previous
+                       intermediate freed right after the next copy
   --touch-pages K      read one byte in each of K pages spread evenly over the last copy
   --touch-fraction F   read the first F (0..1) of the bytes of the last copy, summed
   --recv MODE          read (default) or waitall
@@ -152,7 +154,7 @@ echo-bench sweep: run each point with and without zio, print a table, write CSV 
   --quick              fewer points, shorter runs
   --out DIR            where <sweep>.csv and <sweep>.svg go (default target/echo-bench)
   --tag NAME           name the files <sweep>-NAME.csv and <sweep>-NAME.svg instead
-  --buffers MODE       static (default) or malloc
+  --buffers MODE       static (default), malloc or chain
   --size S             message size override (size sweep: a single size)
   --copies N           copy count override (size, threads, faults, touch)
   --points LIST        comma-separated values to sweep instead of the defaults

@@ -25,6 +25,12 @@ pub enum Buffers {
     Static,
     /// `malloc`ed for every message, `free`d after the reply is written.
     Malloc,
+    /// As a server making its copies in a chain: the input buffer is
+    /// `malloc`ed once per connection, each copy goes into a fresh
+    /// `malloc`, and the previous intermediate is `free`d right after the
+    /// next copy is made (the allocator hands the same chunks back, message
+    /// after message). Nothing page-aligned.
+    Chain,
 }
 
 impl std::str::FromStr for Buffers {
@@ -33,7 +39,10 @@ impl std::str::FromStr for Buffers {
         match s {
             "static" => Ok(Buffers::Static),
             "malloc" => Ok(Buffers::Malloc),
-            _ => Err(format!("buffers must be static or malloc, not {s:?}")),
+            "chain" => Ok(Buffers::Chain),
+            _ => Err(format!(
+                "buffers must be static, malloc or chain, not {s:?}"
+            )),
         }
     }
 }
@@ -44,6 +53,7 @@ impl Buffers {
         match self {
             Buffers::Static => "static",
             Buffers::Malloc => "malloc",
+            Buffers::Chain => "chain",
         }
     }
 }
@@ -177,7 +187,7 @@ fn alloc(size: usize, buffers: Buffers) -> io::Result<Buf> {
             p
         }
         // SAFETY: plain allocation, freed with free.
-        Buffers::Malloc => unsafe { libc::malloc(n) },
+        Buffers::Malloc | Buffers::Chain => unsafe { libc::malloc(n) },
     };
     if p.is_null() {
         return Err(io::Error::new(io::ErrorKind::OutOfMemory, "malloc failed"));
@@ -313,15 +323,22 @@ fn worker(
         }
     }
     let mut conns: Vec<TcpStream> = Vec::new();
+    // Buffers::Chain: each connection's input buffer, made at its first
+    // message and freed when it closes.
+    let mut inputs: Vec<Option<Buf>> = Vec::new();
     let mut pfds: Vec<libc::pollfd> = Vec::new();
     let mut turn = 0usize;
     while !stop.load(Ordering::Relaxed) {
         while let Ok(c) = rx.try_recv() {
             conns.push(c);
+            inputs.push(None);
         }
         if conns.is_empty() {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(c) => conns.push(c),
+                Ok(c) => {
+                    conns.push(c);
+                    inputs.push(None);
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -347,7 +364,7 @@ fn worker(
         let mut dead = Vec::new();
         for i in ready {
             turn = turn.wrapping_add(1);
-            match echo_one(conns[i].as_raw_fd(), &cfg, &bufs, turn) {
+            match echo_one(conns[i].as_raw_fd(), &cfg, &bufs, &mut inputs[i], turn) {
                 Ok(true) => {
                     messages.fetch_add(1, Ordering::Relaxed);
                 }
@@ -365,9 +382,12 @@ fn worker(
         }
         for i in dead.into_iter().rev() {
             conns.swap_remove(i);
+            if let Some(b) = inputs.swap_remove(i) {
+                release(&b);
+            }
         }
     }
-    for b in &bufs {
+    for b in bufs.iter().chain(inputs.iter().flatten()) {
         release(b);
     }
 }
@@ -457,8 +477,17 @@ fn touch(buf: *const u8, n: usize, t: Touch) {
 }
 
 /// One message, the thread's `turn`th. Ok(false) when the peer closed the
-/// connection.
-fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf], turn: usize) -> io::Result<bool> {
+/// connection. `conn_input`: the connection's input buffer (`Chain`).
+fn echo_one(
+    fd: RawFd,
+    cfg: &ServerConfig,
+    bufs: &[Buf],
+    conn_input: &mut Option<Buf>,
+    turn: usize,
+) -> io::Result<bool> {
+    if cfg.buffers == Buffers::Chain {
+        return echo_chain(fd, cfg, conn_input);
+    }
     let n = cfg.size;
     let inputs = cfg.inputs.max(1);
     let memcpy = std::hint::black_box(MEMCPY);
@@ -466,7 +495,7 @@ fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf], turn: usize) -> io::Res
     let get = |i: usize, owned: &mut Vec<Buf>| -> io::Result<*mut u8> {
         match cfg.buffers {
             Buffers::Static => Ok(bufs[i].0),
-            Buffers::Malloc => {
+            Buffers::Malloc | Buffers::Chain => {
                 let b = alloc(n, Buffers::Malloc)?;
                 let p = b.0;
                 owned.push(b);
@@ -494,6 +523,41 @@ fn echo_one(fd: RawFd, cfg: &ServerConfig, bufs: &[Buf], turn: usize) -> io::Res
         release(b);
     }
     result
+}
+
+/// One message of `Buffers::Chain`: read into the connection's buffer,
+/// copy along a chain of fresh allocations, each freed once the next copy
+/// is made, write the last and free it.
+fn echo_chain(fd: RawFd, cfg: &ServerConfig, conn_input: &mut Option<Buf>) -> io::Result<bool> {
+    let n = cfg.size;
+    let memcpy = std::hint::black_box(MEMCPY);
+    let input = match conn_input {
+        Some(b) => b.0,
+        None => conn_input.insert(alloc(n, Buffers::Chain)?).0,
+    };
+    if !read_exact(fd, input, n, cfg.recv)? {
+        return Ok(false);
+    }
+    // The intermediate the chain is at (None: still the input buffer).
+    let mut held: Option<Buf> = None;
+    let result = (|| {
+        for _ in 0..cfg.copies {
+            let dst = alloc(n, Buffers::Chain)?;
+            let src = held.as_ref().map_or(input, |b| b.0);
+            // SAFETY: both buffers hold n bytes and do not overlap.
+            unsafe { memcpy(dst.0 as *mut c_void, src as *const c_void, n) };
+            if let Some(prev) = held.replace(dst) {
+                release(&prev);
+            }
+        }
+        let last = held.as_ref().map_or(input, |b| b.0);
+        touch(last, n, cfg.touch);
+        write_all(fd, last, n)
+    })();
+    if let Some(b) = held {
+        release(&b);
+    }
+    result.map(|()| true)
 }
 
 #[cfg(test)]
@@ -524,7 +588,7 @@ mod tests {
         let (mut peer, server) = UnixStream::pair().unwrap();
         for (turn, fill) in [(1usize, 0xA1u8), (2, 0xB2), (3, 0xC3)] {
             peer.write_all(&vec![fill; n]).unwrap();
-            assert!(echo_one(server.as_raw_fd(), &cfg, &bufs, turn).unwrap());
+            assert!(echo_one(server.as_raw_fd(), &cfg, &bufs, &mut None, turn).unwrap());
             let mut echo = vec![0u8; n];
             peer.read_exact(&mut echo).unwrap();
             assert!(echo.iter().all(|&b| b == fill), "turn {turn}");
@@ -535,5 +599,36 @@ mod tests {
         for b in &bufs {
             release(b);
         }
+    }
+
+    /// `Buffers::Chain` echoes every message through its chain of fresh
+    /// allocations, keeping the connection's input buffer between messages.
+    #[test]
+    fn chain_echoes_through_fresh_allocations() {
+        let n = 3 * 4096 + 100;
+        let cfg = ServerConfig {
+            buffers: Buffers::Chain,
+            max_seconds: 1.0,
+            ..ServerConfig::new(n, 3)
+        };
+        let (mut peer, server) = UnixStream::pair().unwrap();
+        let mut input = None;
+        let mut first = None;
+        for fill in [0x11u8, 0x22, 0x33] {
+            let msg: Vec<u8> = (0..n).map(|i| fill ^ (i % 251) as u8).collect();
+            peer.write_all(&msg).unwrap();
+            assert!(echo_one(server.as_raw_fd(), &cfg, &[], &mut input, 0).unwrap());
+            let mut echo = vec![0u8; n];
+            peer.read_exact(&mut echo).unwrap();
+            assert!(echo == msg, "message {fill:#x}");
+            let at = input.as_ref().map(|b| b.0 as usize);
+            assert!(
+                at.is_some() && first.get_or_insert(at) == &at,
+                "one input buffer"
+            );
+        }
+        drop(peer);
+        assert!(!echo_one(server.as_raw_fd(), &cfg, &[], &mut input, 0).unwrap());
+        release(&input.unwrap());
     }
 }

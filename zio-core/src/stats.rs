@@ -388,6 +388,8 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("policy_skips", |c| c.policy_skips),
     ("refused", |c| c.refused),
     ("vmas_registered", |c| c.registrations),
+    ("syscalls_uffd", |c| c.syscalls_uffd),
+    ("syscalls_madvise", |c| c.syscalls_madvise),
     ("bytes_backed_up", |c| c.bytes_backed_up),
     ("backup_bytes", |c| c.backup_bytes),
     ("ranges_released", |c| c.ranges_released),

@@ -120,10 +120,14 @@ pub struct Uffd {
     pub fd: c_int,
     /// Features enabled on it.
     pub features: u64,
+    /// ioctls made on it (a counter, not a lock: callers serialize).
+    pub calls: core::sync::atomic::AtomicU64,
 }
 
 impl Uffd {
     fn ioctl<T>(&self, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
+        self.calls
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         // SAFETY: `arg` is the struct this request expects, valid for the call.
         if unsafe { libc::ioctl(self.fd, req, arg as *mut T) } < 0 {
             Err(errno())
@@ -356,6 +360,7 @@ impl Uffd {
         Uffd {
             fd: -1,
             features: 0,
+            calls: Default::default(),
         }
     }
 }
@@ -453,6 +458,7 @@ pub fn open(wanted: u64) -> Result<Uffd, OpenError> {
         Ok(_) => Ok(Uffd {
             fd,
             features: wanted & available,
+            calls: Default::default(),
         }),
         Err(e) => {
             // SAFETY: closing the descriptor opened above.

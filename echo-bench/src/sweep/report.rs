@@ -11,7 +11,7 @@ use super::{Kind, Point, SweepOpts};
 use crate::server::Touch;
 
 /// zio counters summed and shown per point.
-const COUNTERS: [&str; 10] = [
+const COUNTERS: [&str; 12] = [
     "elided_copies",
     "elided_bytes",
     "copied_bytes",
@@ -22,6 +22,8 @@ const COUNTERS: [&str; 10] = [
     "policy_skips",
     "refused",
     "bytes_dropped",
+    "syscalls_uffd",
+    "syscalls_madvise",
 ];
 
 /// Prints the table and how long the sweep took (`secs`), writes
@@ -147,12 +149,14 @@ fn per_message(m: &Measured) -> String {
     }
     let per = |n: &str| m.counter(n) as f64 / msgs as f64;
     format!(
-        "elided {:.0}K/msg, subst {:.0}K/msg, faults {:.1}+{:.1}z/msg, skips {:.2}/msg",
+        "elided {:.0}K/msg, subst {:.0}K/msg, faults {:.1}+{:.1}z/msg, skips {:.2}/msg, \
+         syscalls {:.1}/msg",
         per("elided_bytes") / 1024.0,
         per("bytes_substituted") / 1024.0,
         per("faults_missing"),
         per("faults_zero"),
         per("policy_skips"),
+        per("syscalls_uffd") + per("syscalls_madvise"),
     )
 }
 
@@ -315,14 +319,15 @@ mod tests {
              zio_over_ceiling,without_runs,with_runs,without_p50_us,with_p50_us,\
              without_p99_us,with_p99_us,zio_messages,elided_copies,elided_bytes,\
              copied_bytes,bytes_substituted,faults_missing,faults_zero,faults_wp,\
-             policy_skips,refused,bytes_dropped,max_other_cpu,max_steal_cpu,\
+             policy_skips,refused,bytes_dropped,syscalls_uffd,syscalls_madvise,\
+             max_other_cpu,max_steal_cpu,\
              disturbed_runs_repeated,disturbed_runs_kept,failures"
         );
         assert_eq!(
             lines[2],
             "copies,512K,2,2,524288,2,1,1,static,none,1,1.000,2.000,2.000,1.000,2.000,\
              4.000,0.500,1.000,2.000,10.0,10.0,20.0,20.0,100,0,204800,0,0,0,0,0,0,0,0,\
-             0.000,0.000,0,0,0"
+             0,0,0.000,0.000,0,0,0"
         );
         let table = table(&o, &pts, &res, &desc);
         let t: Vec<&str> = table.lines().collect();
@@ -351,7 +356,9 @@ mod tests {
                 "faults",
                 "0.0+0.0z/msg,",
                 "skips",
-                "0.00/msg"
+                "0.00/msg,",
+                "syscalls",
+                "0.0/msg"
             ]
         );
     }

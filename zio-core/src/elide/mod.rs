@@ -378,5 +378,7 @@ fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     c.program_ns = e.mem.time.program_ns();
     c.background_ns = e.mem.time.background_ns();
     c.registrations = e.mem.registrations;
+    c.syscalls_uffd = e.mem.uffd_calls();
+    c.syscalls_madvise = e.mem.madvise_calls;
     c
 }

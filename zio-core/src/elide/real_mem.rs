@@ -19,6 +19,8 @@ pub struct RealMem {
     spare_bytes: usize,
     /// Ranges registered with userfaultfd (each may add VMAs).
     pub(super) registrations: u64,
+    /// `madvise` calls made (pages left missing).
+    pub(super) madvise_calls: u64,
     /// Time spent in the engine (kept here: the backend is the part of the
     /// engine's state that belongs to the running process).
     pub(super) time: EngineTime,
@@ -36,6 +38,7 @@ impl RealMem {
             spare: Default::default(),
             spare_bytes: 0,
             registrations: 0,
+            madvise_calls: 0,
             time: EngineTime::new(),
         }
     }
@@ -44,6 +47,11 @@ impl RealMem {
     /// runs).
     pub(super) fn arm(&mut self, uffd: Uffd) {
         self.uffd = uffd;
+    }
+
+    /// userfaultfd ioctls made so far.
+    pub(super) fn uffd_calls(&self) -> u64 {
+        self.uffd.calls.load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// True if `[a, a+len)` is registered with this descriptor now. The
@@ -83,6 +91,7 @@ impl Mem for RealMem {
         if !self.registered(a, len) && !self.register_checked(a, len) {
             return false;
         }
+        self.madvise_calls += 1;
         // SAFETY: private anonymous memory registered for missing faults:
         // its next access is a fault that the handler fills from the pieces.
         unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }

@@ -58,6 +58,12 @@ pub struct Counters {
     /// Ranges registered with userfaultfd (each may add VMAs); kept by the
     /// memory backend, filled in when the counters are read.
     pub registrations: u64,
+    /// userfaultfd ioctls the engine made (register, protect, copy, zero
+    /// pages, wake); kept by the memory backend, as `registrations`.
+    pub syscalls_uffd: u64,
+    /// `madvise` calls the engine made to leave pages missing; kept by the
+    /// memory backend.
+    pub syscalls_madvise: u64,
     /// Bytes of originals backed up before the program changed them (one
     /// copy for all their dependents, instead of one page each).
     pub bytes_backed_up: u64,
