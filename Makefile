@@ -8,7 +8,8 @@ all: build
 build:
 	$(CARGO) build --release --workspace
 
-# Debian packages the tests use (redis-server, redis-tools, gcc), when missing.
+# Debian packages the tests use (redis-server, redis-tools, gcc, valgrind,
+# liburing-dev, libjemalloc2), when missing.
 deps:
 	bash scripts/deps.sh
 

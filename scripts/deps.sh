@@ -11,6 +11,7 @@ command -v setpriv >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
 command -v valgrind >/dev/null || need+=(valgrind)
 [ -e /usr/include/liburing.h ] || need+=(liburing-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || need+=(libjemalloc2)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

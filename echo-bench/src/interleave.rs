@@ -269,7 +269,7 @@ fn header(o: &InterleaveOpts) -> String {
         o.rounds,
         o.slice,
         o.warm,
-        o.launch.buffers.name(),
+        o.launch.memory(),
         "size",
         "copies",
         "0-copy",

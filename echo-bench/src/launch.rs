@@ -23,6 +23,8 @@ pub struct Launch {
     pub pin: Option<(String, String)>,
     /// The servers' buffer mode (`server --buffers`).
     pub buffers: Buffers,
+    /// The servers' allocator.
+    pub allocator: Allocator,
     /// The servers' input mode (`server --recv`).
     pub recv: Recv,
     /// The client's verification mode (`client --verify`).
@@ -32,7 +34,63 @@ pub struct Launch {
     pub idle_spin: bool,
 }
 
+/// The allocator the servers run with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// glibc's malloc.
+    Glibc,
+    /// jemalloc, preloaded from Debian's `libjemalloc2` (after libzio.so,
+    /// which must see `free` first).
+    Jemalloc,
+}
+
+impl std::str::FromStr for Allocator {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "glibc" => Ok(Allocator::Glibc),
+            "jemalloc" => Ok(Allocator::Jemalloc),
+            _ => Err(format!("allocator must be glibc or jemalloc, not {s:?}")),
+        }
+    }
+}
+
+impl Allocator {
+    /// The name the command line uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Allocator::Glibc => "glibc",
+            Allocator::Jemalloc => "jemalloc",
+        }
+    }
+
+    /// The library to preload, if any; Err if it is not installed.
+    pub fn library(self) -> Result<Option<PathBuf>, String> {
+        match self {
+            Allocator::Glibc => Ok(None),
+            Allocator::Jemalloc => {
+                let found = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
+                    .iter()
+                    .map(|d| Path::new(d).join("libjemalloc.so.2"))
+                    .find(|p| p.exists());
+                found.map(Some).ok_or_else(|| {
+                    "libjemalloc.so.2 not found: install Debian's libjemalloc2 (make deps)".into()
+                })
+            }
+        }
+    }
+}
+
 impl Launch {
+    /// The servers' memory as tables name it: the buffer mode, with the
+    /// allocator when it is not glibc's.
+    pub fn memory(&self) -> String {
+        match self.allocator {
+            Allocator::Glibc => self.buffers.name().to_string(),
+            a => format!("{} ({})", self.buffers.name(), a.name()),
+        }
+    }
+
     /// The CPUs the idle spinners and the busy probe use: the pinned ones
     /// (single CPU numbers), else all.
     pub fn cpus(&self) -> Vec<usize> {
@@ -112,6 +170,10 @@ pub(crate) fn server_command(
     } else {
         pinned(server_cpu, &l.bin)
     };
+    // Checked when the options were read; zio-run puts libzio.so first.
+    if let Ok(Some(lib)) = l.allocator.library() {
+        cmd.env("LD_PRELOAD", lib);
+    }
     cmd.args(["server", "--port", "0"]);
     cmd.arg("--threads").arg(e.threads.to_string());
     cmd.arg("--size").arg(e.size.to_string());

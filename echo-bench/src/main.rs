@@ -7,7 +7,7 @@ use std::sync::Arc;
 use echo_bench::args::Opts;
 use echo_bench::client::{self, ClientConfig};
 use echo_bench::interleave::{self, InterleaveOpts};
-use echo_bench::launch::Launch;
+use echo_bench::launch::{Allocator, Launch};
 use echo_bench::pattern::Verify;
 use echo_bench::server::{self, Buffers, Recv, Server, ServerConfig, Touch};
 use echo_bench::sweep::{self, Kind, SweepOpts};
@@ -24,13 +24,14 @@ usage:
   echo-bench client --ports LIST --size S [--slice SECS] [--rounds R] [--warmup SECS]
                     [--verify sample|full|off] [--timeout SECS] [--congestion ALG]
   echo-bench sweep copies|size|threads|faults|touch [--reps R] [--duration SECS] [--warmup SECS]
-                    [--out DIR] [--quick] [--buffers static|malloc|chain] [--size S] [--copies N]
+                    [--out DIR] [--quick] [--buffers static|malloc|chain] [--allocator glibc|jemalloc]
+                    [--size S] [--copies N]
                     [--points LIST] [--tag NAME] [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin]
                     [--server-cpu CPUS] [--client-cpu CPUS]
                     [--max-other-cpu C] [--retries N] [--time-budget F] [--no-idle-spin]
   echo-bench interleave [--sizes LIST] [--copies LIST] [--touch-pages K | --touch-fraction F]
                     [--rounds R] [--runs K] [--slice SECS] [--warmup SECS] [--csv FILE] [--inputs N]
-                    [--ceiling-inputs M] [--buffers MODE]
+                    [--ceiling-inputs M] [--buffers MODE] [--allocator A]
                     [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin] [--server-cpu CPUS]
                     [--client-cpu CPUS] [--no-idle-spin]
 
@@ -135,8 +136,9 @@ warm-ups included) per message. One connection per server.
                        M input buffers in turn, and \"zio / it\" is printed after the CPU
                        column. With 2, it is the ceiling of a program that keeps the previous
                        message while it reads the next, as zio's input redirection does
-  --buffers, --verify, --recv, --zio-run, --server-cpu, --client-cpu, --no-pin,
-  --no-idle-spin       as for echo-bench sweep";
+  --buffers, --allocator, --verify, --recv, --zio-run, --server-cpu, --client-cpu,
+  --no-pin, --no-idle-spin
+                       as for echo-bench sweep";
 
 const SWEEP_HELP: &str = "\
 echo-bench sweep: run each point with and without zio, print a table, write CSV and SVG
@@ -155,6 +157,8 @@ echo-bench sweep: run each point with and without zio, print a table, write CSV 
   --out DIR            where <sweep>.csv and <sweep>.svg go (default target/echo-bench)
   --tag NAME           name the files <sweep>-NAME.csv and <sweep>-NAME.svg instead
   --buffers MODE       static (default), malloc or chain
+  --allocator A        glibc (default) or jemalloc (Debian's libjemalloc2, preloaded after
+                       libzio.so) for every server
   --size S             message size override (size sweep: a single size)
   --copies N           copy count override (size, threads, faults, touch)
   --points LIST        comma-separated values to sweep instead of the defaults
@@ -394,6 +398,11 @@ fn launcher(o: &mut Opts, cmd: &str) -> Result<Launch, String> {
         zio_run,
         pin,
         buffers: o.get::<Buffers>("buffers")?.unwrap_or(Buffers::Static),
+        allocator: {
+            let a = o.get::<Allocator>("allocator")?.unwrap_or(Allocator::Glibc);
+            a.library()?;
+            a
+        },
         recv: o.get::<Recv>("recv")?.unwrap_or(Recv::Read),
         verify: o.get::<Verify>("verify")?.unwrap_or(Verify::Sample),
         idle_spin: !o.flag("no-idle-spin"),

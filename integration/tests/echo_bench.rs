@@ -101,3 +101,50 @@ fn interleave_with_a_second_ceiling_measures_four_servers() {
         assert!(f[7].parse::<f64>().unwrap() >= 0.99 * 131072.0, "{l}");
     }
 }
+
+/// The chain of fresh allocations real servers make (`--buffers chain`),
+/// under glibc and under jemalloc (preloaded after libzio.so by zio-run):
+/// every echo verified, and (nearly) every copy of the zio server elided.
+/// (256 KiB: a 64 KiB heap chunk is not page-aligned, so its whole pages
+/// are fewer than the threshold.)
+#[test]
+fn chain_buffers_under_either_allocator_are_elided_and_verified() {
+    for alloc in ["glibc", "jemalloc"] {
+        let dir = TempDir::new("chain");
+        let csv = dir.path().join("il.csv");
+        let mut cmd = Command::new(echo_bench_path());
+        without_zio_env(&mut cmd)
+            .args([
+                "interleave",
+                "--sizes",
+                "256K",
+                "--copies",
+                "2",
+                "--rounds",
+                "3",
+            ])
+            .args(["--slice", "0.2", "--warmup", "0.05", "--verify", "full"])
+            .args(["--buffers", "chain", "--allocator", alloc])
+            .arg("--zio-run")
+            .arg(zio_run_path())
+            .arg("--csv")
+            .arg(&csv);
+        let r = run(cmd, false, None);
+        r.assert_success("interleave");
+        let stdout = r.stdout();
+        let named = if alloc == "glibc" {
+            "chain buffers".to_string()
+        } else {
+            format!("chain ({alloc}) buffers")
+        };
+        assert!(stdout.contains(&named), "{stdout}");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(text.lines().count(), 1 + 3, "{text}");
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split(',').collect();
+            let elided: f64 = f[7].parse().unwrap();
+            // Two copies of 256 KiB, less the partial pages at their ends.
+            assert!(elided >= 0.95 * 524288.0, "{alloc}: copies not elided: {l}");
+        }
+    }
+}

@@ -75,7 +75,7 @@ fn copies(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
     let desc = format!(
         "{} messages, 1 server thread, {} buffers",
         fmt_size(size),
-        o.launch.buffers.name()
+        o.launch.memory()
     );
     Ok((pts, desc))
 }
@@ -108,7 +108,7 @@ fn size(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
     }
     let desc = format!(
         "{copies} copies and 0 copies, 1 server thread, {} buffers",
-        o.launch.buffers.name()
+        o.launch.memory()
     );
     Ok((pts, desc))
 }
@@ -159,7 +159,7 @@ fn threads(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
         "{} messages, {copies} cop{}, {} buffers",
         fmt_size(size),
         cop(copies),
-        o.launch.buffers.name()
+        o.launch.memory()
     );
     Ok((pts, desc))
 }
@@ -190,7 +190,7 @@ fn faults(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
         } else {
             "last copy"
         },
-        o.launch.buffers.name()
+        o.launch.memory()
     );
     Ok((pts, desc))
 }
@@ -224,7 +224,7 @@ fn touch(o: &SweepOpts) -> Result<(Vec<Point>, String), String> {
     let desc = format!(
         "{copies} cop{}, a fraction of the last copy read before the reply, {} buffers",
         cop(copies),
-        o.launch.buffers.name()
+        o.launch.memory()
     );
     Ok((pts, desc))
 }
