@@ -40,13 +40,13 @@ impl<M: Mem> Engine<M> {
     /// own memory. `None`: the input lands in the buffer as usual (call
     /// [`Engine::input_prepare`]).
     ///
-    /// Only a buffer whose old bytes copies still need, or that was
-    /// redirected and left alone, is redirected (not a fresh one, nor one
-    /// the program only reads itself), and only while the policy sees its
-    /// unmapped pages left alone: a program that parses its input buffer in
-    /// place faults there and soon has its input landed in the buffer
-    /// again. A later part of a message read in parts goes where its start
-    /// went (see `continuation`).
+    /// Only a buffer whose old bytes copies still need, or copies were made
+    /// from, or that was redirected and left alone, is redirected (not a
+    /// fresh one, nor one the program only reads itself), and only while
+    /// the policy sees its unmapped pages left alone: a program that parses
+    /// its input buffer in place faults there and soon has its input
+    /// landed in the buffer again. A later part of a message read in parts
+    /// goes where its start went (see `continuation`).
     pub fn input_target(&mut self, a: usize, n: usize) -> Option<Redirect> {
         self.fill_unfilled(a, a + n);
         if !self.cfg.redirect_input || n == 0 || self.mem.pinned(a, n) {
@@ -106,11 +106,10 @@ impl<M: Mem> Engine<M> {
             return false;
         }
         self.t.has_pieces_in(c0, c1)
-            || self
-                .t
-                .origs_in(c0, c1)
-                .iter()
-                .any(|&id| !self.t.orig(id).deps.is_empty())
+            || self.t.origs_in(c0, c1).iter().any(|&id| {
+                let o = self.t.orig(id);
+                !o.deps.is_empty() || o.copied
+            })
     }
 
     /// A redirect of `n` bytes to `to`, in the memory of original `id`

@@ -16,12 +16,14 @@
 //! - `props`: the property tests over random sequences, which also prove
 //!   that the sequences reach each of the engine's paths;
 //! - `cases`: one test per behaviour, on hand-written sequences;
+//! - `chain`: the chain of fresh allocations real servers make;
 //! - `regret`: every order of reading an elided copy against the bound on
 //!   its faults.
 
 #![cfg(test)]
 
 mod cases;
+mod chain;
 mod ops;
 mod props;
 mod regret;

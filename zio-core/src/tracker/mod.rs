@@ -111,6 +111,9 @@ pub struct Original {
     /// the message's first input call asked for. A later part ending by
     /// here is the rest of that message (0: none).
     pub asked_end: usize,
+    /// A copy of these bytes was elided at some point (the buffer is one
+    /// a program copies out of, even once its copies are gone).
+    pub copied: bool,
 }
 
 impl Original {
@@ -255,6 +258,7 @@ impl Tracker {
             "piece outside original"
         );
         o.deps.push(dst);
+        o.copied = true;
         self.piece_bytes += p.len;
         self.pieces.insert(dst, p);
         self.last = Some((dst, p));
@@ -324,7 +328,9 @@ impl Tracker {
         self.last = Some((k, new));
         if was != new.orig {
             unlink(&mut self.orig_mut(was).deps, k);
-            self.orig_mut(new.orig).deps.push(k);
+            let o = self.orig_mut(new.orig);
+            o.deps.push(k);
+            o.copied = true;
         }
         debug_assert!(
             new.src >= self.orig(new.orig).start && new.src + new.len <= self.orig(new.orig).end(),
@@ -452,6 +458,7 @@ impl Tracker {
                     self.orig_mut(rid).deps.push(k);
                 }
                 self.orig_mut(rid).quarantined = quarantined;
+                self.orig_mut(rid).copied = self.orig(id).copied;
             } else if right {
                 // No left part: the right part keeps this id.
                 let r = self.orig_mut(id);

@@ -1,0 +1,123 @@
+//! The pattern of real servers: an input buffer allocated once per
+//! connection, copies along a chain of fresh allocations, each freed once
+//! the next copy is made, the last written out and freed.
+
+use super::ops::redirect_cfg;
+use super::sim::BASE;
+use super::world::World;
+use crate::engine::{Cfg, FreeAction};
+use crate::ranges::PAGE;
+
+/// The program frees `[p, p+n)`.
+fn free(w: &mut World, p: usize, n: usize) {
+    let at = p - BASE;
+    if w.e.free(p, n) == FreeAction::Quarantined {
+        w.held.push((p, n));
+    }
+    w.valid[at..at + n].iter_mut().for_each(|v| *v = false);
+    w.release_freed();
+}
+
+/// One message of `n` bytes through `copies` copies alternating between
+/// the chunks at `chunks`, checked at the output.
+fn message(w: &mut World, input: usize, chunks: [usize; 2], n: usize, copies: usize, seed: u8) {
+    let data: Vec<u8> = (0..n).map(|i| seed ^ (i % 251) as u8).collect();
+    w.input(input, &data);
+    let mut src = input;
+    let mut held: Option<usize> = None;
+    for c in 0..copies {
+        let dst = chunks[c % 2];
+        w.copy(dst, src, n, 1 + c);
+        if let Some(p) = held.replace(dst) {
+            free(w, p, n);
+        }
+        src = dst;
+    }
+    assert!(w.output(src, n) == data, "message {seed}");
+    if let Some(p) = held {
+        free(w, p, n);
+    }
+    w.e.check();
+}
+
+/// The input buffer's copies are all gone by the next input, yet it is
+/// one the program copies out of: its next inputs land in zio's memory,
+/// as a static buffer's do, and the buffer is neither unprotected before
+/// each input nor protected again at its first copy. Unaligned chunks, as
+/// malloc hands out.
+#[test]
+fn a_copied_from_input_buffer_is_redirected_once_its_copies_are_freed() {
+    let cfg = Cfg {
+        max_records: 1000,
+        ..redirect_cfg()
+    };
+    let mut w = World::new(cfg);
+    let n = 8 * PAGE;
+    let (input, chunks) = (
+        BASE + 16,
+        [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x10],
+    );
+    message(&mut w, input, chunks, n, 5, 0);
+    message(&mut w, input, chunks, n, 5, 1);
+    let before = (w.e.mem.protect_calls, w.e.mem.unmap_calls);
+    let redirected = w.e.counters.inputs_redirected;
+    for seed in 2..8 {
+        message(&mut w, input, chunks, n, 5, seed);
+    }
+    assert_eq!(
+        (w.e.mem.protect_calls, w.e.mem.unmap_calls),
+        before,
+        "protection or unmapping in the steady state: {:?}",
+        w.e.counters
+    );
+    assert_eq!(w.e.counters.inputs_redirected - redirected, 6);
+    assert_eq!(w.e.counters.elided_copies, 8 * 5);
+}
+
+/// A program that reads its input buffer in place before copying it: the
+/// first redirected inputs make it fault there, and the policy soon lands
+/// its input in the buffer again (no faults from then on).
+#[test]
+fn a_buffer_read_in_place_stops_being_redirected() {
+    let cfg = Cfg {
+        max_records: 1000,
+        ..super::ops::policy_cfg()
+    };
+    let mut w = World::new(cfg);
+    let n = 8 * PAGE;
+    let (input, chunks) = (
+        BASE + 16,
+        [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x10],
+    );
+    let mut faults = Vec::new();
+    for seed in 0..40u8 {
+        let before = w.e.counters.faults_missing;
+        let data: Vec<u8> = (0..n).map(|i| seed ^ (i % 251) as u8).collect();
+        w.input(input, &data);
+        for i in (0..n).step_by(PAGE / 2) {
+            assert_eq!(w.load(input + i), data[i]);
+        }
+        let mut src = input;
+        let mut held: Option<usize> = None;
+        for c in 0..3 {
+            let dst = chunks[c % 2];
+            w.copy(dst, src, n, 1 + c);
+            if let Some(p) = held.replace(dst) {
+                free(&mut w, p, n);
+            }
+            src = dst;
+        }
+        assert!(w.output(src, n) == data);
+        if let Some(p) = held {
+            free(&mut w, p, n);
+        }
+        w.e.check();
+        faults.push(w.e.counters.faults_missing - before);
+    }
+    let late: u64 = faults[20..].iter().sum();
+    assert!(
+        w.e.counters.inputs_redirected > 0,
+        "never redirected: {faults:?}"
+    );
+    assert_eq!(late, 0, "still faulting on its own input: {faults:?}");
+}
