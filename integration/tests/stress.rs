@@ -64,6 +64,16 @@ fn eight_threads_copying_io_data_at_once_keep_every_byte() {
         run.assert_counters(&what, &[("faults_missing", 1)]);
         run.assert_counters(&what, &[("faults_wp", 1)]);
         assert!(run.preserved_bytes() > 0, "{what}: nothing preserved");
+        // Eight threads share the engine's lock: their wait is reported, a
+        // part of their time in the engine.
+        let (wait, engine) = (
+            run.counter("lock_wait_us_program"),
+            run.counter("engine_us_program"),
+        );
+        assert!(
+            wait > 0 && wait <= engine,
+            "{what}: lock wait {wait} us of {engine} us in the engine"
+        );
         // Each thread frees its input buffers while copies still depend on
         // them.
         run.assert_counters(&what, &[("quarantined_total", 1)]);

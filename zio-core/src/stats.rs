@@ -397,6 +397,7 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("bytes_redirected", |c| c.bytes_redirected),
     ("engine_us_program", |c| c.program_ns / 1000),
     ("engine_us_zio", |c| c.background_ns / 1000),
+    ("lock_wait_us_program", |c| c.lock_wait_ns / 1000),
 ];
 
 /// The reader of the engine counter called `name` (as the summary prints

@@ -63,6 +63,8 @@ pub(super) struct EngineTime {
     /// [`clock_sample`] timed, how many calls that was, and how many there
     /// were in all.
     program_ticks: u64,
+    /// Of `program_ticks`, those spent waiting for the engine's lock.
+    wait_ticks: u64,
     program_timed: u64,
     program_calls: u64,
     /// [`ticks`] spent by zio's own threads (every call: they are rare).
@@ -76,6 +78,7 @@ impl EngineTime {
     pub(super) fn new() -> EngineTime {
         EngineTime {
             program_ticks: 0,
+            wait_ticks: 0,
             program_timed: 0,
             program_calls: 0,
             background_ticks: 0,
@@ -84,11 +87,14 @@ impl EngineTime {
     }
 
     /// A program thread's engine call ends; `t0` is its [`clock_sample`].
+    /// A program thread's call that started at `t0` (if timed) and got
+    /// the lock at `locked`.
     #[inline(always)]
-    pub(super) fn program_call(&mut self, t0: Option<u64>) {
+    pub(super) fn program_call(&mut self, t0: Option<u64>, locked: Option<u64>) {
         self.program_calls += 1;
         if let Some(t0) = t0 {
             self.program_ticks += ticks() - t0;
+            self.wait_ticks += locked.map_or(0, |l| l.saturating_sub(t0));
             self.program_timed += 1;
         }
     }
@@ -107,6 +113,14 @@ impl EngineTime {
     }
 
     /// Nanoseconds of zio's own threads.
+    /// As [`EngineTime::program_ns`], the part spent waiting for the lock.
+    pub(super) fn lock_wait_ns(&self) -> u64 {
+        let all = (self.wait_ticks as u128 * self.program_calls as u128)
+            .checked_div(self.program_timed as u128)
+            .unwrap_or(0);
+        ticks_to_ns(all.min(u64::MAX as u128) as u64, self.start)
+    }
+
     pub(super) fn background_ns(&self) -> u64 {
         ticks_to_ns(self.background_ticks, self.start)
     }

@@ -321,13 +321,14 @@ fn run_engine_loop<R>(
         let t0 = clock_sample();
         let (r, to_free) = {
             let mut g = ENGINE.lock();
+            let locked = t0.map(|_| clock::ticks());
             let e = g.as_mut()?;
             if crate::resources::exhausted() {
                 e.stop_eliding();
             }
             let r = op(e);
             publish(e);
-            e.mem.time.program_call(t0);
+            e.mem.time.program_call(t0, locked);
             (
                 r,
                 if free_now {
@@ -377,6 +378,7 @@ fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     let mut c = e.counters.clone();
     c.program_ns = e.mem.time.program_ns();
     c.background_ns = e.mem.time.background_ns();
+    c.lock_wait_ns = e.mem.time.lock_wait_ns();
     c.registrations = e.mem.registrations;
     c.syscalls_uffd = e.mem.uffd_calls();
     c.syscalls_madvise = e.mem.madvise_calls;

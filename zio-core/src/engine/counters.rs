@@ -84,6 +84,10 @@ pub struct Counters {
     pub program_ns: u64,
     /// The same for zio's own threads (fault handler, collector).
     pub background_ns: u64,
+    /// Of `program_ns`, the time the program's threads waited for the
+    /// engine's lock (the same sample): what one engine for all threads
+    /// costs them.
+    pub lock_wait_ns: u64,
 }
 
 /// How often each of the engine's special paths ran: the steady states and
