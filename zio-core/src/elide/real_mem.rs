@@ -21,10 +21,19 @@ pub struct RealMem {
     pub(super) registrations: u64,
     /// `madvise` calls made (pages left missing).
     pub(super) madvise_calls: u64,
+    /// Pages a zero-page request found not registered, most recent last:
+    /// the partial pages at the ends of a redirected input, asked on every
+    /// message. Only zio registers memory with its descriptor, and
+    /// [`RealMem::register_checked`] forgets the pages it registers, so an
+    /// entry stays true until then.
+    unregistered: [usize; UNREGISTERED],
     /// Time spent in the engine (kept here: the backend is the part of the
     /// engine's state that belongs to the running process).
     pub(super) time: EngineTime,
 }
+
+/// Pages remembered as not registered ([`RealMem::unregistered`]).
+const UNREGISTERED: usize = 8;
 
 /// Spare backup memory kept mapped for reuse, at most.
 const SPARE_MAX: usize = 64 << 20;
@@ -39,6 +48,7 @@ impl RealMem {
             spare_bytes: 0,
             registrations: 0,
             madvise_calls: 0,
+            unregistered: [usize::MAX; UNREGISTERED],
             time: EngineTime::new(),
         }
     }
@@ -68,6 +78,11 @@ impl RealMem {
 
     /// Registers `[a, a+len)` after checking it is private anonymous memory.
     fn register_checked(&mut self, a: usize, len: usize) -> bool {
+        for p in self.unregistered.iter_mut() {
+            if *p >= a && *p < a + len {
+                *p = usize::MAX;
+            }
+        }
         let ok = vma::classify(a, a + len) == vma::Kind::PrivateAnon
             && self.uffd.register(a, len).is_ok();
         self.registrations += u64::from(ok);
@@ -169,8 +184,14 @@ impl Mem for RealMem {
 
     fn zero_range(&mut self, a: usize, len: usize) {
         // A part that is not registered (ENOENT) needs nothing: no fault
-        // can come from it.
-        let _ = self.uffd.zeropage(a, len);
+        // can come from it. A single page known so is not asked again.
+        if len == PAGE && self.unregistered.contains(&a) {
+            return;
+        }
+        if self.uffd.zeropage(a, len) == Err(libc::ENOENT) && len == PAGE {
+            self.unregistered.rotate_left(1);
+            self.unregistered[UNREGISTERED - 1] = a;
+        }
     }
 
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
