@@ -158,7 +158,13 @@ impl<M: Mem> Engine<M> {
                 continue;
             }
             self.fill_unfilled(lo, hi);
-            for (a, b, src) in resolve(&self.t, s + (lo - d), s + (hi - d)) {
+            let segs = resolve(&self.t, s + (lo - d), s + (hi - d));
+            for (a, b, src) in self.resolve_fringes(segs) {
+                match src {
+                    Src::Orig(id) => self.fringes.note(d + (a - s), b - a, a, id),
+                    Src::Piece { addr, orig } => self.fringes.note(d + (a - s), b - a, addr, orig),
+                    Src::Plain => {}
+                }
                 let from = match src {
                     Src::Piece { addr, .. } => {
                         let off = plan.bounce.len();
@@ -284,6 +290,7 @@ impl<M: Mem> Engine<M> {
         slots: Slots,
     ) -> Runs {
         let segs = resolve(&self.t, s + (c0 - d), s + (c1 - d));
+        let segs = self.resolve_fringes(segs);
         let now = self.tick();
         let mut done = Runs::new();
         for (r0, r1) in elidable_runs(&segs, d.wrapping_sub(s), (c0, c1)) {

@@ -110,6 +110,9 @@ pub struct Paths {
     pub fault_arounds: u64,
     /// Missing faults that filled the whole piece, its round trips spent.
     pub budget_fills: u64,
+    /// Plain source bytes proved to be an original's ([`super::Engine`]'s
+    /// fringe hints) and elided as its bytes.
+    pub fringe_hits: u64,
     /// Copies with overlapping source and destination (`memmove`).
     pub overlapping_copies: u64,
     /// Reallocs of IO data left to the allocator's move (its originals

@@ -36,6 +36,7 @@ mod copy;
 mod counters;
 mod fault;
 mod free;
+mod fringe;
 mod gc;
 mod input;
 mod mapping;
@@ -136,6 +137,8 @@ pub struct Engine<M: Mem> {
     unfilled: unfilled::Unfilled,
     /// Recent fault runs, for fault-around (`fault.rs`).
     streams: fault::Streams,
+    /// Recent real copies of tracked bytes (`fringe.rs`).
+    fringes: fringe::Fringes,
     /// Per call site and buffer: what elision there costs (`policy.rs`).
     policy: policy::Policy,
     /// The engine's clock: one tick per record made (for LRU collection).
@@ -158,6 +161,7 @@ impl<M: Mem> Engine<M> {
             quarantine: free::Quarantine::default(),
             unfilled: unfilled::Unfilled::default(),
             streams: fault::Streams::default(),
+            fringes: fringe::Fringes::default(),
             policy: policy::Policy::new(),
             clock: 0,
             scratch: Vec::new(),

@@ -206,6 +206,7 @@ impl<M: Mem> Engine<M> {
         let now = self.tick();
         let mut orig = r.into;
         let mut elided = 0;
+        let mut written: SmallVec<[(usize, usize); 2]> = SmallVec::new();
         for (lo, hi) in redirect_parts(a, got, core) {
             // How far the piece reaches: past `hi` for a tail page whose
             // old bytes moved into zio's memory.
@@ -220,6 +221,7 @@ impl<M: Mem> Engine<M> {
             };
             let Some(reach) = reach else {
                 self.write_part(a, r, lo, hi);
+                written.push((lo, hi));
                 continue;
             };
             let id = *orig.get_or_insert_with(|| self.redirect_original(r, now));
@@ -242,6 +244,13 @@ impl<M: Mem> Engine<M> {
             // The chunk before, read into the same memory: one piece.
             self.merge_piece_left(lo);
             elided += hi - lo;
+        }
+        // The parts written for real hold the original's bytes: a copy of
+        // them may point at it ([`Engine::resolve_fringes`]).
+        if let Some(id) = orig {
+            for (lo, hi) in written {
+                self.fringes.note(lo, hi - lo, r.to + (lo - a), id);
+            }
         }
         elided
     }

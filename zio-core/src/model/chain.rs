@@ -121,3 +121,58 @@ fn a_buffer_read_in_place_stops_being_redirected() {
     );
     assert_eq!(late, 0, "still faulting on its own input: {faults:?}");
 }
+
+/// Chunks aligned differently (16 bytes apart, as malloc hands them out):
+/// a copy's partial end pages are copied for real, and the next copy of
+/// them would have to copy the whole pages around them for real too,
+/// losing a page at each end per link. Their bytes are proved to be the
+/// original's, so every link elides all of its whole pages.
+#[test]
+fn chain_links_elide_every_whole_page_across_alignments() {
+    let cfg = Cfg {
+        max_records: 1000,
+        ..redirect_cfg()
+    };
+    let mut w = World::new(cfg);
+    let n = 8 * PAGE;
+    let (input, chunks) = (
+        BASE + 16,
+        [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x20],
+    );
+    message(&mut w, input, chunks, n, 5, 0);
+    let copied = w.e.counters.copied_bytes;
+    for seed in 1..6 {
+        message(&mut w, input, chunks, n, 5, seed);
+    }
+    // Per copy: the two partial pages only (at most two pages of bytes).
+    let per_copy = (w.e.counters.copied_bytes - copied) / 25;
+    assert!(
+        per_copy <= 2 * PAGE as u64,
+        "{per_copy} bytes copied per copy"
+    );
+    assert!(w.e.paths.fringe_hits >= 25, "{:?}", w.e.paths.fringe_hits);
+}
+
+/// A hint whose bytes the program changed since is not taken: the copy
+/// of the changed bytes is what the next link holds.
+#[test]
+fn a_changed_fringe_is_copied_as_it_is() {
+    let mut w = World::new(redirect_cfg());
+    let n = 8 * PAGE;
+    let (input, a, b) = (BASE + 16, BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x20);
+    let data: Vec<u8> = (0..n).map(|i| (i % 249) as u8).collect();
+    w.input(input, &data);
+    w.copy(a, input, n, 1);
+    // The program writes the end of the first copy's first partial page.
+    let edge = crate::ranges::page_up(a) - 8;
+    for i in 0..8 {
+        w.store(edge + i, 0xAB);
+        w.reference[edge - BASE + i] = 0xAB;
+    }
+    w.copy(b, a, n, 2);
+    let out = w.output(b, n);
+    let mut expect = data.clone();
+    expect[edge - a..edge - a + 8].fill(0xAB);
+    assert!(out == expect, "the changed bytes went out as they are");
+    w.check_all();
+}

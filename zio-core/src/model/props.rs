@@ -49,6 +49,7 @@ fn run_sequences(op: impl Strategy<Value = Op>, cfg: Cfg) -> BTreeMap<&'static s
             ("fault", c.faults_missing),
             ("fault-around", p.fault_arounds),
             ("budget fill", p.budget_fills),
+            ("fringe hint", p.fringe_hits),
             ("zero fault", c.faults_zero),
             ("range released", c.ranges_released),
             ("write fault", c.faults_wp),
@@ -86,7 +87,8 @@ fn assert_reached(reached: &BTreeMap<&'static str, u64>, paths: &[&str]) {
 /// Every observable byte equals the plain-copy reference, whatever the
 /// sequence of operations; the sequences elide, substitute, redirect, back
 /// up, quarantine, fault (around, and on writes), move overlapping bytes,
-/// leave reallocs of IO data to the allocator's move, and fork.
+/// leave reallocs of IO data to the allocator's move, elide bytes a real
+/// copy left in plain memory (fringe hints), and fork.
 #[test]
 fn engine_matches_plain_copies() {
     let reached = run_sequences(op(), small_cfg());
@@ -101,6 +103,7 @@ fn engine_matches_plain_copies() {
             "fault",
             "fault-around",
             "budget fill",
+            "fringe hint",
             "write fault",
             "quarantine",
             "overlapping copy",
