@@ -26,16 +26,17 @@ RATIO = r"(?:-|([\d.]+|NaN) \(([\d.]+|NaN)-([\d.]+|NaN)\))"
 ROW = re.compile(
     r"^(\S+)\s+(\d+)\s+" + r"\s+".join([NUM] * 3) + r"\s+"
     + r"\s+".join([RATIO] * 3)
-    + r"\s+(\d+)K\s+" + NUM + r"\s+" + NUM + ", " + NUM + ", " + NUM
+    + r"\s+(\d+)K\s+" + NUM + r"(?:\s+" + NUM + r")?\s+" + NUM + ", " + NUM + ", " + NUM
     + r"(?:\s+\|\s+" + NUM + ", " + RATIO + ", " + NUM + r")?\s*$"
 )
 # The names of ROW's groups after size and copies: Gbit/s of each server,
-# each ratio with its interval, zio's counters per message, CPU us per
-# message; then the two-buffer server's.
+# each ratio with its interval, zio's counters per message (system calls
+# only in tables written since they were counted), CPU us per message;
+# then the two-buffer server's.
 FIELDS = (
     ["g0", "gw", "gz"]
     + [k + s for k in ("z0", "zw", "w0") for s in ("", "_lo", "_hi")]
-    + ["elided_k", "skips", "cpu0", "cpuw", "cpuz", "g2", "z2", "z2_lo", "z2_hi", "cpu2"]
+    + ["elided_k", "skips", "sys", "cpu0", "cpuw", "cpuz", "g2", "z2", "z2_lo", "z2_hi", "cpu2"]
 )
 FAIL = re.compile(r"^(\S+)\s+(\d+) FAIL: (.*)$")
 

@@ -109,6 +109,10 @@ impl Outcome {
         let m = self.col(Role::With).map_or(0, |c| self.messages[c]);
         self.counters.get(name).copied().unwrap_or(0) as f64 / m.max(1) as f64
     }
+    /// zio's system calls per message (userfaultfd ioctls and madvise).
+    fn syscalls_per_msg(&self) -> f64 {
+        self.per_msg("syscalls_uffd") + self.per_msg("syscalls_madvise")
+    }
     /// CPU microseconds per message of one server, warm-ups included.
     fn cpu_us(&self, r: Role) -> f64 {
         self.col(r).map_or(f64::NAN, |c| {
@@ -265,7 +269,7 @@ fn header(o: &InterleaveOpts) -> String {
     };
     format!(
         "interleaved: {} rounds of {} s per server ({} s not counted), {} buffers{touch}{inputs}; medians over rounds, (95% interval of the median)\n\
-         {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:<21} {:>10} {:>9}  {}{kept}",
+         {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:<21} {:>10} {:>9} {:>8}  {}{kept}",
         o.rounds,
         o.slice,
         o.warm,
@@ -280,6 +284,7 @@ fn header(o: &InterleaveOpts) -> String {
         "w/o zio / 0-copy",
         "elided/msg",
         "skips/msg",
+        "sys/msg",
         "server CPU us/msg: 0-copy, w/o, with",
     )
 }
@@ -296,7 +301,7 @@ fn row(p: &Outcome) -> String {
         String::new()
     };
     format!(
-        "{:<6} {:>6} {:>8.2} {:>8.2} {:>8.2}  {:<21} {:<21} {:<21} {:>9.0}K {:>9.2}  {:.1}, {:.1}, {:.1}{kept}",
+        "{:<6} {:>6} {:>8.2} {:>8.2} {:>8.2}  {:<21} {:<21} {:<21} {:>9.0}K {:>9.2} {:>8.2}  {:.1}, {:.1}, {:.1}{kept}",
         fmt_size(p.size),
         p.copies,
         p.med(Role::Ceiling),
@@ -307,6 +312,7 @@ fn row(p: &Outcome) -> String {
         fmt_ci(p.ratios(Role::Without, Role::Ceiling)),
         p.per_msg("elided_bytes") / 1024.0,
         p.per_msg("policy_skips"),
+        p.syscalls_per_msg(),
         p.cpu_us(Role::Ceiling),
         p.cpu_us(Role::Without),
         p.cpu_us(Role::With),
@@ -354,7 +360,7 @@ fn across_runs(runs: &[Outcome]) -> String {
 
 fn csv(points: &[Outcome]) -> String {
     let mut s = String::from(
-        "size,copies,run,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg,gbps_0copy_more_inputs\n",
+        "size,copies,run,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg,gbps_0copy_more_inputs,syscalls_per_msg\n",
     );
     for p in points {
         for (i, r) in p.rounds.iter().enumerate() {
@@ -364,7 +370,7 @@ fn csv(points: &[Outcome]) -> String {
             };
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{:.0},{:.3},{}",
+                "{},{},{},{},{},{},{},{:.0},{:.3},{},{:.3}",
                 p.size,
                 p.copies,
                 p.run,
@@ -375,6 +381,7 @@ fn csv(points: &[Outcome]) -> String {
                 p.per_msg("elided_bytes"),
                 p.per_msg("policy_skips"),
                 g(Role::CeilingInputs),
+                p.syscalls_per_msg(),
             );
         }
     }

@@ -94,7 +94,10 @@ fn interleave_with_a_second_ceiling_measures_four_servers() {
     }
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1 + 2, "{text}");
-    assert!(lines[0].ends_with(",gbps_0copy_more_inputs"), "{text}");
+    assert!(
+        lines[0].ends_with(",gbps_0copy_more_inputs,syscalls_per_msg"),
+        "{text}"
+    );
     for l in &lines[1..] {
         let f: Vec<&str> = l.split(',').collect();
         assert!(f[9].parse::<f64>().unwrap() > 0.0, "{l}");
