@@ -85,24 +85,27 @@ impl<M: Mem> Engine<M> {
             return false;
         };
         let n = hi - lo;
-        if at < o.start || at + n > o.end() || self.unfilled.covers(lo, lo + 1) {
+        if at < o.start || at + n > o.end() {
+            return false;
+        }
+        // Pages zio keeps missing (with pieces, or left unfilled by a free)
+        // are not plain memory to compare: a zero page there would break
+        // what the engine knows of them.
+        let (p0, p1) = (page_down(lo), page_up(hi));
+        if self.t.has_pieces_in(p0, p1) || !self.unfilled.clipped(p0, p1).is_empty() {
             return false;
         }
         if !o.backup && !self.prot.wp.covers(page_down(at), page_up(at + n)) {
             return false;
         }
-        if self.t.has_pieces_in(page_down(lo), page_up(hi)) {
-            return false;
-        }
         // Read under the lock: a registered page the allocator discarded
         // behind zio's back would fault into the handler; it gets a zero
         // page first (and then differs).
-        self.mem
-            .zero_range(page_down(lo), page_up(hi) - page_down(lo));
         let mut buf = [0u8; 2 * 4096];
         if n > buf.len() / 2 {
             return false;
         }
+        self.mem.zero_range(p0, p1 - p0);
         let (x, y) = buf.split_at_mut(n);
         self.mem.read(lo, x);
         self.mem.read(at, &mut y[..n]);
