@@ -39,6 +39,9 @@ impl Mem for NullMem {
     fn protect(&mut self, _a: usize, _len: usize, _on: bool) -> bool {
         true
     }
+    fn plain_readable(&mut self, _a: usize, _len: usize) -> bool {
+        false
+    }
     fn backup(&mut self, _src: usize, len: usize) -> Option<usize> {
         let a = self.next_backup;
         self.next_backup += (len + 4095) & !4095;

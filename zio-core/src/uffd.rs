@@ -228,6 +228,12 @@ impl Uffd {
         )
     }
 
+    /// One `UFFDIO_ZEROPAGE` of the single page `a`, waking nobody: its
+    /// result (`EEXIST` for a present page, `ENOENT` where not registered).
+    pub fn zeropage_page(&self, a: usize) -> Result<(), i32> {
+        self.zeropage_once(a, crate::ranges::PAGE).0
+    }
+
     /// Maps zero pages from the missing page `a` on, for up to `len` bytes,
     /// stopping at the first present page or at the end of `a`'s mapping,
     /// and wakes the threads waiting on what it mapped.

@@ -27,6 +27,9 @@ pub struct RealMem {
     /// [`RealMem::register_checked`] forgets the pages it registers, so an
     /// entry stays true until then.
     unregistered: [usize; UNREGISTERED],
+    /// Pages found registered by [`Mem::plain_readable`]: not asked again
+    /// (an entry gone stale only makes it answer false once too often).
+    registered_seen: [usize; UNREGISTERED],
     /// Time spent in the engine (kept here: the backend is the part of the
     /// engine's state that belongs to the running process).
     pub(super) time: EngineTime,
@@ -49,6 +52,7 @@ impl RealMem {
             registrations: 0,
             madvise_calls: 0,
             unregistered: [usize::MAX; UNREGISTERED],
+            registered_seen: [usize::MAX; UNREGISTERED],
             time: EngineTime::new(),
         }
     }
@@ -180,6 +184,30 @@ impl Mem for RealMem {
             // Whoever waits there faults again rather than sleep for good.
             let _ = self.uffd.wake(a, PAGE);
         }
+    }
+
+    fn plain_readable(&mut self, a: usize, len: usize) -> bool {
+        let mut p = a;
+        while p < a + len {
+            if self.registered_seen.contains(&p) {
+                return false;
+            }
+            if !self.unregistered.contains(&p) {
+                // One zero-page request tells: ENOENT, not registered;
+                // anything else, registered (a missing page got zeros,
+                // which the caller's comparison then tells apart).
+                if self.uffd.zeropage_page(p) == Err(libc::ENOENT) {
+                    self.unregistered.rotate_left(1);
+                    self.unregistered[UNREGISTERED - 1] = p;
+                } else {
+                    self.registered_seen.rotate_left(1);
+                    self.registered_seen[UNREGISTERED - 1] = p;
+                    return false;
+                }
+            }
+            p += PAGE;
+        }
+        true
     }
 
     fn zero_range(&mut self, a: usize, len: usize) {

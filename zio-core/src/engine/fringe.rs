@@ -5,8 +5,8 @@
 //! would every copy after it. Each real copy of tracked bytes leaves a
 //! hint; a later copy whose source has plain bytes there compares them
 //! with the original and, if they are still the same, points its pieces at
-//! the original instead. Touches the hints and reads memory (present pages
-//! only).
+//! the original instead. Touches the hints and reads memory (pages not
+//! registered only, so no read can wait for the fault handler).
 
 use super::resolve::{Segs, Src};
 use super::{Engine, Mem};
@@ -99,13 +99,12 @@ impl<M: Mem> Engine<M> {
             return false;
         }
         // Read under the lock: a registered page the allocator discarded
-        // behind zio's back would fault into the handler; it gets a zero
-        // page first (and then differs).
+        // behind zio's back would fault into the handler, so only memory
+        // known not to be registered is read.
         let mut buf = [0u8; 2 * 4096];
-        if n > buf.len() / 2 {
+        if n > buf.len() / 2 || !self.mem.plain_readable(p0, p1 - p0) {
             return false;
         }
-        self.mem.zero_range(p0, p1 - p0);
         let (x, y) = buf.split_at_mut(n);
         self.mem.read(lo, x);
         self.mem.read(at, &mut y[..n]);

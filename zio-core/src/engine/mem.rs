@@ -43,6 +43,11 @@ pub trait Mem {
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;
     /// The program unmapped `[a, a+len)`: forget what is known about it.
     fn forget(&mut self, _a: usize, _len: usize) {}
+    /// True if the program's plain memory `[a, a+len)` (page-aligned) can
+    /// be read under zio's lock: none of it is registered, so no access
+    /// there can wait for the fault handler. False when that is not known
+    /// cheaply (the caller then leaves it alone).
+    fn plain_readable(&mut self, a: usize, len: usize) -> bool;
     /// True if the page-aligned `[a, a+len)`, which zio left missing when it
     /// was freed, can still be elided into as it is: still the registered
     /// memory zio left there (the allocator may have unmapped and mapped it

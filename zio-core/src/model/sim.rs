@@ -176,6 +176,10 @@ impl Mem for Sim {
             p.data[(addr + i) % PAGE] = b;
         }
     }
+    fn plain_readable(&mut self, a: usize, len: usize) -> bool {
+        (Self::idx(a)..Self::idx(a + len - 1) + 1)
+            .all(|i| !self.registered[i] && self.pages[i].present)
+    }
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
         self.protect_calls += 1;
         for i in Self::idx(a)..Self::idx(a + len - 1) + 1 {
