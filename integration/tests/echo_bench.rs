@@ -10,12 +10,17 @@ use zio_integration::{echo_bench_path, run, without_zio_env, zio_run_path, TempD
 /// Runs `echo-bench interleave` at 64 KiB × 2 copies for `rounds` rounds
 /// with `extra` arguments; its stdout and CSV.
 fn interleave(rounds: usize, extra: &[&str]) -> (String, String) {
+    interleave_at("64K", rounds, extra)
+}
+
+/// As [`interleave`] at messages of `size`.
+fn interleave_at(size: &str, rounds: usize, extra: &[&str]) -> (String, String) {
     let dir = TempDir::new("interleave");
     let csv = dir.path().join("il.csv");
     let mut cmd = Command::new(echo_bench_path());
     // zio's defaults (an exported ZIO_THRESHOLD above 64K would elide nothing).
     without_zio_env(&mut cmd)
-        .args(["interleave", "--sizes", "64K", "--copies", "2", "--rounds"])
+        .args(["interleave", "--sizes", size, "--copies", "2", "--rounds"])
         .arg(rounds.to_string())
         .args(["--slice", "0.2", "--warmup", "0.05", "--verify", "full"])
         .args(extra)
@@ -113,35 +118,14 @@ fn interleave_with_a_second_ceiling_measures_four_servers() {
 #[test]
 fn chain_buffers_under_either_allocator_are_elided_and_verified() {
     for alloc in ["glibc", "jemalloc"] {
-        let dir = TempDir::new("chain");
-        let csv = dir.path().join("il.csv");
-        let mut cmd = Command::new(echo_bench_path());
-        without_zio_env(&mut cmd)
-            .args([
-                "interleave",
-                "--sizes",
-                "256K",
-                "--copies",
-                "2",
-                "--rounds",
-                "3",
-            ])
-            .args(["--slice", "0.2", "--warmup", "0.05", "--verify", "full"])
-            .args(["--buffers", "chain", "--allocator", alloc])
-            .arg("--zio-run")
-            .arg(zio_run_path())
-            .arg("--csv")
-            .arg(&csv);
-        let r = run(cmd, false, None);
-        r.assert_success("interleave");
-        let stdout = r.stdout();
+        let (stdout, text) =
+            interleave_at("256K", 3, &["--buffers", "chain", "--allocator", alloc]);
         let named = if alloc == "glibc" {
             "chain buffers".to_string()
         } else {
             format!("chain ({alloc}) buffers")
         };
         assert!(stdout.contains(&named), "{stdout}");
-        let text = std::fs::read_to_string(&csv).unwrap();
         assert_eq!(text.lines().count(), 1 + 3, "{text}");
         for l in text.lines().skip(1) {
             let f: Vec<&str> = l.split(',').collect();

@@ -40,6 +40,16 @@ fn message(w: &mut World, input: usize, chunks: [usize; 2], n: usize, copies: us
     w.e.check();
 }
 
+/// A world with room for a chain's records, its message size, and an
+/// input buffer 16 bytes into a page.
+fn chain_world() -> (World, usize, usize) {
+    let cfg = Cfg {
+        max_records: 1000,
+        ..redirect_cfg()
+    };
+    (World::new(cfg), 8 * PAGE, BASE + 16)
+}
+
 /// The input buffer's copies are all gone by the next input, yet it is
 /// one the program copies out of: its next inputs land in zio's memory,
 /// as a static buffer's do, and the buffer is neither unprotected before
@@ -47,16 +57,8 @@ fn message(w: &mut World, input: usize, chunks: [usize; 2], n: usize, copies: us
 /// malloc hands out.
 #[test]
 fn a_copied_from_input_buffer_is_redirected_once_its_copies_are_freed() {
-    let cfg = Cfg {
-        max_records: 1000,
-        ..redirect_cfg()
-    };
-    let mut w = World::new(cfg);
-    let n = 8 * PAGE;
-    let (input, chunks) = (
-        BASE + 16,
-        [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x10],
-    );
+    let (mut w, n, input) = chain_world();
+    let chunks = [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x10];
     message(&mut w, input, chunks, n, 5, 0);
     message(&mut w, input, chunks, n, 5, 1);
     let before = (w.e.mem.protect_calls, w.e.mem.unmap_calls);
@@ -129,16 +131,8 @@ fn a_buffer_read_in_place_stops_being_redirected() {
 /// original's, so every link elides all of its whole pages.
 #[test]
 fn chain_links_elide_every_whole_page_across_alignments() {
-    let cfg = Cfg {
-        max_records: 1000,
-        ..redirect_cfg()
-    };
-    let mut w = World::new(cfg);
-    let n = 8 * PAGE;
-    let (input, chunks) = (
-        BASE + 16,
-        [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x20],
-    );
+    let (mut w, n, input) = chain_world();
+    let chunks = [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x20];
     message(&mut w, input, chunks, n, 5, 0);
     let copied = w.e.counters.copied_bytes;
     for seed in 1..6 {
