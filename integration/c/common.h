@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +75,18 @@ static inline double mono_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* SIGALRM to `handler` every `usec` microseconds (SA_RESTART); a zero
+ * ITIMER_REAL stops it. */
+static inline void alarm_every(void (*handler)(int), long usec) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGALRM, &sa, NULL)) die("sigaction");
+    struct itimerval it = {{0, usec}, {0, usec}};
+    if (setitimer(ITIMER_REAL, &it, NULL)) die("setitimer");
 }
 
 #endif

@@ -75,13 +75,7 @@ int main(int argc, char **argv) {
     }
     refresh_stable(src);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGALRM, &sa, NULL)) die("sigaction");
-    struct itimerval it = {{0, 200}, {0, 200}};
-    if (setitimer(ITIMER_REAL, &it, NULL)) die("setitimer");
+    alarm_every(handler, 200);
 
     long rounds = 0, checks = 0, bad = 0;
     double end = mono_now() + seconds;

@@ -272,13 +272,7 @@ int main(int argc, char **argv) {
         memcpy(shared[i].p, in, MIB);
         plain_copy(shared[i].shadow, file + (size_t)i * MIB, MIB);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGALRM, &sa, NULL)) die("sigaction");
-    struct itimerval it = {{0, 1000}, {0, 1000}};
-    setitimer(ITIMER_REAL, &it, NULL);
+    alarm_every(on_alarm, 1000);
 
     deadline = mono_now() + seconds;
     pthread_t t[64];

@@ -268,6 +268,33 @@ pub fn differential(what: &str, make: impl Fn() -> Command) -> Run {
     zio
 }
 
+/// `dir/in.bin` holding `len` bytes of [`pattern`] `seed`: a test
+/// program's input file.
+pub fn pattern_file(dir: &TempDir, len: usize, seed: u64) -> PathBuf {
+    let p = dir.path().join("in.bin");
+    std::fs::write(&p, pattern(len, seed)).unwrap();
+    p
+}
+
+/// Fails the test unless it runs as root (it switches users or installs
+/// setuid files); `what` names it.
+pub fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "{what} needs root");
+}
+
+/// Fails the test unless unprivileged processes are refused userfaultfd
+/// here (`vm.unprivileged_userfaultfd=0`), which `what` relies on.
+pub fn require_unprivileged_userfaultfd_off(what: &str) {
+    let sysctl =
+        std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd").unwrap_or_default();
+    assert_eq!(
+        sysctl.trim(),
+        "0",
+        "{what} expects vm.unprivileged_userfaultfd=0"
+    );
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so runs are reproducible.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -8,14 +8,13 @@
 
 use std::process::Command;
 
-use zio_integration::{compile_c, differential, pattern, TempDir};
+use zio_integration::{compile_c, differential, pattern_file, TempDir};
 
 #[test]
 fn fork_after_elision_with_an_atfork_handler_copying_io_data() {
     let dir = TempDir::new("atfork");
     let bin = compile_c("atfork", dir.path());
-    let input = dir.path().join("in.bin");
-    std::fs::write(&input, pattern(1 << 20, 11)).unwrap();
+    let input = pattern_file(&dir, 1 << 20, 11);
     let run = differential("atfork", || {
         let mut c = Command::new("timeout");
         c.arg("20").arg(&bin).arg(&input);
@@ -39,8 +38,7 @@ fn fork_after_elision_with_an_atfork_handler_copying_io_data() {
 fn every_fork_route_sees_every_elided_byte() {
     let dir = TempDir::new("forkroutes");
     let bin = compile_c("fork_routes", dir.path());
-    let input = dir.path().join("in.bin");
-    std::fs::write(&input, pattern(4 << 20, 12)).unwrap();
+    let input = pattern_file(&dir, 4 << 20, 12);
     let run = differential("fork_routes", || {
         let mut c = Command::new("timeout");
         // Every copy elided, however often the children touched them.

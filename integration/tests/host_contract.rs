@@ -10,12 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use zio_integration::{compile_c, lib_path, pattern, without_zio_env, Stats, TempDir};
-
-fn require_root(what: &str) {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "{what} needs root");
-}
+use zio_integration::{
+    compile_c, lib_path, pattern, require_root, require_unprivileged_userfaultfd_off,
+    without_zio_env, Stats, TempDir,
+};
 
 /// A file of `len` pattern bytes in `dir`, readable by anyone.
 fn data_file(dir: &TempDir, len: usize) -> PathBuf {
@@ -152,13 +150,7 @@ fn under_valgrind_zio_stands_aside() {
 #[test]
 fn a_worker_that_drops_privileges_has_its_own_true_log() {
     require_root("the privilege-drop test");
-    let sysctl =
-        std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd").unwrap_or_default();
-    assert_eq!(
-        sysctl.trim(),
-        "0",
-        "the test expects vm.unprivileged_userfaultfd=0"
-    );
+    require_unprivileged_userfaultfd_off("the privilege-drop test");
     let dir = TempDir::new("privdrop");
     let input = data_file(&dir, 1 << 20);
     let bin = compile_c("drop_privileges", dir.path());

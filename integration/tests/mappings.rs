@@ -8,14 +8,13 @@
 
 use std::process::Command;
 
-use zio_integration::{compile_c, counter, differential, pattern, TempDir};
+use zio_integration::{compile_c, counter, differential, pattern_file, TempDir};
 
 #[test]
 fn unmapping_moving_and_discarding_tracked_memory() {
     let dir = TempDir::new("mappings");
     let bin = compile_c("elide_mappings", dir.path());
-    let input = dir.path().join("in.bin");
-    std::fs::write(&input, pattern(2 << 20, 5)).unwrap();
+    let input = pattern_file(&dir, 2 << 20, 5);
     let run = differential("elide_mappings", || {
         let mut c = Command::new("timeout");
         c.arg("30").arg(&bin).arg(&input);
@@ -60,8 +59,7 @@ fn unmapping_moving_and_discarding_tracked_memory() {
 fn realloc_of_io_data_follows_the_allocators_move() {
     let dir = TempDir::new("realloc-move");
     let bin = compile_c("realloc_move", dir.path());
-    let input = dir.path().join("in.bin");
-    std::fs::write(&input, pattern(16 << 20, 51)).unwrap();
+    let input = pattern_file(&dir, 16 << 20, 51);
     let run = differential("realloc_move", || {
         let mut c = Command::new(&bin);
         c.arg(&input);

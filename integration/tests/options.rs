@@ -3,7 +3,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use zio_integration::{lib_path, pattern, run, without_zio_env, zio_run_path, Stats, TempDir};
+use zio_integration::{
+    lib_path, pattern, require_root, require_unprivileged_userfaultfd_off, run, without_zio_env,
+    zio_run_path, Stats, TempDir,
+};
 
 fn data_file(dir: &TempDir, len: usize) -> (std::path::PathBuf, Vec<u8>) {
     let data = pattern(len, 3);
@@ -107,16 +110,8 @@ fn disabled_runs_as_pass_through() {
 /// zio says so once and passes every call through; the program is unharmed.
 #[test]
 fn unprivileged_user_falls_back_to_pass_through() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test switches to nobody and needs root");
-    let sysctl =
-        std::fs::read_to_string("/proc/sys/vm/unprivileged_userfaultfd").unwrap_or_default();
-    assert_eq!(
-        sysctl.trim(),
-        "0",
-        "the fallback test expects vm.unprivileged_userfaultfd=0"
-    );
+    require_root("the fallback test (it switches to nobody)");
+    require_unprivileged_userfaultfd_off("the fallback test");
 
     let dir = TempDir::new("nobody");
     let (path, data) = data_file(&dir, 4 << 20);

@@ -8,14 +8,13 @@
 
 use std::process::Command;
 
-use zio_integration::{compile_c_with, differential, pattern, TempDir};
+use zio_integration::{compile_c_with, differential, pattern_file, TempDir};
 
 #[test]
 fn io_uring_fixed_buffers_see_the_programs_bytes() {
     let dir = TempDir::new("uring");
     let bin = compile_c_with("uring_fixed", dir.path(), &["-luring"]);
-    let input = dir.path().join("in.bin");
-    std::fs::write(&input, pattern(16 << 20, 31)).unwrap();
+    let input = pattern_file(&dir, 16 << 20, 31);
     let run = differential("uring_fixed", || {
         let mut c = Command::new("timeout");
         c.arg("60").arg(&bin).arg(&input).arg(dir.path());
@@ -48,8 +47,7 @@ fn an_rdma_region_is_not_elided_into_until_deregistered() {
         dir.path(),
         &[&dir_arg, &rpath, "-lfakeibverbs"],
     );
-    let input = dir.path().join("in.bin");
-    std::fs::write(&input, pattern(1 << 20, 32)).unwrap();
+    let input = pattern_file(&dir, 1 << 20, 32);
     let run = differential("rdma_region", || {
         let mut c = Command::new(&bin);
         // The program reads every copy it makes: elided however touched.

@@ -4,14 +4,13 @@
 
 use std::process::Command;
 
-use zio_integration::{compile_c, differential, pattern, TempDir};
+use zio_integration::{compile_c, differential, pattern_file, TempDir};
 
 #[test]
 fn a_signal_handler_touching_elided_memory_neither_hangs_nor_misreads() {
     let dir = TempDir::new("signals");
     let bin = compile_c("signal_storm", dir.path());
-    let input = dir.path().join("in.bin");
-    std::fs::write(&input, pattern(8 << 20, 41)).unwrap();
+    let input = pattern_file(&dir, 8 << 20, 41);
     let out = dir.path().join("out.bin");
     let run = differential("signal_storm", || {
         let mut c = Command::new("timeout");
