@@ -58,8 +58,10 @@ macro_rules! input_hooks {
         elide::input_needs_engine($len)
     };
     (@needs vec ($iov:expr)) => {
-        // SAFETY: the caller's iovec, read only if readable.
-        unsafe { $iov }.is_some_and(|v| needs_engine(|| core::iter::once(v.clone())))
+        // Inactive: the iovec is not even proved readable.
+        elide::active()
+            // SAFETY: the caller's iovec, read only if readable.
+            && unsafe { $iov }.is_some_and(|v| needs_engine(|| core::iter::once(v.clone())))
     };
     (@buf ($buf:ident, $len:ident), $call:expr) => {{
         let at = $buf as usize;
@@ -114,8 +116,9 @@ io_hook! {
     Recvmmsg,
     // SAFETY: the kernel filled `r` entries.
     moved |r| unsafe { mmsg_bytes(m, r) },
-    // SAFETY: the caller's vector, read only if readable.
-    if unsafe { messages(m, n) }.is_some_and(|v| needs_engine(|| v.clone())) => vec_input(
+    // SAFETY: the caller's vector, read only if readable (and only while
+    // zio is active).
+    if elide::active() && unsafe { messages(m, n) }.is_some_and(|v| needs_engine(|| v.clone())) => vec_input(
         // SAFETY: found readable by the test above.
         || unsafe { messages(m, n) }.into_iter().flatten(),
         // SAFETY: the caller's contract.

@@ -181,16 +181,17 @@ pub unsafe extern "C" fn zio_counter(name: *const c_char) -> i64 {
 /// ioctl, DMA buffers of a user-space driver). zio materializes what it
 /// elided there and never elides into it, nor protects it, until
 /// [`zio_unpin`] with the same `addr`. Returns 0, or -1 if `len` is 0 or
-/// the range wraps. Safe to call whether or not the engine has started;
+/// the range wraps or reaches the last page. Safe to call whether or not
+/// the engine has started;
 /// find it with `dlsym(RTLD_DEFAULT, "zio_pin")` (null without zio).
 #[no_mangle]
 pub extern "C" fn zio_pin(addr: *const core::ffi::c_void, len: usize) -> c_int {
     let a = addr as usize;
-    if len == 0 || a.checked_add(len).is_none() {
-        return -1;
+    if elide::pin(a, a, len) {
+        0
+    } else {
+        -1
     }
-    elide::pin(a, a, len);
-    0
 }
 
 /// Exported `zio_unpin`: the range pinned by [`zio_pin`] at `addr` is

@@ -116,8 +116,18 @@ hooks! {
             None | Some(Copy::Shared) => call(),
             Some(Copy::Fork) => forked(call),
             Some(Copy::Detached) => {
-                elide::fork_finish(elide::fork_prepare(), false);
-                call()
+                // The child starts in code zio never sees, so zio cannot
+                // finish it there; the parent keeps the fork under way (no
+                // page left missing again) until the copy is made, and a
+                // child that does come back here passes everything through.
+                let g = elide::fork_prepare();
+                let r = call();
+                if r == 0 {
+                    core::mem::forget(g);
+                } else {
+                    elide::fork_finish(g, false);
+                }
+                r
             }
         }
     }

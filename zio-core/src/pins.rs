@@ -27,11 +27,13 @@ static PINS: Lock<Option<Pins>> = Lock::new(None);
 /// Something is pinned: the one load the common case pays.
 static ANY: AtomicBool = AtomicBool::new(false);
 
-/// Records `[a, a+len)` as pinned by `owner`. The caller materializes
-/// what zio tracked there (before the kernel takes its reference).
-pub fn pin(owner: usize, a: usize, len: usize) {
+/// Records `[a, a+len)` as pinned by `owner`; false, recording nothing,
+/// for a range the kernel refuses (empty, or reaching the last page). The
+/// caller materializes what zio tracked there (before the kernel takes
+/// its reference).
+pub fn pin(owner: usize, a: usize, len: usize) -> bool {
     if len == 0 || a.checked_add(len).is_none_or(|e| e > usize::MAX - PAGE) {
-        return; // the kernel refuses it
+        return false;
     }
     let (s, e) = (page_down(a), page_up(a + len));
     let mut g = PINS.lock();
@@ -42,6 +44,7 @@ pub fn pin(owner: usize, a: usize, len: usize) {
     p.each.push((owner, s, e));
     p.all.insert(s, e);
     ANY.store(true, Ordering::Release);
+    true
 }
 
 /// Drops every pin of `owner` (its unregistration).

@@ -252,12 +252,14 @@ pub fn discard(a: usize, len: usize, keep_data: bool, unmapping: bool) {
 
 /// The kernel or a device is about to pin `[a, a+len)` for `owner` (a
 /// registration zio saw): what zio tracks there is materialized, and
-/// nothing is elided there until [`unpin`] of the owner.
-pub fn pin(owner: usize, a: usize, len: usize) {
-    crate::pins::pin(owner, a, len);
-    if crate::pins::overlaps(a, len) {
+/// nothing is elided there until [`unpin`] of the owner. False for a
+/// range no one can pin (empty, or reaching the last page).
+pub fn pin(owner: usize, a: usize, len: usize) -> bool {
+    let pinned = crate::pins::pin(owner, a, len);
+    if pinned {
         discard(a, len, true, false);
     }
+    pinned
 }
 
 /// `owner` let go of its pins (its unregistration, or a registration that
