@@ -6,7 +6,6 @@
 //! calls through waits for the first input large enough to need it
 //! ([`probe_kernel`]): a process that never has one never pays for it.
 
-use core::ffi::CStr;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
 
@@ -141,20 +140,11 @@ pub fn probe_kernel() -> bool {
 /// `LD_PRELOAD`. (Its threads run one at a time, so a fault raised in
 /// translated code would wait forever for zio's handler thread.)
 fn translator() -> Option<&'static str> {
-    let preload = getenv_bytes(c"LD_PRELOAD")?;
+    let preload = config::getenv("LD_PRELOAD")?;
     preload
         .windows(b"/vgpreload_".len())
         .any(|w| w == b"/vgpreload_")
         .then_some("valgrind")
-}
-
-fn getenv_bytes(name: &CStr) -> Option<&'static [u8]> {
-    // SAFETY: `name` is NUL-terminated; the environment block lives for the
-    // process, and start-up runs before the program's code can change it.
-    unsafe {
-        let p = libc::getenv(name.as_ptr());
-        (!p.is_null()).then(|| CStr::from_ptr(p).to_bytes())
-    }
 }
 
 fn write_mode(w: &mut Line, mode: Mode) {

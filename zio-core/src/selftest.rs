@@ -49,8 +49,8 @@ fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static 
         return Err("thread");
     };
     let answered = answer_one_fault(u, page, timeout_ms);
-    // The woken helper finishes within microseconds: yield to it first
-    // (a 1 ms sleep was most of the test), then wait in milliseconds.
+    // The woken helper finishes at once: yield to it first, then wait in
+    // milliseconds.
     let (mut yields, mut waited) = (0, 0);
     while answered.is_ok() && !helper.is_finished() && waited < timeout_ms {
         if yields < 1000 {

@@ -10,7 +10,7 @@
 //! signal (the first one's `siginfo_t` kept) and returns, and the thread,
 //! leaving zio, sends the noted signals to itself again
 //! (`rt_tgsigqueueinfo` with the kept `siginfo_t`, so the handler sees
-//! the sender's details), a few microseconds late. zio's own threads
+//! the sender's details), as soon as it leaves. zio's own threads
 //! block every signal, so the kernel never picks them for one.
 //!
 //! Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) are never

@@ -8,8 +8,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{find, get, parse::ParseError, set, Opt, ALL, KNOWN_OTHER, OPTIONS};
 
-/// Reads one variable with `getenv` (no allocation).
-fn getenv(name: &str) -> Option<&'static [u8]> {
+/// Reads one variable with `getenv` (no allocation; `name` under 32
+/// bytes).
+pub(crate) fn getenv(name: &str) -> Option<&'static [u8]> {
     let mut buf = [0u8; 32];
     let n = name.len();
     buf[..n].copy_from_slice(name.as_bytes());

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 mod env;
 mod parse;
 
+pub(crate) use env::getenv;
 pub use env::{check_env, init_from_env, raw, secure, write_refusal, Problem};
 pub use parse::{write_size, ParseError};
 

@@ -86,9 +86,8 @@ impl EngineTime {
         }
     }
 
-    /// A program thread's engine call ends; `t0` is its [`clock_sample`].
-    /// A program thread's call that started at `t0` (if timed) and got
-    /// the lock at `locked`.
+    /// A program thread's engine call ends; `t0` is its [`clock_sample`],
+    /// `locked` when it got the lock (both only if the call is timed).
     #[inline(always)]
     pub(super) fn program_call(&mut self, t0: Option<u64>, locked: Option<u64>) {
         self.program_calls += 1;
@@ -106,21 +105,24 @@ impl EngineTime {
 
     /// Nanoseconds of the program's threads: the timed calls stand for all.
     pub(super) fn program_ns(&self) -> u64 {
-        let all = (self.program_ticks as u128 * self.program_calls as u128)
+        self.scaled_ns(self.program_ticks)
+    }
+
+    /// As [`EngineTime::program_ns`], the part spent waiting for the lock.
+    pub(super) fn lock_wait_ns(&self) -> u64 {
+        self.scaled_ns(self.wait_ticks)
+    }
+
+    /// `ticks` of the timed program calls, scaled to all of them, in
+    /// nanoseconds.
+    fn scaled_ns(&self, ticks: u64) -> u64 {
+        let all = (ticks as u128 * self.program_calls as u128)
             .checked_div(self.program_timed as u128)
             .unwrap_or(0);
         ticks_to_ns(all.min(u64::MAX as u128) as u64, self.start)
     }
 
     /// Nanoseconds of zio's own threads.
-    /// As [`EngineTime::program_ns`], the part spent waiting for the lock.
-    pub(super) fn lock_wait_ns(&self) -> u64 {
-        let all = (self.wait_ticks as u128 * self.program_calls as u128)
-            .checked_div(self.program_timed as u128)
-            .unwrap_or(0);
-        ticks_to_ns(all.min(u64::MAX as u128) as u64, self.start)
-    }
-
     pub(super) fn background_ns(&self) -> u64 {
         ticks_to_ns(self.background_ticks, self.start)
     }

@@ -38,6 +38,23 @@ pub struct RealMem {
 /// Pages remembered as not registered ([`RealMem::unregistered`]).
 const UNREGISTERED: usize = 8;
 
+/// How loudly a failed fill is logged: ENOMEM is said once elsewhere
+/// (`crate::resources`); ENOENT is memory the program unmapped meanwhile;
+/// EAGAIN, the address space changing meanwhile (the fault comes again).
+fn fill_error_level(e: i32) -> Level {
+    if matches!(e, libc::ENOMEM | libc::ENOENT | libc::EAGAIN) {
+        Level::Debug
+    } else {
+        Level::Error
+    }
+}
+
+/// Puts `page` last in a list of recent pages, the oldest dropped.
+fn remember(list: &mut [usize; UNREGISTERED], page: usize) {
+    list.rotate_left(1);
+    list[UNREGISTERED - 1] = page;
+}
+
 /// Spare backup memory kept mapped for reuse, at most.
 const SPARE_MAX: usize = 64 << 20;
 
@@ -146,16 +163,8 @@ impl Mem for RealMem {
         match self.uffd.copy(page, src as *const u8, len) {
             Ok(()) => true,
             Err(e) => {
-                // ENOMEM is said once (crate::resources); ENOENT is memory
-                // the program unmapped meanwhile; EAGAIN, the address space
-                // changing meanwhile: the fault comes again.
-                let level = if matches!(e, libc::ENOMEM | libc::ENOENT | libc::EAGAIN) {
-                    Level::Debug
-                } else {
-                    Level::Error
-                };
                 zio_log!(
-                    level,
+                    fill_error_level(e),
                     "UFFDIO_COPY of {} pages at {page:#x} failed: {}",
                     len / PAGE,
                     uffd::errno_name(e)
@@ -171,11 +180,7 @@ impl Mem for RealMem {
 
     fn zero_run(&mut self, a: usize, len: usize) {
         if let Err(e) = self.uffd.zeropage_run(a, len) {
-            let level = if matches!(e, libc::ENOMEM | libc::ENOENT | libc::EAGAIN) {
-                Level::Debug
-            } else {
-                Level::Error
-            };
+            let level = fill_error_level(e);
             zio_log!(
                 level,
                 "UFFDIO_ZEROPAGE at {a:#x} failed: {}",
@@ -197,11 +202,9 @@ impl Mem for RealMem {
                 // anything else, registered (a missing page got zeros,
                 // which the caller's comparison then tells apart).
                 if self.uffd.zeropage_page(p) == Err(libc::ENOENT) {
-                    self.unregistered.rotate_left(1);
-                    self.unregistered[UNREGISTERED - 1] = p;
+                    remember(&mut self.unregistered, p);
                 } else {
-                    self.registered_seen.rotate_left(1);
-                    self.registered_seen[UNREGISTERED - 1] = p;
+                    remember(&mut self.registered_seen, p);
                     return false;
                 }
             }
@@ -217,8 +220,7 @@ impl Mem for RealMem {
             return;
         }
         if self.uffd.zeropage(a, len) == Err(libc::ENOENT) && len == PAGE {
-            self.unregistered.rotate_left(1);
-            self.unregistered[UNREGISTERED - 1] = a;
+            remember(&mut self.unregistered, a);
         }
     }
 
