@@ -30,9 +30,9 @@ ROW = re.compile(
     + r"(?:\s+\|\s+" + NUM + ", " + RATIO + ", " + NUM + r")?\s*$"
 )
 # The names of ROW's groups after size and copies: Gbit/s of each server,
-# each ratio with its interval, zio's counters per message (system calls
-# only in tables written since they were counted), CPU us per message;
-# then the two-buffer server's.
+# each ratio with its interval, zio's counters per message (the system
+# calls column is optional), CPU us per message; then the two-buffer
+# server's.
 FIELDS = (
     ["g0", "gw", "gz"]
     + [k + s for k in ("z0", "zw", "w0") for s in ("", "_lo", "_hi")]

@@ -44,7 +44,7 @@ LIB = os.environ.get("ZIO_LIB", os.path.join(ROOT, "target", "release", "libzio.
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
-def cases(d, mib):
+def cases(d):
     """(name, shell command) pairs; `d` holds the inputs."""
     f = os.path.join(d, "in.bin")
     py = PY
@@ -215,7 +215,8 @@ def empty_library(d):
 def compile_c(d, name):
     exe = os.path.join(d, name)
     src = os.path.join(ROOT, "integration", "c", name + ".c")
-    subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
+    # The flags of integration/src/lib.rs's compile_c, optimized for timing.
+    subprocess.run(["cc", "-O2", "-g", "-fno-builtin", "-Wall", "-Werror", "-o", exe, src], check=True)
     return exe
 
 
@@ -293,9 +294,9 @@ def main():
         pages = (mib << 20) // 4096
         bound = 2 * (pages // 64) + 1
         empty = empty_library(d)
-        control = [(f"control: {n} (empty library)", c) for n, c in cases(d, mib) if n in ("cat", "python read")]
+        control = [(f"control: {n} (empty library)", c) for n, c in cases(d) if n in ("cat", "python read")]
         groups = [
-            ("program", cases(d, mib)),
+            ("program", cases(d)),
             ("control", control),
             ("order", [(f"read one copy: {o}", f"{orders} {os.path.join(d, 'in.bin')} {o}")
                        for o in ("forward", "backward", "stride", "random", "sparse")]),

@@ -495,7 +495,8 @@ fn echo_one(
     let get = |i: usize, owned: &mut Vec<Buf>| -> io::Result<*mut u8> {
         match cfg.buffers {
             Buffers::Static => Ok(bufs[i].0),
-            Buffers::Malloc | Buffers::Chain => {
+            Buffers::Chain => unreachable!("chain messages go through echo_chain"),
+            Buffers::Malloc => {
                 let b = alloc(n, Buffers::Malloc)?;
                 let p = b.0;
                 owned.push(b);

@@ -49,6 +49,21 @@ static inline void full_pread(int fd, unsigned char *p, size_t n, off_t off) {
     }
 }
 
+/* Stops the timer alarm_every() started. */
+static inline void alarm_stop(void) {
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+}
+
+/* xorshift64: the next value of the generator at `x` (never 0 from a
+ * non-zero start). */
+static inline uint64_t next(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
 /* FNV-1a: where a hash starts, and `n` more bytes at `p` added to `h`. */
 #define FNV_START 0xcbf29ce484222325ULL
 
@@ -77,8 +92,8 @@ static inline double mono_now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-/* SIGALRM to `handler` every `usec` microseconds (SA_RESTART); a zero
- * ITIMER_REAL stops it. */
+/* SIGALRM to `handler` every `usec` microseconds (SA_RESTART), until
+ * alarm_stop(). */
 static inline void alarm_every(void (*handler)(int), long usec) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -10,13 +10,6 @@
 
 #include <sys/stat.h>
 
-static uint64_t next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: read_orders FILE ORDER [REPEATS]\n");

@@ -13,8 +13,8 @@
 #define LEN (16 << 20)
 
 static uint64_t backwards(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = n; i-- > 0;) h = (h ^ p[i]) * 0x100000001b3ULL;
+    uint64_t h = FNV_START;
+    for (size_t i = n; i-- > 0;) h = fnv_add(h, p + i, 1);
     return h;
 }
 

@@ -40,6 +40,8 @@ static struct buf shared[SHARED];
 static int file_fd;
 static const char *dir;
 static double deadline;
+/* SEED: the file's bytes and every worker's sequence of operations. */
+static uint64_t seed_all;
 static volatile long total_ops, total_compared, total_bad, forks;
 static pthread_mutex_t totals = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t alarm_bad, alarms;
@@ -54,13 +56,6 @@ static void plain_move(unsigned char *d, const unsigned char *s, size_t n) {
     } else {
         for (size_t i = n; i-- > 0;) ((volatile unsigned char *)d)[i] = s[i];
     }
-}
-
-static uint64_t next(uint64_t *x) {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
 }
 
 static long differ(const unsigned char *a, const unsigned char *b, size_t n) {
@@ -126,7 +121,7 @@ static void check_in_child(struct buf *mine) {
 
 static void *worker(void *arg) {
     long id = (long)arg;
-    uint64_t x = 0x9e3779b97f4a7c15ULL * (uint64_t)(id + 1) ^ (uint64_t)deadline;
+    uint64_t x = 0x9e3779b97f4a7c15ULL * (uint64_t)(id + 1) ^ seed_all;
     struct buf mine[SLOTS];
     for (int i = 0; i < SLOTS; i++) make(&mine[i], pick_len(&x), i % 3 == 0);
     char path[4096];
@@ -249,6 +244,7 @@ int main(int argc, char **argv) {
     double seconds = atof(argv[2]);
     int threads = atoi(argv[3]);
     uint64_t seed = strtoull(argv[4], NULL, 10) | 1;
+    seed_all = seed;
     file = malloc(FILE_LEN);
     if (!file) die("malloc");
     for (size_t i = 0; i < FILE_LEN; i++) file[i] = (unsigned char)(next(&seed) >> 24);
@@ -286,8 +282,7 @@ int main(int argc, char **argv) {
         usleep(50000);
     }
     for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
-    struct itimerval off = {{0, 0}, {0, 0}};
-    setitimer(ITIMER_REAL, &off, NULL);
+    alarm_stop();
     long bad = total_bad + alarm_bad;
     for (int i = 0; i < SHARED; i++) bad += differ(shared[i].p, shared[i].shadow, MIB);
     struct rusage ru;

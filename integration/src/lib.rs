@@ -268,6 +268,19 @@ pub fn differential(what: &str, make: impl Fn() -> Command) -> Run {
     zio
 }
 
+/// Lines zio wrote on stderr (its messages start with `zio[pid]`).
+pub fn zio_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.starts_with("zio[")).collect()
+}
+
+/// The last word of every line: the checksums the test programs print
+/// after what they name.
+pub fn last_words(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(|l| l.rsplit(' ').next().unwrap_or(""))
+        .collect()
+}
+
 /// `dir/in.bin` holding `len` bytes of [`pattern`] `seed`: a test
 /// program's input file.
 pub fn pattern_file(dir: &TempDir, len: usize, seed: u64) -> PathBuf {

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use zio_integration::{
-    compile_c, lib_path, pattern, require_root, require_unprivileged_userfaultfd_off,
-    without_zio_env, Stats, TempDir,
+    compile_c, last_words, lib_path, pattern, require_root, require_unprivileged_userfaultfd_off,
+    without_zio_env, zio_lines, Stats, TempDir,
 };
 
 /// A file of `len` pattern bytes in `dir`, readable by anyone.
@@ -138,7 +138,7 @@ fn under_valgrind_zio_stands_aside() {
     );
     assert!(zio.status.success(), "under zio: {:?}\n{err}", zio.status);
     assert_eq!(plain.stdout, zio.stdout);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("zio[")).collect();
+    let lines = zio_lines(&err);
     assert_eq!(lines.len(), 1, "{err}");
     assert!(
         lines[0].contains("valgrind") && lines[0].contains("stands aside"),
@@ -170,10 +170,7 @@ fn a_worker_that_drops_privileges_has_its_own_true_log() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let sums: Vec<&str> = stdout
-        .lines()
-        .map(|l| l.rsplit(' ').next().unwrap())
-        .collect();
+    let sums = last_words(&stdout);
     assert_eq!(sums.len(), 2, "{stdout}");
     assert_eq!(sums[0], sums[1], "the worker's copy differs: {stdout}");
     let mut files: Vec<(String, String)> = std::fs::read_dir(&logs)

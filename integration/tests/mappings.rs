@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use zio_integration::{compile_c, counter, differential, pattern_file, TempDir};
+use zio_integration::{compile_c, counter, differential, last_words, pattern_file, TempDir};
 
 #[test]
 fn unmapping_moving_and_discarding_tracked_memory() {
@@ -66,7 +66,7 @@ fn realloc_of_io_data_follows_the_allocators_move() {
         c
     });
     let out = run.stdout();
-    let sums: Vec<&str> = out.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    let sums: Vec<&str> = last_words(&out);
     assert_eq!(sums.len(), 2, "{out}");
     assert_eq!(sums[0], sums[1], "{out}");
     assert!(run.stats.hook("realloc").calls >= 2, "{}", run.log);

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use zio_integration::{
     lib_path, pattern, require_root, require_unprivileged_userfaultfd_off, run, without_zio_env,
-    zio_run_path, Stats, TempDir,
+    zio_lines, zio_run_path, Stats, TempDir,
 };
 
 fn data_file(dir: &TempDir, len: usize) -> (std::path::PathBuf, Vec<u8>) {
@@ -14,11 +14,6 @@ fn data_file(dir: &TempDir, len: usize) -> (std::path::PathBuf, Vec<u8>) {
     std::fs::write(&p, &data).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     (p, data)
-}
-
-/// Lines zio wrote on stderr (its messages start with `zio[pid]`).
-fn zio_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.starts_with("zio[")).collect()
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use zio_integration::{compile_c_with, differential, pattern_file, TempDir};
+use zio_integration::{compile_c_with, differential, last_words, pattern_file, TempDir};
 
 #[test]
 fn io_uring_fixed_buffers_see_the_programs_bytes() {
@@ -21,7 +21,7 @@ fn io_uring_fixed_buffers_see_the_programs_bytes() {
         c
     });
     let out = run.stdout();
-    let sums: Vec<&str> = out.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    let sums: Vec<&str> = last_words(&out);
     assert_eq!(sums.len(), 4, "{out}");
     assert!(
         sums.iter().all(|s| *s == sums[3]),
@@ -55,7 +55,7 @@ fn an_rdma_region_is_not_elided_into_until_deregistered() {
         c
     });
     let out = run.stdout();
-    let sums: Vec<&str> = out.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    let sums: Vec<&str> = last_words(&out);
     assert_eq!(sums.len(), 4, "{out}");
     assert!(sums.iter().all(|s| *s == sums[0]), "{out}");
     assert_eq!(

@@ -43,15 +43,9 @@ fn figures(out: &str) -> Figures {
 }
 
 /// The largest value one process reported for an engine counter.
-fn per_process_max(log: &str, name: &str) -> u64 {
-    log.lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            w.next()?;
-            (w.next()? == name).then(|| w.next()?.parse().ok())?
-        })
-        .max()
-        .unwrap_or(0)
+fn per_process_max(r: &Run, name: &str) -> u64 {
+    let values = r.stats.engine.values().filter_map(|m| m.get(name));
+    values.copied().max().unwrap_or(0)
 }
 
 fn soak(dir: &TempDir, zio: bool, env: &[(&str, &str)]) -> (Run, Figures) {
@@ -106,8 +100,8 @@ fn soak_with_and_without_zio_and_with_zios_resources_failing() {
             r.counter("elided_copies"),
             r.counter("faults_missing"),
             r.counter("pages_by_fork"),
-            per_process_max(&r.log, "peak_records"),
-            per_process_max(&r.log, "vmas_registered"),
+            per_process_max(r, "peak_records"),
+            per_process_max(r, "vmas_registered"),
             r.counter("quarantined_total"),
         );
     }
@@ -117,7 +111,7 @@ fn soak_with_and_without_zio_and_with_zios_resources_failing() {
     // of zio's own memory beside the program's, a few mappings per
     // registration).
     for r in [&z, &i] {
-        assert!(per_process_max(&r.log, "peak_records") <= 16384);
+        assert!(per_process_max(r, "peak_records") <= 16384);
     }
     for f in [&with, &injected] {
         assert!(
