@@ -158,12 +158,14 @@ impl<M: Mem> Engine<M> {
                 continue;
             }
             self.fill_unfilled(lo, hi);
-            let segs = resolve(&self.t, s + (lo - d), s + (hi - d));
-            for (a, b, src) in self.resolve_fringes(segs) {
+            for (a, b, src) in resolve(&self.t, s + (lo - d), s + (hi - d)) {
+                // What the real copy puts at the destination: an original's
+                // bytes, or plain bytes a hint says are (passed on
+                // unchecked; a hint is checked where it is used).
                 match src {
                     Src::Orig(id) => self.fringes.note(d + (a - s), b - a, a, id),
                     Src::Piece { addr, orig } => self.fringes.note(d + (a - s), b - a, addr, orig),
-                    Src::Plain => {}
+                    Src::Plain => self.fringes.pass_on(a, b, d + (a - s)),
                 }
                 let from = match src {
                     Src::Piece { addr, .. } => {

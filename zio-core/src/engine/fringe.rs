@@ -5,8 +5,8 @@
 //! would every copy after it. Each real copy of tracked bytes leaves a
 //! hint; a later copy whose source has plain bytes there compares them
 //! with the original and, if they are still the same, points its pieces at
-//! the original instead. Touches the hints and reads memory (pages not
-//! registered only, so no read can wait for the fault handler).
+//! the original instead. Touches the hints and reads memory (plain bytes
+//! only on pages not registered, so no read can wait for the handler).
 
 use super::resolve::{Segs, Src};
 use super::{Engine, Mem};
@@ -29,6 +29,17 @@ impl Fringes {
     pub(super) fn note(&mut self, dst: usize, len: usize, src: usize, orig: OrigId) {
         self.hints[self.next] = (dst, len, src, orig);
         self.next = (self.next + 1) % HINTS;
+    }
+
+    /// The plain `[a, b)` was copied for real to `dst`: what hints claim
+    /// of it, they now claim of the copy too.
+    pub(super) fn pass_on(&mut self, a: usize, b: usize, dst: usize) {
+        for h in self.hints {
+            let (lo, hi) = (h.0.max(a), (h.0 + h.1).min(b));
+            if h.1 > 0 && lo < hi {
+                self.note(dst + (lo - a), hi - lo, h.2 + (lo - h.0), h.3);
+            }
+        }
     }
 }
 
@@ -78,8 +89,8 @@ impl<M: Mem> Engine<M> {
 
     /// True if the plain bytes `[lo, hi)` equal those at `at` of original
     /// `id`, which must still cover them and be write-protected there (or a
-    /// backup, which only zio writes): unprotected, another thread could
-    /// change it between the comparison and the protection.
+    /// backup, which only zio writes, and not pinned): unprotected, another
+    /// thread could change it between the comparison and the protection.
     fn still_holds(&mut self, lo: usize, hi: usize, at: usize, id: OrigId) -> bool {
         let Some(o) = self.t.try_orig(id) else {
             return false;
@@ -95,12 +106,15 @@ impl<M: Mem> Engine<M> {
         if self.t.has_pieces_in(p0, p1) || !self.unfilled.clipped(p0, p1).is_empty() {
             return false;
         }
-        if !o.backup && !self.prot.wp.covers(page_down(at), page_up(at + n)) {
+        // A pinned original may be being written right now: a redirected
+        // input continuing into its memory.
+        if o.pins > 0 || (!o.backup && !self.prot.wp.covers(page_down(at), page_up(at + n))) {
             return false;
         }
         // Read under the lock: a registered page the allocator discarded
-        // behind zio's back would fault into the handler, so only memory
-        // known not to be registered is read.
+        // behind zio's back would fault into the handler, so the plain
+        // bytes are read only where known not to be registered (the
+        // original is present, as it is for every read of one).
         let mut buf = [0u8; 2 * 4096];
         if n > buf.len() / 2 || !self.mem.plain_readable(p0, p1 - p0) {
             return false;

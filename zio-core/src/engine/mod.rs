@@ -81,9 +81,9 @@ pub struct Cfg {
     pub pages_per_trip: usize,
 }
 
-/// A round trip to the handler thread costs about as much as copying 32
-/// pages for real, so a copy given one trip per 64 pages pays at most
-/// about its own copy in faults, however it is read.
+/// Pages of an elided copy per fault round trip it is given
+/// ([`Cfg::pages_per_trip`]; the choice and its bound: docs/design.md,
+/// "The regret bound").
 pub const PAGES_PER_TRIP: usize = 64;
 
 impl Cfg {

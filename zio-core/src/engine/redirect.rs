@@ -106,10 +106,11 @@ impl<M: Mem> Engine<M> {
             return false;
         }
         self.t.has_pieces_in(c0, c1)
-            || self.t.origs_in(c0, c1).iter().any(|&id| {
-                let o = self.t.orig(id);
-                !o.deps.is_empty() || o.copied
-            })
+            || self
+                .t
+                .origs_in(c0, c1)
+                .iter()
+                .any(|&id| self.t.orig(id).copied)
     }
 
     /// A redirect of `n` bytes to `to`, in the memory of original `id`

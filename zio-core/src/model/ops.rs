@@ -258,8 +258,6 @@ impl World {
         cursor.last = (at, len);
     }
 
-    /// free(3) of `len` bytes at offset `at`: quarantined or not, its bytes
-    /// are undefined from now on.
     /// realloc of the block at `from` to `to`, as libzio makes it: a block
     /// of IO data only is released and moved by the allocator (`mremap`:
     /// the pages move, no hook sees it) into memory nothing tracks, and its
@@ -304,6 +302,8 @@ impl World {
         }
     }
 
+    /// free(3) of `len` bytes at offset `at`: quarantined or not, its bytes
+    /// are undefined from now on.
     fn free(&mut self, at: usize, len: usize) {
         let a = BASE + at;
         if self.e.free(a, len) == FreeAction::Quarantined {

@@ -50,11 +50,8 @@ pub struct Piece {
 /// `trips` shared between two parts of `l` and `r` bytes in proportion:
 /// together never more than `trips`.
 fn share(trips: u32, l: usize, r: usize) -> (u32, u32) {
-    if r == 0 {
-        return (trips, 0);
-    }
-    if l == 0 {
-        return (0, trips);
+    if l + r == 0 {
+        return (0, 0);
     }
     let left = (u128::from(trips) * l as u128 / (l + r) as u128) as u32;
     (left, trips - left)
