@@ -110,16 +110,19 @@ impl<M: Mem> Engine<M> {
 
     /// Materializes every page holding a piece that shares a byte with `[a, b)`.
     pub(super) fn materialize_range(&mut self, a: usize, b: usize, cause: Cause) {
-        for k in self.t.pieces_in(a, b) {
-            let Some(p) = self.t.piece(k).copied() else {
-                continue; // already cut away by an earlier page
-            };
-            let (lo, hi) = (k.max(a), (k + p.len).min(b));
+        // The next piece is looked up after each: rebuilding a page cuts
+        // every piece there, and one reaching past it is left under
+        // another key. `pos` only grows, so a page that could not be
+        // filled is not tried again.
+        let mut pos = a;
+        while let Some((k, p)) = self.t.first_piece_over(pos, b) {
+            let (lo, hi) = (k.max(pos), (k + p.len).min(b));
             let mut page = page_down(lo);
             while page < hi {
                 self.materialize_page(page, cause);
                 page += PAGE;
             }
+            pos = hi;
         }
     }
 }

@@ -134,15 +134,19 @@ impl<M: Mem> Engine<M> {
             if deps.is_empty() || self.back_up(id, lo, hi, &deps) {
                 continue;
             }
-            for k in deps {
-                let Some(p) = self.t.piece(k).copied() else {
-                    continue;
-                };
-                let (s0, s1) = (p.src.max(pa), (p.src + p.len).min(pb));
-                if s0 < s1 {
-                    let (d0, d1) = (k + (s0 - p.src), k + (s1 - p.src));
-                    self.materialize_range(d0, d1, cause);
-                }
+            // Where the dependents read `[pa, pb)`, taken before any is
+            // rebuilt: rebuilding one page cuts every piece there, which
+            // leaves a dependent further on under another key.
+            let ranges: SmallVec<[(usize, usize); 16]> = deps
+                .iter()
+                .map(|&k| {
+                    let p = self.t.piece(k).unwrap();
+                    let (s0, s1) = (p.src.max(pa), (p.src + p.len).min(pb));
+                    (k + (s0 - p.src), k + (s1 - p.src))
+                })
+                .collect();
+            for (d0, d1) in ranges {
+                self.materialize_range(d0, d1, cause);
             }
         }
         if busy {

@@ -17,6 +17,7 @@
 //!   that the sequences reach each of the engine's paths;
 //! - `cases`: one test per behaviour, on hand-written sequences;
 //! - `chain`: the chain of fresh allocations real servers make;
+//! - `rebuild`: rebuilding pages that several pieces share;
 //! - `regret`: every order of reading an elided copy against the bound on
 //!   its faults.
 
@@ -26,6 +27,7 @@ mod cases;
 mod chain;
 mod ops;
 mod props;
+mod rebuild;
 mod regret;
 mod sim;
 mod world;

@@ -194,6 +194,16 @@ impl Tracker {
             .map(|(&k, p)| (k, p))
     }
 
+    /// The first piece sharing a byte with `[a, b)`, as `(key, piece)`.
+    pub fn first_piece_over(&self, a: usize, b: usize) -> Option<(usize, Piece)> {
+        if a >= b {
+            return None;
+        }
+        self.piece_at(a)
+            .or_else(|| self.pieces.range(a..b).next().map(|(&k, p)| (k, p)))
+            .map(|(k, p)| (k, *p))
+    }
+
     /// The pieces sharing a byte with `[a, b)`, last first: one tree
     /// descent, walking down from `b` (pieces do not overlap, so the walk
     /// ends at the first one starting before `a`).

@@ -1,0 +1,79 @@
+//! Rebuilding pages that several pieces share: each page rebuilt cuts
+//! every piece in it, so a piece reaching past the page is left under
+//! another key, and a walk over the keys taken before would miss the rest
+//! of it.
+
+use super::ops::{run_world, small_cfg, Op};
+use super::sim::{Sim, BASE};
+use super::world::World;
+use crate::ranges::PAGE;
+
+/// Pieces meeting inside a page, the last reaching two pages past it: an
+/// input call over all of them finds every page rebuilt and mapped before
+/// it writes (the engine writes such pages itself under its lock, where a
+/// fault would wait for the handler that waits for the lock).
+#[test]
+fn every_page_of_a_range_is_rebuilt_before_a_write() {
+    let mut w = World::new(small_cfg());
+    let (a, dst) = (BASE, BASE + 20 * PAGE);
+    w.input(a, &[1; 4 * PAGE]);
+    w.copy(dst, a, 3 * PAGE, 0);
+    // One byte read into the copy's first page (asking for more): it
+    // becomes a piece of its own, which splits the copy's around it.
+    w.input_asked(dst + 100, 2 * PAGE, &[2]);
+    let pieces = |w: &World| {
+        w.e.tracker()
+            .pieces()
+            .map(|(k, p)| (k - dst, k + p.len - dst))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pieces(&w), [(0, 100), (100, 101), (101, 3 * PAGE)]);
+    w.e.input_prepare(dst, 3 * PAGE).unwrap();
+    for page in 0..3 {
+        let i = Sim::idx(dst + page * PAGE);
+        assert!(w.e.mem.pages[i].present, "page {page} left missing");
+    }
+    assert_eq!(pieces(&w), []);
+    w.check_all();
+}
+
+/// An input over an original whose copy's pieces meet inside a page,
+/// with no room to back the bytes up: every dependent of the overwritten
+/// pages is rebuilt, also the part of one that the rebuilding of its
+/// neighbour's page left under another key, before the original loses
+/// those bytes. (Shrunk from a random sequence of the property tests.)
+#[test]
+fn overwritten_original_rebuilds_every_dependent() {
+    let ops = [
+        Op::Input {
+            at: 84 * PAGE,
+            len: PAGE,
+            seed: 0,
+        },
+        Op::InputNext {
+            len: 4 * PAGE + 8,
+            seed: 0,
+        },
+        Op::Copy {
+            d: 38 * PAGE - 7,
+            s: 86 * PAGE,
+            len: 3 * PAGE,
+            site: 0,
+        },
+        // One byte into the copy's first page: its piece splits around it.
+        Op::InputShort {
+            at: 38 * PAGE + 1,
+            len: 1,
+            more: 2 * PAGE,
+            seed: 0,
+        },
+        Op::InputShort {
+            at: 85 * PAGE,
+            len: 2 * PAGE + 1,
+            more: 1,
+            seed: 0,
+        },
+    ];
+    let w = run_world(&ops, small_cfg());
+    assert!(w.e.counters.elided_bytes > 0, "{:?}", w.e.counters);
+}
