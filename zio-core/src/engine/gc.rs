@@ -25,9 +25,12 @@ impl<M: Mem> Engine<M> {
     fn collect_pieces(&mut self) {
         let max = self.cfg.max_records;
         // Oldest first; a piece split by an earlier materialization keeps its
-        // stamp under a new key, hence the outer loop (each pass removes at
-        // least one piece, so it ends).
-        while self.t.piece_count() > max {
+        // stamp under a new key, hence the outer loop. A pass that removed
+        // nothing (the kernel refused every fill) ends it: the next
+        // collection tries again, instead of spinning under the lock.
+        let mut before = usize::MAX;
+        while self.t.piece_count() > max && self.t.piece_count() < before {
+            before = self.t.piece_count();
             let mut by_age: Vec<(u64, usize)> =
                 self.t.pieces().map(|(k, p)| (p.stamp, k)).collect();
             by_age.sort_unstable();

@@ -17,7 +17,8 @@
 //!   that the sequences reach each of the engine's paths;
 //! - `cases`: one test per behaviour, on hand-written sequences;
 //! - `chain`: the chain of fresh allocations real servers make;
-//! - `rebuild`: rebuilding pages that several pieces share;
+//! - `rebuild`: rebuilding pages that several pieces share, and fills
+//!   the kernel refuses;
 //! - `regret`: every order of reading an elided copy against the bound on
 //!   its faults.
 

@@ -1,11 +1,13 @@
-//! Rebuilding pages that several pieces share: each page rebuilt cuts
-//! every piece in it, so a piece reaching past the page is left under
-//! another key, and a walk over the keys taken before would miss the rest
-//! of it.
+//! Rebuilding pages that several pieces share, and rebuilding that fails.
+//! Each page rebuilt cuts every piece in it, so a piece reaching past the
+//! page is left under another key, and a walk over the keys taken before
+//! would miss the rest of it; a fill the kernel refuses leaves the pieces
+//! as they were, and nothing may wait for it to succeed.
 
 use super::ops::{run_world, small_cfg, Op};
 use super::sim::{Sim, BASE};
 use super::world::World;
+use crate::engine::Cfg;
 use crate::ranges::PAGE;
 
 /// Pieces meeting inside a page, the last reaching two pages past it: an
@@ -76,4 +78,34 @@ fn overwritten_original_rebuilds_every_dependent() {
     ];
     let w = run_world(&ops, small_cfg());
     assert!(w.e.counters.elided_bytes > 0, "{:?}", w.e.counters);
+}
+
+/// Collection beyond the record bound while the kernel refuses every fill:
+/// the pieces stay (their pages are still missing) and the collection
+/// ends, to try again next time, instead of spinning under the lock.
+#[test]
+fn collection_ends_when_no_page_can_be_filled() {
+    let mut w = World::new(Cfg {
+        max_records: 1,
+        ..small_cfg()
+    });
+    w.input(BASE, &[7; 4 * PAGE]);
+    for i in 0..3 {
+        w.copy(BASE + (10 + 4 * i) * PAGE, BASE, 3 * PAGE, 0);
+    }
+    assert_eq!(w.e.tracker().piece_count(), 3);
+    w.e.mem.refuse_fills = true;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        w.e.collect();
+        tx.send(w).ok();
+    });
+    let mut w = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("collection did not end");
+    assert_eq!(w.e.tracker().piece_count(), 3);
+    w.e.mem.refuse_fills = false;
+    w.e.collect();
+    assert_eq!(w.e.tracker().piece_count(), 1);
+    w.check_all();
 }

@@ -32,6 +32,9 @@ pub(super) struct Sim {
     /// Unmap and zero-page calls (a system call each in the real backend).
     pub(super) unmap_calls: u64,
     pub(super) zero_calls: u64,
+    /// Every fill fails, as `UFFDIO_COPY` does when the kernel is out of
+    /// memory.
+    pub(super) refuse_fills: bool,
 }
 
 impl Sim {
@@ -50,6 +53,7 @@ impl Sim {
             protect_calls: 0,
             unmap_calls: 0,
             zero_calls: 0,
+            refuse_fills: false,
         }
     }
     pub(super) fn idx(addr: usize) -> usize {
@@ -97,6 +101,9 @@ impl Mem for Sim {
             .all(|i| self.registered[i] && !self.pages[i].present)
     }
     fn fill(&mut self, page: usize, data: &[u8]) -> bool {
+        if self.refuse_fills {
+            return false;
+        }
         for (i, chunk) in data.chunks(PAGE).enumerate() {
             let a = page + i * PAGE;
             let p = &mut self.pages[Self::idx(a)];
