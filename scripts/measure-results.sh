@@ -2,17 +2,17 @@
 # Measures every result set that docs/results.md reports, then writes that
 # page again (scripts/results.py). `make results` runs it.
 #
-#   make results           about 2 h on the project's 2-vCPU machine:
-#                          sweeps 17 min, faults 7, interleave 76, benches 5,
-#                          regress 15; writes
-#                          docs/results/{sweeps,faults,interleave,benches,regress}/
+#   make results           about 2 h 30 min on the project's 2-vCPU machine:
+#                          sweeps 17 min, faults 7, interleave 76, servers 25,
+#                          benches 5, regress 15; writes
+#                          docs/results/{sweeps,faults,interleave,servers,benches,regress}/
 #                          and docs/results.md
 #   make results QUICK=1   about 2 min: one short run of a few points of
 #                          everything, into a temporary directory (printed),
 #                          to check the pipeline; measures nothing worth keeping
 #   OUT=DIR                the sets and results.md go under DIR instead
-#   SETS="regress ..."     only those sets (sweeps faults interleave benches
-#                          regress); the others stay as they are
+#   SETS="regress ..."     only those sets (sweeps faults interleave servers
+#                          benches regress); the others stay as they are
 #
 # The binaries (echo-bench, zio-run, libzio.so, the bench executables) are
 # copied to a private directory first, so a rebuild in the tree while this
@@ -77,11 +77,12 @@ finish() {
 }
 
 eb=$bin/echo-bench
-sets=${SETS:-sweeps faults interleave benches regress}
+sets=${SETS:-sweeps faults interleave servers benches regress}
 want() { [[ " $sets " == *" $1 "* ]]; }
 if [ "$quick" = 1 ]; then
     rounds=(--rounds 3 --slice 0.1 --warmup 0.02)
     grid=(--sizes 64K,512K --copies 1,5,12 --runs 1)
+    servers=(--sizes 64K --copies 5)
     passes=1
     small=(--sizes 8K --copies 0,1)
     touch1=(--sizes 512K)
@@ -90,6 +91,7 @@ if [ "$quick" = 1 ]; then
 else
     rounds=()
     grid=(--sizes 64K,128K,256K,512K,1M --copies 1,5,12 --runs 5 --rounds 15)
+    servers=(--sizes 64K,512K,1M --copies 1,5,12 --rounds 12)
     passes=3
     small=(--sizes 8K,16K --copies 0,1,5)
     touch1=(--sizes 16K,512K)
@@ -131,6 +133,24 @@ if want interleave; then
     step interleave small "$eb" interleave "${small[@]}" "${rounds[@]}" --csv "$il/small.csv"
     step interleave touch1 "$eb" interleave "${touch1[@]}" --copies 1 --touch-fraction 1 "${rounds[@]}" --csv "$il/touch1.csv"
     finish interleave
+fi
+
+# The memory real servers use: every buffer mode and allocator, 1 and 2
+# server threads, 2 connections per server; small messages and every byte
+# read in each buffer mode.
+if want servers; then
+    begin servers
+    sv=$stage/servers
+    for buf in static malloc chain; do
+        for alloc in glibc jemalloc; do
+            for t in 1 2; do
+                step servers "$buf-$alloc-t$t" "$eb" interleave --buffers "$buf" --allocator "$alloc" --threads "$t" --conns 2 "${servers[@]}" "${rounds[@]}" --csv "$sv/$buf-$alloc-t$t.csv"
+            done
+        done
+        step servers "$buf-small" "$eb" interleave --buffers "$buf" --conns 2 --sizes 8K --copies 1,5 "${rounds[@]}" --csv "$sv/$buf-small.csv"
+        step servers "$buf-touch1" "$eb" interleave --buffers "$buf" --conns 2 "${touch1[@]}" --copies 1 --touch-fraction 1 "${rounds[@]}" --csv "$sv/$buf-touch1.csv"
+    done
+    finish servers
 fi
 
 if want benches; then

@@ -8,7 +8,8 @@ A result set is a directory with its files and an environment.txt (commit,
 machine, when): sweeps/ (echo-bench sweep copies, size, threads, touch),
 faults/ (sweep faults, and with --copies 1), interleave/ (the grid-*.txt
 tables of `echo-bench interleave --ceiling-inputs 2`, small.txt,
-touch1.txt) and benches/ (micro.csv). `scripts/measure-results.sh` (make
+touch1.txt), servers/ (interleave per buffer mode, allocator and thread
+count) and benches/ (micro.csv). `scripts/measure-results.sh` (make
 results) writes them. Every figure and verdict is computed here from those
 files; the text around them is scripts/results.md.in, whose {{name}}
 placeholders are filled by the functions of BLOCKS.
@@ -32,10 +33,15 @@ SETS = {
     "sweeps": "`echo-bench sweep` copies, size, threads, touch",
     "faults": "`echo-bench sweep faults`, and with `--copies 1`",
     "interleave": "`echo-bench interleave`: the grid with the two-buffer server, small messages, every byte read",
+    "servers": "`echo-bench interleave` for every buffer mode, allocator and 1 and 2 server threads",
     "benches": "criterion benches and callgrind counts (`make bench`)",
     "regress": "`make regress`: ordinary programs, one copy read in five orders, start and fork costs",
 }
 GOAL6 = 0.98
+# Goal 7 (the memory real servers use): zio / 0-copy and zio / without zio
+# at every point, and zio's system calls per elided copy.
+GOAL7_Z0, GOAL7_ZW, GOAL7_SYS = 0.95, 1.0, 1.0
+BUFFERS, ALLOCATORS = ("static", "malloc", "chain"), ("glibc", "jemalloc")
 
 
 def parse_size(s):
@@ -120,6 +126,13 @@ class Results:
         self.grid, self.grid_failed = pool.read_runs(sorted(glob.glob(os.path.join(il, "grid*.txt"))))
         self.small, self.small_failed = pool.read_runs(existing(il, "small.txt"))
         self.touch1, self.touch1_failed = pool.read_runs(existing(il, "touch1.txt"))
+        # servers/: {buffers}-{allocator}-t{threads}.txt, {buffers}-small.txt,
+        # {buffers}-touch1.txt; one run per point.
+        self.servers, self.servers_failed = {}, []
+        for path in sorted(glob.glob(os.path.join(root, "servers", "*.txt"))):
+            runs, failed = pool.read_runs([path])
+            self.servers[os.path.basename(path)[:-4]] = {k: v[0] for k, v in runs.items()}
+            self.servers_failed += failed
         self.micro = self.csv("benches", "micro.csv")
         self.regress = self.csv("regress", "regress.csv")
 
@@ -175,7 +188,7 @@ def failures(r):
                      ("faults", ("faults", "faults-copies1"))):
         for name in names:
             n += sum(int(p["failures"]) for p in r.csv(s, name + ".csv"))
-    lines = r.grid_failed + r.small_failed + r.touch1_failed
+    lines = r.grid_failed + r.small_failed + r.touch1_failed + r.servers_failed
     if not n and not lines:
         return "No run of these sets failed (every echo was verified)."
     return f"Failed runs: {n} in the sweeps; interleave: " + ("; ".join(lines) or "none") + "."
@@ -230,6 +243,42 @@ def faults_story(r):
             f"copied for real (policy) from {stopped[0] if stopped else 'never'}")
 
 
+def server_points(r):
+    """Goal 7's grid: (buffers, allocator, threads, size, copies, run)."""
+    pts = []
+    for b in BUFFERS:
+        for a in ALLOCATORS:
+            for t in (1, 2):
+                for (size, copies), x in r.servers.get(f"{b}-{a}-t{t}", {}).items():
+                    pts.append((b, a, t, size, copies, x))
+    return pts
+
+
+def server_sys_ok(b, copies, x):
+    per_copy = x["sys"] / max(copies, 1)
+    return per_copy < 0.05 if b == "static" else per_copy <= GOAL7_SYS
+
+
+def server_ok(b, copies, x):
+    return x["z0"] >= GOAL7_Z0 and x["zw"] >= GOAL7_ZW and server_sys_ok(b, copies, x)
+
+
+def goal7_verdict(r):
+    pts = server_points(r)
+    if not pts:
+        return "no data", "**not measured**"
+    n = len(pts)
+    k = lambda f: sum(1 for p in pts if f(p))  # noqa: E731
+    z0 = k(lambda p: p[5]["z0"] >= GOAL7_Z0)
+    zw = k(lambda p: p[5]["zw"] >= GOAL7_ZW)
+    sy = k(lambda p: server_sys_ok(p[0], p[4], p[5]))
+    low = min(pts, key=lambda p: p[5]["z0"])
+    text = (f"{n} points: zio / 0-copy ≥ {GOAL7_Z0} at {z0}, zio / without ≥ {GOAL7_ZW} at {zw}, "
+            f"system calls within bound at {sy}; lowest zio / 0-copy {low[5]['z0']:.2f} "
+            f"({low[0]}, {low[1]}, {low[2]} thread(s), {low[3]} × {low[4]})")
+    return text, met(all(server_ok(p[0], p[4], p[5]) for p in pts))
+
+
 def goals(r):
     ok1, t1, missing = goal1_verdict(r)
     g2 = goal2_points(r)
@@ -247,6 +296,9 @@ def goals(r):
         ["4", "every copied byte read: zio / without zio", f"≥ {GOAL4}", t4, met(ok4)],
         ["5", "page faults (figure 4.8)", "the curve", faults_story(r), "reported"],
         ["6", "ordinary programs (`make regress`): speed under zio", f"≥ {GOAL6}", *goal6_verdict(r)],
+        ["7", "malloc'd, chained and static buffers, glibc and jemalloc, 1 and 2 threads",
+         f"zio / 0-copy ≥ {GOAL7_Z0}, / without ≥ {GOAL7_ZW}; ≤ {GOAL7_SYS:.0f} system call "
+         "per elided copy (0 static)", *goal7_verdict(r)],
     ]
     return table(["goal", "what", "threshold", "now", "status"], rows)
 
@@ -302,6 +354,42 @@ def goal4(r):
                      "met" if x["zw"] >= GOAL4 else "not met"])
     return table(["size", "copies", "zio / without zio (95% interval)", "elided/msg",
                   "policy skips/msg", "goal"], rows)
+
+
+def goal7(r):
+    """One row per buffer mode, allocator, threads and size; per copy count
+    zio / 0-copy, zio / without zio and zio's system calls per message."""
+    rows, cell = [], {}
+    for b, a, t, size, copies, x in server_points(r):
+        cell[(b, a, t, size, copies)] = x
+    keys = sorted({k[:4] for k in cell}, key=lambda k: (BUFFERS.index(k[0]), ALLOCATORS.index(k[1]),
+                                                         k[2], parse_size(k[3])))
+    copies = sorted({k[4] for k in cell})
+    for k in keys:
+        row = list(k)
+        for c in copies:
+            x = cell.get(k + (c,))
+            row.append("–" if x is None else
+                       f"{x['z0']:.2f} · {x['zw']:.2f} · {x['sys']:.1f}" + ("" if server_ok(k[0], c, x) else " ✗"))
+        rows.append(row)
+    head = ["buffers", "allocator", "threads", "size"] + [f"{c} copies: zio / 0-copy · / without · sys/msg"
+                                                          for c in copies]
+    return table(head, rows)
+
+
+def goal7_small(r):
+    """Small messages and every byte read, per buffer mode."""
+    rows = []
+    for b in BUFFERS:
+        for name, goal in (("small", GOAL3), ("touch1", GOAL4)):
+            for (size, copies), x in r.servers.get(f"{b}-{name}", {}).items():
+                judged = name == "touch1" or parse_size(size) < 16 << 10
+                verdict = ("met" if x["zw"] >= goal else "not met") if judged else "(not under 16 KiB)"
+                what = "every byte read" if name == "touch1" else "small message"
+                rows.append([b, what, size, copies, interval(x, "zw"), f"≥ {goal}",
+                             f"{x['elided_k']:.0f}K", f"{x['sys']:.1f}", verdict])
+    return table(["buffers", "case", "size", "copies", "zio / without zio (95% interval)", "goal",
+                  "elided/msg", "sys/msg", "status"], rows)
 
 
 def across(pts, xname, lines):
@@ -472,6 +560,8 @@ BLOCKS = {
     "goal1": goal1,
     "goal1_elision": goal1_elision,
     "goal2": goal2,
+    "goal7": goal7,
+    "goal7_small": goal7_small,
     "goal3": goal3,
     "goal4": goal4,
     "goal5": goal5,

@@ -166,7 +166,7 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
     let threads = per_thread.iter().filter(|c| !c.is_empty()).count();
     let barrier = Arc::new(Barrier::new(threads + 1));
     let mut handles = Vec::new();
-    for (t, conns) in per_thread.into_iter().filter(|c| !c.is_empty()).enumerate() {
+    for (t, mut conns) in per_thread.into_iter().filter(|c| !c.is_empty()).enumerate() {
         let cfg = cfg.clone();
         let barrier = barrier.clone();
         handles.push(std::thread::spawn(move || -> ThreadOut {
@@ -177,10 +177,9 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
                 end: start + Duration::from_secs_f64(cfg.warmup + cfg.duration),
             };
             let mut rng = Rng::new(t as u64 + 1);
-            if conns.len() == 1 {
-                blocking(&mut conns.into_iter().next().unwrap(), &cfg, &w, &mut rng)
-            } else {
-                polled(conns, &cfg, &w, &mut rng)
+            match conns.as_mut_slice() {
+                [one] => blocking(one, &cfg, &w, &mut rng),
+                many => polled(many, &cfg, &w, &mut rng),
             }
         }));
     }
@@ -241,7 +240,8 @@ fn print_latencies(lat: &[u64]) {
     );
 }
 
-/// Drives one connection to each of `ports` in turn, from this thread:
+/// Drives `cfg.conns` connections (one or more) to each of `ports` in
+/// turn, from this thread:
 /// round after round, each server gets `slice` seconds of closed-loop
 /// echoes, of which the first `cfg.warmup` are not counted (its caches and its
 /// connection were idle while the others ran). The first server of a round
@@ -266,9 +266,17 @@ pub fn rotate(
             cfg.warmup
         ));
     }
+    // `cfg.conns` connections to each server, driven together in its
+    // slice; a message still under way when a slice ends goes on in the
+    // server's next one.
+    let per = cfg.conns.max(1);
     let mut conns = Vec::with_capacity(ports.len());
-    for (id, &port) in ports.iter().enumerate() {
-        conns.push(Conn::open(id as u64, port, cfg)?);
+    for (k, &port) in ports.iter().enumerate() {
+        let mut mine = Vec::with_capacity(per);
+        for j in 0..per {
+            mine.push(Conn::open((k * per + j) as u64, port, cfg)?);
+        }
+        conns.push(mine);
     }
     let mut rng = Rng::new(1);
     let mut out = Vec::with_capacity(rounds);
@@ -280,8 +288,11 @@ pub fn rotate(
                 warm: start + Duration::from_secs_f64(cfg.warmup),
                 end: start + Duration::from_secs_f64(slice),
             };
-            let lat = blocking(&mut conns[k], cfg, &w, &mut rng)
-                .map_err(|e| format!("server on port {}: {e}", ports[k]))?;
+            let lat = match conns[k].as_mut_slice() {
+                [one] => blocking(one, cfg, &w, &mut rng),
+                many => polled(many, cfg, &w, &mut rng),
+            }
+            .map_err(|e| format!("server on port {}: {e}", ports[k]))?;
             row[k] = lat.len() as f64 * cfg.size as f64 * 8.0 / (slice - cfg.warmup) / 1e9;
         }
         out.push(row);
@@ -423,8 +434,8 @@ fn errno() -> io::Error {
 }
 
 /// Several connections on one thread: non-blocking IO driven by poll.
-fn polled(mut conns: Vec<Conn>, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> ThreadOut {
-    for c in &mut conns {
+fn polled(conns: &mut [Conn], cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> ThreadOut {
+    for c in conns.iter_mut() {
         c.stream.set_nonblocking(true).map_err(|e| e.to_string())?;
         c.started = Instant::now();
     }

@@ -52,6 +52,10 @@ pub struct InterleaveOpts {
     /// redirection does, so "zio / it" separates the cost of that memory
     /// from the rest of zio's.
     pub ceiling_inputs: usize,
+    /// Worker threads of every server.
+    pub threads: usize,
+    /// Connections per server, driven together in its slice.
+    pub conns: usize,
 }
 
 /// One point's servers, in the order of their columns.
@@ -164,7 +168,7 @@ fn start_servers(
         let e = Echo {
             size,
             copies: if ceiling { 0 } else { copies },
-            threads: 1,
+            threads: o.threads,
             touch: if ceiling { Touch::None } else { o.touch },
         };
         let mut cmd = server_command(&o.launch, &e, r == Role::With, log, max_secs);
@@ -212,6 +216,7 @@ fn run_point(
     cc.arg("--slice").arg(o.slice.to_string());
     cc.arg("--warmup").arg(o.warm.to_string());
     cc.arg("--rounds").arg(o.rounds.to_string());
+    cc.arg("--conns").arg(o.conns.to_string());
     let out = cc.output();
     let cpu: Vec<f64> = servers.iter().map(|l| process_secs(l.child.id())).collect();
     let errs = stop_all(&mut servers);
@@ -268,12 +273,14 @@ fn header(o: &InterleaveOpts) -> String {
         String::new()
     };
     format!(
-        "interleaved: {} rounds of {} s per server ({} s not counted), {} buffers{touch}{inputs}; medians over rounds, (95% interval of the median)\n\
+        "interleaved: {} rounds of {} s per server ({} s not counted), {} buffers, {} server thread(s), {} connection(s) per server{touch}{inputs}; medians over rounds, (95% interval of the median)\n\
          {:<6} {:>6} {:>8} {:>8} {:>8}  {:<21} {:<21} {:<21} {:>10} {:>9} {:>8}  {}{kept}",
         o.rounds,
         o.slice,
         o.warm,
         o.launch.memory(),
+        o.threads,
+        o.conns,
         "size",
         "copies",
         "0-copy",

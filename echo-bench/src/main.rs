@@ -75,7 +75,8 @@ echo-bench client: closed-loop echo client; prints one line of JSON
   --port P             server port (required unless --ports)
   --threads T          client threads (default 1)
   --conns C            connections in total (default T), spread over the threads; each
-                       connection always has exactly one message outstanding
+                       connection always has exactly one message outstanding. With
+                       --ports: connections per server (default 1)
   --size S             message size (required, at least 16)
   --duration SECS      measured time (default 3)
   --warmup SECS        time before measuring (default 1)
@@ -84,7 +85,7 @@ echo-bench client: closed-loop echo client; prints one line of JSON
   --timeout SECS       fail if no echo progresses for this long (default 15)
   --congestion ALG     TCP congestion control of its connections, as the server's (default
                        cubic; system: the system's default)
-  --ports LIST         instead of --port: one connection to each of these servers, served
+  --ports LIST         instead of --port: --conns connections to each of these servers, served
                        in turn from one thread, a slice each per round; the first server of
                        a round moves on by one each round; --warmup defaults to 0.05 and is
                        the part of each slice not counted
@@ -114,12 +115,15 @@ median Gbit/s of each server, the median ratios zio / 0-copy, zio / without zio 
 without zio / 0-copy over the rounds, each with a 95% interval of that median (order
 statistics, no assumption about the distribution), zio's elided bytes and policy skips
 per message (read from its stats log), and each server's CPU time (user + system,
-warm-ups included) per message. One connection per server.
+warm-ups included) per message.
 
   --sizes LIST         message sizes (default 64K,128K,256K,512K,1M)
   --copies LIST        copy counts (default 1,5,12)
   --touch-pages K      read K pages of the last copy (not in the 0-copy server)
   --touch-fraction F   read this fraction of the last copy (not in the 0-copy server)
+  --threads T          worker threads of every server (default 1)
+  --conns C            connections per server (default 1), driven together by the client in
+                       that server's slice
   --rounds R           rounds per point (default 30)
   --runs K             measure each point K times with fresh servers and connections
                        (default 1) and print the median of the runs' medians and their range:
@@ -319,17 +323,17 @@ fn client_main(argv: &[String]) -> Result<(), String> {
     let warmup: Option<f64> = o.get("warmup")?;
     let port: Option<u16> = o.get("port")?;
     let ports: Option<Vec<u16>> = o.list("ports")?;
-    if ports.is_some() && (given_threads.is_some() || conns.is_some() || duration.is_some()) {
+    if ports.is_some() && (given_threads.is_some() || duration.is_some()) {
         return Err(
-            "usage: with --ports, one thread drives one connection per server for --rounds \
-             slices (no --threads, --conns or --duration)"
+            "usage: with --ports, one thread drives --conns connections per server for \
+             --rounds slices (no --threads or --duration)"
                 .into(),
         );
     }
     let cfg = ClientConfig {
         port: port.unwrap_or(d.port),
         threads,
-        conns: conns.unwrap_or(threads),
+        conns: conns.unwrap_or(if ports.is_some() { 1 } else { threads }),
         duration: duration.unwrap_or(d.duration),
         warmup: warmup.unwrap_or(if ports.is_some() { 0.05 } else { d.warmup }),
         verify: o.get::<Verify>("verify")?.unwrap_or(d.verify),
@@ -429,13 +433,22 @@ fn interleave_main(argv: &[String]) -> Result<(), String> {
         inputs: o.get("inputs")?.unwrap_or(1),
         runs: o.get("runs")?.unwrap_or(1),
         ceiling_inputs: o.get("ceiling-inputs")?.unwrap_or(1),
+        threads: o.get("threads")?.unwrap_or(1),
+        conns: o.get("conns")?.unwrap_or(1),
     };
     o.finish().map_err(|e| format!("usage: {e}"))?;
     check_inputs("inputs", opts.inputs, opts.launch.buffers)?;
     check_inputs("ceiling-inputs", opts.ceiling_inputs, opts.launch.buffers)?;
-    if opts.rounds == 0 || opts.runs == 0 || !(opts.slice > opts.warm && opts.warm >= 0.0) {
+    if opts.rounds == 0
+        || opts.runs == 0
+        || opts.threads == 0
+        || opts.conns == 0
+        || !(opts.slice > opts.warm && opts.warm >= 0.0)
+    {
         return Err(
-            "usage: --rounds and --runs must be at least 1 and --slice longer than --warmup".into(),
+            "usage: --rounds, --runs, --threads and --conns must be at least 1 and --slice \
+             longer than --warmup"
+                .into(),
         );
     }
     interleave::run(&opts)

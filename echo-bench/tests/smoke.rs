@@ -135,6 +135,34 @@ fn two_input_buffers_echo_verified_in_full() {
     }
 }
 
+/// The rotating client with two connections to each of two servers (one
+/// of them with two threads): each server sees both, every echo verified,
+/// every round measures both servers.
+#[test]
+fn rotation_drives_several_connections_per_server() {
+    let size = 3 * 4096 + 77;
+    let servers: Vec<Server> = [1, 2]
+        .map(|threads| server(size, threads, Buffers::Chain, Touch::None, Recv::Read))
+        .into();
+    let ports: Vec<u16> = servers.iter().map(Server::port).collect();
+    let handles: Vec<_> = servers
+        .into_iter()
+        .map(|s| std::thread::spawn(move || s.serve(Arc::new(AtomicBool::new(false)))))
+        .collect();
+    let cfg = ClientConfig {
+        conns: 2,
+        warmup: 0.02,
+        ..client(0, size, 1, 2)
+    };
+    let rows = client::rotate(&cfg, &ports, 0.1, 3).expect("rotate");
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().flatten().all(|&g| g > 0.0), "{rows:?}");
+    for h in handles {
+        let stats = h.join().unwrap().expect("serve");
+        assert_eq!((stats.connections, stats.errors), (2, 0), "{stats:?}");
+    }
+}
+
 /// Option errors of the rotating client and of interleave say what is
 /// wrong: usage errors with status 2, a bad value in a list with status 1.
 #[test]
@@ -144,7 +172,7 @@ fn rotation_options_are_checked() {
     let il = |rest: &[&'static str]| -> Vec<&'static str> {
         [&["interleave", "--zio-run", "/bin/true"], rest].concat()
     };
-    let cases: [(Vec<&str>, i32, &str); 5] = [
+    let cases: [(Vec<&str>, i32, &str); 7] = [
         (
             vec!["client", "--port", "1", "--ports", "1,2", "--size", "64K"],
             2,
@@ -170,6 +198,12 @@ fn rotation_options_are_checked() {
             2,
             "--ceiling-inputs must be at least 1",
         ),
+        (
+            vec!["client", "--ports", "1,2", "--threads", "2", "--size", "64K"],
+            2,
+            "no --threads or --duration",
+        ),
+        (il(&["--conns", "0"]), 2, "--conns must be at least 1"),
     ];
     for (args, code, says) in cases {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_echo-bench"))
