@@ -199,7 +199,15 @@ fn rotation_options_are_checked() {
             "--ceiling-inputs must be at least 1",
         ),
         (
-            vec!["client", "--ports", "1,2", "--threads", "2", "--size", "64K"],
+            vec![
+                "client",
+                "--ports",
+                "1,2",
+                "--threads",
+                "2",
+                "--size",
+                "64K",
+            ],
             2,
             "no --threads or --duration",
         ),
