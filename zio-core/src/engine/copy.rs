@@ -55,6 +55,14 @@ impl<M: Mem> Engine<M> {
         if n == 0 || self.t.is_empty() {
             return Ok(None);
         }
+        if !self.t.has_pieces_in(s, s + n) && !self.t.has_origs_in(s, s + n) {
+            // Nothing tracked is copied: the caller copies for real.
+            self.fill_unfilled(d, d + n);
+            return Ok(None);
+        }
+        if self.plain_copy_of_an_original(d, s, n) {
+            return Ok(None);
+        }
         // The steady state of a reused destination, decided in a few
         // lookups: every copy of a static buffer chain after the first.
         let mut verdict = None;
@@ -79,6 +87,39 @@ impl<M: Mem> Engine<M> {
         plan
     }
 
+    /// A copy too small to elide, of bytes of one original, into pages
+    /// that hold nothing tracked (a server's copy of a message into a heap
+    /// chunk whose whole pages fall short of the threshold): what the
+    /// general path would do comes to a real copy by the caller and a
+    /// hint that the destination now holds those bytes. True if it was
+    /// that, with the hint noted; false, changing nothing, for any other.
+    fn plain_copy_of_an_original(&mut self, d: usize, s: usize, n: usize) -> bool {
+        let (c0, c1) = whole_pages(d, n);
+        if c1 - c0 >= self.cfg.threshold || overlaps(d, d + n, s, s + n) {
+            return false;
+        }
+        let (pd, pu) = (page_down(d), page_up(d + n));
+        // Nothing at the destination to drop, release, unprotect or fill:
+        // its pages are present and writable. (An original may share its
+        // end pages, as heap chunks share pages: unprotected, it has no
+        // dependents to serve first.)
+        if self.t.has_pieces_in(pd, pu)
+            || self.t.has_origs_in(d, d + n)
+            || self.prot.wp.intersects(pd, pu)
+            || self.unfilled.intersects(pd, pu)
+            || self.t.has_pieces_in(s, s + n)
+        {
+            return false;
+        }
+        let Some(id) = self.t.orig_covering(s, s + n) else {
+            return false;
+        };
+        self.fringes.note(d, n, s, id);
+        self.counters.copied_bytes += n as u64;
+        self.paths.plain_copies += 1;
+        true
+    }
+
     /// Any copy but the steady state: `verdict` is the policy's, if
     /// [`Engine::copy`] already asked it (it must be asked once per copy).
     fn decide_copy(
@@ -89,12 +130,6 @@ impl<M: Mem> Engine<M> {
         site: usize,
         verdict: Option<Verdict>,
     ) -> Result<Option<CopyPlan>, Busy> {
-        let src_tracked = self.t.has_pieces_in(s, s + n) || !self.t.origs_in(s, s + n).is_empty();
-        if !src_tracked {
-            // Copied for real by the caller.
-            self.fill_unfilled(d, d + n);
-            return Ok(None);
-        }
         if overlaps(d, d + n, s, s + n) {
             return self.copy_overlapping(d, s, n).map(Some);
         }

@@ -115,6 +115,9 @@ pub struct Paths {
     pub fringe_hits: u64,
     /// Copies with overlapping source and destination (`memmove`).
     pub overlapping_copies: u64,
+    /// Copies too small to elide, of one original's bytes into untracked
+    /// pages, left to the caller with a fringe hint and nothing else.
+    pub plain_copies: u64,
     /// Reallocs of IO data left to the allocator's move (its originals
     /// released and recorded again where it landed).
     pub moved_reallocs: u64,

@@ -65,6 +65,14 @@ impl<M: Mem> Engine<M> {
             return FreeAction::Now;
         }
         let b = p + size;
+        // Most blocks a program frees hold nothing zio tracks (and no page
+        // of theirs is protected): nothing to drop, keep or unprotect.
+        if !self.t.has_pieces_in(p, b)
+            && !self.t.has_origs_in(p, b)
+            && !self.prot.wp.intersects(page_down(p), page_up(b))
+        {
+            return FreeAction::Now;
+        }
         // Elided bytes in it are gone for good: the copy never happened.
         // Whole pages: dropped, and left missing for their next user (zero
         // pages come when it is not an elided copy); pieces in the partial

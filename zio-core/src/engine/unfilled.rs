@@ -32,6 +32,11 @@ impl Unfilled {
         self.0.covers(a, b)
     }
 
+    /// True if some byte of `[a, b)` is left unfilled.
+    pub(super) fn intersects(&self, a: usize, b: usize) -> bool {
+        !self.0.is_empty() && self.0.intersects(a, b)
+    }
+
     /// True if no page is left unfilled.
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -184,3 +184,37 @@ fn a_changed_fringe_is_copied_as_it_is() {
         w.check_all();
     }
 }
+
+/// A copy too small to elide (its destination chunk has too few whole
+/// pages) of one original into untracked memory is left to the program:
+/// no memory call, nothing recorded but a fringe hint, the bytes right;
+/// and it changes nothing for a later elided copy of the same original.
+#[test]
+fn copy_too_small_to_elide_is_left_to_the_program() {
+    let mut w = World::new(Cfg {
+        threshold: 16 * PAGE,
+        ..redirect_cfg()
+    });
+    let (input, chunk, dst, n) = (BASE, BASE + 20 * PAGE + 16, BASE + 40 * PAGE, 16 * PAGE);
+    let data: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+    w.input(input, &data);
+    let calls = |w: &World| {
+        (
+            w.e.mem.unmap_calls,
+            w.e.mem.protect_calls,
+            w.e.mem.zero_calls,
+        )
+    };
+    let before = calls(&w);
+    // 15 whole pages: under the threshold of 16.
+    w.copy(chunk, input, n, 1);
+    assert_eq!(w.e.paths.plain_copies, 1);
+    assert_eq!(calls(&w), before, "no memory call");
+    assert_eq!(w.e.counters.elided_bytes, 0);
+    assert_eq!(w.e.tracker().piece_count(), 0);
+    assert!(w.output(chunk, n) == data);
+    w.copy(dst, input, n, 2);
+    assert_eq!(w.e.counters.elided_bytes, n as u64);
+    assert!(w.output(dst, n) == data);
+    w.check_all();
+}

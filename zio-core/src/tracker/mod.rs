@@ -420,6 +420,21 @@ impl Tracker {
         v
     }
 
+    /// True if some original shares a byte with `[a, b)`: originals do not
+    /// overlap, so the last one starting before `b` is the only candidate.
+    pub fn has_origs_in(&self, a: usize, b: usize) -> bool {
+        self.by_start
+            .range(..b.max(a))
+            .next_back()
+            .is_some_and(|(_, &id)| self.orig(id).end() > a)
+    }
+
+    /// The original holding every byte of `[a, b)`, if one does.
+    pub fn orig_covering(&self, a: usize, b: usize) -> Option<OrigId> {
+        let (_, &id) = self.by_start.range(..=a).next_back()?;
+        (self.orig(id).end() >= b).then_some(id)
+    }
+
     /// All original ids, in address order.
     pub fn orig_ids(&self) -> Vec<OrigId> {
         self.by_start.values().copied().collect()
