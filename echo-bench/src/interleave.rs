@@ -113,9 +113,12 @@ impl Outcome {
         let m = self.col(Role::With).map_or(0, |c| self.messages[c]);
         self.counters.get(name).copied().unwrap_or(0) as f64 / m.max(1) as f64
     }
-    /// zio's system calls per message (userfaultfd ioctls and madvise).
+    /// zio's system calls per message (userfaultfd and memory-map
+    /// ioctls, madvise).
     fn syscalls_per_msg(&self) -> f64 {
-        self.per_msg("syscalls_uffd") + self.per_msg("syscalls_madvise")
+        self.per_msg("syscalls_uffd")
+            + self.per_msg("syscalls_madvise")
+            + self.per_msg("syscalls_maps")
     }
     /// CPU microseconds per message of one server, warm-ups included.
     fn cpu_us(&self, r: Role) -> f64 {

@@ -390,6 +390,7 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("vmas_registered", |c| c.registrations),
     ("syscalls_uffd", |c| c.syscalls_uffd),
     ("syscalls_madvise", |c| c.syscalls_madvise),
+    ("syscalls_maps", |c| c.syscalls_maps),
     ("bytes_backed_up", |c| c.bytes_backed_up),
     ("backup_bytes", |c| c.backup_bytes),
     ("ranges_released", |c| c.ranges_released),

@@ -8,7 +8,7 @@
 //! nothing (and says so once).
 
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 /// `_IOWR('f', 17, struct procmap_query)` (104 bytes).
 const PROCMAP_QUERY: libc::c_ulong = 0xc068_6611;
@@ -37,6 +37,14 @@ struct ProcmapQuery {
 
 /// `/proc/self/maps`, opened at first use (-1: not yet, -2: unusable).
 static MAPS_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// `PROCMAP_QUERY` ioctls made (the engine's system calls include them).
+static QUERIES: AtomicU64 = AtomicU64::new(0);
+
+/// `PROCMAP_QUERY` ioctls made so far, by every thread.
+pub fn queries() -> u64 {
+    QUERIES.load(Ordering::Relaxed)
+}
 
 fn maps_fd() -> c_int {
     let fd = MAPS_FD.load(Ordering::Relaxed);
@@ -90,6 +98,7 @@ fn query(addr: usize) -> Result<ProcmapQuery, i32> {
         query_addr: addr as u64,
         ..ProcmapQuery::default()
     };
+    QUERIES.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `q` is a valid procmap_query with no name or build-id buffers
     // requested.
     if unsafe { libc::ioctl(fd, PROCMAP_QUERY, &mut q) } < 0 {

@@ -11,7 +11,7 @@ use super::{Kind, Point, SweepOpts};
 use crate::server::Touch;
 
 /// zio counters summed and shown per point.
-const COUNTERS: [&str; 12] = [
+const COUNTERS: [&str; 13] = [
     "elided_copies",
     "elided_bytes",
     "copied_bytes",
@@ -24,6 +24,7 @@ const COUNTERS: [&str; 12] = [
     "bytes_dropped",
     "syscalls_uffd",
     "syscalls_madvise",
+    "syscalls_maps",
 ];
 
 /// Prints the table and how long the sweep took (`secs`), writes
@@ -156,7 +157,7 @@ fn per_message(m: &Measured) -> String {
         per("faults_missing"),
         per("faults_zero"),
         per("policy_skips"),
-        per("syscalls_uffd") + per("syscalls_madvise"),
+        per("syscalls_uffd") + per("syscalls_madvise") + per("syscalls_maps"),
     )
 }
 
@@ -321,14 +322,14 @@ mod tests {
              without_p99_us,with_p99_us,zio_messages,elided_copies,elided_bytes,\
              copied_bytes,bytes_substituted,faults_missing,faults_zero,faults_wp,\
              policy_skips,refused,bytes_dropped,syscalls_uffd,syscalls_madvise,\
-             max_other_cpu,max_steal_cpu,\
+             syscalls_maps,max_other_cpu,max_steal_cpu,\
              disturbed_runs_repeated,disturbed_runs_kept,failures"
         );
         assert_eq!(
             lines[2],
             "copies,512K,2,2,524288,2,1,1,static,none,1,1.000,2.000,2.000,1.000,2.000,\
              4.000,0.500,1.000,2.000,10.0,10.0,20.0,20.0,100,0,204800,0,0,0,0,0,0,0,0,\
-             0,0,0.000,0.000,0,0,0"
+             0,0,0,0.000,0.000,0,0,0"
         );
         let table = table(&o, &pts, &res, &desc);
         let t: Vec<&str> = table.lines().collect();

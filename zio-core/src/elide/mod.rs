@@ -382,5 +382,6 @@ fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     c.registrations = e.mem.registrations;
     c.syscalls_uffd = e.mem.uffd_calls();
     c.syscalls_madvise = e.mem.madvise_calls;
+    c.syscalls_maps = crate::vma::queries();
     c
 }

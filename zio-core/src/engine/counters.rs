@@ -64,6 +64,9 @@ pub struct Counters {
     /// `madvise` calls the engine made to leave pages missing; kept by the
     /// memory backend.
     pub syscalls_madvise: u64,
+    /// `PROCMAP_QUERY` ioctls made to classify memory before registering
+    /// it; filled in when the counters are read.
+    pub syscalls_maps: u64,
     /// Bytes of originals backed up before the program changed them (one
     /// copy for all their dependents, instead of one page each).
     pub bytes_backed_up: u64,
