@@ -97,6 +97,19 @@ impl RealMem {
         self.uffd.writeprotect(a, len, false).is_ok()
     }
 
+    /// Leaves `[a, a+len)` (not pinned) missing: registers it first
+    /// unless `registered` (this descriptor's registration there is
+    /// known), then discards its pages.
+    fn discard_registered(&mut self, a: usize, len: usize, registered: bool) -> bool {
+        if !registered && !self.register_checked(a, len) {
+            return false;
+        }
+        self.madvise_calls += 1;
+        // SAFETY: private anonymous memory registered for missing faults:
+        // its next access is a fault that the handler fills from the pieces.
+        unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
+    }
+
     /// Registers `[a, a+len)` after checking it is private anonymous memory.
     fn register_checked(&mut self, a: usize, len: usize) -> bool {
         for p in self.unregistered.iter_mut() {
@@ -124,13 +137,17 @@ impl Mem for RealMem {
         }
         // Registration must be certain: an unregistered page discarded
         // below would silently read back as zeros.
-        if !self.registered(a, len) && !self.register_checked(a, len) {
+        let registered = self.registered(a, len);
+        self.discard_registered(a, len, registered)
+    }
+
+    fn make_missing_again(&mut self, a: usize, len: usize) -> bool {
+        // `still_missing` just found it not registered (the allocator
+        // unmapped and mapped it again): register it without asking again.
+        if self.pinned(a, len) || super::forking() {
             return false;
         }
-        self.madvise_calls += 1;
-        // SAFETY: private anonymous memory registered for missing faults:
-        // its next access is a fault that the handler fills from the pieces.
-        unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
+        self.discard_registered(a, len, false)
     }
 
     fn still_missing(&mut self, a: usize, len: usize) -> bool {

@@ -358,9 +358,13 @@ impl<M: Mem> Engine<M> {
         let protected = self.protect_sources(segs, sa, sb);
         // Pages this copy just dropped, or that a free left missing (if
         // still registered), need no unmapping.
+        let len = r1 - r0;
         let missing = dropped.covers(r0, r1)
-            || (self.unfilled.covers(r0, r1) && self.mem.still_missing(r0, r1 - r0))
-            || self.mem.make_missing(r0, r1 - r0);
+            || if self.unfilled.covers(r0, r1) {
+                self.mem.still_missing(r0, len) || self.mem.make_missing_again(r0, len)
+            } else {
+                self.mem.make_missing(r0, len)
+            };
         if !protected || !missing {
             self.counters.refused += 1;
             return false;

@@ -53,6 +53,12 @@ pub trait Mem {
     /// memory zio left there (the allocator may have unmapped and mapped it
     /// again behind zio's back).
     fn still_missing(&mut self, a: usize, len: usize) -> bool;
+    /// As [`Mem::make_missing`], for a range [`Mem::still_missing`] just
+    /// found not to be what zio left there: what it learned need not be
+    /// asked again.
+    fn make_missing_again(&mut self, a: usize, len: usize) -> bool {
+        self.make_missing(a, len)
+    }
     /// Copies the `len` bytes at `src` (present memory) into memory zio
     /// owns and returns its address; `None` if none can be had.
     fn backup(&mut self, src: usize, len: usize) -> Option<usize>;
