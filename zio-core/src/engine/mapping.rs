@@ -60,25 +60,37 @@ impl<M: Mem> Engine<M> {
 
     /// Before `fork`: the child inherits no userfaultfd state, so every
     /// unmapped page is materialized and every protection dropped. The engine
-    /// is empty afterwards (quarantined allocations are handed back to free).
+    /// is empty afterwards (quarantined allocations are handed back to free),
+    /// but for pieces the kernel refused to fill, whose sources stay
+    /// protected.
     pub fn prepare_fork(&mut self) {
         // Materializing a page can split a neighbouring piece under a new
-        // key, so take the first remaining piece each time.
-        loop {
-            let first = self.t.pieces().next().map(|(k, p)| (k, p.len));
-            let Some((k, len)) = first else { break };
-            self.materialize_range(k, k + len, Cause::Fork);
+        // key, so take the first remaining piece each time. One the kernel
+        // refuses to fill is skipped, not tried forever (the failed fill is
+        // logged): the parent keeps it and its original, the child reads
+        // zeros there.
+        let mut from = 0;
+        while let Some((k, p)) = self.t.first_piece_over(from, usize::MAX) {
+            self.materialize_range(k, k + p.len, Cause::Fork);
+            from = k + p.len;
         }
+        let keep = if self.t.piece_count() > 0 {
+            self.pages_needing_protection(0, usize::MAX)
+        } else {
+            RangeSet::new()
+        };
         let ranges: Vec<(usize, usize)> = self.prot.wp.iter().collect();
         for (s, e) in ranges {
-            self.mem.protect(s, e - s, false);
+            for (g0, g1) in keep.gaps(s, e) {
+                self.mem.protect(g0, g1 - g0, false);
+                self.prot.wp.remove(g0, g1);
+            }
         }
-        self.prot.wp.clear();
         self.release_all_quarantined();
         for id in self.t.orig_ids() {
             let o = self.t.orig(id);
             let (s, e) = (o.start, o.end());
-            if o.pins == 0 {
+            if o.pins == 0 && o.deps.is_empty() {
                 self.t.trim_originals(s, e);
             }
         }

@@ -83,7 +83,7 @@ impl<M: Mem> Engine<M> {
 
     /// The pages of the originals in `[a, b)` that must stay protected: the
     /// whole of a pinned one, the sources of the others' dependents.
-    fn pages_needing_protection(&self, a: usize, b: usize) -> RangeSet {
+    pub(super) fn pages_needing_protection(&self, a: usize, b: usize) -> RangeSet {
         let mut keep = RangeSet::new();
         for id in self.t.origs_in(a, b) {
             let o = self.t.orig(id);

@@ -109,3 +109,31 @@ fn collection_ends_when_no_page_can_be_filled() {
     assert_eq!(w.e.tracker().piece_count(), 1);
     w.check_all();
 }
+
+/// A fork while the kernel refuses every fill: the fork goes on (nothing
+/// waits for a fill), the elided copy stays a piece in the parent with its
+/// source still protected, and once fills work again it reads right.
+#[test]
+fn fork_goes_on_when_no_page_can_be_filled() {
+    let mut w = World::new(small_cfg());
+    let data = vec![9u8; 3 * PAGE];
+    w.input(BASE, &data);
+    w.copy(BASE + 10 * PAGE, BASE, 3 * PAGE, 0);
+    w.e.mem.refuse_fills = true;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        w.e.prepare_fork();
+        tx.send(w).ok();
+    });
+    let mut w = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("fork preparation did not end");
+    assert_eq!(w.e.tracker().piece_count(), 1);
+    assert!(
+        (0..3).all(|p| w.e.mem.pages[Sim::idx(BASE + p * PAGE)].wp),
+        "the source lost its protection"
+    );
+    w.e.mem.refuse_fills = false;
+    assert!(w.output(BASE + 10 * PAGE, 3 * PAGE) == data);
+    w.check_all();
+}
