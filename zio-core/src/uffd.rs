@@ -187,7 +187,7 @@ impl Uffd {
     /// that is already present is left alone and its waiters woken.
     pub fn copy(&self, dst: usize, src: *const u8, len: usize) -> Result<(), i32> {
         per_mapping(dst, len, |a, n| {
-            self.fill_in_mapping(a, n, |at, left| {
+            self.fill_in_mapping(a, n, true, |at, left| {
                 let mut c = Copy {
                     dst: at as u64,
                     src: src as u64 + (at - dst) as u64,
@@ -207,7 +207,17 @@ impl Uffd {
     /// page that is already present is only woken).
     pub fn zeropage(&self, a: usize, len: usize) -> Result<(), i32> {
         per_mapping(a, len, |a, n| {
-            self.fill_in_mapping(a, n, |at, left| self.zeropage_once(at, left))
+            self.fill_in_mapping(a, n, true, |at, left| self.zeropage_once(at, left))
+        })
+    }
+
+    /// As [`Uffd::zeropage`], for a caller that serves no fault (the
+    /// engine making sure pages are present before it uses them): a page
+    /// found present is passed over without a wake. A thread waiting on
+    /// it has a fault message the handler still serves, and wakes it then.
+    pub fn zeropage_present_ok(&self, a: usize, len: usize) -> Result<(), i32> {
+        per_mapping(a, len, |a, n| {
+            self.fill_in_mapping(a, n, false, |at, left| self.zeropage_once(at, left))
         })
     }
 
@@ -262,11 +272,12 @@ impl Uffd {
     /// bytes it reports done, over `[a, a+len)` inside one mapping. The
     /// kernel stops at a present page: with `EAGAIN` and the bytes done
     /// before it, or with `EEXIST` if it is the first. Its waiters are
-    /// woken and the rest is done after it.
+    /// woken (if `wake_present`) and the rest is done after it.
     fn fill_in_mapping(
         &self,
         a: usize,
         len: usize,
+        wake_present: bool,
         mut call: impl FnMut(usize, usize) -> (Result<(), i32>, i64),
     ) -> Result<(), i32> {
         let mut done = 0;
@@ -277,7 +288,9 @@ impl Uffd {
                 (Err(libc::EAGAIN), n) if n > 0 => done += n as usize,
                 // The page at `done` is present.
                 (Err(libc::EEXIST), _) => {
-                    self.wake(a + done, PAGE)?;
+                    if wake_present {
+                        self.wake(a + done, PAGE)?;
+                    }
                     done += PAGE;
                 }
                 (Err(e), _) => return Err(e),
