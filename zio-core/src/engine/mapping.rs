@@ -16,14 +16,10 @@ impl<M: Mem> Engine<M> {
         keep_data: bool,
         unmapping: bool,
     ) -> Result<(), Busy> {
-        // Missing pages need nothing more: unmapped, or moved to memory zio
-        // never registered (where they read as zeros, as freed memory may),
-        // they are no longer zio's to keep missing. Discarded, they stay
-        // what they were: missing, registered, read as zeros (an allocator
-        // purging the freed chunks zio left missing, as jemalloc does).
-        if keep_data || unmapping {
-            self.unfilled.forget(a, a + len);
-        }
+        // Missing pages need nothing more: unmapped, discarded, or moved to
+        // memory zio never registered (where they read as zeros, as freed
+        // memory may).
+        self.unfilled.forget(a, a + len);
         if self.t.is_empty() && self.prot.wp.is_empty() {
             if unmapping {
                 self.mem.forget(a, len);
@@ -52,15 +48,11 @@ impl<M: Mem> Engine<M> {
     /// it that zio registered are missing now; map zero pages there (what
     /// the kernel would give) so their next use is an ordinary fault, not a
     /// userfaultfd round trip. Pages holding pieces (elided since, by
-    /// another thread) are left alone, and so are pages zio keeps missing
-    /// for the next elided copy (the discard changed nothing there).
+    /// another thread) are left alone.
     pub fn fill_discarded(&mut self, a: usize, len: usize) {
         let (c0, c1) = whole_pages(a, len);
         let mut held = RangeSet::new();
         self.add_piece_pages(&mut held, c0, c1);
-        for (s, e) in self.unfilled.clipped(c0, c1) {
-            held.insert(s, e);
-        }
         for (s, e) in held.gaps(c0, c1) {
             self.mem.zero_range(s, e - s);
         }

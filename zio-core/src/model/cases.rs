@@ -557,19 +557,15 @@ fn discarded_memory_is_released_and_taken_again() {
             to: 0,
             len: 20480,
         },
+        Op::Discard {
+            at: 147456,
+            len: 1,
+            keep: false,
+        },
         Op::Input {
             at: 147456,
             len: 1,
             seed: 1,
-        },
-        Op::Trim {
-            at: 147456,
-            len: PAGE,
-        },
-        Op::Input {
-            at: 147456,
-            len: 1,
-            seed: 2,
         },
         Op::Input {
             at: 0,

@@ -218,24 +218,3 @@ fn copy_too_small_to_elide_is_left_to_the_program() {
     assert!(w.output(dst, n) == data);
     w.check_all();
 }
-
-/// An allocator purging a freed chunk zio keeps missing (jemalloc's
-/// `MADV_DONTNEED` of dirty pages) changes nothing there: no zero page is
-/// mapped, and the next elided copy into the chunk needs no unmapping.
-#[test]
-fn purged_chunk_kept_missing_is_elided_into_without_a_call() {
-    let mut w = World::new(redirect_cfg());
-    let (input, chunk, n) = (BASE, BASE + 20 * PAGE, 8 * PAGE);
-    w.input(input, &vec![3; n]);
-    w.copy(chunk, input, n, 1);
-    free(&mut w, chunk, n);
-    let calls = |w: &World| (w.e.mem.unmap_calls, w.e.mem.zero_calls);
-    let before = calls(&w);
-    w.e.discard(chunk, n, false, false).unwrap();
-    w.e.fill_discarded(chunk, n);
-    w.copy(chunk, input, n, 1);
-    assert_eq!(calls(&w), before, "(unmap, zero-page) calls");
-    assert_eq!(w.e.counters.elided_copies, 2);
-    assert!(w.output(chunk, n) == vec![3; n]);
-    w.check_all();
-}
