@@ -280,6 +280,9 @@ pub fn rotate(
     }
     let mut rng = Rng::new(1);
     let mut out = Vec::with_capacity(rounds);
+    // Slices in a row without one echo, per server: a server that stopped
+    // answering (a hang) fails the run instead of reading as 0 Gbit/s.
+    let mut idle = vec![0usize; ports.len()];
     for r in 0..rounds {
         let mut row = vec![0.0; ports.len()];
         for k in turn_order(r, ports.len()) {
@@ -293,12 +296,24 @@ pub fn rotate(
                 many => polled(many, cfg, &w, &mut rng),
             }
             .map_err(|e| format!("server on port {}: {e}", ports[k]))?;
+            idle[k] = if lat.is_empty() { idle[k] + 1 } else { 0 };
+            if idle[k] == STALLED_SLICES {
+                return Err(format!(
+                    "server on port {}: no echo completed in {STALLED_SLICES} slices in a row \
+                     (round {r})",
+                    ports[k]
+                ));
+            }
             row[k] = lat.len() as f64 * cfg.size as f64 * 8.0 / (slice - cfg.warmup) / 1e9;
         }
         out.push(row);
     }
     Ok(out)
 }
+
+/// Slices in a row in which a server completes no echo before [`rotate`]
+/// calls it stalled.
+const STALLED_SLICES: usize = 3;
 
 /// The servers' order in round `r` of [`rotate`]: each round starts one
 /// further on, so no server always follows the same one.

@@ -163,6 +163,40 @@ fn rotation_drives_several_connections_per_server() {
     }
 }
 
+/// A server that stops answering fails a rotation over several
+/// connections after three slices without an echo, naming it, instead of
+/// reading as 0 Gbit/s. (With one connection the client's timeout on the
+/// blocked echo says so.)
+#[test]
+fn rotation_fails_on_a_server_that_stops_answering() {
+    let size = 16384;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; size];
+                // Two echoes, then it reads on and answers nothing.
+                for n in 0.. {
+                    if s.read_exact(&mut buf).is_err() {
+                        return;
+                    }
+                    if n < 2 && s.write_all(&buf).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let cfg = ClientConfig {
+        warmup: 0.0,
+        ..client(0, size, 1, 2)
+    };
+    let e = client::rotate(&cfg, &[port], 0.1, 20).unwrap_err();
+    assert!(e.contains(&format!("server on port {port}")), "{e}");
+    assert!(e.contains("no echo completed in 3 slices"), "{e}");
+}
+
 /// Option errors of the rotating client and of interleave say what is
 /// wrong: usage errors with status 2, a bad value in a list with status 1.
 #[test]
