@@ -5,6 +5,10 @@
 use super::{Busy, Cause, Engine, Mem};
 use crate::ranges::{page_down, page_up, whole_pages, RangeSet};
 
+/// Passes over the pieces that rebuild nothing before [`Engine::prepare_fork`]
+/// gives up on the rest.
+const FORK_STALLED: usize = 3;
+
 impl<M: Mem> Engine<M> {
     /// The program is about to unmap (`munmap`), move (`mremap`) or discard
     /// (`madvise`) `[a, a+len)`. `keep_data`: the bytes must survive (mremap),
@@ -65,14 +69,24 @@ impl<M: Mem> Engine<M> {
     /// protected.
     pub fn prepare_fork(&mut self) {
         // Materializing a page can split a neighbouring piece under a new
-        // key, so take the first remaining piece each time. One the kernel
-        // refuses to fill is skipped, not tried forever (the failed fill is
-        // logged): the parent keeps it and its original, the child reads
-        // zeros there.
-        let mut from = 0;
-        while let Some((k, p)) = self.t.first_piece_over(from, usize::MAX) {
-            self.materialize_range(k, k + p.len, Cause::Fork);
-            from = k + p.len;
+        // key, so each pass walks with a cursor. A fill the kernel refuses
+        // is tried again in the next pass (ENOMEM and EAGAIN pass); after
+        // FORK_STALLED passes that rebuilt nothing the rest is left, not
+        // tried forever (the failed fills are logged): the parent keeps
+        // those pieces and their originals, the child reads zeros there.
+        let mut stalled = 0;
+        while self.t.piece_count() > 0 && stalled < FORK_STALLED {
+            let before = self.t.piece_count();
+            let mut from = 0;
+            while let Some((k, p)) = self.t.first_piece_over(from, usize::MAX) {
+                self.materialize_range(k, k + p.len, Cause::Fork);
+                from = k + p.len;
+            }
+            stalled = if self.t.piece_count() < before {
+                0
+            } else {
+                stalled + 1
+            };
         }
         let keep = if self.t.piece_count() > 0 {
             self.pages_needing_protection(0, usize::MAX)
