@@ -80,6 +80,19 @@ fn overwritten_original_rebuilds_every_dependent() {
     assert!(w.e.counters.elided_bytes > 0, "{:?}", w.e.counters);
 }
 
+/// Runs `f` on `w` in a thread and gives `w` back, failing the test if
+/// `what` has not ended within 20 s (a loop waiting for a fill that never
+/// comes would spin for good).
+fn ends_in_time(mut w: World, what: &str, f: impl FnOnce(&mut World) + Send + 'static) -> World {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f(&mut w);
+        tx.send(w).ok();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("{what} did not end"))
+}
+
 /// Collection beyond the record bound while the kernel refuses every fill:
 /// the pieces stay (their pages are still missing) and the collection
 /// ends, to try again next time, instead of spinning under the lock.
@@ -95,14 +108,7 @@ fn collection_ends_when_no_page_can_be_filled() {
     }
     assert_eq!(w.e.tracker().piece_count(), 3);
     w.e.mem.refuse_fills = true;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        w.e.collect();
-        tx.send(w).ok();
-    });
-    let mut w = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("collection did not end");
+    let mut w = ends_in_time(w, "collection", |w| w.e.collect());
     assert_eq!(w.e.tracker().piece_count(), 3);
     w.e.mem.refuse_fills = false;
     w.e.collect();
@@ -120,14 +126,7 @@ fn fork_goes_on_when_no_page_can_be_filled() {
     w.input(BASE, &data);
     w.copy(BASE + 10 * PAGE, BASE, 3 * PAGE, 0);
     w.e.mem.refuse_fills = true;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        w.e.prepare_fork();
-        tx.send(w).ok();
-    });
-    let mut w = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("fork preparation did not end");
+    let mut w = ends_in_time(w, "fork preparation", |w| w.e.prepare_fork());
     assert_eq!(w.e.tracker().piece_count(), 1);
     assert!(
         (0..3).all(|p| w.e.mem.pages[Sim::idx(BASE + p * PAGE)].wp),
