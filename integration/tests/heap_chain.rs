@@ -33,7 +33,7 @@ fn trimmed_heap_chunks_are_elided_with_few_system_calls() {
     // Per message: the two chunks glibc unmapped and mapped again are each
     // registered (one check, one or two memory-map queries, a
     // registration, a discard); the three reused ones need one check each.
-    // Asking twice whether a trimmed chunk is registered would make 14.
+    // Asking twice whether a trimmed chunk is registered adds two.
     let sys = ["syscalls_uffd", "syscalls_madvise", "syscalls_maps"]
         .iter()
         .map(|c| run.counter(c))

@@ -210,7 +210,7 @@ pub unsafe fn realloc_tracked(p: usize) -> Option<usize> {
     let g = ENGINE.lock();
     let e = g.as_ref()?;
     let t = e.tracker();
-    (t.has_pieces_in(p, p + size) || !t.origs_in(p, p + size).is_empty()).then_some(size)
+    (t.has_pieces_in(p, p + size) || t.has_origs_in(p, p + size)).then_some(size)
 }
 
 /// Before a `realloc` of the tracked block `[p, p+size)` made by the

@@ -161,7 +161,7 @@ impl<M: Mem> Engine<M> {
     /// this way) is still IO data: it is moved for real and, if it was an
     /// original, recorded again afterwards.
     fn copy_overlapping(&mut self, d: usize, s: usize, n: usize) -> Result<CopyPlan, Busy> {
-        let was_original = !self.t.origs_in(s, s + n).is_empty();
+        let was_original = self.t.has_origs_in(s, s + n);
         let (lo, hi) = (s.min(d), s.max(d) + n);
         self.fill_unfilled(lo, hi);
         self.prepare_write(lo, hi)?;
@@ -242,15 +242,7 @@ impl<M: Mem> Engine<M> {
                 if self.t.has_pieces_in(s, s + n) {
                     return None;
                 }
-                let ids = self.t.origs_in(s, s + n);
-                let &[id] = ids.as_slice() else {
-                    return None;
-                };
-                let o = self.t.orig(id);
-                if o.start > s || o.end() < s + n {
-                    return None;
-                }
-                (s, id)
+                (s, self.t.orig_covering(s, s + n)?)
             }
         };
         if !self.t.orig(orig).backup && !self.prot.wp.covers(page_down(src), page_up(src + n)) {
@@ -304,7 +296,7 @@ impl<M: Mem> Engine<M> {
         };
         self.clock = self.clock.max(new.stamp);
         debug_assert!(
-            self.t.origs_in(d, d + new.len).is_empty(),
+            !self.t.has_origs_in(d, d + new.len),
             "original under a piece"
         );
         self.orig_changed(was);

@@ -222,7 +222,7 @@ impl<M: Mem> Engine<M> {
                 "unfilled {s:#x}..{e:#x} has pieces"
             );
             assert!(
-                self.t.origs_in(s, e).is_empty(),
+                !self.t.has_origs_in(s, e),
                 "unfilled {s:#x}..{e:#x} has originals"
             );
         }

@@ -344,7 +344,7 @@ impl<M: Mem> Engine<M> {
         if !lo.is_multiple_of(PAGE) || page_end > a + r.len {
             return false;
         }
-        if page_end > asked_end && !self.one_original_covers(asked_end, page_end) {
+        if page_end > asked_end && self.t.orig_covering(asked_end, page_end).is_none() {
             return false;
         }
         self.t.trim_originals(hi, page_end);
@@ -358,17 +358,6 @@ impl<M: Mem> Engine<M> {
         let moved = self.mem.make_missing(lo, PAGE);
         self.paths.tails_moved += u64::from(moved);
         moved
-    }
-
-    /// True if `[a, b)` lies inside one original, and only that one.
-    fn one_original_covers(&self, a: usize, b: usize) -> bool {
-        match self.t.origs_in(a, b).as_slice() {
-            &[id] => {
-                let o = self.t.orig(id);
-                o.start <= a && o.end() >= b
-            }
-            _ => false,
-        }
     }
 
     /// Joins the piece at `k` to the one ending there if both read on

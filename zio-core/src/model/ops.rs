@@ -266,7 +266,7 @@ impl World {
     fn realloc(&mut self, from: usize, to: usize, len: usize) {
         let (f, t) = (BASE + from, BASE + to);
         let tr = self.e.tracker();
-        let fresh = !tr.has_pieces_in(t, t + len) && tr.origs_in(t, t + len).is_empty();
+        let fresh = !tr.has_pieces_in(t, t + len) && !tr.has_origs_in(t, t + len);
         let moved = if fresh {
             self.e.release_for_realloc(f, len).unwrap()
         } else {

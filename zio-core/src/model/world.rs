@@ -53,7 +53,7 @@ impl World {
         while p < p1 {
             let i = Sim::idx(p);
             let t = self.e.tracker();
-            let tracked = t.has_pieces_in(p, p + PAGE) || !t.origs_in(p, p + PAGE).is_empty();
+            let tracked = t.has_pieces_in(p, p + PAGE) || t.has_origs_in(p, p + PAGE);
             let held = self.is_held(p, PAGE);
             let pg = &mut self.e.mem.pages[i];
             if !tracked && !pg.wp && !held && i < SHARED_FROM {

@@ -429,8 +429,12 @@ impl Tracker {
             .is_some_and(|(_, &id)| self.orig(id).end() > a)
     }
 
-    /// The original holding every byte of `[a, b)`, if one does.
+    /// The original holding every byte of the non-empty `[a, b)`, if one
+    /// does (then it is the only original there).
     pub fn orig_covering(&self, a: usize, b: usize) -> Option<OrigId> {
+        if a >= b {
+            return None;
+        }
         let (_, &id) = self.by_start.range(..=a).next_back()?;
         (self.orig(id).end() >= b).then_some(id)
     }

@@ -35,7 +35,10 @@ proptest! {
         prop_assert_eq!(over, want.clone());
         prop_assert_eq!(t.has_pieces_in(a, b), !want.is_empty());
         let want_o: Vec<OrigId> = origs.iter().filter(|&&(_, s, l)| hit(s, l)).map(|&(id, _, _)| id).collect();
+        prop_assert_eq!(t.has_origs_in(a, b), !want_o.is_empty());
         prop_assert_eq!(t.origs_in(a, b).to_vec(), want_o);
+        let covering = origs.iter().find(|&&(_, s, l)| a < b && s <= a && s + l >= b).map(|&(id, _, _)| id);
+        prop_assert_eq!(t.orig_covering(a, b), covering);
     }
 }
 
