@@ -44,26 +44,9 @@ pub enum Allocator {
     Jemalloc,
 }
 
-impl std::str::FromStr for Allocator {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "glibc" => Ok(Allocator::Glibc),
-            "jemalloc" => Ok(Allocator::Jemalloc),
-            _ => Err(format!("allocator must be glibc or jemalloc, not {s:?}")),
-        }
-    }
-}
+choices!(Allocator, "allocator": Glibc = "glibc", Jemalloc = "jemalloc");
 
 impl Allocator {
-    /// The name the command line uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Allocator::Glibc => "glibc",
-            Allocator::Jemalloc => "jemalloc",
-        }
-    }
-
     /// The library to preload, if any; Err if it is not installed.
     pub fn library(self) -> Result<Option<PathBuf>, String> {
         match self {
@@ -179,10 +162,7 @@ pub(crate) fn server_command(
     cmd.arg("--size").arg(e.size.to_string());
     cmd.arg("--copies").arg(e.copies.to_string());
     cmd.arg("--buffers").arg(l.buffers.name());
-    cmd.arg("--recv").arg(match l.recv {
-        Recv::Read => "read",
-        Recv::WaitAll => "waitall",
-    });
+    cmd.arg("--recv").arg(l.recv.name());
     match e.touch {
         Touch::None => {}
         Touch::Pages(k) => {

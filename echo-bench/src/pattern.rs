@@ -28,28 +28,7 @@ pub enum Verify {
     Full,
 }
 
-impl std::str::FromStr for Verify {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "off" => Ok(Verify::Off),
-            "sample" => Ok(Verify::Sample),
-            "full" => Ok(Verify::Full),
-            _ => Err(format!("verify must be off, sample or full, not {s:?}")),
-        }
-    }
-}
-
-impl Verify {
-    /// The name the command line uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Verify::Off => "off",
-            Verify::Sample => "sample",
-            Verify::Full => "full",
-        }
-    }
-}
+choices!(Verify, "verify": Off = "off", Sample = "sample", Full = "full");
 
 /// splitmix64: a cheap, well-mixed 64-bit hash.
 pub fn mix(mut x: u64) -> u64 {

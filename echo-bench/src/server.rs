@@ -33,30 +33,7 @@ pub enum Buffers {
     Chain,
 }
 
-impl std::str::FromStr for Buffers {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "static" => Ok(Buffers::Static),
-            "malloc" => Ok(Buffers::Malloc),
-            "chain" => Ok(Buffers::Chain),
-            _ => Err(format!(
-                "buffers must be static, malloc or chain, not {s:?}"
-            )),
-        }
-    }
-}
-
-impl Buffers {
-    /// The name the command line uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Buffers::Static => "static",
-            Buffers::Malloc => "malloc",
-            Buffers::Chain => "chain",
-        }
-    }
-}
+choices!(Buffers, "buffers": Static = "static", Malloc = "malloc", Chain = "chain");
 
 /// What the server reads of the last copy before replying.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,16 +55,7 @@ pub enum Recv {
     WaitAll,
 }
 
-impl std::str::FromStr for Recv {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "read" => Ok(Recv::Read),
-            "waitall" => Ok(Recv::WaitAll),
-            _ => Err(format!("recv must be read or waitall, not {s:?}")),
-        }
-    }
-}
+choices!(Recv, "recv": Read = "read", WaitAll = "waitall");
 
 /// What the server does (`echo-bench server`'s options).
 #[derive(Clone, Debug)]
