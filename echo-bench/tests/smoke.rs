@@ -82,25 +82,39 @@ fn malloc_buffers_several_connections_per_thread() {
     assert_eq!(stats.errors, 0);
 }
 
-#[test]
-fn corrupted_echo_reports_the_first_differing_offset() {
-    let size = 16384;
+/// A server on a free port that reads messages of `size` bytes on every
+/// connection it accepts and answers the `n`th (from 0) with what
+/// `reply(n, &mut message)` left in it, or not at all if that returns
+/// false.
+fn faulty_server(size: usize, reply: fn(usize, &mut [u8]) -> bool) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let mut buf = vec![0u8; size];
-        for n in 0.. {
-            if s.read_exact(&mut buf).is_err() {
-                return;
-            }
-            if n == 3 {
-                buf[5000] ^= 0x40;
-            }
-            if s.write_all(&buf).is_err() {
-                return;
-            }
+        for mut s in l.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; size];
+                for n in 0.. {
+                    if s.read_exact(&mut buf).is_err() {
+                        return;
+                    }
+                    if reply(n, &mut buf) && s.write_all(&buf).is_err() {
+                        return;
+                    }
+                }
+            });
         }
+    });
+    port
+}
+
+#[test]
+fn corrupted_echo_reports_the_first_differing_offset() {
+    let size = 16384;
+    let port = faulty_server(size, |n, buf| {
+        if n == 3 {
+            buf[5000] ^= 0x40;
+        }
+        true
     });
     let mut cfg = client(port, size, 1, 1);
     cfg.warmup = 0.0;
@@ -170,24 +184,8 @@ fn rotation_drives_several_connections_per_server() {
 #[test]
 fn rotation_fails_on_a_server_that_stops_answering() {
     let size = 16384;
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in l.incoming().map_while(Result::ok) {
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; size];
-                // Two echoes, then it reads on and answers nothing.
-                for n in 0.. {
-                    if s.read_exact(&mut buf).is_err() {
-                        return;
-                    }
-                    if n < 2 && s.write_all(&buf).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    // Two echoes per connection, then it reads on and answers nothing.
+    let port = faulty_server(size, |n, _| n < 2);
     let cfg = ClientConfig {
         warmup: 0.0,
         ..client(0, size, 1, 2)
