@@ -350,18 +350,11 @@ impl<M: Mem> Engine<M> {
         let protected = self.protect_sources(segs, sa, sb);
         // Pages this copy just dropped, or that a free left missing (if
         // still registered), need no unmapping.
-        let len = r1 - r0;
-        let missing = dropped.covers(r0, r1)
-            || if self.unfilled.covers(r0, r1) {
-                self.mem.still_missing(r0, len) || self.mem.make_missing_again(r0, len)
-            } else {
-                self.mem.make_missing(r0, len)
-            };
+        let missing = dropped.covers(r0, r1) || self.leave_missing(r0, r1);
         if !protected || !missing {
             self.counters.refused += 1;
             return false;
         }
-        self.unfilled.forget(r0, r1);
         for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
             let (lo, hi) = (a.max(sa), b.min(sb));
             let (addr, orig) = match src {

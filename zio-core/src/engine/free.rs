@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use smallvec::SmallVec;
 
 use super::{Busy, Cause, Engine, Mem};
-use crate::ranges::{overlaps, page_down, page_up};
+use crate::ranges::{overlaps, page_down, page_up, whole_pages};
 
 /// Ranges of IO data in a block, as offsets from its start.
 pub type IoRanges = SmallVec<[(usize, usize); 4]>;
@@ -80,6 +80,7 @@ impl<M: Mem> Engine<M> {
         // rebuilt.
         let dropped = self.drop_pieces(p, b);
         self.leave_unfilled(dropped);
+        self.note_input_buffers(p, b);
         let action = if self.bytes_needed(p, b) {
             for id in self.t.origs_in(p, b) {
                 self.t.orig_mut(id).quarantined = Some(p);
@@ -97,6 +98,19 @@ impl<M: Mem> Engine<M> {
         };
         self.sync_counts();
         action
+    }
+
+    /// The freed `[p, p+size)` held input copies were made from: its
+    /// allocator may hand it back for the next input
+    /// ([`Engine::input_target`]).
+    fn note_input_buffers(&mut self, p: usize, b: usize) {
+        for id in self.t.origs_in(p, b) {
+            let o = self.t.orig(id);
+            if o.copied && !o.backup {
+                let (c0, c1) = whole_pages(o.start.max(p), o.end().min(b) - o.start.max(p));
+                self.inputs.note(c0, c1);
+            }
+        }
     }
 
     /// Frees the quarantined allocation at `alloc` if nothing needs its

@@ -135,6 +135,8 @@ pub struct Engine<M: Mem> {
     quarantine: free::Quarantine,
     /// Pages left missing without pieces (`unfilled.rs`).
     unfilled: unfilled::Unfilled,
+    /// Recent input buffers, remembered past their free (`redirect.rs`).
+    inputs: redirect::InputBuffers,
     /// Recent fault runs, for fault-around (`fault.rs`).
     streams: fault::Streams,
     /// Recent real copies of tracked bytes (`fringe.rs`).
@@ -160,6 +162,7 @@ impl<M: Mem> Engine<M> {
             prot: originals::Protection::default(),
             quarantine: free::Quarantine::default(),
             unfilled: unfilled::Unfilled::default(),
+            inputs: redirect::InputBuffers::default(),
             streams: fault::Streams::default(),
             fringes: fringe::Fringes::default(),
             policy: policy::Policy::new(),

@@ -47,8 +47,11 @@ impl<M: Mem> Engine<M> {
     /// its input buffer in place faults there and soon has its input
     /// landed in the buffer again. A later part of a message read in parts
     /// goes where its start went (see `continuation`).
+    ///
+    /// Pages a free left unfilled stay so here: a redirect keeps its core
+    /// missing as it is ([`Engine::input_redirected`]), and an input landing
+    /// in the buffer gets zero pages first ([`Engine::input_prepare`]).
     pub fn input_target(&mut self, a: usize, n: usize) -> Option<Redirect> {
-        self.fill_unfilled(a, a + n);
         if !self.cfg.redirect_input || n == 0 || self.mem.pinned(a, n) {
             return None;
         }
@@ -92,8 +95,10 @@ impl<M: Mem> Engine<M> {
     /// zio's memory budget, and lands where the buffer holds something
     /// worth not overwriting: copies still point at it (an original with
     /// dependents), or it is itself a copy left unmapped (the last input
-    /// was redirected and nobody touched it). An input buffer nobody
-    /// copies from gains nothing.
+    /// was redirected and nobody touched it), or it is an input buffer
+    /// copies were made from, freed and handed back by the allocator
+    /// ([`InputBuffers`]). An input buffer nobody copies from gains
+    /// nothing.
     fn worth_redirecting(&self, a: usize, n: usize) -> bool {
         if n < self.cfg.threshold {
             return false;
@@ -111,6 +116,7 @@ impl<M: Mem> Engine<M> {
                 .origs_in(c0, c1)
                 .iter()
                 .any(|&id| self.t.orig(id).copied)
+            || self.inputs.knows(c0, c1, self.cfg.threshold)
     }
 
     /// A redirect of `n` bytes to `to`, in the memory of original `id`
@@ -171,10 +177,12 @@ impl<M: Mem> Engine<M> {
         // The whole pages are overwritten: old pieces dropped, originals
         // released (backed up for their dependents).
         let dropped = self.overwrite((c0, c1), a, a + got)?;
-        let core_missing =
-            c1 > c0 && (dropped.covers(c0, c1) || self.mem.make_missing(c0, c1 - c0));
+        let core_missing = c1 > c0 && (dropped.covers(c0, c1) || self.leave_missing(c0, c1));
         let keep = if core_missing { (c0, c1) } else { (c0, c0) };
         self.fill_dropped(dropped, &[keep]);
+        if core_missing {
+            self.inputs.note(c0, c1);
+        }
         let elided = self.land_parts(a, &r, got, (c0, c1), core_missing);
         if elided > 0 {
             self.policy.elided(r.slots, elided as u64);
@@ -266,6 +274,7 @@ impl<M: Mem> Engine<M> {
         // the write cannot fault into the handler.
         self.mem
             .zero_range(page_down(lo), page_up(hi) - page_down(lo));
+        self.unfilled.forget(lo, hi);
         let mut bytes = [0u8; PAGE];
         let mut pos = lo;
         while pos < hi {
@@ -348,14 +357,23 @@ impl<M: Mem> Engine<M> {
             return false;
         }
         self.t.trim_originals(hi, page_end);
-        // Read under the lock: a page the allocator discarded behind zio's
-        // back (never written since) would fault into the handler.
-        self.mem.zero_range(lo, PAGE);
         let mut old = [0u8; PAGE];
         let old = &mut old[..page_end - hi];
-        self.mem.read(hi, old);
+        // A page a free left unfilled reads as zeros and is missing
+        // already; any other is read under the lock, so a page the
+        // allocator discarded behind zio's back (never written since)
+        // gets a zero page first rather than a fault into the handler.
+        let unfilled = self.unfilled.covers(lo, page_end);
+        if !unfilled {
+            self.mem.zero_range(lo, PAGE);
+            self.mem.read(hi, old);
+        }
         self.mem.write(r.to + (hi - a), old);
-        let moved = self.mem.make_missing(lo, PAGE);
+        let moved = if unfilled {
+            self.leave_missing(lo, page_end)
+        } else {
+            self.mem.make_missing(lo, PAGE)
+        };
         self.paths.tails_moved += u64::from(moved);
         moved
     }
@@ -384,6 +402,48 @@ impl<M: Mem> Engine<M> {
                 self.counters.backup_bytes -= r.len as u64;
             }
         }
+    }
+}
+
+/// Input buffers remembered past their free.
+const INPUT_BUFFERS: usize = 16;
+
+/// The whole pages of recent input buffers copies were made from (or
+/// redirected into), kept after the program frees them: a server that
+/// `malloc`s its input buffer per message gets the same chunk back from
+/// its allocator for the next one, and its input is then redirected as a
+/// reused buffer's is, instead of each message protecting the buffer at
+/// its first copy and unprotecting it at its free. A stale entry costs
+/// at most one redirect, which the policy judges as any other.
+#[derive(Debug, Default)]
+pub(super) struct InputBuffers {
+    cores: [(usize, usize); INPUT_BUFFERS],
+    next: usize,
+}
+
+impl InputBuffers {
+    /// `[c0, c1)` is an input buffer's core: it takes the place of an
+    /// entry it overlaps, or of the oldest.
+    pub(super) fn note(&mut self, c0: usize, c1: usize) {
+        if c0 >= c1 {
+            return;
+        }
+        let slot = match self.cores.iter().position(|&(s, e)| overlaps(s, e, c0, c1)) {
+            Some(i) => i,
+            None => {
+                self.next = (self.next + 1) % INPUT_BUFFERS;
+                self.next
+            }
+        };
+        self.cores[slot] = (c0, c1);
+    }
+
+    /// True if `[c0, c1)` shares at least `min` bytes with a remembered
+    /// input buffer's core.
+    pub(super) fn knows(&self, c0: usize, c1: usize, min: usize) -> bool {
+        self.cores
+            .iter()
+            .any(|&(s, e)| e.min(c1).saturating_sub(s.max(c0)) >= min.max(1))
     }
 }
 

@@ -126,6 +126,23 @@ impl<M: Mem> Engine<M> {
         }
     }
 
+    /// Leaves the whole pages `[r0, r1)` missing for an elided copy or a
+    /// redirected input: pages a free left unfilled need nothing if still
+    /// registered (one check), others are registered and discarded. They
+    /// are no longer unfilled. False, changing nothing, if refused.
+    pub(super) fn leave_missing(&mut self, r0: usize, r1: usize) -> bool {
+        let len = r1 - r0;
+        let missing = if self.unfilled.covers(r0, r1) {
+            self.mem.still_missing(r0, len) || self.mem.make_missing_again(r0, len)
+        } else {
+            self.mem.make_missing(r0, len)
+        };
+        if missing {
+            self.unfilled.forget(r0, r1);
+        }
+        missing
+    }
+
     /// Zero pages for the pages of `[a, b)` left unfilled: they are about
     /// to be written or read for real.
     pub(super) fn fill_unfilled(&mut self, a: usize, b: usize) {

@@ -23,6 +23,14 @@ fn free(w: &mut World, p: usize, n: usize) {
 fn message(w: &mut World, input: usize, chunks: [usize; 2], n: usize, copies: usize, seed: u8) {
     let data: Vec<u8> = (0..n).map(|i| seed ^ (i % 251) as u8).collect();
     w.input(input, &data);
+    chain(w, input, &data, chunks, copies);
+}
+
+/// The copies of a message already in `input`, which holds `data`:
+/// `copies` copies alternating between `chunks`, checked at the output.
+fn chain(w: &mut World, input: usize, data: &[u8], chunks: [usize; 2], copies: usize) {
+    let n = data.len();
+    let seed = data[0];
     let mut src = input;
     let mut held: Option<usize> = None;
     for c in 0..copies {
@@ -74,6 +82,48 @@ fn a_copied_from_input_buffer_is_redirected_once_its_copies_are_freed() {
     );
     assert_eq!(w.e.counters.inputs_redirected - redirected, 6);
     assert_eq!(w.e.counters.elided_copies, 8 * 5);
+}
+
+/// A server that `malloc`s its input buffer for every message and frees
+/// it with the copies after the reply: the allocator hands the same chunk
+/// back, and from the second message on its input lands in zio's memory.
+/// The steady state neither protects the buffer at its first copy and
+/// unprotects it at its free, nor unmaps anything, also when the message
+/// arrives in two parts split inside a page (the page the free left
+/// missing stays so and joins the first part's piece).
+#[test]
+fn an_input_buffer_freed_and_handed_back_is_redirected() {
+    for split in [None, Some(3 * PAGE + 100)] {
+        let (mut w, n, input) = chain_world();
+        let chunks = [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x10];
+        let per_message = |w: &mut World, seed: u8| {
+            let data: Vec<u8> = (0..n).map(|i| seed ^ (i % 251) as u8).collect();
+            let k = split.unwrap_or(n);
+            w.input_asked(input, n, &data[..k]);
+            if k < n {
+                w.input_asked(input + k, n - k, &data[k..]);
+            }
+            chain(w, input, &data, chunks, 5);
+            free(w, input, n);
+        };
+        per_message(&mut w, 0);
+        per_message(&mut w, 1);
+        let before = (w.e.mem.protect_calls, w.e.mem.unmap_calls);
+        let redirected = w.e.counters.inputs_redirected;
+        for seed in 2..8 {
+            per_message(&mut w, seed);
+        }
+        assert_eq!(
+            (w.e.mem.protect_calls, w.e.mem.unmap_calls),
+            before,
+            "split {split:?}: protection or unmapping in the steady state: {:?}",
+            w.e.counters
+        );
+        let parts = if split.is_some() { 2 } else { 1 };
+        assert_eq!(w.e.counters.inputs_redirected - redirected, 6 * parts);
+        assert_eq!(w.e.counters.elided_copies, 8 * 5);
+        w.check_all();
+    }
 }
 
 /// A program that reads its input buffer in place before copying it: the
