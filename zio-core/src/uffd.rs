@@ -322,6 +322,42 @@ impl Uffd {
     }
 }
 
+/// `UFFDIO_COPY`s made by [`fill_pages`], outside any [`Uffd`]'s count.
+static UNLOCKED_CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Maps a copy of `bytes` (whole pages) at the missing pages from `dst`
+/// of the descriptor `fd`, waking their waiters, without the engine's
+/// lock (a copy's caller filling pages its plan names,
+/// [`crate::engine::CopyPlan::fills`]). Returns how many pages from `dst`
+/// were filled: the kernel stops at the first it cannot fill (present,
+/// not registered, no memory), which the caller then writes as usual.
+/// Refused now and then under `ZIO_INJECT`.
+pub fn fill_pages(fd: c_int, dst: usize, bytes: &[u8]) -> usize {
+    if crate::resources::refuse().is_some() {
+        return 0;
+    }
+    UNLOCKED_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let mut c = Copy {
+        dst: dst as u64,
+        src: bytes.as_ptr() as u64,
+        len: (bytes.len() / PAGE * PAGE) as u64,
+        mode: 0,
+        copy: 0,
+    };
+    // SAFETY: `c` is the `uffdio_copy` this request expects; the kernel
+    // reads `c.len` bytes of `bytes` and writes only missing pages at `dst`.
+    if unsafe { libc::ioctl(fd, UFFDIO_COPY, &mut c as *mut Copy) } == 0 {
+        return bytes.len() / PAGE;
+    }
+    // Failed part-way: `copy` holds the bytes done (or the negative errno).
+    usize::try_from(c.copy).map_or(0, |done| done / PAGE)
+}
+
+/// The ioctls [`fill_pages`] made in this process.
+pub fn unlocked_calls() -> u64 {
+    UNLOCKED_CALLS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs a fill call `op(a, len)` over the page-aligned `[a, a+len)`. The
 /// kernel refuses a range that is not inside one registered mapping with
 /// `ENOENT`, doing nothing and waking no one; adjacent registered ranges

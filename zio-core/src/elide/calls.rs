@@ -10,8 +10,8 @@ use super::{
     MADE,
 };
 use super::{free_all, set_tracking};
-use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, IoRanges, Redirect};
-use crate::ranges::{page_down, page_up};
+use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, IoRanges, Redirect, PLAN_FILLS};
+use crate::ranges::{page_down, page_up, PAGE};
 use crate::{config, heap, real, thread, vma};
 
 /// A copy the hook could not leave to libc alone. Returns false if the
@@ -30,7 +30,8 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
     let Some(plan) = plan else {
         return false;
     };
-    for &(dst, from, len) in &plan.real {
+    let filled = fill_pages(&plan);
+    for (dst, from, len) in plan.real_outside(&filled) {
         let src = match from {
             CopyFrom::Mem(a) => a as *const libc::c_void,
             CopyFrom::Bounce(off) => plan.bounce[off..].as_ptr().cast(),
@@ -52,6 +53,41 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
         });
     }
     true
+}
+
+/// Fills the pages `plan` names whole ([`CopyPlan::fills`]), a run of
+/// adjacent ones in one request; returns those filled, whose bytes the
+/// real copies then skip.
+fn fill_pages(plan: &CopyPlan) -> smallvec::SmallVec<[usize; PLAN_FILLS]> {
+    let mut filled = smallvec::SmallVec::new();
+    let fd = HANDLER_FD.load(Ordering::Relaxed);
+    if fd < 0 {
+        return filled;
+    }
+    let mut bytes = [0u8; PLAN_FILLS * PAGE];
+    let mut i = 0;
+    while i < plan.fills.len() {
+        let start = plan.fills[i];
+        let mut n = 1;
+        while i + n < plan.fills.len() && plan.fills[i + n] == start + n * PAGE {
+            n += 1;
+        }
+        for (k, page) in bytes.chunks_exact_mut(PAGE).take(n).enumerate() {
+            plan.compose(start + k * PAGE, page, |from, part| match from {
+                // SAFETY: a source inside the caller's range, readable for
+                // `part.len()` bytes (a fault there is served: no lock is
+                // held).
+                CopyFrom::Mem(a) => unsafe {
+                    real::memcpy(part.as_mut_ptr().cast(), a as *const _, part.len());
+                },
+                CopyFrom::Bounce(off) => part.copy_from_slice(&plan.bounce[off..off + part.len()]),
+            });
+        }
+        let done = crate::uffd::fill_pages(fd, start, &bytes[..n * PAGE]);
+        filled.extend((0..done).map(|k| start + k * PAGE));
+        i += n;
+    }
+    filled
 }
 
 /// Before an input call of up to `n` bytes at `a`: where it should land.

@@ -380,7 +380,7 @@ fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     c.background_ns = e.mem.time.background_ns();
     c.lock_wait_ns = e.mem.time.lock_wait_ns();
     c.registrations = e.mem.registrations;
-    c.syscalls_uffd = e.mem.uffd_calls();
+    c.syscalls_uffd = e.mem.uffd_calls() + crate::uffd::unlocked_calls();
     c.syscalls_madvise = e.mem.madvise_calls;
     c.syscalls_maps = crate::vma::queries();
     c

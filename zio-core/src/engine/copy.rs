@@ -5,6 +5,8 @@
 //! of the real copies left (fringes, untracked parts). Touches the records,
 //! the protection state, the unfilled pages and the policy.
 
+use smallvec::SmallVec;
+
 use super::policy::Verdict;
 use super::resolve::{resolve, Seg, Src};
 use super::{Busy, Engine, Mem, Runs};
@@ -19,6 +21,22 @@ pub enum CopyFrom {
     /// The plan's bounce buffer at this offset.
     Bounce(usize),
 }
+
+impl CopyFrom {
+    /// Where the byte `k` bytes further on comes from.
+    pub fn at(self, k: usize) -> CopyFrom {
+        match self {
+            CopyFrom::Mem(a) => CopyFrom::Mem(a + k),
+            CopyFrom::Bounce(off) => CopyFrom::Bounce(off + k),
+        }
+    }
+}
+
+/// Most pages one plan fills whole ([`CopyPlan::fills`]).
+pub const PLAN_FILLS: usize = 4;
+
+/// Real copies, on the stack when few.
+pub type RealCopies = SmallVec<[(usize, CopyFrom, usize); 4]>;
 
 /// A copy the caller must perform for real, after releasing the lock.
 ///
@@ -40,6 +58,49 @@ pub struct CopyPlan {
     /// After the copies, record this range as an original (with
     /// [`Engine::input_done`]): it holds IO data that was moved.
     pub record: Option<(usize, usize)>,
+    /// Pages a free left unfilled (missing, registered, nothing of zio's
+    /// in them) that the real copies write into: the caller fills each
+    /// whole at once with the plan's bytes for it and zeros around them
+    /// ([`CopyPlan::compose`], `UFFDIO_COPY`), where a zero page would be
+    /// copied again by the first write into it. A page it cannot fill is
+    /// written as any other ([`CopyPlan::real_outside`]).
+    pub fills: SmallVec<[usize; PLAN_FILLS]>,
+}
+
+impl CopyPlan {
+    /// Writes into `out` (one page) what the page at `page` holds once the
+    /// real copies are made, the bytes they do not write being zeros;
+    /// `read(from, part)` fills `part` with the bytes at `from`.
+    pub fn compose(&self, page: usize, out: &mut [u8], mut read: impl FnMut(CopyFrom, &mut [u8])) {
+        out.fill(0);
+        for &(dst, from, len) in &self.real {
+            let (lo, hi) = (dst.max(page), (dst + len).min(page + PAGE));
+            if lo < hi {
+                read(from.at(lo - dst), &mut out[lo - page..hi - page]);
+            }
+        }
+    }
+
+    /// The real copies, less what lands in the pages of `filled` (sorted).
+    pub fn real_outside(&self, filled: &[usize]) -> RealCopies {
+        let mut out = RealCopies::new();
+        for &(dst, from, len) in &self.real {
+            let mut pos = dst;
+            for &p in filled
+                .iter()
+                .filter(|&&p| overlaps(p, p + PAGE, dst, dst + len))
+            {
+                if p > pos {
+                    out.push((pos, from.at(pos - dst), p - pos));
+                }
+                pos = pos.max(p + PAGE);
+            }
+            if pos < dst + len {
+                out.push((pos, from.at(pos - dst), dst + len - pos));
+            }
+        }
+        out
+    }
 }
 
 impl<M: Mem> Engine<M> {
@@ -192,6 +253,7 @@ impl<M: Mem> Engine<M> {
             if lo >= hi {
                 continue;
             }
+            self.take_unfilled(&mut plan, lo, hi);
             self.fill_unfilled(lo, hi);
             for (a, b, src) in resolve(&self.t, s + (lo - d), s + (hi - d)) {
                 // What the real copy puts at the destination: an original's
@@ -217,6 +279,24 @@ impl<M: Mem> Engine<M> {
             }
         }
         plan
+    }
+
+    /// Pages of the real part `[lo, hi)` that a free left unfilled become
+    /// the plan's to fill ([`CopyPlan::fills`]), up to [`PLAN_FILLS`] of
+    /// them (a copy's fringes and the pages next to them; the rest get
+    /// zero pages).
+    fn take_unfilled(&mut self, plan: &mut CopyPlan, lo: usize, hi: usize) {
+        if self.unfilled.is_empty() || plan.fills.len() >= PLAN_FILLS {
+            return;
+        }
+        for (a, b) in self.unfilled.clipped(page_down(lo), page_up(hi)) {
+            let mut p = a;
+            while p < b && plan.fills.len() < PLAN_FILLS {
+                plan.fills.push(p);
+                p += PAGE;
+            }
+            self.unfilled.forget(a, p);
+        }
     }
 
     /// The steady state of a reused destination: `[d, d+n)` (whole pages,
@@ -409,6 +489,48 @@ mod tests {
     use super::*;
 
     const P: usize = PAGE;
+
+    /// A filled page holds the plan's bytes for it and zeros around them,
+    /// and the real copies left skip it exactly.
+    #[test]
+    fn filled_pages_are_composed_and_skipped() {
+        let plan = CopyPlan {
+            real: vec![
+                (10 * P + 100, CopyFrom::Mem(1000), P - 100),
+                (11 * P, CopyFrom::Bounce(0), 2 * P + 50),
+            ],
+            fills: [10 * P, 12 * P].into_iter().collect(),
+            ..CopyPlan::default()
+        };
+        let mut page = vec![0xAA; P];
+        let mut reads = Vec::new();
+        plan.compose(10 * P, &mut page, |from, part| {
+            reads.push((from, part.len()));
+            part.fill(7);
+        });
+        assert_eq!(reads, [(CopyFrom::Mem(1000), P - 100)]);
+        assert!(page[..100].iter().all(|&b| b == 0) && page[100..].iter().all(|&b| b == 7));
+        reads.clear();
+        plan.compose(12 * P, &mut page, |from, part| {
+            reads.push((from, part.len()))
+        });
+        assert_eq!(reads, [(CopyFrom::Bounce(P), P)]);
+        // Both pages filled: the page between them and the bytes after
+        // the second are copied.
+        assert_eq!(
+            plan.real_outside(&[10 * P, 12 * P]).as_slice(),
+            &[
+                (11 * P, CopyFrom::Bounce(0), P),
+                (13 * P, CopyFrom::Bounce(2 * P), 50)
+            ]
+        );
+        // The second one not filled: it is copied as planned.
+        assert_eq!(
+            plan.real_outside(&[10 * P]).as_slice(),
+            &[(11 * P, CopyFrom::Bounce(0), 2 * P + 50)]
+        );
+        assert_eq!(plan.real_outside(&[]).as_slice(), plan.real.as_slice());
+    }
 
     /// Whole destination pages inside tracked stretches of the source, at
     /// any alignment between source and destination; untracked bytes split

@@ -51,7 +51,7 @@ mod unfilled;
 
 use smallvec::SmallVec;
 
-pub use copy::{CopyFrom, CopyPlan};
+pub use copy::{CopyFrom, CopyPlan, RealCopies, PLAN_FILLS};
 pub use counters::{Cause, Counters, Paths};
 pub use free::{FreeAction, IoRanges};
 pub use mem::Mem;

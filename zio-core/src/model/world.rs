@@ -3,7 +3,7 @@
 //! reference memory where every copy is real.
 
 use super::sim::{Sim, BASE, PAGES, SHARED_FROM};
-use crate::engine::{Cfg, CopyFrom, Engine};
+use crate::engine::{Cfg, CopyFrom, Engine, Mem};
 use crate::ranges::{page_down, page_up, PAGE};
 
 /// The program's and kernel's view: accesses that fault call the engine.
@@ -14,6 +14,8 @@ pub(super) struct World {
     pub(super) valid: Vec<bool>,
     /// Allocations freed by the program and not yet released by zio.
     pub(super) held: Vec<(usize, usize)>,
+    /// Pages the copies' plans had filled whole (`CopyPlan::fills`).
+    pub(super) fills: u64,
 }
 
 impl World {
@@ -23,6 +25,7 @@ impl World {
             reference: vec![0; PAGES * PAGE],
             valid: vec![true; PAGES * PAGE],
             held: Vec::new(),
+            fills: 0,
         }
     }
 
@@ -138,7 +141,31 @@ impl World {
         match plan {
             None => self.raw_copy(d, s, n, false),
             Some(p) => {
-                for &(dst, from, len) in &p.real {
+                // The caller's fills: a page still missing and registered
+                // gets its composed bytes at once.
+                let mut filled = Vec::new();
+                for &page in &p.fills {
+                    let i = Sim::idx(page);
+                    if self.e.mem.pages[i].present || !self.e.mem.registered[i] {
+                        continue;
+                    }
+                    let mut bytes = vec![0; PAGE];
+                    p.compose(page, &mut bytes, |from, part| match from {
+                        CopyFrom::Mem(src) => {
+                            for (k, b) in part.iter_mut().enumerate() {
+                                *b = self.load(src + k);
+                            }
+                        }
+                        CopyFrom::Bounce(off) => {
+                            part.copy_from_slice(&p.bounce[off..off + part.len()])
+                        }
+                    });
+                    if self.e.mem.fill(page, &bytes) {
+                        filled.push(page);
+                        self.fills += 1;
+                    }
+                }
+                for (dst, from, len) in p.real_outside(&filled) {
                     match from {
                         CopyFrom::Mem(src) => self.raw_copy(dst, src, len, p.overlapping),
                         CopyFrom::Bounce(off) => {
