@@ -36,7 +36,7 @@ pub struct RealMem {
 }
 
 /// Pages remembered as not registered ([`RealMem::unregistered`]).
-const UNREGISTERED: usize = 8;
+const UNREGISTERED: usize = 32;
 
 /// How loudly a failed fill is logged: ENOMEM is said once elsewhere
 /// (`crate::resources`); ENOENT is memory the program unmapped meanwhile;
