@@ -28,6 +28,9 @@ pub struct Redirect {
     /// Continues the memory of this original (pinned meanwhile) rather
     /// than fresh memory.
     into: Option<OrigId>,
+    /// Whole pages of the buffer known registered for this message
+    /// ([`crate::tracker::Original::verified`]).
+    verified: (usize, usize),
 }
 
 impl<M: Mem> Engine<M> {
@@ -88,6 +91,7 @@ impl<M: Mem> Engine<M> {
             asked: n,
             slots,
             into: None,
+            verified: (0, 0),
         })
     }
 
@@ -131,6 +135,7 @@ impl<M: Mem> Engine<M> {
             asked: n,
             slots,
             into: Some(id),
+            verified: o.verified,
         }
     }
 
@@ -164,7 +169,7 @@ impl<M: Mem> Engine<M> {
     /// read as those bytes: its whole pages become a piece of `r.to`, the
     /// bytes in partial pages are written for real (or, in a page that is
     /// missing anyway, become pieces too).
-    pub fn input_redirected(&mut self, a: usize, r: Redirect, got: isize) -> Result<(), Busy> {
+    pub fn input_redirected(&mut self, a: usize, mut r: Redirect, got: isize) -> Result<(), Busy> {
         if got <= 0 {
             self.release_own(r);
             return Ok(());
@@ -173,11 +178,15 @@ impl<M: Mem> Engine<M> {
         if self.redirect_steady(a, &r, got) {
             return Ok(());
         }
+        if r.into.is_none() {
+            r.verified = self.verify_asked(a, r.asked);
+        }
         let (c0, c1) = whole_pages(a, got);
         // The whole pages are overwritten: old pieces dropped, originals
         // released (backed up for their dependents).
         let dropped = self.overwrite((c0, c1), a, a + got)?;
-        let core_missing = c1 > c0 && (dropped.covers(c0, c1) || self.leave_missing(c0, c1));
+        let core_missing =
+            c1 > c0 && (dropped.covers(c0, c1) || self.leave_buffer_missing(&r, c0, c1));
         let keep = if core_missing { (c0, c1) } else { (c0, c0) };
         self.fill_dropped(dropped, &[keep]);
         if core_missing {
@@ -287,6 +296,36 @@ impl<M: Mem> Engine<M> {
         self.counters.copied_bytes += (hi - lo) as u64;
     }
 
+    /// A message's first input call asked for `[a, a+asked)`: if a free
+    /// left all its whole pages missing, asks once whether they are still
+    /// registered (registering them again if the allocator mapped them
+    /// anew), for all its parts ([`Engine::leave_buffer_missing`]).
+    /// Returns the pages known so (empty if none).
+    fn verify_asked(&mut self, a: usize, asked: usize) -> (usize, usize) {
+        let (v0, v1) = whole_pages(a, asked);
+        let known = v1 > v0
+            && self.unfilled.covers(v0, v1)
+            && (self.mem.still_missing(v0, v1 - v0) || self.mem.make_missing_again(v0, v1 - v0));
+        if known {
+            (v0, v1)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// Leaves the whole pages `[r0, r1)` of a redirected input's buffer
+    /// missing ([`Engine::leave_missing`]), asking nothing where the
+    /// message's first call found them registered and a free's leaving
+    /// them missing still holds.
+    fn leave_buffer_missing(&mut self, r: &Redirect, r0: usize, r1: usize) -> bool {
+        let (v0, v1) = r.verified;
+        if v0 <= r0 && r1 <= v1 && self.unfilled.covers(r0, r1) {
+            self.unfilled.forget(r0, r1);
+            return true;
+        }
+        self.leave_missing(r0, r1)
+    }
+
     /// The original of a redirect's memory: zio's own, so a backup (nothing
     /// else writes it), knowing how far the message's first call asked.
     fn redirect_original(&mut self, r: &Redirect, now: u64) -> OrigId {
@@ -294,6 +333,7 @@ impl<M: Mem> Engine<M> {
         let o = self.t.orig_mut(id);
         o.backup = true;
         o.asked_end = r.to + r.asked;
+        o.verified = r.verified;
         id
     }
 
@@ -370,7 +410,7 @@ impl<M: Mem> Engine<M> {
         }
         self.mem.write(r.to + (hi - a), old);
         let moved = if unfilled {
-            self.leave_missing(lo, page_end)
+            self.leave_buffer_missing(r, lo, page_end)
         } else {
             self.mem.make_missing(lo, PAGE)
         };

@@ -90,9 +90,12 @@ fn a_copied_from_input_buffer_is_redirected_once_its_copies_are_freed() {
 /// The steady state neither protects the buffer at its first copy and
 /// unprotects it at its free, nor unmaps anything, also when the message
 /// arrives in two parts split inside a page (the page the free left
-/// missing stays so and joins the first part's piece).
+/// missing stays so and joins the first part's piece); and a message in
+/// parts asks whether the buffer is still registered as often as a
+/// message in one.
 #[test]
 fn an_input_buffer_freed_and_handed_back_is_redirected() {
+    let mut checks = Vec::new();
     for split in [None, Some(3 * PAGE + 100)] {
         let (mut w, n, input) = chain_world();
         let chunks = [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x10];
@@ -110,9 +113,11 @@ fn an_input_buffer_freed_and_handed_back_is_redirected() {
         per_message(&mut w, 1);
         let before = (w.e.mem.protect_calls, w.e.mem.unmap_calls);
         let redirected = w.e.counters.inputs_redirected;
+        let asked = w.e.mem.check_calls;
         for seed in 2..8 {
             per_message(&mut w, seed);
         }
+        checks.push(w.e.mem.check_calls - asked);
         assert_eq!(
             (w.e.mem.protect_calls, w.e.mem.unmap_calls),
             before,
@@ -124,6 +129,8 @@ fn an_input_buffer_freed_and_handed_back_is_redirected() {
         assert_eq!(w.e.counters.elided_copies, 8 * 5);
         w.check_all();
     }
+    // The input once and each of the five copies' destinations.
+    assert_eq!(checks, [6 * 6, 6 * 6], "registration checks in 6 messages");
 }
 
 /// A program that reads its input buffer in place before copying it: the

@@ -32,6 +32,9 @@ pub(super) struct Sim {
     /// Unmap and zero-page calls (a system call each in the real backend).
     pub(super) unmap_calls: u64,
     pub(super) zero_calls: u64,
+    /// Questions whether pages a free left missing are still registered
+    /// (an ioctl each in the real backend).
+    pub(super) check_calls: u64,
     /// Every fill fails, as `UFFDIO_COPY` does when the kernel is out of
     /// memory.
     pub(super) refuse_fills: bool,
@@ -53,6 +56,7 @@ impl Sim {
             protect_calls: 0,
             unmap_calls: 0,
             zero_calls: 0,
+            check_calls: 0,
             refuse_fills: false,
         }
     }
@@ -97,6 +101,7 @@ impl Mem for Sim {
         true
     }
     fn still_missing(&mut self, a: usize, len: usize) -> bool {
+        self.check_calls += 1;
         (Self::idx(a)..Self::idx(a + len - 1) + 1)
             .all(|i| self.registered[i] && !self.pages[i].present)
     }

@@ -111,6 +111,12 @@ pub struct Original {
     /// A copy of these bytes was elided at some point (the buffer is one
     /// a program copies out of, even once its copies are gone).
     pub copied: bool,
+    /// For zio's memory holding a redirected input: the whole pages of the
+    /// program's buffer, inside what the message's first call asked for,
+    /// that call found still registered where a free left them missing.
+    /// The buffer is the program's while it reads the message, so the
+    /// message's later parts need not ask again.
+    pub verified: (usize, usize),
 }
 
 impl Original {
