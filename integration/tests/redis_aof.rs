@@ -238,8 +238,12 @@ fn redis_appendonly_file_is_identical_under_zio() {
     // Under zio the server's copies of the values (into the AOF buffer,
     // into reply buffers, sds growth) are elided, and both the AOF writes
     // and the GET replies go out from the originals. The bounds leave a
-    // wide margin for timing-dependent read sizes; more substituted bytes
-    // than GET payload means the AOF writes were substituted too.
+    // wide margin for timing-dependent read sizes, and for a query buffer
+    // Redis reallocates where a freed one was: its input is redirected,
+    // Redis parses it in place, and the pages it faults in go out as
+    // they are (about 24 substituted outputs, 20 in some runs); more
+    // substituted bytes than GET payload means the AOF writes were
+    // substituted too.
     let out_volume = z.got + bytes.len() as u64;
     let c = |name: &str| counter(&log, name);
     eprintln!(
@@ -263,7 +267,7 @@ fn redis_appendonly_file_is_identical_under_zio() {
     for (name, min) in [
         ("elided_copies", 20),
         ("elided_bytes", out_volume),
-        ("outputs_substituted", 20),
+        ("outputs_substituted", 16),
         ("bytes_substituted", out_volume * 3 / 4),
     ] {
         assert!(
