@@ -180,6 +180,9 @@ impl<M: Mem> Engine<M> {
         }
         if r.into.is_none() {
             r.verified = self.verify_asked(a, r.asked);
+            // The buffer is what the message's first call asked to fill.
+            let (b0, b1) = whole_pages(a, r.asked);
+            self.inputs.note(b0, b1);
         }
         let (c0, c1) = whole_pages(a, got);
         // The whole pages are overwritten: old pieces dropped, originals
@@ -189,9 +192,6 @@ impl<M: Mem> Engine<M> {
             c1 > c0 && (dropped.covers(c0, c1) || self.leave_buffer_missing(&r, c0, c1));
         let keep = if core_missing { (c0, c1) } else { (c0, c0) };
         self.fill_dropped(dropped, &[keep]);
-        if core_missing {
-            self.inputs.note(c0, c1);
-        }
         let elided = self.land_parts(a, &r, got, (c0, c1), core_missing);
         if elided > 0 {
             self.policy.elided(r.slots, elided as u64);

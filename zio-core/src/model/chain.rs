@@ -205,6 +205,47 @@ fn chain_links_elide_every_whole_page_across_alignments() {
     assert!(w.e.paths.fringe_hits >= 24, "{:?}", w.e.paths.fringe_hits);
 }
 
+/// Two connections' input buffers, each `malloc`'d per message, freed
+/// after it and handed back, their messages arriving in five parts with
+/// fewer whole pages each than the threshold: each buffer is remembered
+/// whole, as its message's first call asked to fill it, not as its last
+/// part, so both keep being redirected and every copy elided.
+#[test]
+fn buffers_read_in_parts_are_remembered_whole() {
+    let mut w = World::new(Cfg {
+        threshold: 4 * PAGE,
+        max_records: 1000,
+        ..redirect_cfg()
+    });
+    let n = 12 * PAGE;
+    let inputs = [BASE + 16, BASE + 20 * PAGE + 16];
+    let chunks = [BASE + 40 * PAGE + 0x10, BASE + 60 * PAGE + 0x10];
+    let per_message = |w: &mut World, input: usize, seed: u8, parts: usize| {
+        let data: Vec<u8> = (0..n).map(|i| seed ^ (i % 251) as u8).collect();
+        let part = n / parts + 1;
+        let mut off = 0;
+        while off < n {
+            let k = part.min(n - off);
+            w.input_asked(input + off, n - off, &data[off..off + k]);
+            off += k;
+        }
+        chain(w, input, &data, chunks, 2);
+        free(w, input, n);
+    };
+    // Whole messages first: each buffer is an original copies are made
+    // from when it is freed.
+    for seed in 0..2 {
+        per_message(&mut w, inputs[usize::from(seed % 2)], seed, 1);
+    }
+    let (redirected, elided) = (w.e.counters.inputs_redirected, w.e.counters.elided_copies);
+    for seed in 2..12 {
+        per_message(&mut w, inputs[usize::from(seed % 2)], seed, 5);
+    }
+    assert_eq!(w.e.counters.inputs_redirected - redirected, 10 * 5);
+    assert_eq!(w.e.counters.elided_copies - elided, 10 * 2);
+    w.check_all();
+}
+
 /// Chunks handed out a page further on every other message, as an
 /// allocator's are: pages a free left missing become the partial end
 /// pages of the next copy there. The caller fills each whole in one step
