@@ -58,6 +58,20 @@ static struct msghdr with_iov(struct iovec *v, size_t n) {
 static long c_read_null(void) { return read(file_fd, nowhere, 100); }
 static long c_read_gone(void) { return read(file_fd, gone, 100); }
 static long c_read_closed(void) { return read(closed_fd, buf, 100); }
+/* A read into a buffer copied from and then freed, which glibc unmapped
+ * (4 MiB, above its mmap threshold): zio remembers such buffers for the
+ * input the allocator hands them back to, and must not take this stale
+ * pointer for one. */
+static long c_read_freed(void) {
+    unsigned char *in = malloc(4 * BIG), *cp = malloc(BIG);
+    if (!in || !cp) die("malloc");
+    full_pread(file_fd, in, BIG, 0);
+    memcpy(cp, in, BIG);
+    unsigned char *volatile stale = in;
+    free(cp);
+    free(in);
+    return pread(file_fd, stale, BIG, 0);
+}
 static long c_read_chk(void) { return __read_chk(file_fd, nowhere, 100, 100); }
 static long c_pread_neg(void) { return pread(file_fd, buf, 100, -1); }
 static long c_pread64_gone(void) { return pread64(file_fd, gone, 100, 0); }
@@ -235,7 +249,7 @@ static const struct {
     long (*run)(void);
 } cases[] = {
 #define C(f) {#f, c_##f}
-    C(read_null), C(read_gone), C(read_closed), C(read_chk), C(pread_neg), C(pread64_gone),
+    C(read_null), C(read_gone), C(read_closed), C(read_freed), C(read_chk), C(pread_neg), C(pread64_gone),
     C(pread_chk), C(pread64_chk), C(readv_null), C(readv_gone), C(readv_edge), C(readv_neg),
     C(readv_5000), C(readv_1025), C(readv_misaligned), C(readv_bad_base), C(preadv_null),
     C(preadv_closed), C(preadv2_gone), C(preadv2_flags), C(recv_null), C(recv_chk),

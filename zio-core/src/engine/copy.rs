@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use super::policy::Verdict;
 use super::resolve::{resolve, Seg, Src};
+use super::unfilled::NOTHING_KNOWN;
 use super::{Busy, Engine, Mem, Runs};
 use crate::ranges::{overlaps, page_down, page_up, whole_pages, OrderedRuns, PAGE};
 use crate::tracker::{OrigId, Piece, Slots};
@@ -430,7 +431,7 @@ impl<M: Mem> Engine<M> {
         let protected = self.protect_sources(segs, sa, sb);
         // Pages this copy just dropped, or that a free left missing (if
         // still registered), need no unmapping.
-        let missing = dropped.covers(r0, r1) || self.leave_missing(r0, r1);
+        let missing = dropped.covers(r0, r1) || self.leave_missing(r0, r1, NOTHING_KNOWN);
         if !protected || !missing {
             self.counters.refused += 1;
             return false;

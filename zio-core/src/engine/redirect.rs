@@ -7,6 +7,7 @@
 use smallvec::SmallVec;
 
 use super::policy::{Verdict, INPUT_SITE};
+use super::unfilled::NOTHING_KNOWN;
 use super::{Busy, Engine, Mem};
 use crate::ranges::{overlaps, page_down, page_up, whole_pages, PAGE};
 use crate::tracker::{OrigId, Piece, Slots};
@@ -28,8 +29,8 @@ pub struct Redirect {
     /// Continues the memory of this original (pinned meanwhile) rather
     /// than fresh memory.
     into: Option<OrigId>,
-    /// Whole pages of the buffer known registered for this message
-    /// ([`crate::tracker::Original::verified`]).
+    /// Whole pages of the buffer known left missing and registered for
+    /// this message ([`crate::tracker::Original::verified`]).
     verified: (usize, usize),
 }
 
@@ -80,6 +81,7 @@ impl<M: Mem> Engine<M> {
         if let Some((to, id, _)) = cont {
             return Some(self.redirect_into(to, id, n, slots));
         }
+        let verified = self.claim_handed_back(a, n)?;
         // Room up to the end of the last page: a call that ends inside it
         // may move the page's other bytes there ([`Engine::tail_into_own`]).
         let span = page_up(a + n) - a;
@@ -91,7 +93,7 @@ impl<M: Mem> Engine<M> {
             asked: n,
             slots,
             into: None,
-            verified: (0, 0),
+            verified,
         })
     }
 
@@ -169,7 +171,7 @@ impl<M: Mem> Engine<M> {
     /// read as those bytes: its whole pages become a piece of `r.to`, the
     /// bytes in partial pages are written for real (or, in a page that is
     /// missing anyway, become pieces too).
-    pub fn input_redirected(&mut self, a: usize, mut r: Redirect, got: isize) -> Result<(), Busy> {
+    pub fn input_redirected(&mut self, a: usize, r: Redirect, got: isize) -> Result<(), Busy> {
         if got <= 0 {
             self.release_own(r);
             return Ok(());
@@ -179,7 +181,6 @@ impl<M: Mem> Engine<M> {
             return Ok(());
         }
         if r.into.is_none() {
-            r.verified = self.verify_asked(a, r.asked);
             // The buffer is what the message's first call asked to fill.
             let (b0, b1) = whole_pages(a, r.asked);
             self.inputs.note(b0, b1);
@@ -189,7 +190,7 @@ impl<M: Mem> Engine<M> {
         // released (backed up for their dependents).
         let dropped = self.overwrite((c0, c1), a, a + got)?;
         let core_missing =
-            c1 > c0 && (dropped.covers(c0, c1) || self.leave_buffer_missing(&r, c0, c1));
+            c1 > c0 && (dropped.covers(c0, c1) || self.leave_missing(c0, c1, r.verified));
         let keep = if core_missing { (c0, c1) } else { (c0, c0) };
         self.fill_dropped(dropped, &[keep]);
         let elided = self.land_parts(a, &r, got, (c0, c1), core_missing);
@@ -296,34 +297,21 @@ impl<M: Mem> Engine<M> {
         self.counters.copied_bytes += (hi - lo) as u64;
     }
 
-    /// A message's first input call asked for `[a, a+asked)`: if a free
-    /// left all its whole pages missing, asks once whether they are still
-    /// registered (registering them again if the allocator mapped them
-    /// anew), for all its parts ([`Engine::leave_buffer_missing`]).
-    /// Returns the pages known so (empty if none).
-    fn verify_asked(&mut self, a: usize, asked: usize) -> (usize, usize) {
-        let (v0, v1) = whole_pages(a, asked);
-        let known = v1 > v0
-            && self.unfilled.covers(v0, v1)
-            && (self.mem.still_missing(v0, v1 - v0) || self.mem.make_missing_again(v0, v1 - v0));
-        if known {
-            (v0, v1)
-        } else {
-            (0, 0)
+    /// A fresh redirect of an input of up to `n` bytes at `a`: the whole
+    /// pages the buffer is known by ([`Redirect::verified`]). A buffer
+    /// with no record there is known only as one the allocator handed back
+    /// ([`InputBuffers`]), which may be stale: its pages are left missing
+    /// now, before the input call (one check where a free left them so),
+    /// and `None` if they cannot be (unmapped since, or no longer private
+    /// memory), so that the input lands in the buffer as it would without
+    /// zio, error included. A buffer with records needs nothing yet
+    /// ([`Engine::input_redirected`] releases them first).
+    fn claim_handed_back(&mut self, a: usize, n: usize) -> Option<(usize, usize)> {
+        let (v0, v1) = whole_pages(a, n);
+        if self.t.has_pieces_in(v0, v1) || self.t.has_origs_in(v0, v1) {
+            return Some(NOTHING_KNOWN);
         }
-    }
-
-    /// Leaves the whole pages `[r0, r1)` of a redirected input's buffer
-    /// missing ([`Engine::leave_missing`]), asking nothing where the
-    /// message's first call found them registered and a free's leaving
-    /// them missing still holds.
-    fn leave_buffer_missing(&mut self, r: &Redirect, r0: usize, r1: usize) -> bool {
-        let (v0, v1) = r.verified;
-        if v0 <= r0 && r1 <= v1 && self.unfilled.covers(r0, r1) {
-            self.unfilled.forget(r0, r1);
-            return true;
-        }
-        self.leave_missing(r0, r1)
+        self.make_unfilled(v0, v1).then_some((v0, v1))
     }
 
     /// The original of a redirect's memory: zio's own, so a backup (nothing
@@ -410,7 +398,7 @@ impl<M: Mem> Engine<M> {
         }
         self.mem.write(r.to + (hi - a), old);
         let moved = if unfilled {
-            self.leave_buffer_missing(r, lo, page_end)
+            self.leave_missing(lo, page_end, r.verified)
         } else {
             self.mem.make_missing(lo, PAGE)
         };

@@ -10,6 +10,9 @@ use crate::ranges::{page_down, page_up, whole_pages, OrderedRuns, RangeSet};
 /// pages at once.
 const UNFILLED_RUNS: usize = 64;
 
+/// No pages known registered ([`Engine::leave_missing`]).
+pub(super) const NOTHING_KNOWN: (usize, usize) = (0, 0);
+
 /// Pages of freed elided copies left missing (registered, no pieces): the
 /// next elided copy there needs no `MADV_DONTNEED`, and nobody pays for
 /// zero pages that copy would discard again. Whatever else uses them gets
@@ -127,13 +130,16 @@ impl<M: Mem> Engine<M> {
     }
 
     /// Leaves the whole pages `[r0, r1)` missing for an elided copy or a
-    /// redirected input: pages a free left unfilled need nothing if still
-    /// registered (one check), others are registered and discarded. They
-    /// are no longer unfilled. False, changing nothing, if refused.
-    pub(super) fn leave_missing(&mut self, r0: usize, r1: usize) -> bool {
+    /// redirected input: pages a free left unfilled need nothing inside
+    /// `known` (found registered since: a redirect's `verified` pages) and
+    /// one check elsewhere; others are registered and discarded. They are
+    /// no longer unfilled. False, changing nothing, if refused.
+    pub(super) fn leave_missing(&mut self, r0: usize, r1: usize, known: (usize, usize)) -> bool {
         let len = r1 - r0;
         let missing = if self.unfilled.covers(r0, r1) {
-            self.mem.still_missing(r0, len) || self.mem.make_missing_again(r0, len)
+            (known.0 <= r0 && r1 <= known.1)
+                || self.mem.still_missing(r0, len)
+                || self.mem.make_missing_again(r0, len)
         } else {
             self.mem.make_missing(r0, len)
         };
@@ -141,6 +147,16 @@ impl<M: Mem> Engine<M> {
             self.unfilled.forget(r0, r1);
         }
         missing
+    }
+
+    /// Leaves the whole pages `[r0, r1)`, which hold no record, missing
+    /// and unfilled (see [`Engine::leave_missing`]). False if refused.
+    pub(super) fn make_unfilled(&mut self, r0: usize, r1: usize) -> bool {
+        if !self.leave_missing(r0, r1, NOTHING_KNOWN) {
+            return false;
+        }
+        self.unfilled.0.insert(r0, r1);
+        true
     }
 
     /// Zero pages for the pages of `[a, b)` left unfilled: they are about
