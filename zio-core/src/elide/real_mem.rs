@@ -35,7 +35,8 @@ pub struct RealMem {
     pub(super) time: EngineTime,
 }
 
-/// Pages remembered as not registered ([`RealMem::unregistered`]).
+/// Pages each of [`RealMem::unregistered`] and
+/// [`RealMem::registered_seen`] remembers.
 const UNREGISTERED: usize = 32;
 
 /// How loudly a failed fill is logged: ENOMEM is said once elsewhere
@@ -148,6 +149,10 @@ impl Mem for RealMem {
             return false;
         }
         self.discard_registered(a, len, false)
+    }
+
+    fn private_writable(&mut self, a: usize, len: usize) -> bool {
+        vma::classify(a, a + len) == vma::Kind::PrivateAnon
     }
 
     fn still_missing(&mut self, a: usize, len: usize) -> bool {

@@ -53,6 +53,10 @@ pub trait Mem {
     /// memory zio left there (the allocator may have unmapped and mapped it
     /// again behind zio's back).
     fn still_missing(&mut self, a: usize, len: usize) -> bool;
+    /// True if the page-aligned `[a, a+len)` is all the program's private,
+    /// anonymous, writable memory: where an input zio lands elsewhere can
+    /// be written afterwards (asked of memory zio knows nothing of now).
+    fn private_writable(&mut self, a: usize, len: usize) -> bool;
     /// As [`Mem::make_missing`], for a range [`Mem::still_missing`] just
     /// found not to be what zio left there: what it learned need not be
     /// asked again.

@@ -300,18 +300,24 @@ impl<M: Mem> Engine<M> {
     /// A fresh redirect of an input of up to `n` bytes at `a`: the whole
     /// pages the buffer is known by ([`Redirect::verified`]). A buffer
     /// with no record there is known only as one the allocator handed back
-    /// ([`InputBuffers`]), which may be stale: its pages are left missing
-    /// now, before the input call (one check where a free left them so),
-    /// and `None` if they cannot be (unmapped since, or no longer private
-    /// memory), so that the input lands in the buffer as it would without
-    /// zio, error included. A buffer with records needs nothing yet
+    /// ([`InputBuffers`]), which may be stale, so it is checked before the
+    /// input call: pages a free left missing are asked once whether they
+    /// still are (then known for every part of the message); any other is
+    /// asked whether it is still the program's private writable memory.
+    /// `None` if not (unmapped since, or mapped anew as other memory): the
+    /// input lands in the buffer as it would without zio, error included.
+    /// Nothing is discarded here: the input may fill less than it asked,
+    /// and the bytes past it stay. A buffer with records needs nothing yet
     /// ([`Engine::input_redirected`] releases them first).
     fn claim_handed_back(&mut self, a: usize, n: usize) -> Option<(usize, usize)> {
         let (v0, v1) = whole_pages(a, n);
         if self.t.has_pieces_in(v0, v1) || self.t.has_origs_in(v0, v1) {
             return Some(NOTHING_KNOWN);
         }
-        self.make_unfilled(v0, v1).then_some((v0, v1))
+        if self.unfilled.covers(v0, v1) && self.mem.still_missing(v0, v1 - v0) {
+            return Some((v0, v1));
+        }
+        self.mem.private_writable(v0, v1 - v0).then_some(NOTHING_KNOWN)
     }
 
     /// The original of a redirect's memory: zio's own, so a backup (nothing

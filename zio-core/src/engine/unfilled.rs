@@ -149,16 +149,6 @@ impl<M: Mem> Engine<M> {
         missing
     }
 
-    /// Leaves the whole pages `[r0, r1)`, which hold no record, missing
-    /// and unfilled (see [`Engine::leave_missing`]). False if refused.
-    pub(super) fn make_unfilled(&mut self, r0: usize, r1: usize) -> bool {
-        if !self.leave_missing(r0, r1, NOTHING_KNOWN) {
-            return false;
-        }
-        self.unfilled.0.insert(r0, r1);
-        true
-    }
-
     /// Zero pages for the pages of `[a, b)` left unfilled: they are about
     /// to be written or read for real.
     pub(super) fn fill_unfilled(&mut self, a: usize, b: usize) {

@@ -100,6 +100,10 @@ impl Mem for Sim {
         }
         true
     }
+    fn private_writable(&mut self, a: usize, len: usize) -> bool {
+        // The shared pages stand for memory other than private anonymous.
+        Self::idx(a + len - 1) < SHARED_FROM
+    }
     fn still_missing(&mut self, a: usize, len: usize) -> bool {
         self.check_calls += 1;
         (Self::idx(a)..Self::idx(a + len - 1) + 1)
