@@ -241,9 +241,8 @@ fn redis_appendonly_file_is_identical_under_zio() {
     // wide margin for timing-dependent read sizes, and for a query buffer
     // Redis reallocates where a freed one was: its input is redirected,
     // Redis parses it in place, and the pages it faults in go out as
-    // they are (about 24 substituted outputs, 20 in some runs); more
-    // substituted bytes than GET payload means the AOF writes were
-    // substituted too.
+    // they are; more substituted bytes than GET payload means the AOF
+    // writes were substituted too.
     let out_volume = z.got + bytes.len() as u64;
     let c = |name: &str| counter(&log, name);
     eprintln!(

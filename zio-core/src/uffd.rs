@@ -128,12 +128,7 @@ impl Uffd {
     fn ioctl<T>(&self, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
         self.calls
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        // SAFETY: `arg` is the struct this request expects, valid for the call.
-        if unsafe { libc::ioctl(self.fd, req, arg as *mut T) } < 0 {
-            Err(errno())
-        } else {
-            Ok(())
-        }
+        ioctl_on(self.fd, req, arg)
     }
 
     /// A request that needs kernel memory (page tables, split VMAs): it
@@ -325,32 +320,40 @@ impl Uffd {
 /// `UFFDIO_COPY`s made by [`fill_pages`], outside any [`Uffd`]'s count.
 static UNLOCKED_CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Maps a copy of `bytes` (whole pages) at the missing pages from `dst`
-/// of the descriptor `fd`, waking their waiters, without the engine's
-/// lock (a copy's caller filling pages its plan names,
-/// [`crate::engine::CopyPlan::fills`]). Returns how many pages from `dst`
-/// were filled: the kernel stops at the first it cannot fill (present,
-/// not registered, no memory), which the caller then writes as usual.
-/// Refused now and then under `ZIO_INJECT`.
+/// Maps a copy of `bytes` (whole pages) at the missing pages from `dst` of
+/// `fd`, waking their waiters, without the engine's lock (the pages a
+/// copy's plan names, [`crate::engine::CopyPlan::fills`]). Returns the pages
+/// filled: the kernel stops at the first it cannot fill (present, not
+/// registered, no memory; refused now and then under `ZIO_INJECT`).
 pub fn fill_pages(fd: c_int, dst: usize, bytes: &[u8]) -> usize {
     if crate::resources::refuse().is_some() {
         return 0;
     }
     UNLOCKED_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let pages = bytes.len() / PAGE;
     let mut c = Copy {
         dst: dst as u64,
         src: bytes.as_ptr() as u64,
-        len: (bytes.len() / PAGE * PAGE) as u64,
+        len: (pages * PAGE) as u64,
         mode: 0,
         copy: 0,
     };
-    // SAFETY: `c` is the `uffdio_copy` this request expects; the kernel
-    // reads `c.len` bytes of `bytes` and writes only missing pages at `dst`.
-    if unsafe { libc::ioctl(fd, UFFDIO_COPY, &mut c as *mut Copy) } == 0 {
-        return bytes.len() / PAGE;
+    if ioctl_on(fd, UFFDIO_COPY, &mut c).is_ok() {
+        return pages;
     }
     // Failed part-way: `copy` holds the bytes done (or the negative errno).
     usize::try_from(c.copy).map_or(0, |done| done / PAGE)
+}
+
+/// One ioctl `req` on `fd` with `arg`, the struct it expects.
+fn ioctl_on<T>(fd: c_int, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
+    // SAFETY: `arg` is the struct this request expects, valid for the call;
+    // the kernel reads and writes only it and the memory it names.
+    if unsafe { libc::ioctl(fd, req, arg as *mut T) } < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
 }
 
 /// The ioctls [`fill_pages`] made in this process.
