@@ -317,7 +317,9 @@ impl<M: Mem> Engine<M> {
         if self.unfilled.covers(v0, v1) && self.mem.still_missing(v0, v1 - v0) {
             return Some((v0, v1));
         }
-        self.mem.private_writable(v0, v1 - v0).then_some(NOTHING_KNOWN)
+        self.mem
+            .private_writable(v0, v1 - v0)
+            .then_some(NOTHING_KNOWN)
     }
 
     /// The original of a redirect's memory: zio's own, so a backup (nothing
