@@ -28,6 +28,9 @@ impl Mem for NullMem {
     fn still_missing(&mut self, _a: usize, _len: usize) -> bool {
         true
     }
+    fn private_writable(&mut self, _a: usize, _len: usize) -> bool {
+        true
+    }
     fn fill(&mut self, _page: usize, _data: &[u8]) -> bool {
         true
     }
