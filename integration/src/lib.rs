@@ -289,6 +289,20 @@ pub fn pattern_file(dir: &TempDir, len: usize, seed: u64) -> PathBuf {
     p
 }
 
+/// A command that runs `env ARGS...` as `user`, with that user's primary
+/// and supplementary groups, as a service manager starts a server. The
+/// caller puts `LD_PRELOAD=...` among the arguments, after the switch, so
+/// that zio is not loaded into setpriv (which would open zio's log file
+/// as root under the pid the program then keeps).
+pub fn as_user(user: &str) -> Command {
+    let out = Command::new("id").args(["-g", user]).output().unwrap();
+    assert!(out.status.success(), "no user {user}");
+    let gid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", user, "--regid", &gid, "--init-groups", "env"]);
+    c
+}
+
 /// Fails the test unless it runs as root (it switches users or installs
 /// setuid files); `what` names it.
 pub fn require_root(what: &str) {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, with_zio};
+use crate::{as_user, free_port, lib_path, with_zio};
 
 /// Panics with the install hint unless `cmd` is on PATH.
 pub fn require(cmd: &str) {
@@ -45,9 +45,25 @@ impl Server {
     /// Starts redis-server with its files in `dir` (and zio's logs there,
     /// under zio), plus `extra` arguments; waits (bounded) for PONG.
     pub fn start(dir: &Path, zio: bool, extra: &[&str]) -> Server {
+        Server::start_as(dir, zio, extra, None)
+    }
+
+    /// As [`Server::start`], run as `user` (with that user's groups, as a
+    /// service manager starts it) if one is given; `dir` must be theirs.
+    pub fn start_as(dir: &Path, zio: bool, extra: &[&str], user: Option<&str>) -> Server {
         require("redis-server");
         let port = free_port();
-        let mut c = Command::new("redis-server");
+        let mut c = match user {
+            Some(u) => {
+                let mut c = as_user(u);
+                if zio {
+                    c.arg(format!("LD_PRELOAD={}", lib_path().display()));
+                }
+                c.arg("redis-server");
+                c
+            }
+            None => Command::new("redis-server"),
+        };
         c.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--daemonize", "no"])
             .args(["--protected-mode", "no", "--loglevel", "warning"])
@@ -58,6 +74,9 @@ impl Server {
             .stderr(Stdio::null());
         if zio {
             with_zio(&mut c, dir);
+            if user.is_some() {
+                c.env_remove("LD_PRELOAD");
+            }
         } else {
             c.env_remove("LD_PRELOAD");
         }

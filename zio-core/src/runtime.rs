@@ -118,7 +118,7 @@ pub fn probe_kernel() -> bool {
         }
         Err(e) => {
             let hint = if e.errno == libc::EPERM {
-                " (unprivileged processes need vm.unprivileged_userfaultfd=1 or CAP_SYS_PTRACE)"
+                " (an unprivileged process needs read-write access to /dev/userfaultfd: as root, `zio-run --setup --user NAME` grants it)"
             } else {
                 ""
             };

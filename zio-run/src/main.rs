@@ -15,13 +15,17 @@ use std::process::{exit, Command};
 
 use zio_core::config::{self, Kind, OPTIONS};
 
+mod setup;
+
 const USAGE_EXIT: i32 = 2;
 
 fn help() -> String {
     let mut s = String::from(
         "zio-run: run a program with zio (copy elision for IO data) preloaded\n\n\
          usage: zio-run [options] [--] program [args...]\n\
-         \x20      zio-run --check    validate the ZIO_* environment and exit\n\n\
+         \x20      zio-run --check    validate the ZIO_* environment and exit\n\
+         \x20      zio-run --setup [--user NAME]... [--undo]\n\
+         \x20                         let service users open /dev/userfaultfd (as root, once)\n\n\
          options (each sets the environment variable shown; flags override the environment):\n",
     );
     for d in &OPTIONS {
@@ -50,6 +54,9 @@ fn help() -> String {
     s.push_str(
         "  --lib PATH             the libzio.so to preload [ZIO_LIB; default: next to zio-run]\n\
          \x20 --check                validate every ZIO_* variable strictly, report userfaultfd, exit\n\
+         \x20 --setup                give /dev/userfaultfd to a group zio (udev rule), add each\n\
+         \x20                        --user NAME to it, exit; --undo reverses it (or only removes\n\
+         \x20                        the users named). For servers that run as their own users.\n\
          \x20 -h, --help             this text\n\
          \x20 -V, --version          version\n\n\
          SIZE takes K, M, G suffixes (powers of 1024). Bad values in the environment are\n\
@@ -113,6 +120,23 @@ fn check() -> ! {
             zio_core::uffd::errno_name(e.errno)
         ),
     }
+    match std::fs::metadata("/dev/userfaultfd") {
+        Ok(m) => {
+            use std::os::unix::fs::MetadataExt;
+            let group = if setup::device_is_granted(&m) {
+                " (zio-run --setup: group zio may open it)"
+            } else {
+                ""
+            };
+            println!(
+                "/dev/userfaultfd uid {} gid {} mode {:04o}{group}",
+                m.uid(),
+                m.gid(),
+                m.mode() & 0o7777
+            );
+        }
+        Err(e) => println!("/dev/userfaultfd {e}"),
+    }
     for p in &problems {
         eprintln!("zio-run: {}", p.message);
     }
@@ -155,6 +179,10 @@ fn main() {
                 exit(0);
             }
             "--check" => check(),
+            "--setup" if inline.is_none() => {
+                let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+                setup::main(&rest)
+            }
             "--lib" => {
                 let v = inline
                     .or_else(|| args.next())
