@@ -211,3 +211,49 @@ fn a_worker_that_drops_privileges_has_its_own_true_log() {
         "the worker (as nobody) cannot open userfaultfd: {files:?}"
     );
 }
+
+#[test]
+fn a_program_that_writes_its_title_over_its_environment_keeps_one_log_per_process() {
+    let dir = TempDir::new("retitle");
+    let input = data_file(&dir, 1 << 20);
+    let bin = compile_c("drop_privileges", dir.path());
+    let logs = open_dir(&dir);
+    let mut c = Command::new(&bin);
+    without_zio_env(&mut c)
+        .arg("retitle")
+        .arg(&input)
+        .env("LD_PRELOAD", lib_path())
+        .env("ZIO_STATS", "1")
+        .env("ZIO_LOG_FILE", logs.join("zio.%p.log"));
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sums = last_words(&stdout);
+    assert_eq!(sums.len(), 2, "{stdout}");
+    assert_eq!(sums[0], sums[1], "the worker's copy differs: {stdout}");
+    let files: Vec<(String, String)> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect();
+    // The worker's path is expanded from zio's own copy of ZIO_LOG_FILE,
+    // not from the environment block its parent wrote over.
+    assert_eq!(files.len(), 2, "one log per process: {files:?}");
+    for (name, text) in &files {
+        let pid = name.trim_start_matches("zio.").trim_end_matches(".log");
+        assert!(
+            text.lines().all(|l| l.starts_with(&format!("zio[{pid}]"))),
+            "{name} holds another process's lines:\n{text}"
+        );
+        assert!(!text.contains("cannot open ZIO_LOG_FILE"), "{text}");
+        let stats = Stats::parse(text);
+        assert!(stats.counter("elided_copies") >= 1, "{name}:\n{text}");
+    }
+}

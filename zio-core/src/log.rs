@@ -62,9 +62,24 @@ static LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
 /// Destination fd; -2 = not set up yet (use fd 2), -1 = nowhere.
 static FD: AtomicI32 = AtomicI32::new(-2);
 /// `ZIO_LOG_FILE` when it holds `%p` (null otherwise): each process opens
-/// its own file, on its first message after a fork.
+/// its own file, on its first message after a fork. It points into
+/// `PATH_COPY`, not the environment, which programs that set their process
+/// title (nginx, PostgreSQL, Redis) write over.
 static PID_PATH: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 static PID_PATH_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Room for the `%p` path (longer ones could not be expanded anyway).
+const PATH_MAX: usize = 4096;
+
+/// The copy of the `%p` path that `PID_PATH` points to.
+struct PathCopy(core::cell::UnsafeCell<[u8; PATH_MAX]>);
+
+// SAFETY: written only by `init`, before `PID_PATH` publishes it with
+// Release; every reader loads `PID_PATH` with Acquire first and never
+// writes.
+unsafe impl Sync for PathCopy {}
+
+static PATH_COPY: PathCopy = PathCopy(core::cell::UnsafeCell::new([0; PATH_MAX]));
 /// The process `FD` was opened for when `PID_PATH` is set.
 static FD_PID: AtomicI32 = AtomicI32::new(0);
 
@@ -82,9 +97,17 @@ pub fn init(level: Level, file: Option<&'static [u8]>) {
     let Some(path) = file else {
         return;
     };
-    if path.windows(2).any(|w| w == b"%p") {
+    if path.windows(2).any(|w| w == b"%p")
+        && path.len() <= PATH_MAX
+        && PID_PATH.load(Ordering::Acquire).is_null()
+    {
+        let copy = PATH_COPY.0.get().cast::<u8>();
+        // SAFETY: `copy` has room for PATH_MAX bytes and nothing reads it
+        // before the Release store below publishes it; `init` runs once, at
+        // start, and a second call finds `PID_PATH` set and skips this.
+        unsafe { core::ptr::copy_nonoverlapping(path.as_ptr(), copy, path.len()) };
         PID_PATH_LEN.store(path.len(), Ordering::Relaxed);
-        PID_PATH.store(path.as_ptr() as *mut u8, Ordering::Release);
+        PID_PATH.store(copy, Ordering::Release);
     }
     open_file(path);
 }
@@ -148,8 +171,8 @@ fn destination() -> i32 {
                 .compare_exchange(was, pid, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            // SAFETY: `PID_PATH` is a `'static` slice of the environment
-            // block (set once, with its length, in `init`).
+            // SAFETY: `PID_PATH` points to `PATH_COPY`, written once with
+            // `PID_PATH_LEN` bytes in `init` and never again.
             open_file(unsafe {
                 core::slice::from_raw_parts(p, PID_PATH_LEN.load(Ordering::Relaxed))
             });
