@@ -1,7 +1,7 @@
 # zio: build, test, bench and demo entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: all build deps lint test unit integration soak regress bench demo results clean
+.PHONY: all build deps lint test unit integration soak regress apps bench demo results clean
 
 all: build
 
@@ -9,7 +9,7 @@ build:
 	$(CARGO) build --release --workspace
 
 # Debian packages the tests use (redis-server, redis-tools, gcc, valgrind,
-# liburing-dev, libjemalloc2), when missing.
+# liburing-dev, libjemalloc2, and the servers of make apps), when missing.
 deps:
 	bash scripts/deps.sh
 
@@ -31,6 +31,14 @@ integration: deps build
 PAIRS ?= 5
 regress: deps build
 	python3 scripts/regress.py --pairs $(PAIRS) --csv target/regress.csv
+
+# Real servers (Redis, nginx, HAProxy, PostgreSQL, memcached) as their own
+# users, without and with zio in alternation, data verified, one table
+# (scripts/apps.py; `make test` runs its --quick form). PAIRS=N pairs;
+# APPS=redis,nginx: only those.
+APPS ?=
+apps: deps build
+	python3 scripts/apps.py --pairs $(PAIRS) --only "$(APPS)" --csv target/apps.csv
 
 # The soak (integration/tests/soak.rs) for 300 s per run instead of 6.
 soak: deps build

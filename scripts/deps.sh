@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs when it is missing (Debian packages).
+# Installs what the test suite and make apps need when it is missing
+# (Debian packages).
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -12,6 +13,13 @@ command -v python3 >/dev/null || need+=(python3)
 command -v valgrind >/dev/null || need+=(valgrind)
 [ -e /usr/include/liburing.h ] || need+=(liburing-dev)
 [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || need+=(libjemalloc2)
+# The real servers of make apps (and of its short form in make test).
+command -v nginx >/dev/null || need+=(nginx)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v memcached >/dev/null || need+=(memcached)
+command -v wrk >/dev/null || need+=(wrk)
+command -v perf >/dev/null || need+=(linux-perf)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
@@ -26,8 +34,11 @@ apt-get update -qq
 # redis-server's package starts a system service on install where it can;
 # the tests start their own servers on free ports, so that one is irrelevant.
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Do not leave a packaged redis-server running on 6379 behind us.
-if command -v service >/dev/null && [ -x /etc/init.d/redis-server ]; then
-    service redis-server stop >/dev/null 2>&1 || true
+# Do not leave the packaged services running on their usual ports behind
+# us: the tests start their own servers on free ports.
+if command -v service >/dev/null; then
+    for s in redis-server nginx haproxy memcached postgresql; do
+        [ -x /etc/init.d/$s ] && service $s stop >/dev/null 2>&1 || true
+    done
 fi
 echo "deps: ok"

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Real servers under zio (`make apps`): each program is installed from
+Debian (scripts/deps.sh), started on 127.0.0.1 as its own service user
+with its config from integration/apps/, driven by its usual load tool and
+checked by a verifying client, without and with zio in alternation (a
+fresh server per run, the order flipped every pair). One table: ops/s and
+MB/s without -> with zio, the median of the pairwise ratios, the ceiling
+(what removing every user-space memcpy/memmove of the server would give,
+from a perf profile of a run without zio), whether every byte was
+verified, and zio's counters per request.
+
+    apps.py [--quick] [--only NAME[,NAME]] [--pairs N] [--csv FILE]
+            [--no-profile]
+
+The service users get /dev/userfaultfd for the run (`zio-run --setup
+--user ...`, undone at the end, unless a setup was already in place).
+--quick: small workloads, one pair, no profile; the exit status is 1 if
+any byte differs, a server under zio passed everything through, or zio
+elided less than the workload expects (`make test` runs it).
+"""
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from appbench import common  # noqa: E402
+from appbench import memcached, postgres, redis, web  # noqa: E402
+
+APPS = {
+    "redis": redis,
+    "nginx": web.nginx,
+    "haproxy": web.haproxy,
+    "postgres": postgres,
+    "memcached": memcached,
+}
+STATE = "/var/lib/zio/setup"
+
+
+def zio_run(*args):
+    out = subprocess.run([common.ZIO_RUN, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"apps: zio-run {' '.join(args)} failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+def grant(users):
+    """Lets `users` open /dev/userfaultfd; returns how to take it back."""
+    if not os.path.exists(STATE):
+        zio_run("--setup", "--user", ",".join(users))
+        return ["--setup", "--undo"]
+    members = subprocess.run(["getent", "group", "zio"], capture_output=True,
+                             text=True).stdout.strip().split(":")[-1].split(",")
+    new = [u for u in users if u not in members]
+    if not new:
+        return None
+    zio_run("--setup", "--user", ",".join(new))
+    return ["--setup", "--undo", "--user", ",".join(new)]
+
+
+def ratio_text(x):
+    return "-" if x is None else f"{x:.2f}"
+
+
+def row_of(app, w, runs, prof):
+    off = [r for z, r in runs if not z]
+    on = [r for z, r in runs if z]
+    ratios = [b["ops"] / a["ops"] for a, b in zip(off, on) if a["ops"] > 0]
+    ratio = statistics.median(ratios) if ratios else None
+    cpus = [(b["cpu"] / b["requests"]) / (a["cpu"] / a["requests"])
+            for a, b in zip(off, on) if a.get("cpu") and b.get("cpu") is not None]
+    cpu = statistics.median(cpus) if cpus else None
+    ceiling = None if prof is None else 1 / max(1e-9, 1 - prof)
+    zc = {}
+    for r in on:
+        for k, v in r["counters"].items():
+            zc[k] = zc.get(k, 0) + v
+    per = common.per_request(zc, sum(r["requests"] for r in on))
+    verified = all(r["verified"] for _, r in runs)
+    if ratio is None:
+        goal = "-"
+    elif ratio < 0.97:
+        goal = "below 0.97"
+    elif ceiling is not None and ceiling > 1.1 and ratio - 1 < 0.8 * (ceiling - 1):
+        goal = f"{(ratio - 1) / (ceiling - 1):.0%} of ceiling"
+    else:
+        goal = "met"
+    return {
+        "program": app, "workload": w.name,
+        "ops_without": statistics.median(r["ops"] for r in off),
+        "ops_with": statistics.median(r["ops"] for r in on),
+        "mbs_without": statistics.median(r["mbs"] for r in off),
+        "mbs_with": statistics.median(r["mbs"] for r in on),
+        "ratio": ratio, "cpu_ratio": cpu, "ceiling": ceiling, "verified": verified,
+        "pass_through": sum(r["counters"].get("pass_through", 0) for r in on),
+        "processes": sum(r["counters"].get("processes", 0) for r in on) // max(1, len(on)),
+        "goal": goal, "pairs": len(ratios), **per,
+    }
+
+
+HEAD = ("program", "workload", "ops/s without -> zio", "MB/s without -> zio", "ratio",
+        "CPU/req", "ceiling", "verified", "elided/req", "subst KiB/req", "faults/req", "syscalls/req",
+        "goal")
+
+
+def cells(r):
+    return (
+        r["program"], r["workload"],
+        f"{r['ops_without']:.0f} -> {r['ops_with']:.0f}",
+        f"{r['mbs_without']:.0f} -> {r['mbs_with']:.0f}",
+        ratio_text(r["ratio"]), ratio_text(r["cpu_ratio"]), ratio_text(r["ceiling"]),
+        "yes" if r["verified"] else "NO",
+        f"{r['elided']:.2f}", f"{r['subst_kb']:.0f}", f"{r['faults']:.2f}",
+        f"{r['syscalls']:.2f}",
+        r["goal"] if not r["pass_through"] else "PASS-THROUGH",
+    )
+
+
+def print_row(r, widths):
+    print("  ".join(str(c).ljust(w) for c, w in zip(cells(r), widths)).rstrip(), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--csv")
+    ap.add_argument("--no-profile", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("apps: needs root (servers run as their own users; the setup grants them)")
+    if not os.path.exists(common.LIB):
+        sys.exit(f"apps: {common.LIB} is missing: run `cargo build --release`")
+    names = [n for n in args.only.split(",") if n] or list(APPS)
+    for n in names:
+        if n not in APPS:
+            sys.exit(f"apps: no program {n!r} (have: {', '.join(APPS)})")
+    pairs = 1 if args.quick else max(1, args.pairs)
+    profile = not args.quick and not args.no_profile
+    undo = grant(sorted({APPS[n].USER for n in names}))
+    rows, failures = [], []
+    widths = (9, 40, 22, 16, 5, 7, 7, 8, 10, 13, 10, 12, 10)
+    print("  ".join(h.ljust(w) for h, w in zip(HEAD, widths)).rstrip(), flush=True)
+    try:
+        for n in names:
+            for w in APPS[n].workloads(args.quick):
+                runs = []
+                try:
+                    for i in range(pairs):
+                        for z in ((False, True) if i % 2 == 0 else (True, False)):
+                            with tempfile.TemporaryDirectory(prefix="zio-apps-") as tmp:
+                                os.chmod(tmp, 0o755)
+                                runs.append((z, w.run(z, tmp)))
+                    prof = None
+                    if profile:
+                        with tempfile.TemporaryDirectory(prefix="zio-apps-") as tmp:
+                            os.chmod(tmp, 0o755)
+                            prof = w.run(False, tmp, perf=os.path.join(tmp, "perf.data"))["share"]
+                except common.Failure as e:
+                    failures.append(f"{n} {w.name}: {e}")
+                    print(f"{n:<9}  {w.name:<40}  FAILED: {e}", flush=True)
+                    continue
+                r = row_of(n, w, runs, prof)
+                rows.append(r)
+                print_row(r, widths)
+                if not r["verified"]:
+                    failures.append(f"{n} {w.name}: data differed")
+                if r["pass_through"]:
+                    failures.append(f"{n} {w.name}: {r['pass_through']} process(es) under zio "
+                                    "could not open userfaultfd")
+                if r["processes"] == 0:
+                    failures.append(f"{n} {w.name}: no zio summary (zio was not loaded)")
+                want = getattr(w, "expect_elided", 0)
+                if args.quick and r["elided"] < want:
+                    failures.append(f"{n} {w.name}: {r['elided']:.2f} elided copies per request,"
+                                    f" expected at least {want}")
+    finally:
+        postgres.cleanup()
+        if undo:
+            zio_run(*undo)
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            out = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["program"])
+            out.writeheader()
+            out.writerows(rows)
+    for f in failures:
+        print(f"apps: {f}", file=sys.stderr)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    if not shutil.which("setpriv"):
+        sys.exit("apps: setpriv is missing (util-linux)")
+    main()
