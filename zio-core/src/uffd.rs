@@ -5,6 +5,7 @@
 //! numbers were checked against a C program built with those headers).
 
 use core::ffi::c_int;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ranges::PAGE;
 
@@ -104,6 +105,43 @@ struct UffdioApi {
     ioctls: u64,
 }
 
+/// Bytes of the read-only region of zeros [`Uffd::zero_writable`] copies
+/// from, a chunk at a time.
+const ZEROS: usize = 1 << 20;
+
+static ZERO_REGION: AtomicUsize = AtomicUsize::new(0);
+
+/// The region of zeros, mapped on first use (read-only, so every page of
+/// it is the kernel's one zero page: no memory, and always in cache).
+fn zeros() -> Option<usize> {
+    let z = ZERO_REGION.load(Ordering::Acquire);
+    if z != 0 {
+        return Some(z);
+    }
+    // SAFETY: a fresh anonymous read-only mapping; nothing else is touched.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            ZEROS,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    match ZERO_REGION.compare_exchange(0, p as usize, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(p as usize),
+        Err(other) => {
+            // SAFETY: our own mapping, which another thread beat to it.
+            unsafe { libc::munmap(p, ZEROS) };
+            Some(other)
+        }
+    }
+}
+
 /// How an attempt to get a userfaultfd failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenError {
@@ -126,8 +164,7 @@ pub struct Uffd {
 
 impl Uffd {
     fn ioctl<T>(&self, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
-        self.calls
-            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         ioctl_on(self.fd, req, arg)
     }
 
@@ -213,6 +250,33 @@ impl Uffd {
     pub fn zeropage_present_ok(&self, a: usize, len: usize) -> Result<(), i32> {
         per_mapping(a, len, |a, n| {
             self.fill_in_mapping(a, n, false, |at, left| self.zeropage_once(at, left))
+        })
+    }
+
+    /// As [`Uffd::zeropage_present_ok`], but the pages mapped are fresh,
+    /// zeroed and writable (`UFFDIO_COPY` from a read-only region of
+    /// zeros): what uses them next (an input, the allocator's next user, a
+    /// real copy) writes them, and a zero page would then take a
+    /// copy-on-write fault per page.
+    pub fn zero_writable(&self, a: usize, len: usize) -> Result<(), i32> {
+        let Some(zeros) = zeros() else {
+            return self.zeropage_present_ok(a, len);
+        };
+        per_mapping(a, len, |a, n| {
+            self.fill_in_mapping(a, n, false, |at, left| {
+                let mut c = Copy {
+                    dst: at as u64,
+                    src: zeros as u64,
+                    len: left.min(ZEROS) as u64,
+                    mode: 0,
+                    copy: 0,
+                };
+                match self.ioctl_needing_memory("UFFDIO_COPY", UFFDIO_COPY, &mut c) {
+                    // A whole chunk short of the rest: go on after it.
+                    Ok(()) if left > ZEROS => (Err(libc::EAGAIN), ZEROS as i64),
+                    r => (r, c.copy),
+                }
+            })
         })
     }
 
@@ -329,7 +393,7 @@ pub fn fill_pages(fd: c_int, dst: usize, bytes: &[u8]) -> usize {
     if crate::resources::refuse().is_some() {
         return 0;
     }
-    UNLOCKED_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    UNLOCKED_CALLS.fetch_add(1, Ordering::Relaxed);
     let pages = bytes.len() / PAGE;
     let mut c = Copy {
         dst: dst as u64,
@@ -358,7 +422,7 @@ fn ioctl_on<T>(fd: c_int, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
 
 /// The ioctls [`fill_pages`] made in this process.
 pub fn unlocked_calls() -> u64 {
-    UNLOCKED_CALLS.load(core::sync::atomic::Ordering::Relaxed)
+    UNLOCKED_CALLS.load(Ordering::Relaxed)
 }
 
 /// Runs a fill call `op(a, len)` over the page-aligned `[a, a+len)`. The
@@ -547,153 +611,5 @@ pub fn errno_name(e: i32) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A fresh private anonymous mapping of `len` bytes (the test unmaps it).
-    fn anon(len: usize) -> usize {
-        let a = crate::heap::map(len);
-        assert!(!a.is_null(), "mmap of {len} bytes refused");
-        a as usize
-    }
-
-    #[test]
-    fn probe_as_root_sees_features() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            // The unprivileged path is tested under LD_PRELOAD with setpriv.
-            return;
-        }
-        let f = probe().expect("root may always open a userfaultfd");
-        assert!(f & feature::PAGEFAULT_FLAG_WP != 0, "features {f:#x}");
-        let u = open(feature::PAGEFAULT_FLAG_WP | feature::EVENT_FORK).unwrap();
-        assert_eq!(
-            u.features & feature::PAGEFAULT_FLAG_WP,
-            feature::PAGEFAULT_FLAG_WP
-        );
-    }
-
-    /// The kernel's answer to a fill that reaches a present page after
-    /// filling some is `EAGAIN`, with the bytes it did (`EEXIST` only when
-    /// the first page is present); `Uffd::copy` goes on past it.
-    #[test]
-    fn raw_fill_stops_at_a_present_page() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return;
-        }
-        let a = anon(4 * PAGE);
-        let u = open(feature::PAGEFAULT_FLAG_WP).unwrap();
-        u.register(a, 4 * PAGE).unwrap();
-        let mut z = Zeropage {
-            range: Range {
-                start: (a + 2 * PAGE) as u64,
-                len: PAGE as u64,
-            },
-            mode: 0,
-            zeropage: 0,
-        };
-        assert_eq!(u.ioctl(UFFDIO_ZEROPAGE, &mut z), Ok(()));
-        let data = vec![7u8; 4 * PAGE];
-        let mut c = Copy {
-            dst: a as u64,
-            src: data.as_ptr() as u64,
-            len: 4 * PAGE as u64,
-            mode: 0,
-            copy: 0,
-        };
-        assert_eq!(u.ioctl(UFFDIO_COPY, &mut c), Err(libc::EAGAIN));
-        assert_eq!(c.copy, 2 * PAGE as i64);
-        let mut c = Copy {
-            dst: (a + 2 * PAGE) as u64,
-            src: data.as_ptr() as u64,
-            len: 2 * PAGE as u64,
-            mode: 0,
-            copy: 0,
-        };
-        assert_eq!(u.ioctl(UFFDIO_COPY, &mut c), Err(libc::EEXIST));
-        // Uffd::copy goes on past the present page: page 3 gets its data.
-        // SAFETY: discarding pages 0-1 of our own registered mapping.
-        unsafe { libc::madvise(a as *mut _, 2 * PAGE, libc::MADV_DONTNEED) };
-        assert_eq!(u.copy(a, data.as_ptr(), 4 * PAGE), Ok(()));
-        let mut present = [0u8; 4];
-        // SAFETY: `present` holds one byte per page of the range.
-        unsafe { libc::mincore(a as *mut _, 4 * PAGE, present.as_mut_ptr()) };
-        assert_eq!(present, [1; 4]);
-        // SAFETY: all four pages are present (checked just above).
-        let bytes = unsafe { [0, 1, 2, 3].map(|p| *((a + p * PAGE) as *const u8)) };
-        assert_eq!(bytes, [7, 7, 0, 7], "page 2 kept its zeros");
-        // zeropage_run stops at the first present page.
-        // SAFETY: as above.
-        unsafe { libc::madvise(a as *mut _, 4 * PAGE, libc::MADV_DONTNEED) };
-        u.zeropage(a + PAGE, PAGE).unwrap();
-        assert_eq!(u.zeropage_run(a + 2 * PAGE, 2 * PAGE), Ok(()));
-        // SAFETY: as above.
-        unsafe { libc::mincore(a as *mut _, 4 * PAGE, present.as_mut_ptr()) };
-        assert_eq!(present, [0, 1, 1, 1]);
-        assert_eq!(
-            u.zeropage_run(a + 3 * PAGE, PAGE),
-            Ok(()),
-            "present: woken only"
-        );
-        // SAFETY: unmapping what was mapped above.
-        unsafe { libc::munmap(a as *mut _, 4 * PAGE) };
-    }
-
-    /// Copies and zero pages over a range that spans two registered
-    /// mappings fill every page (one call over both is refused by the
-    /// kernel with ENOENT and fills nothing), and skip a part that is not
-    /// registered.
-    #[test]
-    fn fills_span_mappings() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return;
-        }
-        const N: usize = 8;
-        let a = anon(N * PAGE);
-        // Different flags on the upper half: two mappings for good.
-        // SAFETY: advice on our own mapping.
-        let r = unsafe {
-            libc::madvise(
-                (a + N / 2 * PAGE) as *mut _,
-                N / 2 * PAGE,
-                libc::MADV_NOHUGEPAGE,
-            )
-        };
-        assert_eq!(r, 0);
-        let u = open(feature::PAGEFAULT_FLAG_WP).unwrap();
-        // The first page is left unregistered.
-        u.register(a + PAGE, (N - 1) * PAGE).unwrap();
-        let data: Vec<u8> = (0..N * PAGE).map(|i| (i / PAGE) as u8 + 1).collect();
-        // Pages 1..N: both mappings in one call.
-        assert_eq!(
-            u.copy(a + PAGE, data[PAGE..].as_ptr(), (N - 1) * PAGE),
-            Ok(())
-        );
-        for p in 1..N {
-            // SAFETY: inside the mapping, filled just above.
-            let b = unsafe { *((a + p * PAGE + 7) as *const u8) };
-            assert_eq!(b, p as u8 + 1, "page {p}");
-        }
-        // Drop them again; zero pages over all N (page 0 not registered).
-        // SAFETY: discarding our own registered pages.
-        unsafe { libc::madvise(a as *mut _, N * PAGE, libc::MADV_DONTNEED) };
-        assert_eq!(u.zeropage(a, N * PAGE), Err(libc::ENOENT));
-        // Present before they are read: a missing page would wait for a
-        // handler this test does not have.
-        let mut present = [0u8; N];
-        // SAFETY: `present` holds one byte per page of the range.
-        let r = unsafe { libc::mincore(a as *mut _, N * PAGE, present.as_mut_ptr()) };
-        assert_eq!(r, 0);
-        assert_eq!(present[1..], [1; N - 1]);
-        for p in 0..N {
-            // SAFETY: inside the mapping: page 0 is an ordinary anonymous
-            // page, the others were just given zero pages.
-            let b = unsafe { *((a + p * PAGE + 7) as *const u8) };
-            assert_eq!(b, 0, "page {p}");
-        }
-        // SAFETY: unmapping what was mapped above.
-        unsafe { libc::munmap(a as *mut _, N * PAGE) };
-    }
-}
+#[path = "uffd_tests.rs"]
+mod tests;

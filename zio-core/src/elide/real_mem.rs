@@ -241,7 +241,7 @@ impl Mem for RealMem {
         if len == PAGE && self.unregistered.contains(&a) {
             return;
         }
-        if self.uffd.zeropage_present_ok(a, len) == Err(libc::ENOENT) && len == PAGE {
+        if self.uffd.zero_writable(a, len) == Err(libc::ENOENT) && len == PAGE {
             remember(&mut self.unregistered, a);
         }
     }

@@ -33,10 +33,11 @@ pub trait Mem {
     /// its faults, as much of it as lies in `page`'s mapping, and wake
     /// whoever waits on `page`. Returns false if that could not be done.
     fn release(&mut self, page: usize, a: usize, b: usize) -> bool;
-    /// Maps zero pages over the page-aligned `[a, a+len)`, which zio knows
-    /// to be missing: later writes there are ordinary copy-on-write faults,
-    /// not userfaultfd round trips. Present pages in the range are left
-    /// alone.
+    /// Maps zeroed, writable pages over the page-aligned `[a, a+len)`,
+    /// which zio knows to be missing: what uses them next (an input, the
+    /// allocator's next user) writes them without a fault, neither a
+    /// userfaultfd round trip nor a copy-on-write fault of a zero page.
+    /// Present pages in the range are left alone.
     fn zero_range(&mut self, a: usize, len: usize);
     /// Write-protects (`on`) or unprotects the page-aligned `[a, a+len)`,
     /// registering it first if needed. Returns false if refused.
