@@ -34,11 +34,12 @@ regress: deps build
 
 # Real servers (Redis, nginx, HAProxy, PostgreSQL, memcached) as their own
 # users, without and with zio in alternation, data verified, one table
-# (scripts/apps.py; `make test` runs its --quick form). PAIRS=N pairs;
-# APPS=redis,nginx: only those.
+# (scripts/apps.py; `make test` runs its --quick form). PAIRS=N pairs (3
+# unless given); APPS=redis,nginx: only those.
 APPS ?=
 apps: deps build
-	python3 scripts/apps.py --pairs $(PAIRS) --only "$(APPS)" --csv target/apps.csv
+	python3 scripts/apps.py $(if $(filter command line environment,$(origin PAIRS)),--pairs $(PAIRS)) \
+		--only "$(APPS)" --csv target/apps.csv
 
 # The soak (integration/tests/soak.rs) for 300 s per run instead of 6.
 soak: deps build
@@ -54,7 +55,7 @@ demo: deps build
 	bash scripts/demo.sh
 
 # Measures every result set of docs/results.md, then writes that page again
-# (about 2 h, on an otherwise idle machine). QUICK=1: a check of the
+# (about 3 h, on an otherwise idle machine). QUICK=1: a check of the
 # pipeline in about 2 minutes, into a temporary directory. OUT=DIR: elsewhere.
 # SETS="regress ...": only those result sets.
 # Only the page, from the files in docs/results/: python3 scripts/results.py

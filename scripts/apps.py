@@ -10,10 +10,13 @@ from a perf profile of a run without zio), whether every byte was
 verified, and zio's counters per request.
 
     apps.py [--quick] [--only NAME[,NAME]] [--pairs N] [--csv FILE]
-            [--no-profile]
+            [--no-profile] [--coverage FILE]
 
 The service users get /dev/userfaultfd for the run (`zio-run --setup
 --user ...`, undone at the end, unless a setup was already in place).
+--coverage FILE: then, for each program's short workloads, the copies
+of at least 64 KiB it calls libc for, by call site (bpftrace on zio's
+exported copy functions, elision off), next to those zio elided.
 --quick: small workloads, one pair, no profile; the exit status is 1 if
 any byte differs, a server under zio passed everything through, or zio
 elided less than the workload expects (`make test` runs it).
@@ -22,15 +25,17 @@ import argparse
 import csv
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from appbench import common  # noqa: E402
-from appbench import memcached, postgres, redis, web  # noqa: E402
+from appbench import common, coverage  # noqa: E402
+from appbench import icecast, memcached, postgres, redis, web  # noqa: E402
 
 APPS = {
     "redis": redis,
@@ -38,6 +43,7 @@ APPS = {
     "haproxy": web.haproxy,
     "postgres": postgres,
     "memcached": memcached,
+    "icecast": icecast,
 }
 STATE = "/var/lib/zio/setup"
 
@@ -125,6 +131,50 @@ def print_row(r, widths):
     print("  ".join(str(c).ljust(w) for c, w in zip(cells(r), widths)).rstrip(), flush=True)
 
 
+def coverage_rows(names):
+    """Per program, for its short workloads: the large copies it calls
+    libc for (per call site, per request) next to those zio elided."""
+    out = []
+    for n in names:
+        for w in APPS[n].workloads(True):
+            with tempfile.TemporaryDirectory(prefix="zio-apps-") as tmp:
+                os.chmod(tmp, 0o755)
+                m = coverage.measure(w, tmp)
+            if m is None:
+                # bpftrace missing or not attached, or a workload whose
+                # load is not observed (Redis's persistence check).
+                print(f"{n:<9}  {w.name:<40}  not traced", flush=True)
+                continue
+            sites, requests = m
+            with tempfile.TemporaryDirectory(prefix="zio-apps-") as tmp:
+                os.chmod(tmp, 0o755)
+                r = w.run(True, tmp)
+            elided = r["counters"].get("elided_copies", 0) / max(r["requests"], 1)
+            seen = sum(c for c, _ in sites.values()) / max(requests, 1)
+            top = sorted(sites.items(), key=lambda kv: -kv[1][0])[:6] or [(("-", "-"), (0, 0))]
+            for (comm, site), (calls, nbytes) in top:
+                out.append({
+                    "program": n, "workload": w.name, "process": comm, "site": site,
+                    "copies_per_request": calls / max(requests, 1),
+                    "kib_per_request": nbytes / max(requests, 1) / 1024,
+                    "large_copies_per_request": seen, "elided_per_request": elided,
+                })
+            print(f"{n:<9}  {w.name:<40}  {seen:6.2f} large copies/request seen, "
+                  f"{elided:6.2f} elided", flush=True)
+            for (comm, site), (calls, nbytes) in top:
+                if calls:
+                    print(f"{'':<9}    {comm:<16} {site:<48} {calls / max(requests, 1):7.2f}/req "
+                          f"{nbytes / max(requests, 1) / 1024:9.0f} KiB/req", flush=True)
+    return out
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["program"])
+        out.writeheader()
+        out.writerows(rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -132,6 +182,8 @@ def main():
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--csv")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--coverage", metavar="CSV",
+                    help="after the table, which large copies each program makes (bpftrace), to CSV")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("apps: needs root (servers run as their own users; the setup grants them)")
@@ -141,6 +193,8 @@ def main():
     for n in names:
         if n not in APPS:
             sys.exit(f"apps: no program {n!r} (have: {', '.join(APPS)})")
+    # A TERM (a CI timeout, kill) still takes the grant back (finally).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pairs = 1 if args.quick else max(1, args.pairs)
     profile = not args.quick and not args.no_profile
     undo = grant(sorted({APPS[n].USER for n in names}))
@@ -180,15 +234,15 @@ def main():
                 if args.quick and r["elided"] < want:
                     failures.append(f"{n} {w.name}: {r['elided']:.2f} elided copies per request,"
                                     f" expected at least {want}")
+        if args.coverage:
+            print("\ncoverage: copies of >= 64 KiB the server asked libc for, by call site", flush=True)
+            write_csv(args.coverage, coverage_rows(names))
     finally:
         postgres.cleanup()
         if undo:
             zio_run(*undo)
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            out = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["program"])
-            out.writeheader()
-            out.writerows(rows)
+        write_csv(args.csv, rows)
     for f in failures:
         print(f"apps: {f}", file=sys.stderr)
     sys.exit(1 if failures else 0)

@@ -18,6 +18,9 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v memcached >/dev/null || need+=(memcached)
 command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+command -v icecast2 >/dev/null || need+=(icecast2)
+command -v bpftrace >/dev/null || need+=(bpftrace)
 command -v perf >/dev/null || need+=(linux-perf)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 
@@ -37,7 +40,7 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Do not leave the packaged services running on their usual ports behind
 # us: the tests start their own servers on free ports.
 if command -v service >/dev/null; then
-    for s in redis-server nginx haproxy memcached postgresql; do
+    for s in redis-server nginx haproxy memcached postgresql icecast2; do
         [ -x /etc/init.d/$s ] && service $s stop >/dev/null 2>&1 || true
     done
 fi

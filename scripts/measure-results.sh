@@ -2,17 +2,17 @@
 # Measures every result set that docs/results.md reports, then writes that
 # page again (scripts/results.py). `make results` runs it.
 #
-#   make results           about 2 h 30 min on the project's 2-vCPU machine:
+#   make results           about 3 h 15 min on the project's 2-vCPU machine:
 #                          sweeps 17 min, faults 7, interleave 76, servers 25,
-#                          benches 5, regress 15; writes
-#                          docs/results/{sweeps,faults,interleave,servers,benches,regress}/
+#                          benches 5, regress 15, apps 45; writes
+#                          docs/results/{sweeps,faults,interleave,servers,benches,regress,apps}/
 #                          and docs/results.md
 #   make results QUICK=1   about 2 min: one short run of a few points of
 #                          everything, into a temporary directory (printed),
 #                          to check the pipeline; measures nothing worth keeping
 #   OUT=DIR                the sets and results.md go under DIR instead
 #   SETS="regress ..."     only those sets (sweeps faults interleave servers
-#                          benches regress); the others stay as they are
+#                          benches regress apps); the others stay as they are
 #
 # The binaries (echo-bench, zio-run, libzio.so, the bench executables) are
 # copied to a private directory first, so a rebuild in the tree while this
@@ -77,7 +77,7 @@ finish() {
 }
 
 eb=$bin/echo-bench
-sets=${SETS:-sweeps faults interleave servers benches regress}
+sets=${SETS:-sweeps faults interleave servers benches regress apps}
 want() { [[ " $sets " == *" $1 "* ]]; }
 if [ "$quick" = 1 ]; then
     rounds=(--rounds 3 --slice 0.1 --warmup 0.02)
@@ -168,6 +168,13 @@ if want benches; then
         echo "note valgrind not found: no instruction counts" | tee -a "$stage/benches/environment.txt"
 fi
 finish benches
+fi
+
+if want apps; then
+    begin apps
+    if [ "$quick" = 1 ]; then apps=(--quick); else apps=(--pairs 3); fi
+    step apps apps env ZIO_LIB="$bin/libzio.so" python3 scripts/apps.py "${apps[@]}" --csv "$stage/apps/apps.csv"
+    finish apps
 fi
 
 if want regress; then

@@ -9,7 +9,8 @@ machine, when): sweeps/ (echo-bench sweep copies, size, threads, touch),
 faults/ (sweep faults, and with --copies 1), interleave/ (the grid-*.txt
 tables of `echo-bench interleave --ceiling-inputs 2`, small.txt,
 touch1.txt), servers/ (interleave per buffer mode, allocator and thread
-count) and benches/ (micro.csv). `scripts/measure-results.sh` (make
+count), benches/ (micro.csv), regress/ and apps/ (the CSVs of
+scripts/regress.py and scripts/apps.py). `scripts/measure-results.sh` (make
 results) writes them. Every figure and verdict is computed here from those
 files; the text around them is scripts/results.md.in, whose {{name}}
 placeholders are filled by the functions of BLOCKS.
@@ -25,6 +26,7 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pool  # noqa: E402
+import results_apps  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = {5: 2.9, 12: 3.8}  # zIO over Linux at 512 KiB (figures 4.3 and 4.5)
@@ -36,6 +38,7 @@ SETS = {
     "servers": "`echo-bench interleave` for every buffer mode, allocator and 1 and 2 server threads",
     "benches": "criterion benches and callgrind counts (`make bench`)",
     "regress": "`make regress`: ordinary programs, one copy read in five orders, start and fork costs",
+    "apps": "`make apps`: Redis, nginx, HAProxy, PostgreSQL, memcached as their own users",
 }
 GOAL6 = 0.98
 # Goal 7 (the memory real servers use): zio / 0-copy and zio / without zio
@@ -299,6 +302,9 @@ def goals(r):
         ["7", "malloc'd, chained and static buffers, glibc and jemalloc, 1 and 2 threads",
          f"zio / 0-copy ≥ {GOAL7_Z0}, / without ≥ {GOAL7_ZW}; ≤ {GOAL7_SYS:.0f} system call "
          "per elided copy (0 static)", *goal7_verdict(r)],
+        ["8", "real servers (`make apps`): zio / without zio, and the gain against the ceiling",
+         f"≥ {results_apps.FLOOR}; ≥ {results_apps.SHARE:.0%} of the ceiling's gain where it is above "
+         f"{results_apps.CEILING_MIN}; every byte verified", *results_apps.verdict(r)],
     ]
     return table(["goal", "what", "threshold", "now", "status"], rows)
 
@@ -573,6 +579,7 @@ BLOCKS = {
     "touch": sweep_block("sweeps", "touch", "fraction read", "figure 4.9: data read"),
     "micro": micro,
     "regress": regress,
+    "apps": lambda r: results_apps.block(r, table),
 }
 
 

@@ -80,6 +80,7 @@ def zio_env(logs, zio):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZIO_")}
     env.pop("LD_PRELOAD", None)
     if zio:
+        env.update(EXTRA_ENV)
         env["ZIO_STATS"] = "1"
         env["ZIO_LOG_FILE"] = os.path.join(logs, "zio.%p.log")
     return env
@@ -169,30 +170,47 @@ def copy_share(perf_data):
     return share, names
 
 
+class Perf:
+    """The default observer of a run's load: perf samples of the server."""
+
+    def start(self, pids, out):
+        if not shutil.which("perf") or not pids:
+            return None
+        return subprocess.Popen(
+            ["perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", out,
+             "-p", ",".join(str(x) for x in pids)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self, p, out):
+        if p is None:
+            return None
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+        return copy_share(out)[0]
+
+
+# What profile() runs during a load: perf, or the coverage trace
+# (appbench.coverage sets it).
+OBSERVER = Perf()
+# Added to a server's environment under zio (the coverage run's ZIO_ENABLE=0).
+EXTRA_ENV = {}
+
+
 def profile(pids, out):
-    """Starts sampling `pids` (cpu-clock, with call graphs) into `out`;
-    `end_profile` stops it. None if perf is missing."""
-    if not shutil.which("perf") or not pids:
-        return None
-    return subprocess.Popen(
-        ["perf", "record", "-e", "cpu-clock", "-F", "2000", "-g", "-o", out,
-         "-p", ",".join(str(x) for x in pids)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    """Starts observing `pids` during the load (perf: cpu-clock samples
+    with call graphs into `out`); `end_profile` stops it."""
+    return OBSERVER.start(pids, out)
 
 
 def end_profile(p, out):
-    """Stops `profile`'s perf and returns the copy share (None: no perf)."""
-    if p is None:
-        return None
-    p.send_signal(signal.SIGINT)
-    try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return None
-    return copy_share(out)[0]
+    """Stops `profile` and returns the copy share (None: no perf)."""
+    return OBSERVER.stop(p, out)
 
 
 def children(pid):

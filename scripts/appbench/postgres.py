@@ -113,6 +113,19 @@ class Conn:
         self.sock.close()
 
 
+def ready(port, timeout=30.0):
+    """A connection, once the server accepts them (it listens before its
+    start-up is done, and refuses clients until then)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return Conn(port)
+        except Failure as e:
+            if "57P03" not in str(e) or time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
 class Workload:
     def __init__(self, size, conns, quick):
         self.size, self.conns = size, conns
@@ -145,7 +158,7 @@ class Workload:
                 raise Failure(f"{e}: {f.read()[-300:]}") from None
         values = [common.pattern(self.size + 4099 * i, 300 + i) for i in range(3)]
         counts, bad = [0] * self.conns, []
-        setup = Conn(port)
+        setup = ready(port)
         setup.simple("CREATE TABLE t (id int PRIMARY KEY, b bytea);"
                      "ALTER TABLE t ALTER COLUMN b SET STORAGE EXTERNAL;")
         setup.close()
