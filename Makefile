@@ -32,14 +32,14 @@ PAIRS ?= 5
 regress: deps build
 	python3 scripts/regress.py --pairs $(PAIRS) --csv target/regress.csv
 
-# Real servers (Redis, nginx, HAProxy, PostgreSQL, memcached) as their own
+# Real servers (Redis, nginx, HAProxy, PostgreSQL, memcached, Icecast) as their own
 # users, without and with zio in alternation, data verified, one table
 # (scripts/apps.py; `make test` runs its --quick form). PAIRS=N pairs (3
 # unless given); APPS=redis,nginx: only those.
 APPS ?=
 apps: deps build
 	python3 scripts/apps.py $(if $(filter command line environment,$(origin PAIRS)),--pairs $(PAIRS)) \
-		--only "$(APPS)" --csv target/apps.csv
+		--only "$(APPS)" --csv target/apps.csv --coverage target/apps-coverage.csv
 
 # The soak (integration/tests/soak.rs) for 300 s per run instead of 6.
 soak: deps build

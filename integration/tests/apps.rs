@@ -1,5 +1,5 @@
-//! The short form of `make apps`: Redis, nginx, HAProxy, PostgreSQL and
-//! memcached (scripts/apps.py --quick), each started on 127.0.0.1 as its
+//! The short form of `make apps`: Redis, nginx, HAProxy, PostgreSQL,
+//! memcached and Icecast (scripts/apps.py --quick), each started on 127.0.0.1 as its
 //! own service user (given /dev/userfaultfd by `zio-run --setup` for the
 //! run), once without and once with zio. The script fails if a byte read
 //! back differs, if a server under zio could not open userfaultfd, or if
@@ -38,7 +38,14 @@ fn real_servers_run_as_their_users_with_their_data_intact() {
         .skip(1)
         .map(|l| l.split(',').collect())
         .collect();
-    for program in ["redis", "nginx", "haproxy", "postgres", "memcached"] {
+    for program in [
+        "redis",
+        "nginx",
+        "haproxy",
+        "postgres",
+        "memcached",
+        "icecast",
+    ] {
         let mine: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == program).collect();
         assert!(!mine.is_empty(), "{program} did not run:\n{table}");
         for r in mine {
