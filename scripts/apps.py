@@ -123,7 +123,7 @@ def cells(r):
         "yes" if r["verified"] else "NO",
         f"{r['elided']:.2f}", f"{r['subst_kb']:.0f}", f"{r['faults']:.2f}",
         f"{r['syscalls']:.2f}",
-        r["goal"] if not r["pass_through"] else "PASS-THROUGH",
+        "NOT LOADED" if not r["processes"] else ("PASS-THROUGH" if r["pass_through"] else r["goal"]),
     )
 
 
@@ -189,6 +189,13 @@ def main():
         sys.exit("apps: needs root (servers run as their own users; the setup grants them)")
     if not os.path.exists(common.LIB):
         sys.exit(f"apps: {common.LIB} is missing: run `cargo build --release`")
+    # Every service user must be able to preload it, or ld.so skips it.
+    d = os.path.dirname(os.path.abspath(common.LIB))
+    while d != "/":
+        if os.stat(d).st_mode & 0o005 != 0o005:
+            sys.exit(f"apps: {d} is not readable by other users, who could not preload "
+                     f"{common.LIB}")
+        d = os.path.dirname(d)
     names = [n for n in args.only.split(",") if n] or list(APPS)
     for n in names:
         if n not in APPS:

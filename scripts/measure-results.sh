@@ -38,6 +38,8 @@ echo "measuring into $out (then $md)"
 cargo build --release
 benches=$(cargo bench -p zio-benches --no-run 2>&1 | sed -n 's|.*Executable benches/\(.*\)\.rs (\(.*\))|\1 \2|p')
 bin=$(mktemp -d /tmp/zio-results-bin.XXXXXX)
+# The servers of make apps run as their own users and must read libzio.so.
+chmod 755 "$bin"
 stage=$(mktemp -d /tmp/zio-results-stage.XXXXXX)
 trap 'rm -rf "$bin" "$stage"' EXIT
 cp target/release/echo-bench target/release/zio-run target/release/libzio.so "$bin/"

@@ -580,6 +580,7 @@ BLOCKS = {
     "micro": micro,
     "regress": regress,
     "apps": lambda r: results_apps.block(r, table),
+    "apps_coverage": lambda r: results_apps.coverage(r, table),
 }
 
 

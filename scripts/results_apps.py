@@ -68,3 +68,16 @@ def block(r, table):
                   "zio / without", "CPU per request, zio / without", "ceiling", "verified",
                   "elided / request", "substituted KiB / request", "faults / request",
                   "system calls / request", "goal 8"], out)
+
+
+def coverage(r, table):
+    """The copies of at least 64 KiB each program asked libc for, by call
+    site, next to those zio elided (apps/coverage.csv)."""
+    rs = r.csv("apps", "coverage.csv")
+    if not rs:
+        return "no data"
+    out = [[x["program"], x["workload"], x["process"], f"`{x['site']}`",
+            f2(x["copies_per_request"]), f"{num(x['kib_per_request']):.0f}",
+            f2(x["large_copies_per_request"]), f2(x["elided_per_request"])] for x in rs]
+    return table(["program", "workload", "process", "call site", "copies / request",
+                  "KiB / request", "all large copies / request", "elided / request"], out)
