@@ -56,6 +56,29 @@ impl Drop for SystemLib {
     }
 }
 
+/// The `zio.<pid>.log` files in `logs`, by name: (name, text).
+fn logs_by_file(logs: &Path) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(logs)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every line of the log file `name` is from the process it is named for.
+fn assert_only_its_own_lines(name: &str, text: &str) {
+    let pid = name.trim_start_matches("zio.").trim_end_matches(".log");
+    assert!(
+        text.lines().all(|l| l.starts_with(&format!("zio[{pid}]"))),
+        "{name} holds another process's lines:\n{text}"
+    );
+}
+
 #[test]
 fn secure_execution_ignores_the_callers_files_and_values() {
     require_root("the secure-execution test");
@@ -173,22 +196,10 @@ fn a_worker_that_drops_privileges_has_its_own_true_log() {
     let sums = last_words(&stdout);
     assert_eq!(sums.len(), 2, "{stdout}");
     assert_eq!(sums[0], sums[1], "the worker's copy differs: {stdout}");
-    let mut files: Vec<(String, String)> = std::fs::read_dir(&logs)
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(e.path()).unwrap())
-        })
-        .collect();
-    files.sort();
+    let files = logs_by_file(&logs);
     assert_eq!(files.len(), 2, "one log per process: {files:?}");
     for (name, text) in &files {
-        let pid = name.trim_start_matches("zio.").trim_end_matches(".log");
-        assert!(
-            text.lines().all(|l| l.starts_with(&format!("zio[{pid}]"))),
-            "{name} holds another process's lines:\n{text}"
-        );
+        assert_only_its_own_lines(name, text);
         let stats = Stats::parse(text);
         let header = stats.headers.values().next().expect("a summary");
         if text.contains("userfaultfd unavailable") {
@@ -235,23 +246,12 @@ fn a_program_that_writes_its_title_over_its_environment_keeps_one_log_per_proces
     let sums = last_words(&stdout);
     assert_eq!(sums.len(), 2, "{stdout}");
     assert_eq!(sums[0], sums[1], "the worker's copy differs: {stdout}");
-    let files: Vec<(String, String)> = std::fs::read_dir(&logs)
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(e.path()).unwrap())
-        })
-        .collect();
+    let files = logs_by_file(&logs);
     // The worker's path is expanded from zio's own copy of ZIO_LOG_FILE,
     // not from the environment block its parent wrote over.
     assert_eq!(files.len(), 2, "one log per process: {files:?}");
     for (name, text) in &files {
-        let pid = name.trim_start_matches("zio.").trim_end_matches(".log");
-        assert!(
-            text.lines().all(|l| l.starts_with(&format!("zio[{pid}]"))),
-            "{name} holds another process's lines:\n{text}"
-        );
+        assert_only_its_own_lines(name, text);
         assert!(!text.contains("cannot open ZIO_LOG_FILE"), "{text}");
         let stats = Stats::parse(text);
         assert!(stats.counter("elided_copies") >= 1, "{name}:\n{text}");

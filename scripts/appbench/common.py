@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -241,4 +242,25 @@ def tree_cpu(pid):
         # utime, stime, and for the root cutime, cstime (fields 14-17).
         total += sum(int(x) for x in fields[11:15 if i == 0 else 13])
     return total / tick
+
+
+def run_clients(conns, client):
+    """Runs `client(c)` for c in 0..conns, each in its own thread; the
+    seconds until the last is done."""
+    t = time.monotonic()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(conns)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.monotonic() - t
+
+
+def result(n, size, secs, ok, logs, share, cpu):
+    """A run's figures from `n` requests of `size` bytes in `secs`."""
+    return {
+        "ops": n / secs, "mbs": n * size / secs / 1e6, "requests": max(n, 1),
+        "verified": ok and n > 0, "counters": summaries(logs),
+        "share": share, "cpu": cpu, "seconds": secs,
+    }
 

@@ -5,7 +5,6 @@ item and sends it from there: there is no large copy for zio to remove,
 so this is the check that zio costs nothing where it cannot help."""
 import os
 import socket
-import threading
 import time
 
 from . import common
@@ -80,24 +79,14 @@ class Workload:
             finally:
                 cl.close()
 
-        t = time.monotonic()
         try:
-            threads = [threading.Thread(target=client, args=(c,)) for c in range(self.conns)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            secs = time.monotonic() - t
+            secs = common.run_clients(self.conns, client)
             cpu = common.tree_cpu(proc.pid) - cpu0
             share = common.end_profile(prof, perf) if perf else None
         finally:
             common.stop(proc)
         n = sum(counts)
-        return {
-            "ops": n / secs, "mbs": n * self.size / secs / 1e6, "requests": max(n, 1),
-            "verified": not bad and n > 0, "counters": common.summaries(logs),
-            "share": share, "cpu": cpu, "seconds": secs,
-        }
+        return common.result(n, self.size, secs, not bad, logs, share, cpu)
 
 
 def workloads(quick):

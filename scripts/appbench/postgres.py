@@ -11,7 +11,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import threading
 import time
 
 from . import common
@@ -187,14 +186,8 @@ class Workload:
             except Exception as e:  # noqa: BLE001 - reported as a failed check
                 bad.append(repr(e))
 
-        t = time.monotonic()
         try:
-            threads = [threading.Thread(target=client, args=(c,)) for c in range(self.conns)]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
-            secs = time.monotonic() - t
+            secs = common.run_clients(self.conns, client)
             time.sleep(0.3)  # the backends exit and are reaped, their time counted
             cpu = common.tree_cpu(proc.pid) - cpu0
             share = common.end_profile(prof, perf) if perf else None
@@ -203,11 +196,7 @@ class Workload:
         n = sum(counts)
         if bad:
             print(f"postgres: {bad[:3]}", flush=True)
-        return {
-            "ops": n / secs, "mbs": n * self.size / secs / 1e6, "requests": max(n, 1),
-            "verified": not bad and n > 0, "counters": common.summaries(logs),
-            "share": share, "cpu": cpu, "seconds": secs,
-        }
+        return common.result(n, self.size, secs, not bad, logs, share, cpu)
 
 
 def workloads(quick):
