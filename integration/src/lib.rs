@@ -247,6 +247,29 @@ pub fn run(mut cmd: Command, zio: bool, stdin: Option<&[u8]>) -> Run {
     }
 }
 
+/// Runs `scripts/<script> --quick --csv FILE` (the short form of a long
+/// suite), asserts it succeeds, prints its output, and returns its stdout
+/// and the CSV it wrote.
+pub fn quick_script(script: &str, dir: &TempDir) -> (String, String) {
+    let csv = dir.path().join("quick.csv");
+    let out = Command::new("python3")
+        .arg(workspace().join("scripts").join(script))
+        .arg("--quick")
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .expect("python3 is needed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    let table = std::fs::read_to_string(&csv).expect("the csv");
+    (text, table)
+}
+
 /// Runs `make()` once without and once with zio, asserts both succeed with
 /// identical stdout, and returns the zio run.
 pub fn differential(what: &str, make: impl Fn() -> Command) -> Run {

@@ -7,30 +7,13 @@
 //! this test checks that every program ran and what the table says.
 //! (The speeds are figures for a reader: one pair proves nothing.)
 
-use std::process::Command;
-
-use zio_integration::{require_root, workspace, TempDir};
+use zio_integration::{quick_script, require_root, TempDir};
 
 #[test]
 fn real_servers_run_as_their_users_with_their_data_intact() {
     require_root("the real-servers test (servers run as their own users)");
     let dir = TempDir::new("apps");
-    let csv = dir.path().join("apps.csv");
-    let out = Command::new("python3")
-        .arg(workspace().join("scripts/apps.py"))
-        .arg("--quick")
-        .arg("--csv")
-        .arg(&csv)
-        .output()
-        .expect("python3 is needed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
-    let table = std::fs::read_to_string(&csv).expect("the csv");
+    let (_, table) = quick_script("apps.py", &dir);
     let head: Vec<&str> = table.lines().next().unwrap().split(',').collect();
     let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
     let rows: Vec<Vec<&str>> = table

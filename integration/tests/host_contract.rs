@@ -70,6 +70,37 @@ fn logs_by_file(logs: &Path) -> Vec<(String, String)> {
     files
 }
 
+/// Runs `drop_privileges MODE` (a master and its forked worker, each
+/// copying the same MiB) under zio with one log file per process; both
+/// copies must be the same. Returns the directory and the two log files.
+fn master_and_worker(tag: &str, mode: &str) -> (TempDir, Vec<(String, String)>) {
+    let dir = TempDir::new(tag);
+    let input = data_file(&dir, 1 << 20);
+    let bin = compile_c("drop_privileges", dir.path());
+    let logs = open_dir(&dir);
+    let mut c = Command::new(&bin);
+    without_zio_env(&mut c)
+        .arg(mode)
+        .arg(&input)
+        .env("LD_PRELOAD", lib_path())
+        .env("ZIO_STATS", "1")
+        .env("ZIO_LOG", "info")
+        .env("ZIO_LOG_FILE", logs.join("zio.%p.log"));
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sums = last_words(&stdout);
+    assert_eq!(sums.len(), 2, "{stdout}");
+    assert_eq!(sums[0], sums[1], "the worker's copy differs: {stdout}");
+    let files = logs_by_file(&logs);
+    assert_eq!(files.len(), 2, "one log per process: {files:?}");
+    (dir, files)
+}
+
 /// Every line of the log file `name` is from the process it is named for.
 fn assert_only_its_own_lines(name: &str, text: &str) {
     let pid = name.trim_start_matches("zio.").trim_end_matches(".log");
@@ -174,30 +205,7 @@ fn under_valgrind_zio_stands_aside() {
 fn a_worker_that_drops_privileges_has_its_own_true_log() {
     require_root("the privilege-drop test");
     require_unprivileged_userfaultfd_off("the privilege-drop test");
-    let dir = TempDir::new("privdrop");
-    let input = data_file(&dir, 1 << 20);
-    let bin = compile_c("drop_privileges", dir.path());
-    let logs = open_dir(&dir);
-    let mut c = Command::new(&bin);
-    without_zio_env(&mut c)
-        .arg("fork")
-        .arg(&input)
-        .env("LD_PRELOAD", lib_path())
-        .env("ZIO_STATS", "1")
-        .env("ZIO_LOG", "info")
-        .env("ZIO_LOG_FILE", logs.join("zio.%p.log"));
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sums = last_words(&stdout);
-    assert_eq!(sums.len(), 2, "{stdout}");
-    assert_eq!(sums[0], sums[1], "the worker's copy differs: {stdout}");
-    let files = logs_by_file(&logs);
-    assert_eq!(files.len(), 2, "one log per process: {files:?}");
+    let (_dir, files) = master_and_worker("privdrop", "fork");
     for (name, text) in &files {
         assert_only_its_own_lines(name, text);
         let stats = Stats::parse(text);
@@ -225,31 +233,9 @@ fn a_worker_that_drops_privileges_has_its_own_true_log() {
 
 #[test]
 fn a_program_that_writes_its_title_over_its_environment_keeps_one_log_per_process() {
-    let dir = TempDir::new("retitle");
-    let input = data_file(&dir, 1 << 20);
-    let bin = compile_c("drop_privileges", dir.path());
-    let logs = open_dir(&dir);
-    let mut c = Command::new(&bin);
-    without_zio_env(&mut c)
-        .arg("retitle")
-        .arg(&input)
-        .env("LD_PRELOAD", lib_path())
-        .env("ZIO_STATS", "1")
-        .env("ZIO_LOG_FILE", logs.join("zio.%p.log"));
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sums = last_words(&stdout);
-    assert_eq!(sums.len(), 2, "{stdout}");
-    assert_eq!(sums[0], sums[1], "the worker's copy differs: {stdout}");
-    let files = logs_by_file(&logs);
     // The worker's path is expanded from zio's own copy of ZIO_LOG_FILE,
     // not from the environment block its parent wrote over.
-    assert_eq!(files.len(), 2, "one log per process: {files:?}");
+    let (_dir, files) = master_and_worker("retitle", "retitle");
     for (name, text) in &files {
         assert_only_its_own_lines(name, text);
         assert!(!text.contains("cannot open ZIO_LOG_FILE"), "{text}");

@@ -7,34 +7,17 @@
 //! (The speeds it prints are figures for a reader, not assertions: one
 //! pair on a shared machine proves nothing about speed.)
 
-use std::process::Command;
-
-use zio_integration::{workspace, TempDir};
+use zio_integration::{quick_script, TempDir};
 
 #[test]
 fn ordinary_programs_give_the_same_bytes_under_zio() {
     let dir = TempDir::new("regress");
-    let csv = dir.path().join("regress.csv");
-    let out = Command::new("python3")
-        .arg(workspace().join("scripts/regress.py"))
-        .arg("--quick")
-        .arg("--csv")
-        .arg(&csv)
-        .output()
-        .expect("python3 is needed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
+    let (text, table) = quick_script("regress.py", &dir);
     for case in ["python read backwards", "multiprocessing spawn", "gzip"] {
         assert!(text.contains(case), "{case} did not run:\n{text}");
     }
     // kind,case,speed,min,max,pairs,without,with,unit,elided_copies,
     // faults_missing,bytes_backed_up,bound_or_added
-    let table = std::fs::read_to_string(&csv).expect("the csv");
     let orders: Vec<Vec<&str>> = table
         .lines()
         .map(|l| l.split(',').collect::<Vec<_>>())

@@ -58,6 +58,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             "--user" => {
                 let v = inline
                     .or_else(|| it.next().cloned())
+                    .filter(|v| v.split(',').any(|n| !n.is_empty()))
                     .ok_or("--user needs a user name")?;
                 for name in v.split(',').filter(|n| !n.is_empty()) {
                     if !valid_name(name) {
@@ -377,6 +378,8 @@ mod tests {
         assert!(!r.undo);
         assert!(parse(&args(&["--undo"])).unwrap().undo);
         assert!(parse(&args(&["--user"])).is_err());
+        assert!(parse(&args(&["--user="])).is_err());
+        assert!(parse(&args(&["--user", ","])).is_err());
         assert!(parse(&args(&["--user", "-rf"])).is_err());
         assert!(parse(&args(&["--user", "a:b"])).is_err());
         assert!(parse(&args(&["--undo=1"])).is_err());
