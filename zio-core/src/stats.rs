@@ -380,6 +380,8 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("outputs_substituted", |c| c.outputs_substituted),
     ("bytes_substituted", |c| c.bytes_substituted),
     ("bytes_dropped", |c| c.bytes_dropped),
+    ("bytes_refilled", |c| c.bytes_refilled),
+    ("bytes_discarded", |c| c.bytes_discarded),
     ("live_records", |c| c.live_pieces),
     ("peak_records", |c| c.peak_pieces),
     ("live_originals", |c| c.live_originals),

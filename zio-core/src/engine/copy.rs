@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use super::policy::Verdict;
 use super::resolve::{resolve, Seg, Src};
 use super::unfilled::NOTHING_KNOWN;
-use super::{Busy, Engine, Mem, Runs};
+use super::{Busy, Cause, Engine, Mem, Runs};
 use crate::ranges::{overlaps, page_down, page_up, whole_pages, OrderedRuns, PAGE};
 use crate::tracker::{OrigId, Piece, Slots};
 
@@ -118,8 +118,14 @@ impl<M: Mem> Engine<M> {
             return Ok(None);
         }
         if !self.t.has_pieces_in(s, s + n) && !self.t.has_origs_in(s, s + n) {
-            // Nothing tracked is copied: the caller copies for real.
+            // Nothing tracked is copied: the caller copies for real. An
+            // idle original left protected there is overwritten: released
+            // now, not through a write fault.
             self.fill_unfilled(d, d + n);
+            if self.prot.wp.intersects(page_down(d), page_up(d + n)) {
+                self.release_originals(d, d + n, Cause::Write)?;
+                self.t.trim_originals(d, d + n);
+            }
             return Ok(None);
         }
         if self.plain_copy_of_an_original(d, s, n) {
@@ -354,6 +360,7 @@ impl<M: Mem> Engine<M> {
         if !self.reuse_piece(d, new) {
             return None;
         }
+        self.t.orig_mut(orig).elided_from = true;
         self.counters.elided_copies += 1;
         self.counters.elided_bytes += n as u64;
         self.paths.repoints += 1;
@@ -430,11 +437,15 @@ impl<M: Mem> Engine<M> {
         // them is caught before it can change bytes a piece points at.
         let protected = self.protect_sources(segs, sa, sb);
         // Pages this copy just dropped, or that a free left missing (if
-        // still registered), need no unmapping.
+        // still registered), need no unmapping; others are discarded.
+        let reused = dropped.covers(r0, r1) || self.unfilled.covers(r0, r1);
         let missing = dropped.covers(r0, r1) || self.leave_missing(r0, r1, NOTHING_KNOWN);
         if !protected || !missing {
             self.counters.refused += 1;
             return false;
+        }
+        if !reused {
+            self.counters.bytes_discarded += (r1 - r0) as u64;
         }
         for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
             let (lo, hi) = (a.max(sa), b.min(sb));
@@ -452,6 +463,7 @@ impl<M: Mem> Engine<M> {
                 trips: self.trips_for(hi - lo),
             };
             self.t.insert_piece(d + (lo - s), piece);
+            self.t.orig_mut(orig).elided_from = true;
         }
         self.policy.elided(slots, (r1 - r0) as u64);
         true

@@ -41,6 +41,13 @@ pub struct Counters {
     pub bytes_substituted: u64,
     /// Elided bytes freed before anyone touched them: copies gone for good.
     pub bytes_dropped: u64,
+    /// Bytes of freed elided copies given zero pages for another use (an
+    /// input, a real copy, a touch): charged to the policy of the copies
+    /// that left them.
+    pub bytes_refilled: u64,
+    /// Bytes elided copies discarded (`MADV_DONTNEED`): pages zio had not
+    /// left missing already.
+    pub bytes_discarded: u64,
     /// Live pieces (intermediate records).
     pub live_pieces: u64,
     /// Peak of `live_pieces`.
@@ -118,6 +125,8 @@ pub struct Paths {
     pub fringe_hits: u64,
     /// Copies with overlapping source and destination (`memmove`).
     pub overlapping_copies: u64,
+    /// Redirected inputs released with no copy elided from them.
+    pub unused_redirects: u64,
     /// Copies too small to elide, of one original's bytes into untracked
     /// pages, left to the caller with a fringe hint and nothing else.
     pub plain_copies: u64,

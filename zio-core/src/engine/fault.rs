@@ -5,6 +5,8 @@
 //! releases the original written to. Touches the records, the fault
 //! streams, the unfilled pages and the protection state.
 
+use super::materialize::FILL_RUN;
+use super::policy::FAULT_TRIP_CHARGE;
 use super::{Busy, Cause, Engine, Mem};
 use crate::ranges::{page_down, page_up, RangeSet, PAGE};
 
@@ -21,10 +23,6 @@ const STREAMS: usize = 8;
 
 /// Growth of the fault-around window from one fault of a stream to the next.
 const GROWTH: usize = 4;
-
-/// Most pages one call maps when a fault fills a whole piece (4 MiB: the
-/// gather buffer stays that small).
-const FILL_RUN: usize = 1024;
 
 /// Recent fault runs, to size the next fault's run like readahead: a fault
 /// right after the pages the last one rebuilt is a program reading on, and
@@ -174,7 +172,13 @@ impl<M: Mem> Engine<M> {
             end = end.min(page_down(k));
         }
         self.mem.zero_run(page, end - page);
-        self.unfilled.forget(page, end);
+        // Memory a freed elided copy left, touched by its next user: the
+        // copy that left it pays the zero pages and the round trip.
+        let mut trip = FAULT_TRIP_CHARGE;
+        for (slots, bytes) in self.unfilled.forget(page, end) {
+            self.charge_refill(slots, bytes);
+            self.policy.touched(slots, core::mem::take(&mut trip));
+        }
         self.sync_counts();
     }
 

@@ -4,16 +4,14 @@
 
 use super::policy::FAULT_TRIP_CHARGE;
 use super::{Cause, Engine, Mem};
-use crate::ranges::{page_down, PAGE};
+use crate::ranges::{page_down, page_up, PAGE};
 use crate::tracker::Piece;
 
-impl<M: Mem> Engine<M> {
-    /// Rebuilds the unmapped page at `page` from its pieces and maps it.
-    /// Returns false if the page has no pieces.
-    pub(super) fn materialize_page(&mut self, page: usize, cause: Cause) -> bool {
-        self.materialize_run(page, 1, cause) > 0
-    }
+/// Most pages one call maps when a run of pages is rebuilt at once (4 MiB:
+/// the gather buffer stays that small).
+pub(super) const FILL_RUN: usize = 1024;
 
+impl<M: Mem> Engine<M> {
     /// Rebuilds up to `max` consecutive unmapped pages from `first` (stopping
     /// at the first page without pieces) and maps them with one call.
     /// Returns the number of pages materialized.
@@ -113,14 +111,15 @@ impl<M: Mem> Engine<M> {
         // The next piece is looked up after each: rebuilding a page cuts
         // every piece there, and one reaching past it is left under
         // another key. `pos` only grows, so a page that could not be
-        // filled is not tried again.
+        // filled is not tried again. A piece's pages are rebuilt in runs,
+        // each mapped with one call.
         let mut pos = a;
         while let Some((k, p)) = self.t.first_piece_over(pos, b) {
             let (lo, hi) = (k.max(pos), (k + p.len).min(b));
-            let mut page = page_down(lo);
-            while page < hi {
-                self.materialize_page(page, cause);
-                page += PAGE;
+            let (mut page, end) = (page_down(lo), page_up(hi));
+            while page < end {
+                let run = ((end - page) / PAGE).min(FILL_RUN);
+                page += self.materialize_run(page, run, cause).max(1) * PAGE;
             }
             pos = hi;
         }

@@ -19,6 +19,50 @@ pub(super) struct Protection {
     /// While a copy is decided: ranges whose protection may be removed at
     /// its end (see [`Engine::copy`]).
     pub(super) deferred_unprotect: Option<Runs>,
+    /// Originals left protected when they went idle, and write faults on
+    /// protected pages nothing needed (what leaving them so cost).
+    pub(super) idle: IdleProtection,
+}
+
+/// Whether idle originals stay protected: a stored value copied out again
+/// and again (a cache's GET) then costs no protect and unprotect ioctl per
+/// copy. It stops while more than one in [`IDLE_FAULT_SHARE`] of them is
+/// then written by the program itself (a write fault, a round trip, where
+/// the unprotect would have been one ioctl); one in [`IDLE_PROBE`] is kept
+/// anyway, to notice when the program changes.
+#[derive(Debug, Default)]
+pub(super) struct IdleProtection {
+    kept: u64,
+    faults: u64,
+    unkept: u64,
+}
+
+/// See [`IdleProtection`].
+const IDLE_FAULT_SHARE: u64 = 8;
+
+/// See [`IdleProtection`].
+const IDLE_PROBE: u64 = 64;
+
+/// Kept idle originals beyond which both counts halve (recent behaviour
+/// weighs more).
+const IDLE_HALVE_AT: u64 = 1 << 16;
+
+impl IdleProtection {
+    /// An original went idle: true to leave its pages protected.
+    fn keep(&mut self) -> bool {
+        if self.faults * IDLE_FAULT_SHARE > self.kept {
+            self.unkept += 1;
+            if !self.unkept.is_multiple_of(IDLE_PROBE) {
+                return false;
+            }
+        }
+        self.kept += 1;
+        if self.kept > IDLE_HALVE_AT {
+            self.kept /= 2;
+            self.faults /= 2;
+        }
+        true
+    }
 }
 
 impl<M: Mem> Engine<M> {
@@ -41,6 +85,16 @@ impl<M: Mem> Engine<M> {
     fn orig_idle(&mut self, id: OrigId) {
         let o = self.t.orig(id);
         if o.backup {
+            if o.asked_end != 0 && !o.elided_from {
+                // A redirected input nothing was elided from: the redirect
+                // only cost (the program read it, or freed it, or
+                // overwrote it), and the policy is told as for a touch of
+                // all of it. Unseen, a buffer the allocator hands back
+                // would be redirected on every message.
+                self.policy.touched(o.slots, o.len as u64);
+                self.paths.unused_redirects += 1;
+            }
+            let o = self.t.orig(id);
             let (start, len) = (o.start, o.len);
             self.t.remove_original(id);
             self.mem.backup_release(start, len);
@@ -49,9 +103,11 @@ impl<M: Mem> Engine<M> {
         }
         let (a, b) = (page_down(o.start), page_up(o.end()));
         let q = o.quarantined;
-        self.unprotect_idle(a, b);
         if let Some(alloc) = q {
+            self.unprotect_idle(a, b);
             self.try_release_quarantine(alloc);
+        } else if !self.prot.wp.intersects(a, b) || !self.prot.idle.keep() {
+            self.unprotect_idle(a, b);
         }
     }
 
@@ -169,9 +225,25 @@ impl<M: Mem> Engine<M> {
     /// the page was already unprotected). If the original is pinned, the
     /// page waits until [`Engine::unpin`] serves it again.
     pub(super) fn serve_write(&mut self, page: usize) -> Result<(), Busy> {
+        // Nothing needs the page protected: an idle original left so (see
+        // `IdleProtection`), written by the program. The rest of its
+        // protected run that nothing needs goes too, in one call, not
+        // one fault per page.
+        let idle = self.pages_needing_protection(page, page + PAGE).is_empty();
         match self.release_originals(page, page + PAGE, Cause::Write) {
             Ok(()) => {
                 self.mem.protect(page, PAGE, false);
+                if idle {
+                    self.prot.idle.faults += 1;
+                    let run = self
+                        .prot
+                        .wp
+                        .overlapping(page_down(page.saturating_sub(PAGE)), page + 2 * PAGE)
+                        .collect::<SmallVec<[(usize, usize); 2]>>();
+                    for (s, e) in run {
+                        self.unprotect_idle(s, e);
+                    }
+                }
                 Ok(())
             }
             Err(Busy) => {

@@ -31,11 +31,25 @@ const HALVE_AT: u64 = 1 << 30;
 /// going and two stop it.
 pub(super) const FAULT_TRIP_CHARGE: u64 = 4 * PAGE as u64;
 
+/// Churn (see [`Usage::churn`]) beyond one in this many elided bytes stops
+/// a site or buffer: a page discarded for an elided copy and given a fresh
+/// zeroed page for its next use costs several times what copying it would.
+const CHURN_SHARE: u64 = 8;
+
+/// Elided bytes a slot must have before its churn is judged: a server's
+/// first messages discard every page they elide into (nothing was left
+/// missing yet), and that start must not stop it for good.
+const CHURN_SAMPLE: u64 = 64 << 20;
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Usage {
     key: usize,
     elided: u64,
     touched: u64,
+    /// Bytes of freed elided copies given zero pages for another use:
+    /// memory going back and forth between copies zio elides (discarding
+    /// its pages) and uses it cannot (which need them back).
+    churn: u64,
     skipped: u64,
     /// Skipped attempts before the next probe.
     next_probe: u64,
@@ -57,15 +71,29 @@ impl Policy {
         }
     }
 
+    /// The slot of `key`: one of the two its hash picks. A key in neither
+    /// takes the one with less history, so that a site the policy stopped
+    /// is not forgotten (and let through again) because another site
+    /// happens to hash next to it.
     fn slot(table: &mut [Usage], key: usize) -> u16 {
         let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % SLOTS;
-        if table[h].key != key {
-            table[h] = Usage {
-                key,
-                ..Usage::default()
-            };
+        let other = h ^ 1;
+        if table[h].key == key {
+            return h as u16;
         }
-        h as u16
+        if table[other].key == key {
+            return other as u16;
+        }
+        let i = if table[other].elided < table[h].elided {
+            other
+        } else {
+            h
+        };
+        table[i] = Usage {
+            key,
+            ..Usage::default()
+        };
+        i as u16
     }
 
     /// May `site` elide into `buf`? Once the touched share passes `ratio`
@@ -97,11 +125,10 @@ impl Policy {
             // Faults are charged their round trip too, so touched bytes can
             // outgrow elided ones: 1, the largest ratio, means never stop.
             // (Nothing touched is the common case: no float conversions.)
-            if ratio < 1.0
-                && u.touched > 0
-                && u.elided >= sample
-                && u.touched as f64 > ratio * u.elided as f64
-            {
+            let touched =
+                u.touched > 0 && u.elided >= sample && u.touched as f64 > ratio * u.elided as f64;
+            let churned = u.elided >= CHURN_SAMPLE && u.churn * CHURN_SHARE > u.elided;
+            if ratio < 1.0 && (touched || churned) {
                 u.skipped += 1;
                 if u.skipped >= u.next_probe {
                     u.skipped = 0;
@@ -126,6 +153,7 @@ impl Policy {
             if u.elided > HALVE_AT {
                 u.elided /= 2;
                 u.touched /= 2;
+                u.churn /= 2;
             }
         }
     }
@@ -135,6 +163,13 @@ impl Policy {
     pub(super) fn touched(&mut self, s: Slots, bytes: u64) {
         self.sites[s.site as usize].touched += bytes;
         self.bufs[s.buf as usize].touched += bytes;
+    }
+
+    /// `bytes` these slots left missing went to another use (see
+    /// [`Usage::churn`]).
+    pub(super) fn churned(&mut self, s: Slots, bytes: u64) {
+        self.sites[s.site as usize].churn += bytes;
+        self.bufs[s.buf as usize].churn += bytes;
     }
 }
 
@@ -226,7 +261,8 @@ mod tests {
     }
 
     /// A slot's history halves past `HALVE_AT` elided bytes, keeping the
-    /// ratio; a new key in a slot starts from nothing.
+    /// ratio; keys hashing to the same pair of slots take the other one,
+    /// then the one with less history, so a stopped site stays stopped.
     #[test]
     fn history_halves_and_slots_are_reclaimed() {
         let mut p = Policy::new();
@@ -237,11 +273,14 @@ mod tests {
         let u = p.sites[s.site as usize];
         assert_eq!((u.elided, u.touched), ((HALVE_AT + 2) / 2, HALVE_AT / 20));
         assert!(!p.allows(5, 0x1000, 0.06, SAMPLE).0);
-        // Find another key hashing to the same site slot: it replaces it.
-        let other = (6..)
-            .find(|&k| Policy::slot(&mut Policy::new().sites, k) == s.site)
-            .unwrap();
-        assert_eq!(Policy::slot(&mut p.sites, other), s.site);
-        assert_eq!(p.sites[s.site as usize].elided, 0);
+        let pair = |k: usize| Policy::slot(&mut Policy::new().sites, k) & !1;
+        let mut same = (6..).filter(|&k| pair(k) == s.site & !1);
+        let (b, c) = (same.next().unwrap(), same.next().unwrap());
+        let sb = Policy::slot(&mut p.sites, b);
+        assert_eq!(sb, s.site ^ 1, "the pair's other slot");
+        p.sites[sb as usize].elided = 1;
+        assert_eq!(Policy::slot(&mut p.sites, c), sb, "less history gives way");
+        assert_eq!(p.sites[sb as usize].elided, 0);
+        assert!(!p.allows(5, 0x1000, 0.06, SAMPLE).0, "still stopped");
     }
 }

@@ -330,6 +330,7 @@ impl<M: Mem> Engine<M> {
         o.backup = true;
         o.asked_end = r.to + r.asked;
         o.verified = r.verified;
+        o.slots = r.slots;
         id
     }
 

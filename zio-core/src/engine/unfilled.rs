@@ -3,8 +3,11 @@
 //! elided copies, kept missing for the next elided copy there. Touches the
 //! records and the set of unfilled pages.
 
+use smallvec::SmallVec;
+
 use super::{Busy, Cause, Engine, Mem};
 use crate::ranges::{page_down, page_up, whole_pages, OrderedRuns, RangeSet};
+use crate::tracker::Slots;
 
 /// Most runs of freed elided pages left missing: beyond, they get zero
 /// pages at once.
@@ -19,40 +22,79 @@ pub(super) const NOTHING_KNOWN: (usize, usize) = (0, 0);
 /// zero pages first (the engine's entry points) or on its first fault (a
 /// whole run of them at once).
 #[derive(Debug, Default)]
-pub(super) struct Unfilled(RangeSet);
+pub(super) struct Unfilled {
+    runs: RangeSet,
+    /// The policy slots of the copies that left each run (inside `runs`,
+    /// at most [`OWNERS`]): a run given zero pages for another use is
+    /// charged to them ([`Engine::refill`]), because that refill, not the
+    /// copy it saved, is what eliding there cost.
+    owners: SmallVec<[(usize, usize, Slots); 4]>,
+}
+
+/// Runs whose owners [`Unfilled`] remembers, at most: beyond, a refill is
+/// charged to nobody.
+const OWNERS: usize = 2 * UNFILLED_RUNS;
 
 impl Unfilled {
     /// The pages of `[a, b)` are present now, or need nothing: no longer
-    /// left unfilled. (Almost always empty: one check, no tree walk.)
-    pub(super) fn forget(&mut self, a: usize, b: usize) {
-        if !self.0.is_empty() {
-            self.0.remove(page_down(a), page_up(b));
+    /// left unfilled. Returns the owners of those that were, with their
+    /// bytes, for the callers that refilled them to charge. (Almost always
+    /// empty: one check, no tree walk.)
+    pub(super) fn forget(&mut self, a: usize, b: usize) -> SmallVec<[(Slots, u64); 2]> {
+        if self.runs.is_empty() {
+            return SmallVec::new();
         }
+        let (a, b) = (page_down(a), page_up(b));
+        self.runs.remove(a, b);
+        self.take_owners(a, b)
+    }
+
+    /// Forgets the owners inside `[a, b)` (page-aligned); returns each
+    /// one's slots and the bytes of its run that were inside.
+    fn take_owners(&mut self, a: usize, b: usize) -> SmallVec<[(Slots, u64); 2]> {
+        let mut taken = SmallVec::new();
+        let mut i = 0;
+        while i < self.owners.len() {
+            let (s, e, slots) = self.owners[i];
+            if e <= a || b <= s {
+                i += 1;
+                continue;
+            }
+            taken.push((slots, (e.min(b) - s.max(a)) as u64));
+            self.owners.swap_remove(i);
+            if s < a {
+                self.owners.push((s, a, slots));
+            }
+            if b < e && self.owners.len() < OWNERS {
+                self.owners.push((b, e, slots));
+            }
+        }
+        taken
     }
 
     /// True if every byte of `[a, b)` is left unfilled.
     pub(super) fn covers(&self, a: usize, b: usize) -> bool {
-        self.0.covers(a, b)
+        self.runs.covers(a, b)
     }
 
     /// True if some byte of `[a, b)` is left unfilled.
     pub(super) fn intersects(&self, a: usize, b: usize) -> bool {
-        !self.0.is_empty() && self.0.intersects(a, b)
+        !self.runs.is_empty() && self.runs.intersects(a, b)
     }
 
     /// True if no page is left unfilled.
     pub(super) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.runs.is_empty()
     }
 
     /// The runs left unfilled, in order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.0.iter()
+        self.runs.iter()
     }
 
     /// The runs left unfilled inside `[a, b)`, clipped to it.
     pub(super) fn clipped(&self, a: usize, b: usize) -> smallvec::SmallVec<[(usize, usize); 4]> {
-        self.0.clipped(a, b)
+        self.runs.clipped(a, b)
     }
 }
 
@@ -118,15 +160,44 @@ impl<M: Mem> Engine<M> {
     }
 
     /// Freed pages whose pieces were dropped: left missing for the next
-    /// elided copy, or zero pages if too many runs are.
-    pub(super) fn leave_unfilled(&mut self, dropped: OrderedRuns) {
+    /// elided copy, or zero pages if too many runs are. `owner`: the slots
+    /// of the copy that elided there, charged if the pages are given zero
+    /// pages for another use.
+    pub(super) fn leave_unfilled(&mut self, dropped: OrderedRuns, owner: Option<Slots>) {
         for (a, b) in dropped.iter() {
-            if self.unfilled.0.len() < UNFILLED_RUNS {
-                self.unfilled.0.insert(a, b);
+            if self.unfilled.runs.len() < UNFILLED_RUNS {
+                self.unfilled.runs.insert(a, b);
+                if let Some(slots) = owner.filter(|_| self.unfilled.owners.len() < OWNERS) {
+                    self.unfilled.owners.push((a, b, slots));
+                }
             } else {
                 self.mem.zero_range(a, b - a);
+                if let Some(slots) = owner {
+                    self.charge_refill(slots, (b - a) as u64);
+                }
             }
         }
+    }
+
+    /// The pages of `[a, b)` (page-aligned) left unfilled are given zero
+    /// pages for a use other than an elided copy: no longer unfilled, and
+    /// charged to the copies that left them.
+    fn refill(&mut self, a: usize, b: usize) {
+        for (s, e) in self.unfilled.runs.clipped(a, b) {
+            self.mem.zero_range(s, e - s);
+        }
+        for (slots, bytes) in self.unfilled.forget(a, b) {
+            self.charge_refill(slots, bytes);
+        }
+    }
+
+    /// `bytes` that `slots`' copy left unfilled were given zero pages for
+    /// another use: the allocator handed a freed elided copy's memory to
+    /// something zio cannot elide, which gets fresh pages where it would
+    /// have found present ones. The policy counts it as churn.
+    pub(super) fn charge_refill(&mut self, slots: Slots, bytes: u64) {
+        self.counters.bytes_refilled += bytes;
+        self.policy.churned(slots, bytes);
     }
 
     /// Leaves the whole pages `[r0, r1)` missing for an elided copy or a
@@ -155,20 +226,17 @@ impl<M: Mem> Engine<M> {
         if self.unfilled.is_empty() || a >= b {
             return;
         }
-        let (a, b) = (page_down(a), page_up(b));
-        for (s, e) in self.unfilled.0.clipped(a, b) {
-            self.mem.zero_range(s, e - s);
-        }
-        self.unfilled.0.remove(a, b);
+        self.refill(page_down(a), page_up(b));
     }
 
     /// Zero pages for every page left unfilled (nothing is left to elide
-    /// into them).
+    /// into them). Charged to nobody: the program went idle, and no other
+    /// use of the memory asked for them.
     pub(super) fn fill_all_unfilled(&mut self) {
         let runs: Vec<(usize, usize)> = self.unfilled.iter().collect();
         for (s, e) in runs {
             self.mem.zero_range(s, e - s);
         }
-        self.unfilled.0.clear();
+        self.unfilled = Unfilled::default();
     }
 }

@@ -300,9 +300,12 @@ fn reused_destination_costs_no_protection_change() {
     );
     let out = w.output(BASE + 20 * PAGE, 8 * PAGE);
     assert!(out.iter().all(|&b| b == 7));
-    // Once nothing depends on it, the input is unprotected again.
+    // Once nothing depends on it, the input stays protected (idle), and
+    // eliding from it again changes no protection either.
     w.copy(BASE + 20 * PAGE, BASE + 40 * PAGE, 8 * PAGE, 1);
-    assert!(w.e.mem.pages[0..8].iter().all(|p| !p.wp));
+    assert!(w.e.mem.pages[0..8].iter().all(|p| p.wp));
+    w.copy(BASE + 60 * PAGE, BASE, 8 * PAGE, 1);
+    assert_eq!(w.e.mem.protect_calls, calls, "idle input protected again");
     w.check_all();
 }
 

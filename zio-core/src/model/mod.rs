@@ -20,12 +20,16 @@
 //! - `rebuild`: rebuilding pages that several pieces share, and fills
 //!   the kernel refuses;
 //! - `regret`: every order of reading an elided copy against the bound on
-//!   its faults.
+//!   its faults;
+//! - `costs`: what eliding costs beyond touches, and the policy weighing
+//!   it: memory going back and forth between elided copies and other uses,
+//!   redirects nothing is copied from, protection kept on idle originals.
 
 #![cfg(test)]
 
 mod cases;
 mod chain;
+mod costs;
 mod ops;
 mod props;
 mod rebuild;

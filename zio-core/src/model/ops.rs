@@ -203,10 +203,7 @@ impl World {
             Op::Write { at, len, seed } => {
                 if !self.is_held(BASE + at, len) {
                     for i in 0..len {
-                        let v = seed ^ (i as u8);
-                        self.store(BASE + at + i, v);
-                        self.reference[at + i] = v;
-                        self.valid[at + i] = true;
+                        self.write(BASE + at + i, seed ^ (i as u8));
                     }
                 }
             }

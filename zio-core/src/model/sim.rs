@@ -35,6 +35,8 @@ pub(super) struct Sim {
     /// Questions whether pages a free left missing are still registered
     /// (an ioctl each in the real backend).
     pub(super) check_calls: u64,
+    /// Fills of missing pages with bytes (`UFFDIO_COPY` calls).
+    pub(super) fill_calls: u64,
     /// Every fill fails, as `UFFDIO_COPY` does when the kernel is out of
     /// memory.
     pub(super) refuse_fills: bool,
@@ -57,6 +59,7 @@ impl Sim {
             unmap_calls: 0,
             zero_calls: 0,
             check_calls: 0,
+            fill_calls: 0,
             refuse_fills: false,
         }
     }
@@ -110,6 +113,7 @@ impl Mem for Sim {
             .all(|i| self.registered[i] && !self.pages[i].present)
     }
     fn fill(&mut self, page: usize, data: &[u8]) -> bool {
+        self.fill_calls += 1;
         if self.refuse_fills {
             return false;
         }

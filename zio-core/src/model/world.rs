@@ -88,6 +88,13 @@ impl World {
         self.e.mem.pages[i].data[addr % PAGE] = v;
     }
 
+    /// The program writes `v` at `addr` (a store the reference sees too).
+    pub(super) fn write(&mut self, addr: usize, v: u8) {
+        self.store(addr, v);
+        self.reference[addr - BASE] = v;
+        self.valid[addr - BASE] = true;
+    }
+
     pub(super) fn ref_copy(&mut self, d: usize, s: usize, n: usize) {
         let (d, s) = (d - BASE, s - BASE);
         self.reference.copy_within(s..s + n, d);

@@ -117,6 +117,12 @@ pub struct Original {
     /// The buffer is the program's while it reads the message, so the
     /// message's later parts need not ask again.
     pub verified: (usize, usize),
+    /// For zio's memory holding a redirected input: the policy slots the
+    /// redirect was charged to.
+    pub slots: Slots,
+    /// A copy of these bytes was elided (`copied` also counts the piece a
+    /// redirected input leaves in the program's buffer).
+    pub elided_from: bool,
 }
 
 impl Original {
