@@ -102,13 +102,21 @@ fn dependents_are_rebuilt_in_runs() {
     w.check_all();
 }
 
-#[test]
-fn an_idle_original_written_is_unprotected_at_once() {
+/// An input of 8 pages at `BASE` whose one elided copy was overwritten:
+/// an idle original, left protected.
+fn idle_original() -> World {
     let mut w = World::new(small_cfg());
     w.input(BASE, &vec![7u8; 8 * PAGE]);
     w.copy(BASE + 20 * PAGE, BASE, 8 * PAGE, 1);
     w.copy(BASE + 20 * PAGE, BASE + 40 * PAGE, 8 * PAGE, 1);
     assert!(w.e.mem.pages[0..8].iter().all(|p| p.wp), "kept while idle");
+    w
+}
+
+/// A write to an idle original is one fault, which unprotects all of it.
+#[test]
+fn an_idle_original_written_is_unprotected_at_once() {
+    let mut w = idle_original();
     // The program writes one page of it: one fault, and every page of it
     // that nothing needs is unprotected with it.
     w.write(BASE + 3 * PAGE, 1);
@@ -121,6 +129,8 @@ fn an_idle_original_written_is_unprotected_at_once() {
     w.check_all();
 }
 
+/// A program that writes its input buffer itself after each message:
+/// idle originals stop being kept protected.
 #[test]
 fn idle_originals_written_every_time_stop_being_kept() {
     let mut w = World::new(small_cfg());
@@ -143,11 +153,7 @@ fn idle_originals_written_every_time_stop_being_kept() {
 /// releases it on the way: no write fault.
 #[test]
 fn a_plain_copy_over_an_idle_original_needs_no_fault() {
-    let mut w = World::new(small_cfg());
-    w.input(BASE, &vec![7u8; 8 * PAGE]);
-    w.copy(BASE + 20 * PAGE, BASE, 8 * PAGE, 1);
-    w.copy(BASE + 20 * PAGE, BASE + 40 * PAGE, 8 * PAGE, 1);
-    assert!(w.e.mem.pages[0..8].iter().all(|p| p.wp), "kept while idle");
+    let mut w = idle_original();
     w.copy(BASE, BASE + 40 * PAGE, 8 * PAGE, 1);
     assert_eq!(w.e.counters.faults_wp, 0);
     assert!(w.e.mem.pages[0..8].iter().all(|p| !p.wp));
