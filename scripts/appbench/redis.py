@@ -97,9 +97,9 @@ def bench(port, op, size, n, conns, pipeline):
     out = subprocess.run(argv, capture_output=True, text=True, env=common.zio_env("", False))
     if out.returncode != 0 and "All clients disconnected" in out.stdout:
         # redis-benchmark now and then gives up on a deep pipeline of large
-        # values with nothing in the server's log, without zio as with it
-        # (about one run in ten of mix 4M P16 c1): run it once more, and
-        # say so. A server that really drops its clients does it again.
+        # values with nothing in the server's log, without zio as with it:
+        # run it once more, and say so. A server that really drops its
+        # clients does it again.
         print(f"apps: redis-benchmark {op} -d {size} -P {pipeline} -c {conns} aborted "
               "(all clients disconnected); running it again", file=sys.stderr, flush=True)
         out = subprocess.run(argv, capture_output=True, text=True, env=common.zio_env("", False))

@@ -381,7 +381,6 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("bytes_substituted", |c| c.bytes_substituted),
     ("bytes_dropped", |c| c.bytes_dropped),
     ("bytes_refilled", |c| c.bytes_refilled),
-    ("bytes_discarded", |c| c.bytes_discarded),
     ("live_records", |c| c.live_pieces),
     ("peak_records", |c| c.peak_pieces),
     ("live_originals", |c| c.live_originals),

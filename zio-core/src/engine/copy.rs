@@ -360,7 +360,7 @@ impl<M: Mem> Engine<M> {
         if !self.reuse_piece(d, new) {
             return None;
         }
-        self.t.orig_mut(orig).elided_from = true;
+        self.t.orig_mut(orig).copied = true;
         self.counters.elided_copies += 1;
         self.counters.elided_bytes += n as u64;
         self.paths.repoints += 1;
@@ -437,15 +437,11 @@ impl<M: Mem> Engine<M> {
         // them is caught before it can change bytes a piece points at.
         let protected = self.protect_sources(segs, sa, sb);
         // Pages this copy just dropped, or that a free left missing (if
-        // still registered), need no unmapping; others are discarded.
-        let reused = dropped.covers(r0, r1) || self.unfilled.covers(r0, r1);
+        // still registered), need no unmapping.
         let missing = dropped.covers(r0, r1) || self.leave_missing(r0, r1, NOTHING_KNOWN);
         if !protected || !missing {
             self.counters.refused += 1;
             return false;
-        }
-        if !reused {
-            self.counters.bytes_discarded += (r1 - r0) as u64;
         }
         for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
             let (lo, hi) = (a.max(sa), b.min(sb));
@@ -463,7 +459,7 @@ impl<M: Mem> Engine<M> {
                 trips: self.trips_for(hi - lo),
             };
             self.t.insert_piece(d + (lo - s), piece);
-            self.t.orig_mut(orig).elided_from = true;
+            self.t.orig_mut(orig).copied = true;
         }
         self.policy.elided(slots, (r1 - r0) as u64);
         true

@@ -45,9 +45,6 @@ pub struct Counters {
     /// input, a real copy, a touch): charged to the policy of the copies
     /// that left them.
     pub bytes_refilled: u64,
-    /// Bytes elided copies discarded (`MADV_DONTNEED`): pages zio had not
-    /// left missing already.
-    pub bytes_discarded: u64,
     /// Live pieces (intermediate records).
     pub live_pieces: u64,
     /// Peak of `live_pieces`.

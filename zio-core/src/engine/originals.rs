@@ -85,7 +85,7 @@ impl<M: Mem> Engine<M> {
     fn orig_idle(&mut self, id: OrigId) {
         let o = self.t.orig(id);
         if o.backup {
-            if o.asked_end != 0 && !o.elided_from {
+            if o.asked_end != 0 && !o.copied {
                 // A redirected input nothing was elided from: the redirect
                 // only cost (the program read it, or freed it, or
                 // overwrote it), and the policy is told as for a touch of

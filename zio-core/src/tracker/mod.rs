@@ -109,7 +109,9 @@ pub struct Original {
     /// here is the rest of that message (0: none).
     pub asked_end: usize,
     /// A copy of these bytes was elided at some point (the buffer is one
-    /// a program copies out of, even once its copies are gone).
+    /// a program copies out of, even once its copies are gone). Set by the
+    /// engine's copies: the piece a redirected input leaves in the
+    /// program's buffer, or a backup's, is no copy of it.
     pub copied: bool,
     /// For zio's memory holding a redirected input: the whole pages of the
     /// program's buffer, inside what the message's first call asked for,
@@ -120,9 +122,6 @@ pub struct Original {
     /// For zio's memory holding a redirected input: the policy slots the
     /// redirect was charged to.
     pub slots: Slots,
-    /// A copy of these bytes was elided (`copied` also counts the piece a
-    /// redirected input leaves in the program's buffer).
-    pub elided_from: bool,
 }
 
 impl Original {
@@ -277,7 +276,6 @@ impl Tracker {
             "piece outside original"
         );
         o.deps.push(dst);
-        o.copied = true;
         self.piece_bytes += p.len;
         self.pieces.insert(dst, p);
         self.last = Some((dst, p));
@@ -347,9 +345,7 @@ impl Tracker {
         self.last = Some((k, new));
         if was != new.orig {
             unlink(&mut self.orig_mut(was).deps, k);
-            let o = self.orig_mut(new.orig);
-            o.deps.push(k);
-            o.copied = true;
+            self.orig_mut(new.orig).deps.push(k);
         }
         debug_assert!(
             new.src >= self.orig(new.orig).start && new.src + new.len <= self.orig(new.orig).end(),
