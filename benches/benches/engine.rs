@@ -39,6 +39,7 @@ impl Mem for NullMem {
         true
     }
     fn zero_range(&mut self, _a: usize, _len: usize) {}
+    fn zero_if_missing(&mut self, _a: usize, _len: usize) {}
     fn protect(&mut self, _a: usize, _len: usize, _on: bool) -> bool {
         true
     }

@@ -246,6 +246,17 @@ impl Mem for RealMem {
         }
     }
 
+    fn zero_if_missing(&mut self, a: usize, len: usize) {
+        if len == PAGE && self.unregistered.contains(&a) {
+            return;
+        }
+        // A zero page, not a fresh one: a present page then costs no
+        // allocation, and a missing one its write's copy-on-write fault.
+        if self.uffd.zeropage_present_ok(a, len) == Err(libc::ENOENT) && len == PAGE {
+            remember(&mut self.unregistered, a);
+        }
+    }
+
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {
         let addr = self.own(len)?;
         // SAFETY: `src` is an original (present); `addr` is ours, at least

@@ -39,6 +39,12 @@ pub trait Mem {
     /// userfaultfd round trip nor a copy-on-write fault of a zero page.
     /// Present pages in the range are left alone.
     fn zero_range(&mut self, a: usize, len: usize);
+    /// Maps zero pages wherever the page-aligned `[a, a+len)` is missing
+    /// without zio knowing (the allocator discarded it behind zio's back),
+    /// so that zio's own access there under its lock cannot wait for the
+    /// fault handler. Such pages are nearly always present and are then
+    /// only asked about: no page is allocated for them.
+    fn zero_if_missing(&mut self, a: usize, len: usize);
     /// Write-protects (`on`) or unprotects the page-aligned `[a, a+len)`,
     /// registering it first if needed. Returns false if refused.
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;

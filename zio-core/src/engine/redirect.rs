@@ -279,11 +279,17 @@ impl<M: Mem> Engine<M> {
     /// left missing. A page at a time, through a buffer on the stack.
     fn write_part(&mut self, a: usize, r: &Redirect, lo: usize, hi: usize) {
         // Under the lock: pages without pieces are unprotected (released
-        // before) and present (dropped ones were just filled; one the
-        // allocator discarded behind zio's back gets a zero page first), so
-        // the write cannot fault into the handler.
-        self.mem
-            .zero_range(page_down(lo), page_up(hi) - page_down(lo));
+        // before) and present (dropped ones were just filled, those a free
+        // left unfilled get fresh pages, one the allocator discarded behind
+        // zio's back a zero page), so the write cannot fault into the
+        // handler.
+        let (p0, p1) = (page_down(lo), page_up(hi));
+        for (s, e) in self.unfilled.clipped(p0, p1) {
+            self.mem.zero_range(s, e - s);
+        }
+        for (s, e) in self.unfilled.gaps(p0, p1) {
+            self.mem.zero_if_missing(s, e - s);
+        }
         self.unfilled.forget(lo, hi);
         let mut bytes = [0u8; PAGE];
         let mut pos = lo;
@@ -402,7 +408,7 @@ impl<M: Mem> Engine<M> {
         // gets a zero page first rather than a fault into the handler.
         let unfilled = self.unfilled.covers(lo, page_end);
         if !unfilled {
-            self.mem.zero_range(lo, PAGE);
+            self.mem.zero_if_missing(lo, PAGE);
             self.mem.read(hi, old);
         }
         self.mem.write(r.to + (hi - a), old);

@@ -96,6 +96,11 @@ impl Unfilled {
     pub(super) fn clipped(&self, a: usize, b: usize) -> smallvec::SmallVec<[(usize, usize); 4]> {
         self.runs.clipped(a, b)
     }
+
+    /// The parts of `[a, b)` not left unfilled, in order.
+    pub(super) fn gaps(&self, a: usize, b: usize) -> smallvec::SmallVec<[(usize, usize); 4]> {
+        self.runs.gaps(a, b)
+    }
 }
 
 impl<M: Mem> Engine<M> {

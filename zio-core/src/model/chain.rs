@@ -307,6 +307,22 @@ fn unfilled_pages_a_copy_writes_are_filled_whole() {
     w.check_all();
 }
 
+/// The input's partial end pages in a handed-back chunk are present (the
+/// allocator writes its headers there): landing the input's bytes in them
+/// asks for zero pages only where they might be missing, and fresh pages
+/// only where a free left them unfilled, none of them present.
+#[test]
+fn an_inputs_present_end_pages_get_no_fresh_pages() {
+    let (mut w, n, input) = chain_world();
+    let chunks = [BASE + 20 * PAGE + 0x10, BASE + 40 * PAGE + 0x10];
+    for seed in 0..6 {
+        message(&mut w, input, chunks, n, 5, seed);
+    }
+    assert!(w.e.counters.inputs_redirected >= 5, "{:?}", w.e.counters);
+    assert_eq!(w.e.mem.fresh_on_present, 0, "{:?}", w.e.counters);
+    w.check_all();
+}
+
 /// A hint is taken only while its bytes are the original's: the end page
 /// a redirected input wrote for real is elided from the original when
 /// the program left it alone, and copied as it is when the program wrote

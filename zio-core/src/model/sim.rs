@@ -32,6 +32,10 @@ pub(super) struct Sim {
     /// Unmap and zero-page calls (a system call each in the real backend).
     pub(super) unmap_calls: u64,
     pub(super) zero_calls: u64,
+    /// Present pages [`Mem::zero_range`] was asked to fill: it is for
+    /// pages zio knows to be missing, and the real backend allocates and
+    /// copies a page for each before it finds the page there.
+    pub(super) fresh_on_present: u64,
     /// Questions whether pages a free left missing are still registered
     /// (an ioctl each in the real backend).
     pub(super) check_calls: u64,
@@ -58,6 +62,7 @@ impl Sim {
             protect_calls: 0,
             unmap_calls: 0,
             zero_calls: 0,
+            fresh_on_present: 0,
             check_calls: 0,
             fill_calls: 0,
             refuse_fills: false,
@@ -139,6 +144,13 @@ impl Mem for Sim {
         }
     }
     fn zero_range(&mut self, a: usize, len: usize) {
+        let present = (Self::idx(a)..Self::idx(a + len - 1) + 1)
+            .filter(|&i| self.pages[i].present)
+            .count();
+        self.fresh_on_present += present as u64;
+        self.zero_if_missing(a, len);
+    }
+    fn zero_if_missing(&mut self, a: usize, len: usize) {
         self.zero_calls += 1;
         for i in Self::idx(a)..Self::idx(a + len - 1) + 1 {
             let p = &mut self.pages[i];
