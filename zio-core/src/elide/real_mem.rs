@@ -111,6 +111,24 @@ impl RealMem {
         unsafe { libc::madvise(a as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
     }
 
+    /// Maps zero pages over the missing pages of `[a, a+len)` with `zero`
+    /// (one of [`Uffd`]'s zero-page calls). A part that is not registered
+    /// (ENOENT) needs nothing: no fault can come from it. A single page
+    /// known so is not asked again.
+    fn zero_registered(
+        &mut self,
+        a: usize,
+        len: usize,
+        zero: fn(&Uffd, usize, usize) -> Result<(), i32>,
+    ) {
+        if len == PAGE && self.unregistered.contains(&a) {
+            return;
+        }
+        if zero(&self.uffd, a, len) == Err(libc::ENOENT) && len == PAGE {
+            remember(&mut self.unregistered, a);
+        }
+    }
+
     /// Registers `[a, a+len)` after checking it is private anonymous memory.
     fn register_checked(&mut self, a: usize, len: usize) -> bool {
         for p in self.unregistered.iter_mut() {
@@ -236,25 +254,13 @@ impl Mem for RealMem {
     }
 
     fn zero_range(&mut self, a: usize, len: usize) {
-        // A part that is not registered (ENOENT) needs nothing: no fault
-        // can come from it. A single page known so is not asked again.
-        if len == PAGE && self.unregistered.contains(&a) {
-            return;
-        }
-        if self.uffd.zero_writable(a, len) == Err(libc::ENOENT) && len == PAGE {
-            remember(&mut self.unregistered, a);
-        }
+        self.zero_registered(a, len, Uffd::zero_writable);
     }
 
     fn zero_if_missing(&mut self, a: usize, len: usize) {
-        if len == PAGE && self.unregistered.contains(&a) {
-            return;
-        }
         // A zero page, not a fresh one: a present page then costs no
         // allocation, and a missing one its write's copy-on-write fault.
-        if self.uffd.zeropage_present_ok(a, len) == Err(libc::ENOENT) && len == PAGE {
-            remember(&mut self.unregistered, a);
-        }
+        self.zero_registered(a, len, Uffd::zeropage_present_ok);
     }
 
     fn backup(&mut self, src: usize, len: usize) -> Option<usize> {

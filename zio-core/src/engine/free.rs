@@ -78,12 +78,7 @@ impl<M: Mem> Engine<M> {
         // pages come when it is not an elided copy); pieces in the partial
         // pages at the edges, which hold neighbours' bytes too, are
         // rebuilt.
-        let owner = self
-            .t
-            .pieces_in(p, b)
-            .first()
-            .and_then(|&k| self.t.piece(k))
-            .map(|x| x.slots);
+        let owner = self.t.first_piece_over(p, b).map(|(_, x)| x.slots);
         let dropped = self.drop_pieces(p, b);
         self.leave_unfilled(dropped, owner);
         self.note_input_buffers(p, b);

@@ -238,7 +238,7 @@ impl<M: Mem> Engine<M> {
                     let run = self
                         .prot
                         .wp
-                        .overlapping(page_down(page.saturating_sub(PAGE)), page + 2 * PAGE)
+                        .overlapping(page.saturating_sub(PAGE), page + 2 * PAGE)
                         .collect::<SmallVec<[(usize, usize); 2]>>();
                     for (s, e) in run {
                         self.unprotect_idle(s, e);

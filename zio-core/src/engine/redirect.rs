@@ -284,13 +284,10 @@ impl<M: Mem> Engine<M> {
         // zio's back a zero page), so the write cannot fault into the
         // handler.
         let (p0, p1) = (page_down(lo), page_up(hi));
-        for (s, e) in self.unfilled.clipped(p0, p1) {
-            self.mem.zero_range(s, e - s);
-        }
         for (s, e) in self.unfilled.gaps(p0, p1) {
             self.mem.zero_if_missing(s, e - s);
         }
-        self.unfilled.forget(lo, hi);
+        self.refill(p0, p1);
         let mut bytes = [0u8; PAGE];
         let mut pos = lo;
         while pos < hi {

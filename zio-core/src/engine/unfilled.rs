@@ -187,7 +187,7 @@ impl<M: Mem> Engine<M> {
     /// The pages of `[a, b)` (page-aligned) left unfilled are given zero
     /// pages for a use other than an elided copy: no longer unfilled, and
     /// charged to the copies that left them.
-    fn refill(&mut self, a: usize, b: usize) {
+    pub(super) fn refill(&mut self, a: usize, b: usize) {
         for (s, e) in self.unfilled.runs.clipped(a, b) {
             self.mem.zero_range(s, e - s);
         }
