@@ -34,7 +34,7 @@ regress: deps build
 
 # Real servers (Redis, nginx, HAProxy, PostgreSQL, memcached, Icecast) as their own
 # users, without and with zio in alternation, data verified, one table
-# (scripts/apps.py; `make test` runs its --quick form). PAIRS=N pairs (3
+# (scripts/apps.py; `make test` runs its --quick form). PAIRS=N pairs (4
 # unless given); APPS=redis,nginx: only those.
 APPS ?=
 apps: deps build

@@ -174,7 +174,7 @@ fi
 
 if want apps; then
     begin apps
-    if [ "$quick" = 1 ]; then apps=(--quick); else apps=(--pairs 3); fi
+    if [ "$quick" = 1 ]; then apps=(--quick); else apps=(--pairs 4); fi
     step apps apps env ZIO_LIB="$bin/libzio.so" python3 scripts/apps.py "${apps[@]}" --csv "$stage/apps/apps.csv" --coverage "$stage/apps/coverage.csv"
     finish apps
 fi

@@ -128,6 +128,14 @@ class Workload:
         budget = 3e8 if quick else 1.5e9
         self.n = int(max(64, min(40000, budget / size)))
 
+    def calibrate(self, tmp, seconds):
+        """Sizes every later run to last about `seconds`: a run of the
+        budgeted size without zio, its rate scaled. A fixed byte budget
+        makes the runs of large values too short for the ratio of two
+        runs to mean much on a shared machine."""
+        r = self.run(False, tmp)
+        self.n = int(max(64, min(400000, r["ops"] * seconds)))
+
     def run(self, zio, tmp, perf=None):
         s = Server(tmp, zio, self.aof)
         try:
