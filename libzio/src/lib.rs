@@ -28,6 +28,10 @@
 //!   `hooked-symbols.txt`);
 //! - `iov.rs`: the caller's iovecs walked in place, and the bytes moved.
 //!
+//! Not hooks: `zio_counter`, `zio_pin` and `zio_unpin` here, and the
+//! IO-stack bridge contract in `bridge.rs`; `include/zio.h` declares them
+//! all for C.
+//!
 //! For every hook there is also a `__wrap_` twin, made by `twin!` from the
 //! same line: the link step (see `build.rs`) points the library's own calls
 //! at the twins so zio never intercepts itself.
@@ -117,6 +121,7 @@ macro_rules! io_hook {
     };
 }
 
+mod bridge;
 mod copy;
 mod input;
 mod iov;

@@ -1,21 +1,327 @@
-//! The bridge between user-space IO stacks and zio (not built yet).
+//! The bridge between user-space IO stacks and zio: a safe Rust API over
+//! libzio.so's contract (`libzio/include/zio.h`), found at run time, a
+//! no-op when zio is not loaded.
 //!
 //! zio removes the copies a program makes inside itself. A user-space IO
-//! stack whose buffers live in the program's memory (smoltcp's socket rings,
-//! iceoryx2's shared-memory samples) can let zio remove the copies at its API
-//! too. This crate will hold that contract, as a C ABI and a Rust API:
+//! stack whose buffers live in the program's memory (a socket ring, a
+//! shared-memory sample) can let zio remove the copies at its API too:
 //!
-//! - **register**: the stack declares memory it received data into as an
-//!   original it owns;
-//! - **release**: before the stack reuses that memory, zio materializes every
-//!   copy that still depends on it;
-//! - **resolve**: when the stack transmits from a program buffer, zio tells it
-//!   where the bytes really are.
+//! - [`Bridge::register`]: the stack received bytes into its own memory
+//!   and lends them to zio as an original; the program's copies of them
+//!   are then elided like copies of a `read`. zio does not write-protect
+//!   lent memory: the stack promises to release it before changing it.
+//! - [`Bridge::release`]: before the stack overwrites, frees or unmaps lent
+//!   memory. Copies still reading it get their bytes first; while an output
+//!   in flight sends from it, the answer is [`Released::Hold`].
+//! - [`Bridge::resolve`] and [`Bridge::gather`]: before the stack copies a
+//!   program buffer into its transmit memory, where the buffer's bytes
+//!   really are (elided copies point at their originals).
 //!
-//! libzio.so will export these functions; this crate will find them with
-//! `dlsym` at run time and do nothing when zio is not loaded, so a program
-//! built with the bridge runs the same without zio. See `shared/DESIGN.md`,
-//! "IO-stack bridge". Nothing is exported yet: the copy-elision engine it
-//! depends on comes first.
+//! Without zio (not preloaded, or a version this crate does not know),
+//! register answers false, release answers [`Released::Done`], and resolve
+//! answers the buffer itself: the same program runs, byte for byte.
 
 #![deny(missing_docs)]
+
+use core::ffi::{c_int, c_uint, c_void};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The contract version this crate speaks (`ZIO_CONTRACT_VERSION`):
+/// major × 100 + minor. A library of another major version is not used.
+pub const CONTRACT_VERSION: u32 = 100;
+
+/// Originals one resolution can pin (`ZIO_RESOLVE_PINS`).
+const RESOLVE_PINS: usize = 8;
+
+/// Segments a [`Resolved`] holds (more: the buffer itself is the answer).
+pub const RESOLVE_SEGS: usize = 16;
+
+/// `struct zio_seg`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Seg {
+    base: *const c_void,
+    len: usize,
+}
+
+/// `struct zio_resolution`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Resolution {
+    npins: u32,
+    pins: [u32; RESOLVE_PINS],
+    resolved: usize,
+}
+
+type RegisterFn = unsafe extern "C" fn(*const c_void, usize) -> c_int;
+type ReleaseFn = unsafe extern "C" fn(*const c_void, usize, u64) -> c_int;
+type ResolveFn =
+    unsafe extern "C" fn(*const c_void, usize, *mut Seg, usize, *mut Resolution) -> usize;
+type ResolveEndFn = unsafe extern "C" fn(*mut Resolution);
+type CounterFn = unsafe extern "C" fn(*const core::ffi::c_char) -> i64;
+
+/// libzio's functions, when it is loaded and speaks this contract.
+#[derive(Clone, Copy)]
+struct Fns {
+    register: RegisterFn,
+    release: ReleaseFn,
+    resolve: ResolveFn,
+    resolve_end: ResolveEndFn,
+    counter: CounterFn,
+}
+
+/// The answer of [`Bridge::release`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Released {
+    /// The memory is the stack's again: it may change it.
+    Done,
+    /// An output in flight still reads it: keep it unchanged and ask again.
+    Hold,
+}
+
+/// The contract, as found in this process.
+pub struct Bridge {
+    fns: Option<Fns>,
+}
+
+/// Looks `name` (NUL-terminated) up in the process's global scope.
+fn lookup(name: &[u8]) -> Option<*mut c_void> {
+    // SAFETY: `name` is NUL-terminated (every caller passes a literal with
+    // a trailing NUL); RTLD_DEFAULT searches the loaded objects.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr().cast()) };
+    (!p.is_null()).then_some(p)
+}
+
+/// The function `name` (NUL-terminated) as the function pointer type `F`.
+///
+/// # Safety
+/// `F` is a function pointer type of the signature `name` has.
+unsafe fn sym<F: Copy>(name: &[u8]) -> Option<F> {
+    let p = lookup(name)?;
+    assert_eq!(
+        core::mem::size_of::<F>(),
+        core::mem::size_of::<*mut c_void>()
+    );
+    // SAFETY: the caller's contract: `F` is a function pointer of that
+    // function's signature, which on Linux is a data pointer's size.
+    Some(unsafe { core::mem::transmute_copy::<*mut c_void, F>(&p) })
+}
+
+impl Bridge {
+    /// The process's bridge: libzio's contract if zio is preloaded and of
+    /// this major version, else the no-op one. Looked up once.
+    pub fn get() -> &'static Bridge {
+        static B: OnceLock<Bridge> = OnceLock::new();
+        B.get_or_init(Bridge::find)
+    }
+
+    /// The no-op bridge, whatever is loaded (for side-by-side runs of one
+    /// program with and without the bridge under zio).
+    pub fn none() -> &'static Bridge {
+        static NONE: Bridge = Bridge { fns: None };
+        &NONE
+    }
+
+    fn find() -> Bridge {
+        let fns = (|| {
+            // SAFETY: `zio_contract_version` has this signature in every
+            // version of zio.h.
+            let version: unsafe extern "C" fn() -> c_uint =
+                unsafe { sym(b"zio_contract_version\0")? };
+            // SAFETY: no arguments, no preconditions.
+            if unsafe { version() } / 100 != CONTRACT_VERSION / 100 {
+                return None;
+            }
+            // SAFETY: each type is the signature zio.h gives that name in
+            // the contract version just checked.
+            unsafe {
+                Some(Fns {
+                    register: sym(b"zio_register\0")?,
+                    release: sym(b"zio_release\0")?,
+                    resolve: sym(b"zio_resolve\0")?,
+                    resolve_end: sym(b"zio_resolve_end\0")?,
+                    counter: sym(b"zio_counter\0")?,
+                })
+            }
+        })();
+        Bridge { fns }
+    }
+
+    /// True if zio is loaded and speaks this contract.
+    pub fn is_active(&self) -> bool {
+        self.fns.is_some()
+    }
+
+    /// Lends `[ptr, ptr+len)`, which holds bytes the stack received, to zio
+    /// as an original. True if zio took it; false without zio, or if zio
+    /// does not elide in this process.
+    ///
+    /// # Safety
+    /// The stack must call [`Bridge::release`] on this memory before it
+    /// changes, frees or unmaps it: zio's elided copies read it until then.
+    pub unsafe fn register(&self, ptr: *const u8, len: usize) -> bool {
+        match self.fns {
+            // SAFETY: libzio's function; it only records the range.
+            Some(f) => unsafe { (f.register)(ptr.cast(), len) == 1 },
+            None => false,
+        }
+    }
+
+    /// Takes `[ptr, ptr+len)` back (safe for memory never lent): once
+    /// [`Released::Done`], the stack may change it. Waits about `wait` for
+    /// outputs in flight before answering [`Released::Hold`].
+    pub fn release(&self, ptr: *const u8, len: usize, wait: Duration) -> Released {
+        let Some(f) = self.fns else {
+            return Released::Done;
+        };
+        let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+        // SAFETY: libzio's function; it reads no memory of the range itself
+        // beyond what zio lent and tracks.
+        match unsafe { (f.release)(ptr.cast(), len, ns) } {
+            0 => Released::Done,
+            _ => Released::Hold,
+        }
+    }
+
+    /// Where the bytes of `buf` really are, for a transmit: the segments of
+    /// the answer, read in order, hold `buf`'s bytes; the originals they
+    /// name stay unchanged until the [`Resolved`] is dropped.
+    pub fn resolve<'a>(&self, buf: &'a [u8]) -> Resolved<'a> {
+        let mut r = Resolved {
+            buf,
+            segs: [Seg {
+                base: core::ptr::null(),
+                len: 0,
+            }; RESOLVE_SEGS],
+            n: 0,
+            res: Resolution::default(),
+            end: None,
+        };
+        if buf.is_empty() {
+            return r;
+        }
+        let Some(f) = self.fns else {
+            r.segs[0] = Seg {
+                base: buf.as_ptr().cast(),
+                len: buf.len(),
+            };
+            r.n = 1;
+            return r;
+        };
+        // SAFETY: RESOLVE_SEGS writable segments and a writable resolution.
+        r.n = unsafe {
+            (f.resolve)(
+                buf.as_ptr().cast(),
+                buf.len(),
+                r.segs.as_mut_ptr(),
+                RESOLVE_SEGS,
+                &mut r.res,
+            )
+        };
+        r.end = Some(f.resolve_end);
+        r
+    }
+
+    /// Copies `src` into `dst` (of the same length) from wherever `src`'s
+    /// bytes really are: a stack's transmit copy.
+    ///
+    /// # Panics
+    /// If the lengths differ, as `copy_from_slice` does.
+    pub fn gather(&self, dst: &mut [u8], src: &[u8]) {
+        assert_eq!(dst.len(), src.len(), "gather: lengths differ");
+        if self.fns.is_none() {
+            dst.copy_from_slice(src);
+            return;
+        }
+        let r = self.resolve(src);
+        let mut at = 0;
+        for seg in r.segments() {
+            dst[at..at + seg.len()].copy_from_slice(seg);
+            at += seg.len();
+        }
+        debug_assert_eq!(at, src.len());
+    }
+
+    /// The zio counter `name` (`elided_copies`, `bytes_lent`, ...), or
+    /// `None` without zio or before its engine starts.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        let f = self.fns?;
+        let mut c = [0u8; 64];
+        let n = name.len().min(c.len() - 1);
+        c[..n].copy_from_slice(&name.as_bytes()[..n]);
+        // SAFETY: a NUL-terminated name.
+        let v = unsafe { (f.counter)(c.as_ptr().cast()) };
+        u64::try_from(v).ok()
+    }
+}
+
+/// Where a buffer's bytes are ([`Bridge::resolve`]); the originals it names
+/// are pinned until it is dropped.
+pub struct Resolved<'a> {
+    buf: &'a [u8],
+    segs: [Seg; RESOLVE_SEGS],
+    n: usize,
+    res: Resolution,
+    end: Option<ResolveEndFn>,
+}
+
+impl<'a> Resolved<'a> {
+    /// The segments, in order; together `buf`'s bytes.
+    pub fn segments(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.segs[..self.n].iter().map(|s| {
+            // SAFETY: zio answered runs of readable memory holding the
+            // buffer's bytes (or the buffer itself), kept unchanged while
+            // this resolution lives.
+            unsafe { core::slice::from_raw_parts(s.base.cast::<u8>(), s.len) }
+        })
+    }
+
+    /// Bytes the segments take from originals rather than from the buffer.
+    pub fn resolved_bytes(&self) -> usize {
+        self.res.resolved
+    }
+
+    /// The buffer resolved.
+    pub fn buffer(&self) -> &'a [u8] {
+        self.buf
+    }
+}
+
+impl Drop for Resolved<'_> {
+    fn drop(&mut self) {
+        if let Some(end) = self.end {
+            // SAFETY: a resolution zio filled and nothing ended yet.
+            unsafe { end(&mut self.res) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without zio (unit tests do not preload it) the bridge is the no-op
+    /// one: nothing is lent, release is immediate, resolve is the buffer.
+    #[test]
+    fn without_zio_everything_is_the_plain_operation() {
+        let b = Bridge::get();
+        assert!(!b.is_active());
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        // SAFETY: released below, nothing changes it before.
+        assert!(!unsafe { b.register(data.as_ptr(), data.len()) });
+        let r = b.resolve(&data);
+        assert_eq!(r.segments().count(), 1);
+        assert_eq!(r.segments().next().unwrap(), &data[..]);
+        assert_eq!(r.resolved_bytes(), 0);
+        drop(r);
+        let mut out = vec![0u8; data.len()];
+        b.gather(&mut out, &data);
+        assert_eq!(out, data);
+        assert_eq!(
+            b.release(data.as_ptr(), data.len(), Duration::ZERO),
+            Released::Done
+        );
+        assert_eq!(b.counter("elided_copies"), None);
+    }
+}

@@ -9,6 +9,7 @@
 //! above the size threshold or when something is tracked; the pass-through
 //! path never gets here.
 
+pub mod bridge;
 mod calls;
 mod clock;
 mod real_mem;

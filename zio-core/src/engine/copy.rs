@@ -332,7 +332,8 @@ impl<M: Mem> Engine<M> {
                 (s, self.t.orig_covering(s, s + n)?)
             }
         };
-        if !self.t.orig(orig).backup && !self.prot.wp.covers(page_down(src), page_up(src + n)) {
+        if !self.t.orig(orig).unguarded() && !self.prot.wp.covers(page_down(src), page_up(src + n))
+        {
             return None;
         }
         Some((src, orig))

@@ -84,6 +84,13 @@ pub struct Counters {
     pub inputs_redirected: u64,
     /// Bytes of those inputs left unmapped in the program's buffer.
     pub bytes_redirected: u64,
+    /// Bytes IO stacks lent zio as originals (the bridge's register).
+    pub bytes_lent: u64,
+    /// Releases by IO stacks that ended lent records.
+    pub lent_released: u64,
+    /// Bytes IO stacks were told to gather from originals (the bridge's
+    /// resolve), where the program's buffer held elided copies.
+    pub bytes_resolved: u64,
     /// Nanoseconds the program's threads spent in the engine, waiting for
     /// its lock included: what zio's decisions cost the program itself.
     /// Kept by the memory backend, filled in when the counters are read;

@@ -108,7 +108,7 @@ impl<M: Mem> Engine<M> {
         }
         // A pinned original may be being written right now: a redirected
         // input continuing into its memory.
-        if o.pins > 0 || (!o.backup && !self.prot.wp.covers(page_down(at), page_up(at + n))) {
+        if o.pins > 0 || (!o.unguarded() && !self.prot.wp.covers(page_down(at), page_up(at + n))) {
             return false;
         }
         // Read under the lock: a registered page the allocator discarded

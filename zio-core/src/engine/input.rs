@@ -37,7 +37,7 @@ impl<M: Mem> Engine<M> {
         // above): the record stays, restamped.
         if let (&[id], None) = (here.as_slice(), before) {
             let o = self.t.orig(id);
-            if o.start == a && o.len == got && !o.backup && o.quarantined.is_none() {
+            if o.start == a && o.len == got && !o.unguarded() && o.quarantined.is_none() {
                 self.t.orig_mut(id).stamp = now;
                 return;
             }
@@ -61,7 +61,7 @@ impl<M: Mem> Engine<M> {
             .into_iter()
             .find(|&id| {
                 let o = self.t.orig(id);
-                o.end() == a && !o.backup && o.quarantined.is_none()
+                o.end() == a && !o.unguarded() && o.quarantined.is_none()
             })
     }
 }

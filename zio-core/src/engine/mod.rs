@@ -13,6 +13,7 @@
 //! | [`Engine::input_prepare`], [`Engine::input_done`] | `input.rs` | input recorded as an original |
 //! | [`Engine::input_target`], [`Engine::input_redirected`] | `redirect.rs` | input into a reused buffer landed in zio's memory |
 //! | [`Engine::output`], [`Engine::output_done`] | `output.rs` | gather lists that send originals' bytes |
+//! | [`Engine::lend`], [`Engine::release_lent`], [`Engine::resolve_for_stack`] | `lent.rs` | memory IO stacks lend zio (the bridge contract) |
 //! | [`Engine::unpin`] | `originals.rs` | originals: protection, backups, pins, release before a change |
 //! | [`Engine::free`] | `free.rs` | free and the quarantine of originals |
 //! | [`Engine::discard`], [`Engine::fill_discarded`], [`Engine::prepare_fork`] | `mapping.rs` | unmap, mremap, madvise, fork |
@@ -39,6 +40,7 @@ mod free;
 mod fringe;
 mod gc;
 mod input;
+mod lent;
 mod mapping;
 mod materialize;
 mod mem;
@@ -229,9 +231,10 @@ impl<M: Mem> Engine<M> {
                 "unfilled {s:#x}..{e:#x} has originals"
             );
         }
-        // Every piece's source bytes are write-protected (or a backup).
+        // Every piece's source bytes are write-protected (or a backup, or
+        // lent by an IO stack).
         for (k, p) in self.t.pieces() {
-            if self.t.orig(p.orig).backup {
+            if self.t.orig(p.orig).unguarded() {
                 continue;
             }
             assert!(

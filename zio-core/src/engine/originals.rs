@@ -103,6 +103,9 @@ impl<M: Mem> Engine<M> {
         }
         let (a, b) = (page_down(o.start), page_up(o.end()));
         let q = o.quarantined;
+        if o.lent && q.is_none() {
+            return; // the stack's until it releases it; nothing is protected
+        }
         if let Some(alloc) = q {
             self.unprotect_idle(a, b);
             self.try_release_quarantine(alloc);
@@ -313,13 +316,15 @@ impl<M: Mem> Engine<M> {
     /// Protects the source bytes of `segs` that lie in `[sa, sb)` (before
     /// pieces point at them: once protected, a write to them is caught
     /// before it can change bytes a piece reads). Backups need none: only
-    /// zio writes them. False if some page could not be protected.
+    /// zio writes them, lent memory none either: its stack releases it
+    /// before changing it. False if some page could not be protected.
     pub(super) fn protect_sources(&mut self, segs: &[Seg], sa: usize, sb: usize) -> bool {
         let mut protected = true;
         for &(a, b, src) in segs.iter().filter(|x| overlaps(x.0, x.1, sa, sb)) {
             let (lo, hi) = match src {
+                Src::Orig(orig) if self.t.orig(orig).unguarded() => continue,
                 Src::Orig(_) => (a.max(sa), b.min(sb)),
-                Src::Piece { orig, .. } if self.t.orig(orig).backup => continue,
+                Src::Piece { orig, .. } if self.t.orig(orig).unguarded() => continue,
                 Src::Piece { addr, .. } => {
                     let lo = a.max(sa);
                     (addr + (lo - a), addr + (b.min(sb) - a))

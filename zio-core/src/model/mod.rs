@@ -21,6 +21,7 @@
 //!   the kernel refuses;
 //! - `regret`: every order of reading an elided copy against the bound on
 //!   its faults;
+//! - `lent`: memory an IO stack lends zio (the bridge contract);
 //! - `costs`: what eliding costs beyond touches, and the policy weighing
 //!   it: memory going back and forth between elided copies and other uses,
 //!   redirects nothing is copied from, protection kept on idle originals.
@@ -30,6 +31,7 @@
 mod cases;
 mod chain;
 mod costs;
+mod lent;
 mod ops;
 mod props;
 mod rebuild;

@@ -122,6 +122,11 @@ pub struct Original {
     /// For zio's memory holding a redirected input: the policy slots the
     /// redirect was charged to.
     pub slots: Slots,
+    /// Memory an IO stack lent zio through the bridge contract
+    /// ([`crate::engine::Engine::lend`]): never write-protected, the stack
+    /// promises to release it before changing it, and the record stays
+    /// until then even when nothing depends on it.
+    pub lent: bool,
 }
 
 impl Original {
@@ -132,6 +137,12 @@ impl Original {
     /// True if something still needs its bytes unchanged.
     pub fn busy(&self) -> bool {
         !self.deps.is_empty() || self.pins > 0
+    }
+    /// True if its bytes change only after zio is told, so copies may read
+    /// them without write protection: a backup only zio writes, or memory
+    /// an IO stack lent until it releases it.
+    pub fn unguarded(&self) -> bool {
+        self.backup || self.lent
     }
 }
 
@@ -493,6 +504,7 @@ impl Tracker {
                 }
                 self.orig_mut(rid).quarantined = quarantined;
                 self.orig_mut(rid).copied = self.orig(id).copied;
+                self.orig_mut(rid).lent = self.orig(id).lent;
             } else if right {
                 // No left part: the right part keeps this id.
                 let r = self.orig_mut(id);

@@ -1,0 +1,134 @@
+//! The IO-stack bridge contract in a real process: a C "stack" that fills a
+//! receive ring by its own stores, lends each slot (`zio_register`),
+//! resolves the program's buffer for its transmit (`zio_resolve`) and
+//! releases a slot before reusing it (`zio_release`), while the program
+//! copies every message twice and keeps copies longer than the ring holds
+//! them (integration/c/stack_bridge.c); and the same stack in Rust over the
+//! `zio-stack-bridge` crate (integration/src/bin/bridge_ring.rs), which
+//! also releases a slot while an output of a copy of it is blocked.
+//!
+//! Proves, byte for byte and with zio's counters: copies of lent memory
+//! are elided (the ring never came from an input call, so without the
+//! contract nothing would be); the program's write of a copy is sent from
+//! the ring; the stack's transmit gathers from the ring; copies kept past a
+//! slot's release and reuse keep their bytes; a release during an output
+//! from the slot answers "hold"; and the same programs run, with the same
+//! output, without zio.
+
+use std::path::Path;
+use std::process::Command;
+
+use zio_integration::{compile_c, differential, engine_block, TempDir};
+
+/// The program's SLOT, SLOTS, ROUNDS and KEEP.
+const SLOT: usize = 256 << 10;
+const ROUNDS: u64 = 64;
+const SLOTS: u64 = 4;
+const KEEP: u64 = 8;
+
+/// splitmix64's finalizer, as the program computes its messages.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What the program writes: every message twice (its copy, the stack's
+/// transmit of the second copy).
+fn expected() -> Vec<u8> {
+    let mut out = Vec::with_capacity(ROUNDS as usize * 2 * SLOT);
+    for r in 0..ROUNDS {
+        let msg: Vec<u8> = (0..(SLOT / 8) as u64)
+            .flat_map(|i| mix((r << 32) | i).to_le_bytes())
+            .collect();
+        out.extend_from_slice(&msg);
+        out.extend_from_slice(&msg);
+    }
+    out
+}
+
+/// Runs `bin OUT_FILE` without and with zio, checks the output file and
+/// the kept copies, and returns the zio run, its counters checked for
+/// `lends` slots lent and released.
+fn check_stack(what: &str, bin: &Path, dir: &TempDir, lends: u64) -> zio_integration::Run {
+    let out = dir.path().join("out.bin");
+    let run = differential(what, || {
+        let mut c = Command::new(bin);
+        c.arg(&out);
+        c
+    });
+    let stdout = run.stdout();
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+    assert_eq!(
+        stdout.matches("kept copy intact").count() as u64,
+        KEEP,
+        "{what}: kept copies differ\n{stdout}"
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == expected(),
+        "{what}: the output file differs\n{}",
+        engine_block(&run.log)
+    );
+    println!("{what}:\n{}", engine_block(&run.log));
+    let slot = SLOT as u64;
+    assert_eq!(
+        run.counter("bytes_lent"),
+        lends * slot,
+        "{what}: every slot lent\n{}",
+        engine_block(&run.log)
+    );
+    // Each slot released before its reuse and once at the end.
+    assert_eq!(
+        run.counter("lent_released"),
+        lends,
+        "{what}\n{}",
+        engine_block(&run.log)
+    );
+    // The two copies of every round, and the stack's gather into its
+    // transmit buffer (a copy of lent memory too), elided: pages of these
+    // page-aligned buffers never hold a fringe.
+    run.assert_counters(
+        what,
+        &[
+            ("elided_copies", 3 * ROUNDS - 2),
+            ("bytes_substituted", 2 * (ROUNDS - 1) * slot),
+            ("bytes_resolved", (ROUNDS - 1) * slot),
+        ],
+    );
+    // The copies kept past their slot's reuse were given its bytes.
+    assert!(
+        run.counter("bytes_backed_up") + run.counter("pages_by_write") * 4096
+            >= (KEEP - SLOTS) * slot,
+        "{what}: kept copies were not served at release\n{}",
+        engine_block(&run.log)
+    );
+    run
+}
+
+#[test]
+fn a_c_stack_lends_resolves_and_releases_its_ring() {
+    let dir = TempDir::new("bridge-c");
+    let bin = compile_c("stack_bridge", dir.path());
+    check_stack("stack_bridge (C)", &bin, &dir, ROUNDS);
+}
+
+#[test]
+fn a_rust_stack_over_the_bridge_crate_and_the_hold_bound() {
+    let dir = TempDir::new("bridge-rust");
+    let bin = Path::new(env!("CARGO_BIN_EXE_bridge_ring"));
+    let what = "bridge_ring (Rust)";
+    // Its ROUNDS and the slot of the bound.
+    let run = check_stack(what, bin, &dir, ROUNDS + 1);
+    assert!(
+        run.stdout().contains("bound: intact"),
+        "{what}: {}",
+        run.stdout()
+    );
+    assert!(
+        run.stderr()
+            .contains("bridge_ring: release during an output: hold"),
+        "{what}: a release during an output did not hold\n{}",
+        run.stderr()
+    );
+}
