@@ -132,3 +132,76 @@ fn a_rust_stack_over_the_bridge_crate_and_the_hold_bound() {
         run.stderr()
     );
 }
+
+/// The smoltcp adapter over the in-process Loopback device
+/// (integration/src/bin/smoltcp_echo.rs): every echoed byte checked by the
+/// client, without zio and under zio, with the adapter's bridge and with
+/// the no-op one. Under zio without the bridge nothing can be elided (no
+/// input call ever runs); with it, the server's receive copy and both copies
+/// of the chain are elided, the transmit gathers from the receive ring, and
+/// of the bytes copied at the socket API (a receive and a send of each
+/// message) only the send's are copied for real.
+#[test]
+fn the_smoltcp_adapter_halves_the_socket_api_copies() {
+    const SIZE: u64 = 256 << 10;
+    const COPIES: u64 = 2;
+    const MESSAGES: u64 = 64;
+    let bin = Path::new(env!("CARGO_BIN_EXE_smoltcp_echo"));
+    let echo = |mode: &str, zio: bool| {
+        let mut c = Command::new(bin);
+        c.args([SIZE, COPIES, MESSAGES].map(|v| v.to_string()))
+            .arg(mode);
+        let r = zio_integration::run(c, zio, None);
+        r.assert_success(&format!("smoltcp_echo {mode}, zio {zio}"));
+        assert_eq!(
+            r.stdout(),
+            format!("smoltcp_echo: {MESSAGES} messages of {SIZE} bytes, 0 differed\n"),
+            "{mode}, zio {zio}"
+        );
+        r
+    };
+    for mode in ["plain", "bridge"] {
+        echo(mode, false);
+    }
+    let plain = echo("plain", true);
+    assert_eq!(
+        plain.counter("elided_bytes"),
+        0,
+        "without the bridge zio cannot know the ring holds IO data\n{}",
+        plain.log
+    );
+    let run = echo("bridge", true);
+    let figure = |name: &str| -> u64 {
+        let e = run.stderr();
+        let mut words = e.split_whitespace();
+        words
+            .find(|w| *w == name)
+            .and_then(|_| words.next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {e}"))
+    };
+    let bytes = MESSAGES * SIZE;
+    assert_eq!(figure("recv_bytes"), bytes);
+    assert_eq!(figure("lent_bytes"), bytes, "every byte read was lent");
+    assert_eq!(run.counter("bytes_lent"), bytes);
+    let block = engine_block(&run.log);
+    // Whole pages of each copy (a message may arrive in a few runs, each
+    // with partial pages at its ends): at least 90% of the bytes.
+    let whole = (1 + COPIES) * bytes * 9 / 10;
+    assert!(
+        run.counter("elided_bytes") >= whole,
+        "receive and chain copies not elided\n{block}"
+    );
+    assert!(
+        run.counter("bytes_resolved") >= bytes * 9 / 10,
+        "the transmit did not gather from the ring\n{block}"
+    );
+    // Bytes copied at the socket API for real: the sends', and fringes.
+    let api = figure("recv_bytes") + figure("send_bytes");
+    let copied = run.counter("copied_bytes");
+    assert!(
+        copied * 100 <= api * 55,
+        "{copied} of {api} socket API bytes copied for real\n{block}"
+    );
+    println!("smoltcp echo under zio with the bridge: {copied} of {api} API bytes copied\n{block}");
+}

@@ -20,8 +20,17 @@
 //! Without zio (not preloaded, or a version this crate does not know),
 //! register answers false, release answers [`Released::Done`], and resolve
 //! answers the buffer itself: the same program runs, byte for byte.
+//!
+//! Adapters: [`smoltcp`] (feature `smoltcp`), a TCP socket over rings the
+//! bridge manages.
 
 #![deny(missing_docs)]
+
+mod pages;
+#[cfg(feature = "smoltcp")]
+pub mod smoltcp;
+
+pub use pages::{PageBuf, PAGE};
 
 use core::ffi::{c_int, c_uint, c_void};
 use std::sync::OnceLock;
@@ -60,6 +69,8 @@ type ResolveFn =
     unsafe extern "C" fn(*const c_void, usize, *mut Seg, usize, *mut Resolution) -> usize;
 type ResolveEndFn = unsafe extern "C" fn(*mut Resolution);
 type CounterFn = unsafe extern "C" fn(*const core::ffi::c_char) -> i64;
+type PinFn = unsafe extern "C" fn(*const c_void, usize) -> c_int;
+type UnpinFn = unsafe extern "C" fn(*const c_void) -> c_int;
 
 /// libzio's functions, when it is loaded and speaks this contract.
 #[derive(Clone, Copy)]
@@ -69,6 +80,8 @@ struct Fns {
     resolve: ResolveFn,
     resolve_end: ResolveEndFn,
     counter: CounterFn,
+    pin: PinFn,
+    unpin: UnpinFn,
 }
 
 /// The answer of [`Bridge::release`].
@@ -142,6 +155,8 @@ impl Bridge {
                     resolve: sym(b"zio_resolve\0")?,
                     resolve_end: sym(b"zio_resolve_end\0")?,
                     counter: sym(b"zio_counter\0")?,
+                    pin: sym(b"zio_pin\0")?,
+                    unpin: sym(b"zio_unpin\0")?,
                 })
             }
         })();
@@ -241,6 +256,25 @@ impl Bridge {
             at += seg.len();
         }
         debug_assert_eq!(at, src.len());
+    }
+
+    /// Tells zio that a device (or the stack's own frame copies, which zio
+    /// does not see) reads `[ptr, ptr+len)`: zio never elides into it, so
+    /// what the stack gathers there is really there. Until
+    /// [`Bridge::unpin`] of `ptr`.
+    pub fn pin(&self, ptr: *const u8, len: usize) {
+        if let Some(f) = self.fns {
+            // SAFETY: libzio's function; it only records the range.
+            unsafe { (f.pin)(ptr.cast(), len) };
+        }
+    }
+
+    /// Ends [`Bridge::pin`] of `ptr`.
+    pub fn unpin(&self, ptr: *const u8) {
+        if let Some(f) = self.fns {
+            // SAFETY: libzio's function; it only drops the record.
+            unsafe { (f.unpin)(ptr.cast()) };
+        }
     }
 
     /// The zio counter `name` (`elided_copies`, `bytes_lent`, ...), or
