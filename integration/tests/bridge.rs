@@ -205,3 +205,94 @@ fn the_smoltcp_adapter_halves_the_socket_api_copies() {
     );
     println!("smoltcp echo under zio with the bridge: {copied} of {api} API bytes copied\n{block}");
 }
+
+/// The iceoryx2 adapter in a three-process pipeline
+/// (integration/src/bin/iox_pipeline.rs): the sink checks every byte, the
+/// echo the copies it kept past their samples' release, without zio and
+/// under zio, with the bridge and without. Under zio with the bridge the
+/// echo's three copies per message (into its buffer, two more) are elided
+/// and only the publish copy into shared memory is made; the subscriber's
+/// bound is hit at every message past the first few.
+#[test]
+fn the_iceoryx2_pipeline_keeps_only_the_publish_copy() {
+    const SIZE: u64 = 1 << 20;
+    const MESSAGES: u64 = 64;
+    const COPIES: u64 = 2;
+    let bin = Path::new(env!("CARGO_BIN_EXE_iox_pipeline"));
+    let pipeline = |mode: &str, zio: bool| -> (String, String) {
+        let name = format!("zio-test-{}-{mode}-{zio}", std::process::id());
+        let args = |role: &str| {
+            let mut c = Command::new(bin);
+            c.args([role, &name, &SIZE.to_string(), &MESSAGES.to_string()]);
+            c.env_remove("LD_PRELOAD");
+            c
+        };
+        let logs = TempDir::new("iox-logs");
+        let mut sink = args("sink");
+        let sink = sink
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sink");
+        let mut echo = args("echo");
+        echo.args([COPIES.to_string(), mode.to_string()]);
+        echo.stderr(std::process::Stdio::piped());
+        if zio {
+            zio_integration::with_zio(&mut echo, logs.path());
+        }
+        let echo = echo.spawn().expect("echo");
+        let source = args("source").status().expect("source");
+        assert!(source.success(), "source {mode} {zio}");
+        let echo = echo.wait_with_output().expect("echo");
+        let sink = sink.wait_with_output().expect("sink");
+        let echo_err = String::from_utf8_lossy(&echo.stderr).into_owned();
+        assert!(echo.status.success(), "echo {mode} zio {zio}: {echo_err}");
+        assert!(sink.status.success(), "sink {mode} zio {zio}");
+        assert_eq!(
+            String::from_utf8_lossy(&sink.stdout),
+            format!("iox_pipeline: {MESSAGES} messages of {SIZE} bytes, 0 differed\n"),
+            "{mode} zio {zio}"
+        );
+        let kept = MESSAGES / 16;
+        assert!(
+            echo_err.contains(&format!("kept {kept} copies, {kept} intact")),
+            "{mode} zio {zio}: {echo_err}"
+        );
+        (echo_err, zio_integration::collect_logs(logs.path()))
+    };
+    for (mode, zio) in [("plain", false), ("bridge", false), ("plain", true)] {
+        let (_, log) = pipeline(mode, zio);
+        assert_eq!(
+            zio_integration::counter(&log, "elided_bytes"),
+            0,
+            "{mode} {zio}"
+        );
+    }
+    let (echo, log) = pipeline("bridge", true);
+    let block = engine_block(&log);
+    let c = |n: &str| zio_integration::counter(&log, n);
+    let bytes = MESSAGES * SIZE;
+    assert_eq!(c("bytes_lent"), bytes, "every sample lent\n{block}");
+    assert!(
+        c("elided_bytes") >= 3 * bytes * 95 / 100,
+        "the echo's copies were not elided\n{block}"
+    );
+    // Only the publish copy (and the kept copies' faults) made for real.
+    assert!(
+        c("copied_bytes") <= bytes * 105 / 100,
+        "more than the publish copy was made\n{block}"
+    );
+    assert!(c("bytes_resolved") >= bytes * 95 / 100, "{block}");
+    // Released at the bound, the kept copies' samples backed up for them.
+    let releases: u64 = echo
+        .split_whitespace()
+        .skip_while(|w| *w != "releases")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no releases in {echo}"));
+    assert!(releases >= MESSAGES - 8, "{echo}");
+    assert!(
+        c("bytes_backed_up") >= MESSAGES / 16 * SIZE,
+        "kept copies not served at release\n{block}"
+    );
+    println!("iceoryx2 pipeline, bridge under zio: {echo}\n{block}");
+}

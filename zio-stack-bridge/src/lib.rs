@@ -21,11 +21,14 @@
 //! register answers false, release answers [`Released::Done`], and resolve
 //! answers the buffer itself: the same program runs, byte for byte.
 //!
-//! Adapters: [`smoltcp`] (feature `smoltcp`), a TCP socket over rings the
-//! bridge manages.
+//! Adapters: `smoltcp` (feature `smoltcp`), a TCP socket over rings the
+//! bridge manages; `iceoryx2` (feature `iceoryx2`), a subscriber lending
+//! its samples and a publisher gathering through the bridge.
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "iceoryx2")]
+pub mod iceoryx2;
 mod pages;
 #[cfg(feature = "smoltcp")]
 pub mod smoltcp;
