@@ -56,6 +56,7 @@ pub mod launch;
 pub mod median;
 pub mod pattern;
 pub mod server;
+pub mod stack;
 pub mod svg;
 pub mod sweep;
 pub mod tcp;

@@ -1,4 +1,5 @@
-//! The `echo-bench` command: `server`, `client`, `sweep` and `interleave`.
+//! The `echo-bench` command: `server`, `client`, `sweep`, `interleave`, and
+//! `stack` (with its roles `iox` and `smoltcp-echo`).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -34,6 +35,10 @@ usage:
                     [--ceiling-inputs M] [--buffers MODE] [--allocator A]
                     [--verify MODE] [--recv MODE] [--zio-run PATH] [--no-pin] [--server-cpu CPUS]
                     [--client-cpu CPUS] [--no-idle-spin]
+  echo-bench stack --stack iceoryx2|smoltcp [--sizes LIST] [--copies N] [--rounds R] [--bytes B]
+                    user-space IO stacks with zio's bridge (zio+IO), each mode side by side
+  echo-bench iox source|echo|sink ...      one role of the iceoryx2 pipeline (used by stack)
+  echo-bench smoltcp-echo SIZE N MESSAGES bridge|plain   the smoltcp echo (used by stack)
 
 `echo-bench <command> --help` describes each command. Sizes take K/M/G suffixes (powers of 1024).";
 
@@ -207,6 +212,9 @@ fn main() {
         "client" => client_main(rest),
         "sweep" => sweep_main(rest),
         "interleave" => interleave_main(rest),
+        "stack" => echo_bench::stack::bench(rest),
+        "iox" => echo_bench::stack::iox::run(rest),
+        "smoltcp-echo" => echo_bench::stack::smoltcp::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

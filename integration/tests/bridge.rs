@@ -134,7 +134,7 @@ fn a_rust_stack_over_the_bridge_crate_and_the_hold_bound() {
 }
 
 /// The smoltcp adapter over the in-process Loopback device
-/// (integration/src/bin/smoltcp_echo.rs): every echoed byte checked by the
+/// (`echo-bench smoltcp-echo`, echo-bench/src/stack/smoltcp.rs): every echoed byte checked by the
 /// client, without zio and under zio, with the adapter's bridge and with
 /// the no-op one. Under zio without the bridge nothing can be elided (no
 /// input call ever runs); with it, the server's receive copy and both copies
@@ -146,10 +146,11 @@ fn the_smoltcp_adapter_halves_the_socket_api_copies() {
     const SIZE: u64 = 256 << 10;
     const COPIES: u64 = 2;
     const MESSAGES: u64 = 64;
-    let bin = Path::new(env!("CARGO_BIN_EXE_smoltcp_echo"));
+    let bin = zio_integration::echo_bench_path();
     let echo = |mode: &str, zio: bool| {
-        let mut c = Command::new(bin);
-        c.args([SIZE, COPIES, MESSAGES].map(|v| v.to_string()))
+        let mut c = Command::new(&bin);
+        c.arg("smoltcp-echo")
+            .args([SIZE, COPIES, MESSAGES].map(|v| v.to_string()))
             .arg(mode);
         let r = zio_integration::run(c, zio, None);
         r.assert_success(&format!("smoltcp_echo {mode}, zio {zio}"));
@@ -207,7 +208,7 @@ fn the_smoltcp_adapter_halves_the_socket_api_copies() {
 }
 
 /// The iceoryx2 adapter in a three-process pipeline
-/// (integration/src/bin/iox_pipeline.rs): the sink checks every byte, the
+/// (`echo-bench iox`, echo-bench/src/stack/iox.rs): the sink checks every byte, the
 /// echo the copies it kept past their samples' release, without zio and
 /// under zio, with the bridge and without. Under zio with the bridge the
 /// echo's three copies per message (into its buffer, two more) are elided
@@ -218,12 +219,12 @@ fn the_iceoryx2_pipeline_keeps_only_the_publish_copy() {
     const SIZE: u64 = 1 << 20;
     const MESSAGES: u64 = 64;
     const COPIES: u64 = 2;
-    let bin = Path::new(env!("CARGO_BIN_EXE_iox_pipeline"));
+    let bin = zio_integration::echo_bench_path();
     let pipeline = |mode: &str, zio: bool| -> (String, String) {
         let name = format!("zio-test-{}-{mode}-{zio}", std::process::id());
         let args = |role: &str| {
-            let mut c = Command::new(bin);
-            c.args([role, &name, &SIZE.to_string(), &MESSAGES.to_string()]);
+            let mut c = Command::new(&bin);
+            c.args(["iox", role, &name, &SIZE.to_string(), &MESSAGES.to_string()]);
             c.env_remove("LD_PRELOAD");
             c
         };

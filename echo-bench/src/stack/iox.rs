@@ -1,15 +1,16 @@
-//! iox_pipeline: a three-process iceoryx2 pipeline, source → echo → sink
-//! (integration/tests/bridge.rs, echo-bench's iceoryx2 mode).
+//! The iceoryx2 pipeline, source → echo → sink, one process each
+//! (`echo-bench stack --stack iceoryx2`, integration/tests/bridge.rs).
 //!
-//! usage: iox_pipeline source NAME SIZE MESSAGES
-//!        iox_pipeline echo   NAME SIZE MESSAGES COPIES bridge|plain
-//!        iox_pipeline sink   NAME SIZE MESSAGES
+//! usage: echo-bench iox source NAME SIZE MESSAGES
+//!        echo-bench iox echo   NAME SIZE MESSAGES COPIES|direct bridge|plain
+//!        echo-bench iox sink   NAME SIZE MESSAGES
 //!
 //! The source publishes MESSAGES messages of SIZE bytes, each different,
 //! on the service NAME/in; the echo service receives each (through
 //! `zio_stack_bridge::iceoryx2::ZioSubscriber`), copies the payload into
 //! its own buffer, makes COPIES more copies along buffers of its own, and
-//! publishes the last on NAME/out (`publish`); it also keeps a copy of the
+//! publishes the last on NAME/out (`publish`); `direct` publishes the
+//! received payload itself (the one copy no pipeline avoids). It also keeps a copy of the
 //! payload of every KEEP_EVERY-th message to the end (a copy that outlives
 //! its sample, served when the sample is released) and checks those. The
 //! sink checks every byte and prints the verdict on stdout and its MB/s on
@@ -93,16 +94,16 @@ fn publisher(
     p
 }
 
-fn main() {
-    let a: Vec<String> = std::env::args().collect();
-    let arg = |i: usize| {
-        a.get(i)
-            .unwrap_or_else(|| panic!("usage: see the source"))
-            .as_str()
-    };
-    let (role, name) = (arg(1), arg(2));
-    let size: usize = arg(3).parse().expect("SIZE");
-    let messages: u64 = arg(4).parse().expect("MESSAGES");
+/// `echo-bench iox ROLE ...` (see the module's usage).
+pub fn run(a: &[String]) -> Result<(), String> {
+    const USAGE: &str =
+        "usage: echo-bench iox source|echo|sink NAME SIZE MESSAGES [COPIES|direct bridge|plain]";
+    let arg = |i: usize| a.get(i).map(String::as_str).ok_or(USAGE);
+    let (role, name) = (arg(0)?, arg(1)?);
+    let size: usize = arg(2)?.parse().map_err(|_| USAGE)?;
+    let messages: u64 = arg(3)?.parse().map_err(|_| USAGE)?;
+    // Its default configuration is what the pipeline wants: no warning.
+    set_log_level(LogLevel::Error);
     let node = NodeBuilder::new()
         .signal_handling_mode(SignalHandlingMode::Disabled)
         .create::<ipc::Service>()
@@ -129,16 +130,20 @@ fn main() {
             }
         }
         "echo" => {
-            let copies: usize = arg(5).parse().expect("COPIES");
-            let bridge = match arg(6) {
+            let copies: Option<usize> = match arg(4)? {
+                "direct" => None,
+                n => Some(n.parse().map_err(|_| USAGE)?),
+            };
+            let bridge = match arg(5)? {
                 "bridge" => Bridge::get(),
                 "plain" => Bridge::none(),
-                m => panic!("mode {m}: bridge or plain"),
+                _ => return Err(USAGE.into()),
             };
             let sub = input.subscriber_builder().create().expect("subscriber");
             let p = publisher(&output, size);
             let mut rx = ZioSubscriber::new(sub, BORROWED - 1, bridge);
-            let mut bufs: Vec<Vec<u8>> = (0..=copies).map(|_| vec![0u8; size]).collect();
+            let n = copies.map_or(0, |c| c + 1);
+            let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| vec![0u8; size]).collect();
             let mut kept: Vec<(u64, Vec<u8>)> = Vec::new();
             let mut done = 0;
             while done < messages {
@@ -147,15 +152,21 @@ fn main() {
                     std::thread::yield_now();
                     continue;
                 };
-                bufs[0].copy_from_slice(payload);
                 if done % KEEP_EVERY == KEEP_EVERY - 1 {
                     kept.push((done, payload.to_vec()));
                 }
-                for k in 1..=copies {
-                    let (a, b) = bufs.split_at_mut(k);
-                    b[0].copy_from_slice(&a[k - 1]);
-                }
-                while publish(&p, &bufs[copies], bridge).expect("publish") == 0 {
+                let out: &[u8] = match copies {
+                    None => payload,
+                    Some(copies) => {
+                        bufs[0].copy_from_slice(payload);
+                        for k in 1..=copies {
+                            let (a, b) = bufs.split_at_mut(k);
+                            b[0].copy_from_slice(&a[k - 1]);
+                        }
+                        &bufs[copies]
+                    }
+                };
+                while publish(&p, out, bridge).expect("publish") == 0 {
                     assert!(Instant::now() < deadline, "echo: no subscriber connected");
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -181,7 +192,7 @@ fn main() {
                 kept.len()
             );
             if intact != kept.len() {
-                std::process::exit(1);
+                return Err(format!("{} kept copies differ", kept.len() - intact));
             }
         }
         "sink" => {
@@ -209,8 +220,11 @@ fn main() {
             let mbs = (messages.saturating_sub(1) * size as u64) as f64 / secs.max(1e-9) / 1e6;
             eprintln!("iox_pipeline sink: seconds {secs:.3} MB/s {mbs:.1}");
             println!("iox_pipeline: {done} messages of {size} bytes, {bad} differed");
-            std::process::exit(i32::from(bad > 0));
+            if bad > 0 {
+                return Err(format!("{bad} messages differed"));
+            }
         }
-        r => panic!("role {r}: source, echo or sink"),
+        _ => return Err(USAGE.into()),
     }
+    Ok(())
 }

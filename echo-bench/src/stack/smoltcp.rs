@@ -1,8 +1,8 @@
-//! smoltcp_echo: an echo server and its client over smoltcp's in-process
-//! Loopback device, the server's socket a `zio_stack_bridge::smoltcp`
-//! one (integration/tests/bridge.rs, echo-bench's smoltcp mode).
+//! The smoltcp echo: a server and its client over smoltcp's in-process
+//! Loopback device, the server's socket a `zio_stack_bridge::smoltcp` one
+//! (`echo-bench stack --stack smoltcp`, integration/tests/bridge.rs).
 //!
-//! usage: smoltcp_echo SIZE COPIES MESSAGES bridge|plain
+//! usage: echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain
 //!
 //! The client sends MESSAGES messages of SIZE bytes, each different, one
 //! at a time; the server reads each whole into its buffer, makes COPIES
@@ -42,19 +42,19 @@ fn message(i: u64, size: usize) -> Vec<u8> {
         .collect()
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 5 {
-        eprintln!("usage: smoltcp_echo SIZE COPIES MESSAGES bridge|plain");
-        std::process::exit(2);
+/// `echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain`.
+pub fn run(args: &[String]) -> Result<(), String> {
+    const USAGE: &str = "usage: echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain";
+    if args.len() != 4 {
+        return Err(USAGE.into());
     }
-    let size: usize = args[1].parse().expect("SIZE");
-    let copies: usize = args[2].parse().expect("COPIES");
-    let messages: u64 = args[3].parse().expect("MESSAGES");
-    let bridge = match args[4].as_str() {
+    let size: usize = args[0].parse().map_err(|_| USAGE)?;
+    let copies: usize = args[1].parse().map_err(|_| USAGE)?;
+    let messages: u64 = args[2].parse().map_err(|_| USAGE)?;
+    let bridge = match args[3].as_str() {
         "bridge" => Bridge::get(),
         "plain" => Bridge::none(),
-        m => panic!("mode {m}: bridge or plain"),
+        _ => return Err(USAGE.into()),
     };
 
     let mut device = Loopback::new(Medium::Ip);
@@ -165,5 +165,8 @@ fn main() {
         c("faults_missing"),
     );
     println!("smoltcp_echo: {done} messages of {size} bytes, {bad} differed");
-    std::process::exit(i32::from(bad > 0));
+    if bad > 0 {
+        return Err(format!("{bad} messages differed"));
+    }
+    Ok(())
 }
