@@ -297,3 +297,109 @@ fn the_iceoryx2_pipeline_keeps_only_the_publish_copy() {
     );
     println!("iceoryx2 pipeline, bridge under zio: {echo}\n{block}");
 }
+
+/// A network namespace of the test's own, deleted when dropped: a TUN
+/// device ztun0 at 127.20.0.1/24 with `route_localnet` (its loopback
+/// stays down, so 127.20.0.0/24 routes to the TUN device and nowhere
+/// else).
+struct TunNamespace(String);
+
+impl TunNamespace {
+    fn new() -> TunNamespace {
+        let ns = TunNamespace(format!("zio-tun-{}", std::process::id()));
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip (iproute2)");
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &ns.0]);
+        let n = ns.0.as_str();
+        ip(&["-n", n, "tuntap", "add", "dev", "ztun0", "mode", "tun"]);
+        ip(&["-n", n, "addr", "add", "127.20.0.1/24", "dev", "ztun0"]);
+        ip(&["-n", n, "link", "set", "ztun0", "mtu", "65000", "up"]);
+        for conf in ["ztun0", "all"] {
+            ip(&[
+                "netns",
+                "exec",
+                n,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{conf}.route_localnet=1"),
+            ]);
+        }
+        ns
+    }
+
+    /// `argv` run inside the namespace.
+    fn command(&self, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(argv);
+        c
+    }
+}
+
+impl Drop for TunNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// The smoltcp adapter over a TUN device with the kernel's TCP on the
+/// other side (integration/py/tun_client.py), in a network namespace the
+/// test creates and deletes: every byte the kernel client gets back is
+/// checked, and under zio with the bridge every byte the server read was
+/// lent and its copies elided.
+#[test]
+fn the_smoltcp_adapter_over_tun_with_a_kernel_client() {
+    zio_integration::require_root("the TUN test");
+    const SIZE: u64 = 256 << 10;
+    const MESSAGES: u64 = 32;
+    let ns = TunNamespace::new();
+    let bench = zio_integration::echo_bench_path();
+    let client = zio_integration::workspace().join("integration/py/tun_client.py");
+    let logs = TempDir::new("tun-logs");
+    let mut server = ns.command(&[bench.to_str().unwrap(), "smoltcp-echo"]);
+    server
+        .args([SIZE, 2, MESSAGES].map(|v| v.to_string()))
+        .args(["bridge", "--tun", "ztun0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    zio_integration::with_zio(&mut server, logs.path());
+    let server = server.spawn().expect("server");
+    let out = ns
+        .command(&["python3", client.to_str().unwrap()])
+        .args([SIZE, MESSAGES].map(|v| v.to_string()))
+        .env_remove("LD_PRELOAD")
+        .output()
+        .expect("client");
+    let srv = server.wait_with_output().expect("server");
+    let (cout, serr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&srv.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "client: {cout}{}\nserver: {serr}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        cout,
+        format!("tun_client: {MESSAGES} messages of {SIZE} bytes, 0 differed\n")
+    );
+    assert!(srv.status.success(), "server: {serr}");
+    let log = zio_integration::collect_logs(logs.path());
+    let c = |n: &str| zio_integration::counter(&log, n);
+    let bytes = MESSAGES * SIZE;
+    assert_eq!(c("bytes_lent"), bytes, "{}", engine_block(&log));
+    assert!(
+        c("elided_bytes") >= 2 * bytes,
+        "the server's copies were not elided\n{}",
+        engine_block(&log)
+    );
+    println!(
+        "smoltcp over TUN, bridge under zio: {serr}\n{}",
+        engine_block(&log)
+    );
+}

@@ -53,6 +53,7 @@ pub struct ZioSocket {
     /// Regions read by the program and not dequeued, oldest first.
     held: VecDeque<(usize, usize)>,
     held_bytes: usize,
+    lowat: usize,
     stats: Stats,
 }
 
@@ -79,6 +80,7 @@ impl ZioSocket {
             tx: txr,
             held: VecDeque::new(),
             held_bytes: 0,
+            lowat: 1,
             stats: Stats::default(),
         }
     }
@@ -86,6 +88,17 @@ impl ZioSocket {
     /// The smoltcp socket's handle (to listen, connect, close).
     pub fn handle(&self) -> SocketHandle {
         self.handle
+    }
+
+    /// As `SO_RCVLOWAT`: [`ZioSocket::recv`] reads nothing until at least
+    /// `min(bytes, what it was asked for)` bytes are there in one run, so
+    /// that each read is one copy large enough for zio to elide (its
+    /// threshold is 64 KiB) rather than a segment at a time. Only for a
+    /// protocol whose reads can wait for that much (fixed-size messages):
+    /// a peer that sends less and waits for an answer would wait forever.
+    /// 1 (the default) reads whatever is there.
+    pub fn set_recv_lowat(&mut self, bytes: usize) {
+        self.lowat = bytes.max(1);
     }
 
     /// What the adapter did so far.
@@ -110,6 +123,10 @@ impl ZioSocket {
             let s = sockets.get_mut::<tcp::Socket>(self.handle);
             let held = self.held_bytes;
             let more = s.recv_queue() > held;
+            // Fewer unread bytes than the mark (or than asked for): wait.
+            if s.recv_queue() - held < self.lowat.min(out.len() - got) {
+                break;
+            }
             let (rx_end, bridge) = (self.rx.0 + self.rx.1, self.bridge);
             let mut lend = None;
             let step = s.recv(|buf| {

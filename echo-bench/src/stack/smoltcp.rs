@@ -2,13 +2,16 @@
 //! Loopback device, the server's socket a `zio_stack_bridge::smoltcp` one
 //! (`echo-bench stack --stack smoltcp`, integration/tests/bridge.rs).
 //!
-//! usage: echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain
+//! usage: echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain [--tun DEV]
 //!
 //! The client sends MESSAGES messages of SIZE bytes, each different, one
 //! at a time; the server reads each whole into its buffer, makes COPIES
 //! more copies of it along buffers of its own (allocated once, as a
 //! server's per-connection buffers are), and sends the last back; the
-//! client checks every byte. `plain` gives the server's socket the no-op
+//! client checks every byte. With `--tun DEV` only the server runs, on
+//! 127.20.0.2 behind the TUN device DEV (set up by the caller, in a network
+//! namespace of its own), and a kernel TCP client on the other side sends
+//! the messages and checks them; it ends once MESSAGES messages went back. `plain` gives the server's socket the no-op
 //! bridge (plain smoltcp, whatever is loaded). stdout: the verdict; stderr:
 //! one line of figures (seconds, MB/s echoed, the socket's stats, and zio's
 //! counters when zio is loaded).
@@ -16,7 +19,7 @@
 use std::time::{Duration, Instant as StdInstant};
 
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
-use smoltcp::phy::{Loopback, Medium};
+use smoltcp::phy::{Loopback, Medium, TunTapInterface};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
@@ -42,9 +45,72 @@ fn message(i: u64, size: usize) -> Vec<u8> {
         .collect()
 }
 
-/// `echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain`.
+/// The echo server: reads a message whole into its buffer, copies it along
+/// its chain, sends the last copy.
+struct Server {
+    sock: ZioSocket,
+    inbuf: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    got: usize,
+    /// The buffer being sent (0: `inbuf`, k: the k-th copy) and how far.
+    out: Option<(usize, usize)>,
+    echoed: u64,
+}
+
+impl Server {
+    fn new(mut sock: ZioSocket, size: usize, copies: usize) -> Server {
+        // Messages are of a known size: each read can wait for a run zio
+        // could elide (in every mode, so that they compare).
+        sock.set_recv_lowat(64 << 10);
+        Server {
+            sock,
+            inbuf: vec![0u8; size],
+            chain: (0..copies).map(|_| vec![0u8; size]).collect(),
+            got: 0,
+            out: None,
+            echoed: 0,
+        }
+    }
+
+    fn step(&mut self, sockets: &mut SocketSet<'_>) {
+        let size = self.inbuf.len();
+        if let Some((k, at)) = &mut self.out {
+            let buf = if *k == 0 {
+                &self.inbuf
+            } else {
+                &self.chain[*k - 1]
+            };
+            *at += self.sock.send(sockets, &buf[*at..]).unwrap_or(0);
+            if *at == size {
+                self.out = None;
+                self.echoed += 1;
+            }
+            return;
+        }
+        self.got += self
+            .sock
+            .recv(sockets, &mut self.inbuf[self.got..])
+            .unwrap_or(0);
+        if self.got == size {
+            self.got = 0;
+            for k in 0..self.chain.len() {
+                let (done, rest) = self.chain.split_at_mut(k);
+                let src = if k == 0 { &self.inbuf } else { &done[k - 1] };
+                rest[0].copy_from_slice(src);
+            }
+            self.out = Some((self.chain.len(), 0));
+        }
+    }
+}
+
+/// `echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain [--tun DEV]`.
 pub fn run(args: &[String]) -> Result<(), String> {
-    const USAGE: &str = "usage: echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain";
+    const USAGE: &str =
+        "usage: echo-bench smoltcp-echo SIZE COPIES MESSAGES bridge|plain [--tun DEV]";
+    let (args, tun) = match args {
+        [a @ .., t, dev] if t == "--tun" => (a, Some(dev.as_str())),
+        a => (a, None),
+    };
     if args.len() != 4 {
         return Err(USAGE.into());
     }
@@ -56,94 +122,58 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "plain" => Bridge::none(),
         _ => return Err(USAGE.into()),
     };
-
-    let mut device = Loopback::new(Medium::Ip);
-    let mut iface = Interface::new(
-        Config::new(HardwareAddress::Ip),
-        &mut device,
-        Instant::now(),
-    );
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8))
-            .expect("address")
-    });
-    let (mut srx, mut stx, mut crx, mut ctx) = (
-        PageBuf::new(RING),
-        PageBuf::new(RING),
-        PageBuf::new(RING),
-        PageBuf::new(RING),
-    );
+    let (mut srx, mut stx) = (PageBuf::new(RING), PageBuf::new(RING));
+    let (mut crx, mut ctx) = (PageBuf::new(RING), PageBuf::new(RING));
     let mut storage: [SocketStorage; 2] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
-    let mut server = ZioSocket::new(&mut sockets, &mut srx, &mut stx, bridge);
-    let mut client = ZioSocket::new(&mut sockets, &mut crx, &mut ctx, Bridge::none());
+    let sock = ZioSocket::new(&mut sockets, &mut srx, &mut stx, bridge);
     sockets
-        .get_mut::<tcp::Socket>(server.handle())
+        .get_mut::<tcp::Socket>(sock.handle())
         .listen(PORT)
-        .expect("listen");
-    let cx = iface.context();
-    sockets
-        .get_mut::<tcp::Socket>(client.handle())
-        .connect(cx, (IpAddress::v4(127, 0, 0, 1), PORT), 49152)
-        .expect("connect");
-
-    // The server: the message being read, and the copy being sent.
-    let mut inbuf = vec![0u8; size];
-    let mut chain: Vec<Vec<u8>> = (0..copies).map(|_| vec![0u8; size]).collect();
-    let mut got = 0;
-    // The buffer being sent (0: `inbuf`, k: the k-th copy) and how far.
-    let mut out: Option<(usize, usize)> = None;
-    // The client: the message being sent, its echo being read.
-    let mut want = message(0, size);
-    let (mut sent, mut back) = (0, 0);
-    let mut echo = vec![0u8; size];
-    let (mut done, mut bad) = (0u64, 0u64);
+        .map_err(|e| format!("listen: {e}"))?;
+    let mut server = Server::new(sock, size, copies);
     let start = StdInstant::now();
     let deadline = start + Duration::from_secs(120);
-    while done < messages {
-        assert!(
-            StdInstant::now() < deadline,
-            "smoltcp_echo: stuck at message {done}"
-        );
-        iface.poll(Instant::now(), &mut device, &mut sockets);
-        // Server.
-        if let Some((k, at)) = &mut out {
-            let buf = if *k == 0 { &inbuf } else { &chain[*k - 1] };
-            *at += server.send(&mut sockets, &buf[*at..]).expect("server send");
-            if *at == size {
-                out = None;
-            }
-        } else {
-            got += server.recv(&mut sockets, &mut inbuf[got..]).unwrap_or(0);
-            if got == size {
-                got = 0;
-                for k in 0..copies {
-                    let (done, rest) = chain.split_at_mut(k);
-                    let src = if k == 0 { &inbuf } else { &done[k - 1] };
-                    rest[0].copy_from_slice(src);
+    let (done, bad) = match tun {
+        Some(dev) => {
+            let mut device = TunTapInterface::new(dev, Medium::Ip)
+                .map_err(|e| format!("TUN device {dev}: {e}"))?;
+            let mut iface = Interface::new(
+                Config::new(HardwareAddress::Ip),
+                &mut device,
+                Instant::now(),
+            );
+            iface.update_ip_addrs(|a| {
+                a.push(IpCidr::new(IpAddress::v4(127, 20, 0, 2), 24))
+                    .expect("address")
+            });
+            loop {
+                if StdInstant::now() > deadline {
+                    return Err(format!("stuck at message {}", server.echoed));
                 }
-                out = Some((copies, 0));
+                iface.poll(Instant::now(), &mut device, &mut sockets);
+                server.step(&mut sockets);
+                let s = sockets.get_mut::<tcp::Socket>(server.sock.handle());
+                if server.echoed == messages && s.send_queue() == 0 {
+                    s.close();
+                    break;
+                }
             }
-        }
-        // Client.
-        if sent < size {
-            sent += client.send(&mut sockets, &want[sent..]).unwrap_or(0);
-        }
-        back += client.recv(&mut sockets, &mut echo[back..]).unwrap_or(0);
-        if back == size {
-            if echo != want {
-                bad += 1;
+            // The client's close and the last ACKs.
+            let end = StdInstant::now() + Duration::from_millis(200);
+            while StdInstant::now() < end {
+                iface.poll(Instant::now(), &mut device, &mut sockets);
             }
-            done += 1;
-            want = message(done, size);
-            sent = 0;
-            back = 0;
+            (server.echoed, 0)
         }
-    }
+        None => {
+            let client = ZioSocket::new(&mut sockets, &mut crx, &mut ctx, Bridge::none());
+            loopback(&mut sockets, &mut server, client, size, messages, deadline)?
+        }
+    };
     let secs = start.elapsed().as_secs_f64();
-    while !server.release_all(&mut sockets) {}
-    while !client.release_all(&mut sockets) {}
-    let s = server.stats();
+    while !server.sock.release_all(&mut sockets) {}
+    let s = server.sock.stats();
     let zio = Bridge::get();
     let c = |n: &str| zio.counter(n).map_or("-".to_string(), |v| v.to_string());
     eprintln!(
@@ -169,4 +199,55 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("{bad} messages differed"));
     }
     Ok(())
+}
+
+/// The server and an in-process client over the Loopback device: returns
+/// the messages echoed and those that differed.
+fn loopback(
+    sockets: &mut SocketSet<'_>,
+    server: &mut Server,
+    mut client: ZioSocket,
+    size: usize,
+    messages: u64,
+    deadline: StdInstant,
+) -> Result<(u64, u64), String> {
+    let mut device = Loopback::new(Medium::Ip);
+    let mut iface = Interface::new(
+        Config::new(HardwareAddress::Ip),
+        &mut device,
+        Instant::now(),
+    );
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8))
+            .expect("address")
+    });
+    let cx = iface.context();
+    sockets
+        .get_mut::<tcp::Socket>(client.handle())
+        .connect(cx, (IpAddress::v4(127, 0, 0, 1), PORT), 49152)
+        .map_err(|e| format!("connect: {e}"))?;
+    let mut want = message(0, size);
+    let (mut sent, mut back) = (0, 0);
+    let mut echo = vec![0u8; size];
+    let (mut done, mut bad) = (0u64, 0u64);
+    while done < messages {
+        if StdInstant::now() > deadline {
+            return Err(format!("stuck at message {done}"));
+        }
+        iface.poll(Instant::now(), &mut device, sockets);
+        server.step(sockets);
+        if sent < size {
+            sent += client.send(sockets, &want[sent..]).unwrap_or(0);
+        }
+        back += client.recv(sockets, &mut echo[back..]).unwrap_or(0);
+        if back == size {
+            bad += u64::from(echo != want);
+            done += 1;
+            want = message(done, size);
+            sent = 0;
+            back = 0;
+        }
+    }
+    while !client.release_all(sockets) {}
+    Ok((done, bad))
 }
