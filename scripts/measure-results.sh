@@ -2,17 +2,17 @@
 # Measures every result set that docs/results.md reports, then writes that
 # page again (scripts/results.py). `make results` runs it.
 #
-#   make results           about 3 h 15 min on the project's 2-vCPU machine:
+#   make results           about 3 h 20 min on the project's 2-vCPU machine:
 #                          sweeps 17 min, faults 7, interleave 76, servers 25,
-#                          benches 5, regress 15, apps 45; writes
-#                          docs/results/{sweeps,faults,interleave,servers,benches,regress,apps}/
+#                          benches 5, regress 15, apps 45, bridge 4; writes
+#                          docs/results/{sweeps,faults,interleave,servers,benches,regress,apps,bridge}/
 #                          and docs/results.md
 #   make results QUICK=1   about 2 min: one short run of a few points of
 #                          everything, into a temporary directory (printed),
 #                          to check the pipeline; measures nothing worth keeping
 #   OUT=DIR                the sets and results.md go under DIR instead
 #   SETS="regress ..."     only those sets (sweeps faults interleave servers
-#                          benches regress apps); the others stay as they are
+#                          benches regress apps bridge); the others stay as they are
 #
 # The binaries (echo-bench, zio-run, libzio.so, the bench executables) are
 # copied to a private directory first, so a rebuild in the tree while this
@@ -79,7 +79,7 @@ finish() {
 }
 
 eb=$bin/echo-bench
-sets=${SETS:-sweeps faults interleave servers benches regress apps}
+sets=${SETS:-sweeps faults interleave servers benches regress apps bridge}
 want() { [[ " $sets " == *" $1 "* ]]; }
 if [ "$quick" = 1 ]; then
     rounds=(--rounds 3 --slice 0.1 --warmup 0.02)
@@ -177,6 +177,15 @@ if want apps; then
     if [ "$quick" = 1 ]; then apps=(--quick); else apps=(--pairs 4); fi
     step apps apps env ZIO_LIB="$bin/libzio.so" python3 scripts/apps.py "${apps[@]}" --csv "$stage/apps/apps.csv" --coverage "$stage/apps/coverage.csv"
     finish apps
+fi
+
+if want bridge; then
+    begin bridge
+    if [ "$quick" = 1 ]; then iox=(--sizes 64K,1M --rounds 1 --bytes 16M); smol=(--sizes 64K --rounds 1 --bytes 4M)
+    else iox=(--rounds 9 --bytes 2G); smol=(--rounds 7 --bytes 512M); fi
+    step bridge iceoryx2 "$eb" stack --stack iceoryx2 "${iox[@]}"
+    step bridge smoltcp "$eb" stack --stack smoltcp "${smol[@]}"
+    finish bridge
 fi
 
 if want regress; then

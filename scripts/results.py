@@ -27,6 +27,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pool  # noqa: E402
 import results_apps  # noqa: E402
+import results_bridge  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = {5: 2.9, 12: 3.8}  # zIO over Linux at 512 KiB (figures 4.3 and 4.5)
@@ -39,6 +40,7 @@ SETS = {
     "benches": "criterion benches and callgrind counts (`make bench`)",
     "regress": "`make regress`: ordinary programs, one copy read in five orders, start and fork costs",
     "apps": "`make apps`: Redis, nginx, HAProxy, PostgreSQL, memcached as their own users",
+    "bridge": "`echo-bench stack`: iceoryx2 and smoltcp with zio's bridge (zio+IO)",
 }
 GOAL6 = 0.98
 # Goal 7 (the memory real servers use): zio / 0-copy and zio / without zio
@@ -305,6 +307,9 @@ def goals(r):
         ["8", "real servers (`make apps`): zio / without zio, and the gain against the ceiling",
          f"≥ {results_apps.FLOOR}; ≥ {results_apps.SHARE:.0%} of the ceiling's gain where it is above "
          f"{results_apps.CEILING_MIN}; every byte verified", *results_apps.verdict(r)],
+        ["9", "IO stacks with the bridge (`echo-bench stack`), 64 KiB–8 MiB, 2 copies",
+         f"iceoryx2: zio+bridge ≥ {results_bridge.IOX_FLOOR}× the 1-copy pipeline and above zio and "
+         "no zio; smoltcp: zio+bridge ≥ zio", *results_bridge.verdict(r)],
     ]
     return table(["goal", "what", "threshold", "now", "status"], rows)
 
@@ -581,6 +586,8 @@ BLOCKS = {
     "regress": regress,
     "apps": lambda r: results_apps.block(r, table),
     "apps_coverage": lambda r: results_apps.coverage(r, table),
+    "bridge_iceoryx2": lambda r: results_bridge.block(r, table, "iceoryx2"),
+    "bridge_smoltcp": lambda r: results_bridge.block(r, table, "smoltcp"),
 }
 
 

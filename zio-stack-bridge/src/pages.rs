@@ -56,6 +56,19 @@ impl PageBuf {
     }
 }
 
+impl std::ops::Deref for PageBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for PageBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.as_mut_slice()
+    }
+}
+
 impl Drop for PageBuf {
     fn drop(&mut self) {
         let layout = Layout::from_size_align(self.len, PAGE).expect("page buffer size");

@@ -8,7 +8,8 @@
 //! The source publishes MESSAGES messages of SIZE bytes, each different,
 //! on the service NAME/in; the echo service receives each (through
 //! `zio_stack_bridge::iceoryx2::ZioSubscriber`), copies the payload into
-//! its own buffer, makes COPIES more copies along buffers of its own, and
+//! its own buffer, makes COPIES more copies along buffers of its own
+//! (page-aligned, as the payloads are), and
 //! publishes the last on NAME/out (`publish`); `direct` publishes the
 //! received payload itself (the one copy no pipeline avoids). It also keeps a copy of the
 //! payload of every KEEP_EVERY-th message to the end (a copy that outlives
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use iceoryx2::prelude::*;
 use zio_stack_bridge::iceoryx2::{publish, ZioSubscriber};
-use zio_stack_bridge::Bridge;
+use zio_stack_bridge::{Bridge, PageBuf};
 
 /// Samples a subscriber may hold (the echo holds one less, for room).
 const BORROWED: usize = 8;
@@ -143,7 +144,9 @@ pub fn run(a: &[String]) -> Result<(), String> {
             let p = publisher(&output, size);
             let mut rx = ZioSubscriber::new(sub, BORROWED - 1, bridge);
             let n = copies.map_or(0, |c| c + 1);
-            let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| vec![0u8; size]).collect();
+            // Its own buffers page-aligned, as the payloads are: whole pages
+            // to elide into, even at 64 KiB.
+            let mut bufs: Vec<PageBuf> = (0..n).map(|_| PageBuf::new(size)).collect();
             let mut kept: Vec<(u64, Vec<u8>)> = Vec::new();
             let mut done = 0;
             while done < messages {
@@ -158,12 +161,12 @@ pub fn run(a: &[String]) -> Result<(), String> {
                 let out: &[u8] = match copies {
                     None => payload,
                     Some(copies) => {
-                        bufs[0].copy_from_slice(payload);
+                        bufs[0][..size].copy_from_slice(payload);
                         for k in 1..=copies {
                             let (a, b) = bufs.split_at_mut(k);
-                            b[0].copy_from_slice(&a[k - 1]);
+                            b[0][..size].copy_from_slice(&a[k - 1][..size]);
                         }
-                        &bufs[copies]
+                        &bufs[copies][..size]
                     }
                 };
                 while publish(&p, out, bridge).expect("publish") == 0 {

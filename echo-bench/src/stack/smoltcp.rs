@@ -49,8 +49,10 @@ fn message(i: u64, size: usize) -> Vec<u8> {
 /// its chain, sends the last copy.
 struct Server {
     sock: ZioSocket,
-    inbuf: Vec<u8>,
-    chain: Vec<Vec<u8>>,
+    size: usize,
+    /// Page-aligned, as a server that cares for its copies has them.
+    inbuf: PageBuf,
+    chain: Vec<PageBuf>,
     got: usize,
     /// The buffer being sent (0: `inbuf`, k: the k-th copy) and how far.
     out: Option<(usize, usize)>,
@@ -64,8 +66,9 @@ impl Server {
         sock.set_recv_lowat(64 << 10);
         Server {
             sock,
-            inbuf: vec![0u8; size],
-            chain: (0..copies).map(|_| vec![0u8; size]).collect(),
+            size,
+            inbuf: PageBuf::new(size),
+            chain: (0..copies).map(|_| PageBuf::new(size)).collect(),
             got: 0,
             out: None,
             echoed: 0,
@@ -73,14 +76,14 @@ impl Server {
     }
 
     fn step(&mut self, sockets: &mut SocketSet<'_>) {
-        let size = self.inbuf.len();
+        let size = self.size;
         if let Some((k, at)) = &mut self.out {
             let buf = if *k == 0 {
                 &self.inbuf
             } else {
                 &self.chain[*k - 1]
             };
-            *at += self.sock.send(sockets, &buf[*at..]).unwrap_or(0);
+            *at += self.sock.send(sockets, &buf[*at..size]).unwrap_or(0);
             if *at == size {
                 self.out = None;
                 self.echoed += 1;
@@ -89,14 +92,14 @@ impl Server {
         }
         self.got += self
             .sock
-            .recv(sockets, &mut self.inbuf[self.got..])
+            .recv(sockets, &mut self.inbuf[self.got..size])
             .unwrap_or(0);
         if self.got == size {
             self.got = 0;
             for k in 0..self.chain.len() {
                 let (done, rest) = self.chain.split_at_mut(k);
                 let src = if k == 0 { &self.inbuf } else { &done[k - 1] };
-                rest[0].copy_from_slice(src);
+                rest[0][..size].copy_from_slice(&src[..size]);
             }
             self.out = Some((self.chain.len(), 0));
         }
@@ -127,6 +130,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut storage: [SocketStorage; 2] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let sock = ZioSocket::new(&mut sockets, &mut srx, &mut stx, bridge);
+    no_delay(&mut sockets, sock.handle());
     sockets
         .get_mut::<tcp::Socket>(sock.handle())
         .listen(PORT)
@@ -201,6 +205,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// As `TCP_NODELAY`, and no delayed ACKs: a request-response echo would
+/// otherwise wait for smoltcp's ACK timer at the end of every message.
+fn no_delay(sockets: &mut SocketSet<'_>, h: smoltcp::iface::SocketHandle) {
+    let s = sockets.get_mut::<tcp::Socket>(h);
+    s.set_nagle_enabled(false);
+    s.set_ack_delay(None);
+}
+
 /// The server and an in-process client over the Loopback device: returns
 /// the messages echoed and those that differed.
 fn loopback(
@@ -221,6 +233,7 @@ fn loopback(
         a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8))
             .expect("address")
     });
+    no_delay(sockets, client.handle());
     let cx = iface.context();
     sockets
         .get_mut::<tcp::Socket>(client.handle())
