@@ -283,6 +283,14 @@ fn the_iceoryx2_pipeline_keeps_only_the_publish_copy() {
         "more than the publish copy was made\n{block}"
     );
     assert!(c("bytes_resolved") >= bytes * 95 / 100, "{block}");
+    // The publish copy goes into shared memory, asked about once: fewer
+    // system calls than messages, start-up included (2 per message when
+    // every copy asked).
+    let sys = c("syscalls_uffd") + c("syscalls_maps") + c("syscalls_madvise");
+    assert!(
+        sys < MESSAGES,
+        "{sys} system calls for {MESSAGES} messages\n{block}"
+    );
     // Released at the bound, the kept copies' samples backed up for them.
     let releases: u64 = echo
         .split_whitespace()

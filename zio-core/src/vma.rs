@@ -125,25 +125,38 @@ pub fn mapping(addr: usize) -> Option<(usize, usize)> {
 
 /// Classifies `[a, b)`, walking the mappings it spans.
 pub fn classify(a: usize, b: usize) -> Kind {
+    classify_span(a, b).0
+}
+
+/// As [`classify`], with the mapping (start, end) that made the answer
+/// `Other` when one mapping is not private anonymous memory (a shared or
+/// file-backed one, stays so until it is unmapped); `None` for the other
+/// answers and for a hole.
+pub fn classify_span(a: usize, b: usize) -> (Kind, Option<(usize, usize)>) {
     let mut pos = a;
     while pos < b {
         let q = match query(pos) {
             Ok(q) => q,
-            Err(libc::ENOTTY | libc::EINVAL) => return Kind::Unknown,
-            Err(_) => return Kind::Other, // ENOENT: not mapped
+            Err(libc::ENOTTY | libc::EINVAL) => return (Kind::Unknown, None),
+            Err(_) => return (Kind::Other, None), // ENOENT: not mapped
         };
+        if q.vma_start as usize > pos {
+            return (Kind::Other, None); // a hole before the next mapping
+        }
         let anon = q.inode == 0 && q.dev_major == 0 && q.dev_minor == 0;
         if q.vma_flags & VMA_SHARED != 0
             || q.vma_flags & VMA_WRITABLE == 0
             || !anon
             || q.vma_page_size != 4096
-            || q.vma_start as usize > pos
         {
-            return Kind::Other;
+            return (
+                Kind::Other,
+                Some((q.vma_start as usize, q.vma_end as usize)),
+            );
         }
         pos = q.vma_end as usize;
     }
-    Kind::PrivateAnon
+    (Kind::PrivateAnon, None)
 }
 
 #[cfg(test)]
@@ -167,8 +180,19 @@ mod tests {
             )
         } as usize;
         assert_eq!(classify(p, p + (1 << 16)), Kind::Other);
+        // The shared mapping is named, whole, as the one refusing.
+        assert_eq!(
+            classify_span(p + 4096, p + 8192),
+            (Kind::Other, Some((p, p + (1 << 16))))
+        );
+        assert_eq!(classify_span(a, a + v.len()), (Kind::PrivateAnon, None));
         // SAFETY: unmapping what was mapped above.
         unsafe { libc::munmap(p as *mut libc::c_void, 1 << 16) };
         assert_eq!(classify(p, p + 4096), Kind::Other, "unmapped");
+        assert_eq!(
+            classify_span(p, p + 4096).1,
+            None,
+            "a hole names no mapping"
+        );
     }
 }

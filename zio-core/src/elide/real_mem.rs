@@ -30,6 +30,15 @@ pub struct RealMem {
     /// Pages found registered by [`Mem::plain_readable`]: not asked again
     /// (an entry gone stale only makes it answer false once too often).
     registered_seen: [usize; UNREGISTERED],
+    /// Mappings found shared, file-backed or read-only, most recent last,
+    /// with the answers each may still give: never elided into, and asked
+    /// about once per [`REFUSED_USES`] copies instead of at every one (a
+    /// stack's shared-memory samples are copied into on every message).
+    /// Dropped when the program unmaps there while zio tracks anything
+    /// ([`Mem::forget`]); one gone stale otherwise (unmapped and mapped
+    /// again past the hooks) only makes zio copy for real where it could
+    /// have elided, until its uses run out.
+    refused: [(usize, usize, u32); REFUSED],
     /// Time spent in the engine (kept here: the backend is the part of the
     /// engine's state that belongs to the running process).
     pub(super) time: EngineTime,
@@ -38,6 +47,13 @@ pub struct RealMem {
 /// Pages each of [`RealMem::unregistered`] and
 /// [`RealMem::registered_seen`] remembers.
 const UNREGISTERED: usize = 32;
+
+/// Mappings [`RealMem::refused`] remembers.
+const REFUSED: usize = 8;
+
+/// Copies one entry of [`RealMem::refused`] answers before it is asked
+/// about again.
+const REFUSED_USES: u32 = 1024;
 
 /// How loudly a failed fill is logged: ENOMEM is said once elsewhere
 /// (`crate::resources`); ENOENT is memory the program unmapped meanwhile;
@@ -71,6 +87,7 @@ impl RealMem {
             madvise_calls: 0,
             unregistered: [usize::MAX; UNREGISTERED],
             registered_seen: [usize::MAX; UNREGISTERED],
+            refused: [(0, 0, 0); REFUSED],
             time: EngineTime::new(),
         }
     }
@@ -136,10 +153,26 @@ impl RealMem {
                 *p = usize::MAX;
             }
         }
-        let ok = vma::classify(a, a + len) == vma::Kind::PrivateAnon
-            && self.uffd.register(a, len).is_ok();
+        let (kind, refusing) = vma::classify_span(a, a + len);
+        if let Some((s, e)) = refusing {
+            self.refused.rotate_left(1);
+            self.refused[REFUSED - 1] = (s, e, REFUSED_USES);
+        }
+        let ok = kind == vma::Kind::PrivateAnon && self.uffd.register(a, len).is_ok();
         self.registrations += u64::from(ok);
         ok
+    }
+
+    /// True if `[a, a+len)` lies in a mapping found not to be private
+    /// anonymous memory ([`RealMem::refused`]); spends one of its uses.
+    fn known_refused(&mut self, a: usize, len: usize) -> bool {
+        for r in self.refused.iter_mut() {
+            if r.2 > 0 && r.0 <= a && a + len <= r.1 {
+                r.2 -= 1;
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -151,7 +184,7 @@ impl Mem for RealMem {
     }
 
     fn make_missing(&mut self, a: usize, len: usize) -> bool {
-        if self.pinned(a, len) || super::forking() {
+        if self.pinned(a, len) || super::forking() || self.known_refused(a, len) {
             return false;
         }
         // Registration must be certain: an unregistered page discarded
@@ -167,6 +200,15 @@ impl Mem for RealMem {
             return false;
         }
         self.discard_registered(a, len, false)
+    }
+
+    fn forget(&mut self, a: usize, len: usize) {
+        // What the program maps there next is asked about afresh.
+        for r in self.refused.iter_mut() {
+            if r.0 < a + len && a < r.1 {
+                *r = (0, 0, 0);
+            }
+        }
     }
 
     fn private_writable(&mut self, a: usize, len: usize) -> bool {
