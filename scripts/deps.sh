@@ -10,6 +10,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3)
+# The smoltcp adapter's TUN test builds a network namespace.
+command -v ip >/dev/null || need+=(iproute2)
 command -v valgrind >/dev/null || need+=(valgrind)
 [ -e /usr/include/liburing.h ] || need+=(liburing-dev)
 [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || need+=(libjemalloc2)
