@@ -345,6 +345,15 @@ pub fn require_unprivileged_userfaultfd_off(what: &str) {
     );
 }
 
+/// splitmix64's finalizer: a bijection, so distinct inputs give distinct
+/// words (the test programs' message contents).
+pub fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so runs are reproducible.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -18,21 +18,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use zio_integration::{compile_c, differential, engine_block, TempDir};
+use zio_integration::{compile_c, differential, engine_block, mix, TempDir};
 
 /// The program's SLOT, SLOTS, ROUNDS and KEEP.
 const SLOT: usize = 256 << 10;
 const ROUNDS: u64 = 64;
 const SLOTS: u64 = 4;
 const KEEP: u64 = 8;
-
-/// splitmix64's finalizer, as the program computes its messages.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// What the program writes: every message twice (its copy, the stack's
 /// transmit of the second copy).

@@ -21,7 +21,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use zio_integration::{compile_c, differential, engine_block, Run, TempDir};
+use zio_integration::{compile_c, differential, engine_block, mix, Run, TempDir};
 
 /// Size of one message (and of the program's buffers).
 const CHUNK: usize = 512 << 10;
@@ -87,15 +87,6 @@ impl Setup {
         );
         run
     }
-}
-
-/// splitmix64's finalizer: a bijection, so distinct inputs give distinct
-/// words.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The default: reads land in zio's memory, and nothing is backed up after

@@ -22,6 +22,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::pattern::mix;
 use iceoryx2::prelude::*;
 use zio_stack_bridge::iceoryx2::{publish, ZioSubscriber};
 use zio_stack_bridge::{Bridge, PageBuf};
@@ -34,13 +35,6 @@ const KEEP_EVERY: u64 = 16;
 
 type Bytes =
     iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
-
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Distinct message bodies; message `i` is body `i % BODIES` with `i` in
 /// its first 8 bytes (so the source and the sink spend little time on

@@ -36,34 +36,15 @@ struct Mode {
     direct: bool,
 }
 
-const MODES_IOX: [Mode; 4] = [
+/// iceoryx2's modes; smoltcp's are all but the first (it has no 1-copy
+/// pipeline).
+const MODES: [Mode; 4] = [
     Mode {
         name: "1 copy",
         zio: false,
         bridge: false,
         direct: true,
     },
-    Mode {
-        name: "without zio",
-        zio: false,
-        bridge: false,
-        direct: false,
-    },
-    Mode {
-        name: "zio",
-        zio: true,
-        bridge: false,
-        direct: false,
-    },
-    Mode {
-        name: "zio+bridge",
-        zio: true,
-        bridge: true,
-        direct: false,
-    },
-];
-
-const MODES_SMOLTCP: [Mode; 3] = [
     Mode {
         name: "without zio",
         zio: false,
@@ -120,8 +101,8 @@ pub fn bench(argv: &[String]) -> Result<(), String> {
     };
     o.finish()?;
     let modes: &[Mode] = match stack {
-        Stack::Iceoryx2 => &MODES_IOX,
-        Stack::Smoltcp => &MODES_SMOLTCP,
+        Stack::Iceoryx2 => &MODES,
+        Stack::Smoltcp => &MODES[1..],
     };
     let bin = std::env::current_exe().map_err(|e| format!("echo-bench's own path: {e}"))?;
     let zio_run = bin.with_file_name("zio-run");

@@ -18,6 +18,7 @@
 
 use std::time::{Duration, Instant as StdInstant};
 
+use crate::pattern::mix;
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::phy::{Loopback, Medium, TunTapInterface};
 use smoltcp::socket::tcp;
@@ -29,13 +30,6 @@ use zio_stack_bridge::{Bridge, PageBuf};
 /// Each socket's receive and transmit rings.
 const RING: usize = 4 << 20;
 const PORT: u16 = 7;
-
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Message `i`: SIZE bytes, none alike across messages.
 fn message(i: u64, size: usize) -> Vec<u8> {

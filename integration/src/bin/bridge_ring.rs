@@ -20,20 +20,13 @@ use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::time::Duration;
 
+use zio_integration::mix;
 use zio_stack_bridge::{Bridge, Released};
 
 const SLOT: usize = 256 << 10;
 const SLOTS: usize = 4;
 const ROUNDS: u64 = 64;
 const KEEP: usize = 8;
-
-/// splitmix64's finalizer.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// The stack receives message `round` into `slot` (its own stores).
 fn receive(slot: &mut [u8], round: u64) {

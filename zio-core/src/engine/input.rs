@@ -32,7 +32,7 @@ impl<M: Mem> Engine<M> {
             return; // pinned: leave the old record, skip this one
         }
         let now = self.tick();
-        let before = self.original_ending_at(a);
+        let before = self.original_ending_at(a, false);
         // The same buffer read again whole (its old bytes were released
         // above): the record stays, restamped.
         if let (&[id], None) = (here.as_slice(), before) {
@@ -52,16 +52,18 @@ impl<M: Mem> Engine<M> {
         self.sync_counts();
     }
 
-    /// The program's original that ends right at `a`, if any: a message
-    /// read in chunks into one buffer is one original, not one per chunk,
-    /// so that every copy of it is one piece, not one per chunk.
-    fn original_ending_at(&self, a: usize) -> Option<OrigId> {
+    /// The original that ends right at `a`, if any, of the program's
+    /// (`lent` false) or lent by a stack (`lent` true): a message read in
+    /// chunks into one buffer (or a ring filled a segment at a time) is one
+    /// original, not one per chunk, so that every copy of it is one piece.
+    pub(super) fn original_ending_at(&self, a: usize, lent: bool) -> Option<OrigId> {
         self.t
             .origs_in(a.saturating_sub(1), a)
             .into_iter()
             .find(|&id| {
                 let o = self.t.orig(id);
-                o.end() == a && !o.unguarded() && o.quarantined.is_none()
+                let kind = if lent { o.lent } else { !o.unguarded() };
+                o.end() == a && kind && o.quarantined.is_none()
             })
     }
 }

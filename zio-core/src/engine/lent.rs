@@ -24,7 +24,7 @@ impl<M: Mem> Engine<M> {
         self.prepare_write(a, a + n)?;
         let now = self.tick();
         self.t.trim_originals(a, a + n);
-        match self.lent_ending_at(a) {
+        match self.original_ending_at(a, true) {
             Some(id) => self.t.extend_original(id, n, now),
             None => {
                 let id = self.t.add_original(a, n, now);
@@ -71,16 +71,5 @@ impl<M: Mem> Engine<M> {
     pub fn resolve_done(&mut self, pins: &[OrigId], resolved: usize) {
         self.counters.bytes_resolved += resolved as u64;
         self.unpin(pins);
-    }
-
-    /// The lent original that ends right at `a`, if any.
-    fn lent_ending_at(&self, a: usize) -> Option<OrigId> {
-        self.t
-            .origs_in(a.saturating_sub(1), a)
-            .into_iter()
-            .find(|&id| {
-                let o = self.t.orig(id);
-                o.end() == a && o.lent && o.quarantined.is_none()
-            })
     }
 }
