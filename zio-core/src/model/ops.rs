@@ -76,6 +76,18 @@ pub(super) enum Op {
     },
     Gc,
     Fork,
+    /// An IO stack receives `len` bytes at `at` by its own stores and
+    /// lends them to zio (the bridge contract).
+    Lend {
+        at: usize,
+        len: usize,
+        seed: u8,
+    },
+    /// The stack takes `[at, at+len)` back.
+    Release {
+        at: usize,
+        len: usize,
+    },
 }
 
 /// Offsets cluster around page boundaries so fringes and alignments vary,
@@ -116,6 +128,8 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         1 => (addr(), len()).prop_map(|(at, len)| Op::Trim { at, len }),
         1 => Just(Op::Gc),
         1 => Just(Op::Fork),
+        2 => (addr(), len(), any::<u8>()).prop_map(|(at, len, seed)| Op::Lend { at, len, seed }),
+        1 => (addr(), len()).prop_map(|(at, len)| Op::Release { at, len }),
     ]
 }
 
@@ -190,6 +204,7 @@ impl World {
             Op::Copy { d, s, len, site } => {
                 let (d, s) = (BASE + d, BASE + s);
                 if !self.is_held(d, len) && !self.is_held(s, len) {
+                    self.release_lent_over(d, d + len);
                     self.copy(d, s, len, site);
                 }
             }
@@ -202,6 +217,7 @@ impl World {
             }
             Op::Write { at, len, seed } => {
                 if !self.is_held(BASE + at, len) {
+                    self.release_lent_over(BASE + at, BASE + at + len);
                     for i in 0..len {
                         self.write(BASE + at + i, seed ^ (i as u8));
                     }
@@ -216,6 +232,7 @@ impl World {
             }
             Op::Free { at, len } => {
                 if !self.is_held(BASE + at, len) {
+                    self.release_lent_over(BASE + at, BASE + at + len);
                     self.free(at, len);
                 }
             }
@@ -223,12 +240,15 @@ impl World {
                 let (f, t) = (BASE + from, BASE + to);
                 if !self.is_held(f, len) && !self.is_held(t, len) && (f >= t + len || t >= f + len)
                 {
+                    self.release_lent_over(f, f + len);
+                    self.release_lent_over(t, t + len);
                     self.realloc(from, to, len);
                 }
             }
             Op::Trim { at, len } => self.trim(BASE + at, len),
             Op::Discard { at, len, keep } => {
                 if !self.is_held(BASE + at, len) {
+                    self.release_lent_over(BASE + at, BASE + at + len);
                     self.discard(BASE + at, len, keep);
                 }
             }
@@ -237,6 +257,20 @@ impl World {
                 self.release_freed();
             }
             Op::Fork => self.fork(),
+            Op::Lend { at, len, seed } => {
+                let a = BASE + at;
+                if at + len <= PAGES * PAGE && !self.is_held(a, len) {
+                    self.release_lent_over(a, a + len);
+                    for i in 0..len {
+                        self.write(a + i, seed.wrapping_add((i * 7) as u8));
+                    }
+                    self.e
+                        .lend(a, len)
+                        .expect("single-threaded model: nothing pinned");
+                    self.lent.push((a, a + len));
+                }
+            }
+            Op::Release { at, len } => self.release_lent_over(BASE + at, BASE + at + len),
         }
     }
 
@@ -247,6 +281,7 @@ impl World {
         if len == 0 || at + len + more > PAGES * PAGE || self.is_held(a, len + more) {
             return;
         }
+        self.release_lent_over(a, a + len + more);
         let data: Vec<u8> = (0..len)
             .map(|i| seed.wrapping_add((i * 31 + i / 4096) as u8))
             .collect();

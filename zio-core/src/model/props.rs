@@ -65,6 +65,8 @@ fn run_sequences(op: impl Strategy<Value = Op>, cfg: Cfg) -> BTreeMap<&'static s
             ("policy skip", c.policy_skips),
             ("collected", c.materialized[Cause::Gc as usize]),
             ("fork", c.materialized[Cause::Fork as usize]),
+            ("lent", c.bytes_lent),
+            ("lent released", c.lent_released),
         ] {
             *r.entry(path).or_insert(0) += n;
         }
@@ -89,7 +91,8 @@ fn assert_reached(reached: &BTreeMap<&'static str, u64>, paths: &[&str]) {
 /// sequence of operations; the sequences elide, substitute, redirect, back
 /// up, quarantine, fault (around, and on writes), move overlapping bytes,
 /// leave reallocs of IO data to the allocator's move, elide bytes a real
-/// copy left in plain memory (fringe hints), and fork.
+/// copy left in plain memory (fringe hints), fork, and lend and release
+/// memory as an IO stack does (released before it is written).
 #[test]
 fn engine_matches_plain_copies() {
     let reached = run_sequences(op(), small_cfg());
@@ -112,6 +115,8 @@ fn engine_matches_plain_copies() {
             "refused",
             "fork",
             "moved realloc",
+            "lent",
+            "lent released",
         ],
     );
 }

@@ -16,6 +16,8 @@ pub(super) struct World {
     pub(super) held: Vec<(usize, usize)>,
     /// Pages the copies' plans had filled whole (`CopyPlan::fills`).
     pub(super) fills: u64,
+    /// Ranges an IO stack lent zio and has not taken back.
+    pub(super) lent: Vec<(usize, usize)>,
 }
 
 impl World {
@@ -26,6 +28,19 @@ impl World {
             valid: vec![true; PAGES * PAGE],
             held: Vec::new(),
             fills: 0,
+            lent: Vec::new(),
+        }
+    }
+
+    /// Before `[a, b)` is written or freed: the stack takes back what it
+    /// lent there, as the bridge contract requires.
+    pub(super) fn release_lent_over(&mut self, a: usize, b: usize) {
+        let (over, rest): (Vec<_>, Vec<_>) = self.lent.iter().partition(|&&(s, e)| s < b && a < e);
+        self.lent = rest;
+        for (s, e) in over {
+            self.e
+                .release_lent(s, e - s)
+                .expect("single-threaded model: nothing pinned");
         }
     }
 
