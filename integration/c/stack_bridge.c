@@ -16,6 +16,7 @@
  * the ring holds); it checks every kept copy at the end and prints one
  * line per check, the same with zio and without.
  *
+ * Under zio it also checks the contract's answers to bad arguments.
  * Without zio the functions are absent (dlsym answers null): the stack
  * then lends nothing, releases nothing and gathers from the buffer itself.
  * Built with -fno-builtin so that memcpy stays a real call.
@@ -23,6 +24,7 @@
 #include "common.h"
 #include "../../libzio/include/zio.h"
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #define SLOT (256u << 10)
 #define SLOTS 4
@@ -75,6 +77,35 @@ static void transmit(unsigned char *tx, const unsigned char *buf, size_t n) {
     }
 }
 
+/* Bad arguments get plain answers, not a crash: nothing lent for a null,
+ * unmapped or overlong range, nothing to release or resolve there, and
+ * resolutions never filled, or ended twice, end harmlessly. Exits 1 on a
+ * wrong answer (only with zio: without it the functions are absent). */
+static void bad_arguments(unsigned char *buf) {
+    void *gone = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (gone == MAP_FAILED || munmap(gone, 4096)) die("mmap");
+    struct zio_seg segs[SEGS];
+    struct zio_resolution res, junk = {.npins = 3, .pins = {7, 1u << 30, 12345}, .resolved = 99};
+    const char *wrong = NULL;
+    if (reg(NULL, SLOT)) wrong = "zio_register(NULL)";
+    else if (reg(gone, 4096)) wrong = "zio_register(unmapped)";
+    else if (reg(buf, (size_t)1 << 46)) wrong = "zio_register(past the mapping)";
+    else if (reg(buf, SIZE_MAX)) wrong = "zio_register(wrapping)";
+    else if (rel(NULL, SLOT, 0) != ZIO_RELEASED) wrong = "zio_release(NULL)";
+    else if (resolve(NULL, 0, segs, SEGS, &res)) wrong = "zio_resolve(len 0)";
+    else if (resolve(buf, SLOT, NULL, SEGS, &res)) wrong = "zio_resolve(segs NULL)";
+    else if (resolve(buf, SLOT, segs, SEGS, NULL)) wrong = "zio_resolve(res NULL)";
+    else if (resolve(NULL, SLOT, segs, SEGS, &res) != 1 || segs[0].base != NULL) wrong = "zio_resolve(NULL)";
+    if (wrong) {
+        fprintf(stderr, "stack_bridge: %s answered wrong\n", wrong);
+        exit(1);
+    }
+    resolve_end(&res);
+    resolve_end(&res);
+    resolve_end(&junk);
+    resolve_end(NULL);
+}
+
 /* The stack takes `slot` back before it changes it. */
 static void take_back(unsigned char *slot) {
     while (rel && rel(slot, SLOT, 1000000) != ZIO_RELEASED) {
@@ -123,6 +154,8 @@ int main(int argc, char **argv) {
         kept[r % KEEP] = b;
     }
     for (unsigned s = 0; s < SLOTS; s++) take_back(ring + s * SLOT);
+    /* Once zio's engine runs (bad arguments must not reach it harmfully). */
+    if (reg) bad_arguments(tx);
     /* The stack reuses its ring for something else: the kept copies must
      * not notice. */
     memset(ring, 0xA5, SLOTS * SLOT);

@@ -68,8 +68,10 @@ unsigned zio_contract_version(void);
 
 /* Lends [addr, addr+len), which holds bytes the stack received. Returns 1
  * if zio took it (release it with zio_release before changing it), 0 if
- * zio does not elide in this process (disabled, no userfaultfd) or len is
- * 0: then nothing needs releasing (a release is harmless all the same). */
+ * zio does not elide in this process (disabled, no userfaultfd), len is 0,
+ * the range wraps, or its first or last byte cannot be read (a null or
+ * stale pointer, a length past the buffer): then nothing needs releasing
+ * (a release is harmless all the same). */
 int zio_register(const void *addr, size_t len);
 
 /* Takes [addr, addr+len) back from zio: ZIO_RELEASED once nothing reads it
@@ -86,7 +88,8 @@ int zio_release(const void *addr, size_t len, uint64_t wait_ns);
 size_t zio_resolve(const void *buf, size_t len, struct zio_seg *segs, size_t max,
                    struct zio_resolution *res);
 
-/* Ends a resolution: the originals it pinned may change again. */
+/* Ends a resolution: the originals it pinned may change again. Ending one
+ * twice, or one zio_resolve never filled, unpins nothing; res may be NULL. */
 void zio_resolve_end(struct zio_resolution *res);
 
 /* The current value of the zio counter name (as the ZIO_STATS=1 summary

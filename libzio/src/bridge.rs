@@ -106,7 +106,8 @@ pub unsafe extern "C" fn zio_resolve(
 /// Exported `zio_resolve_end`: unpins what `zio_resolve` pinned in `res`.
 ///
 /// # Safety
-/// `res` is null or a resolution `zio_resolve` filled and not yet ended.
+/// `res` is null or points to a writable `struct zio_resolution` (one
+/// `zio_resolve` did not fill, or already ended, unpins nothing).
 #[no_mangle]
 pub unsafe extern "C" fn zio_resolve_end(res: *mut ZioResolution) {
     if res.is_null() {

@@ -6,14 +6,20 @@ use core::sync::atomic::Ordering;
 
 use super::{ensure_started, run_engine, with_engine, yield_now, ACTIVE, ENGINE, MADE};
 use crate::engine::{Busy, Gather};
-use crate::thread;
 use crate::tracker::OrigId;
+use crate::{thread, usermem};
 
 /// An IO stack lends `[a, a+n)`, holding bytes it received. False if zio
-/// does not elide in this process (disabled, no userfaultfd), or for an
-/// empty range: then nothing needs releasing.
+/// does not elide in this process (disabled, no userfaultfd), for an empty
+/// or wrapping range, and for one whose first or last byte cannot be read
+/// (a null or stale pointer, a length past the buffer): zio would read it
+/// later, under its lock, for the program's copies. Then nothing needs
+/// releasing.
 pub fn lend(a: usize, n: usize) -> bool {
     if n == 0 || a.checked_add(n).is_none() || !ACTIVE.load(Ordering::Relaxed) {
+        return false;
+    }
+    if !usermem::readable(a, 1) || !usermem::readable(a + n - 1, 1) {
         return false;
     }
     let Some(_inside) = thread::enter() else {

@@ -4,6 +4,8 @@
 //! buffer resolves to where its bytes really are. Touches the records and
 //! the counters.
 
+use smallvec::SmallVec;
+
 use super::{Busy, Cause, Engine, Gather, Mem};
 use crate::tracker::OrigId;
 
@@ -67,9 +69,19 @@ impl<M: Mem> Engine<M> {
 
     /// The stack is done with a resolution ([`Engine::resolve_for_stack`]):
     /// its originals are unpinned, and `resolved` bytes (its `substituted`,
-    /// or 0 if the stack read the buffer itself after all) are counted.
+    /// or 0 if the stack read the buffer itself after all) are counted. The
+    /// pins come back through a C struct the stack holds: one that names no
+    /// pinned original (a struct never filled, or ended twice) unpins
+    /// nothing rather than taking the program down.
     pub fn resolve_done(&mut self, pins: &[OrigId], resolved: usize) {
-        self.counters.bytes_resolved += resolved as u64;
-        self.unpin(pins);
+        let held: SmallVec<[OrigId; 8]> = pins
+            .iter()
+            .copied()
+            .filter(|&id| self.t.try_orig(id).is_some_and(|o| o.pins > 0))
+            .collect();
+        if !held.is_empty() {
+            self.counters.bytes_resolved += resolved as u64;
+            self.unpin(&held);
+        }
     }
 }
