@@ -26,6 +26,16 @@ const ROUNDS: u64 = 64;
 const SLOTS: u64 = 4;
 const KEEP: u64 = 8;
 
+/// The number after the word `name` in a program's line of figures.
+fn figure(text: &str, name: &str) -> u64 {
+    let mut words = text.split_whitespace();
+    words
+        .find(|w| *w == name)
+        .and_then(|_| words.next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 /// What the program writes: every message twice (its copy, the stack's
 /// transmit of the second copy).
 fn expected() -> Vec<u8> {
@@ -126,8 +136,8 @@ fn a_rust_stack_over_the_bridge_crate_and_the_hold_bound() {
 }
 
 /// The smoltcp adapter over the in-process Loopback device
-/// (`echo-bench smoltcp-echo`, echo-bench/src/stack/smoltcp.rs): every echoed byte checked by the
-/// client, without zio and under zio, with the adapter's bridge and with
+/// (`echo-bench smoltcp-echo`, echo-bench/src/stack/smoltcp.rs): every
+/// echoed byte checked by the client, without zio and under zio, with the adapter's bridge and with
 /// the no-op one. Under zio without the bridge nothing can be elided (no
 /// input call ever runs); with it, the server's receive copy and both copies
 /// of the chain are elided, the transmit gathers from the receive ring, and
@@ -164,15 +174,7 @@ fn the_smoltcp_adapter_halves_the_socket_api_copies() {
         plain.log
     );
     let run = echo("bridge", true);
-    let figure = |name: &str| -> u64 {
-        let e = run.stderr();
-        let mut words = e.split_whitespace();
-        words
-            .find(|w| *w == name)
-            .and_then(|_| words.next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {e}"))
-    };
+    let figure = |name: &str| figure(&run.stderr(), name);
     let bytes = MESSAGES * SIZE;
     assert_eq!(figure("recv_bytes"), bytes);
     assert_eq!(figure("lent_bytes"), bytes, "every byte read was lent");
@@ -199,9 +201,9 @@ fn the_smoltcp_adapter_halves_the_socket_api_copies() {
     println!("smoltcp echo under zio with the bridge: {copied} of {api} API bytes copied\n{block}");
 }
 
-/// The iceoryx2 adapter in a three-process pipeline
-/// (`echo-bench iox`, echo-bench/src/stack/iox.rs): the sink checks every byte, the
-/// echo the copies it kept past their samples' release, without zio and
+/// The iceoryx2 adapter in a three-process pipeline (`echo-bench iox`,
+/// echo-bench/src/stack/iox.rs): the sink checks every byte, the echo the
+/// copies it kept past their samples' release, without zio and
 /// under zio, with the bridge and without. Under zio with the bridge the
 /// echo's three copies per message (into its buffer, two more) are elided
 /// and only the publish copy into shared memory is made; the subscriber's
@@ -284,12 +286,7 @@ fn the_iceoryx2_pipeline_keeps_only_the_publish_copy() {
         "{sys} system calls for {MESSAGES} messages\n{block}"
     );
     // Released at the bound, the kept copies' samples backed up for them.
-    let releases: u64 = echo
-        .split_whitespace()
-        .skip_while(|w| *w != "releases")
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no releases in {echo}"));
+    let releases = figure(&echo, "releases");
     assert!(releases >= MESSAGES - 8, "{echo}");
     assert!(
         c("bytes_backed_up") >= MESSAGES / 16 * SIZE,

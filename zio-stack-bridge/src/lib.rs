@@ -35,7 +35,9 @@ pub mod smoltcp;
 
 pub use pages::{PageBuf, PAGE};
 
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::{c_int, c_uint, c_void, CStr};
+use std::ffi::CString;
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -101,20 +103,18 @@ pub struct Bridge {
     fns: Option<Fns>,
 }
 
-/// Looks `name` (NUL-terminated) up in the process's global scope.
-fn lookup(name: &[u8]) -> Option<*mut c_void> {
-    // SAFETY: `name` is NUL-terminated (every caller passes a literal with
-    // a trailing NUL); RTLD_DEFAULT searches the loaded objects.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr().cast()) };
-    (!p.is_null()).then_some(p)
-}
-
-/// The function `name` (NUL-terminated) as the function pointer type `F`.
+/// The function `name`, looked up in the process's global scope, as the
+/// function pointer type `F`.
 ///
 /// # Safety
 /// `F` is a function pointer type of the signature `name` has.
-unsafe fn sym<F: Copy>(name: &[u8]) -> Option<F> {
-    let p = lookup(name)?;
+unsafe fn sym<F: Copy>(name: &CStr) -> Option<F> {
+    // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches the loaded
+    // objects.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
     assert_eq!(
         core::mem::size_of::<F>(),
         core::mem::size_of::<*mut c_void>()
@@ -144,7 +144,7 @@ impl Bridge {
             // SAFETY: `zio_contract_version` has this signature in every
             // version of zio.h.
             let version: unsafe extern "C" fn() -> c_uint =
-                unsafe { sym(b"zio_contract_version\0")? };
+                unsafe { sym(c"zio_contract_version")? };
             // SAFETY: no arguments, no preconditions.
             if unsafe { version() } / 100 != CONTRACT_VERSION / 100 {
                 return None;
@@ -153,13 +153,13 @@ impl Bridge {
             // the contract version just checked.
             unsafe {
                 Some(Fns {
-                    register: sym(b"zio_register\0")?,
-                    release: sym(b"zio_release\0")?,
-                    resolve: sym(b"zio_resolve\0")?,
-                    resolve_end: sym(b"zio_resolve_end\0")?,
-                    counter: sym(b"zio_counter\0")?,
-                    pin: sym(b"zio_pin\0")?,
-                    unpin: sym(b"zio_unpin\0")?,
+                    register: sym(c"zio_register")?,
+                    release: sym(c"zio_release")?,
+                    resolve: sym(c"zio_resolve")?,
+                    resolve_end: sym(c"zio_resolve_end")?,
+                    counter: sym(c"zio_counter")?,
+                    pin: sym(c"zio_pin")?,
+                    unpin: sym(c"zio_unpin")?,
                 })
             }
         })();
@@ -207,7 +207,7 @@ impl Bridge {
     /// name stay unchanged until the [`Resolved`] is dropped.
     pub fn resolve<'a>(&self, buf: &'a [u8]) -> Resolved<'a> {
         let mut r = Resolved {
-            buf,
+            buf: PhantomData,
             segs: [Seg {
                 base: core::ptr::null(),
                 len: 0,
@@ -248,10 +248,6 @@ impl Bridge {
     /// If the lengths differ, as `copy_from_slice` does.
     pub fn gather(&self, dst: &mut [u8], src: &[u8]) {
         assert_eq!(dst.len(), src.len(), "gather: lengths differ");
-        if self.fns.is_none() {
-            dst.copy_from_slice(src);
-            return;
-        }
         let r = self.resolve(src);
         let mut at = 0;
         for seg in r.segments() {
@@ -284,11 +280,9 @@ impl Bridge {
     /// `None` without zio or before its engine starts.
     pub fn counter(&self, name: &str) -> Option<u64> {
         let f = self.fns?;
-        let mut c = [0u8; 64];
-        let n = name.len().min(c.len() - 1);
-        c[..n].copy_from_slice(&name.as_bytes()[..n]);
+        let name = CString::new(name).ok()?;
         // SAFETY: a NUL-terminated name.
-        let v = unsafe { (f.counter)(c.as_ptr().cast()) };
+        let v = unsafe { (f.counter)(name.as_ptr()) };
         u64::try_from(v).ok()
     }
 }
@@ -296,14 +290,15 @@ impl Bridge {
 /// Where a buffer's bytes are ([`Bridge::resolve`]); the originals it names
 /// are pinned until it is dropped.
 pub struct Resolved<'a> {
-    buf: &'a [u8],
+    /// The buffer resolved, which a segment may be.
+    buf: PhantomData<&'a [u8]>,
     segs: [Seg; RESOLVE_SEGS],
     n: usize,
     res: Resolution,
     end: Option<ResolveEndFn>,
 }
 
-impl<'a> Resolved<'a> {
+impl Resolved<'_> {
     /// The segments, in order; together `buf`'s bytes.
     pub fn segments(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.segs[..self.n].iter().map(|s| {
@@ -317,11 +312,6 @@ impl<'a> Resolved<'a> {
     /// Bytes the segments take from originals rather than from the buffer.
     pub fn resolved_bytes(&self) -> usize {
         self.res.resolved
-    }
-
-    /// The buffer resolved.
-    pub fn buffer(&self) -> &'a [u8] {
-        self.buf
     }
 }
 

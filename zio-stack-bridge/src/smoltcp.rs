@@ -91,9 +91,9 @@ impl ZioSocket {
     }
 
     /// As `SO_RCVLOWAT`: [`ZioSocket::recv`] reads nothing until at least
-    /// `min(bytes, what it was asked for)` bytes are there in one run, so
-    /// that each read is one copy large enough for zio to elide (its
-    /// threshold is 64 KiB) rather than a segment at a time. Only for a
+    /// `min(bytes, what it was asked for)` bytes are unread, so that each
+    /// read is a copy large enough for zio to elide (its threshold is 64
+    /// KiB) rather than a segment at a time. Only for a
     /// protocol whose reads can wait for that much (fixed-size messages):
     /// a peer that sends less and waits for an answer would wait forever.
     /// 1 (the default) reads whatever is there.

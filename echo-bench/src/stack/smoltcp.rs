@@ -136,15 +136,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(dev) => {
             let mut device = TunTapInterface::new(dev, Medium::Ip)
                 .map_err(|e| format!("TUN device {dev}: {e}"))?;
-            let mut iface = Interface::new(
-                Config::new(HardwareAddress::Ip),
-                &mut device,
-                Instant::now(),
-            );
-            iface.update_ip_addrs(|a| {
-                a.push(IpCidr::new(IpAddress::v4(127, 20, 0, 2), 24))
-                    .expect("address")
-            });
+            let mut iface = interface(&mut device, IpAddress::v4(127, 20, 0, 2), 24);
             loop {
                 if StdInstant::now() > deadline {
                     return Err(format!("stuck at message {}", server.echoed));
@@ -199,6 +191,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// An IP interface over `device` with the one address `addr/prefix`.
+fn interface(device: &mut impl smoltcp::phy::Device, addr: IpAddress, prefix: u8) -> Interface {
+    let mut iface = Interface::new(Config::new(HardwareAddress::Ip), device, Instant::now());
+    iface.update_ip_addrs(|a| a.push(IpCidr::new(addr, prefix)).expect("address"));
+    iface
+}
+
 /// As `TCP_NODELAY`, and no delayed ACKs: a request-response echo would
 /// otherwise wait for smoltcp's ACK timer at the end of every message.
 fn no_delay(sockets: &mut SocketSet<'_>, h: smoltcp::iface::SocketHandle) {
@@ -218,15 +217,7 @@ fn loopback(
     deadline: StdInstant,
 ) -> Result<(u64, u64), String> {
     let mut device = Loopback::new(Medium::Ip);
-    let mut iface = Interface::new(
-        Config::new(HardwareAddress::Ip),
-        &mut device,
-        Instant::now(),
-    );
-    iface.update_ip_addrs(|a| {
-        a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8))
-            .expect("address")
-    });
+    let mut iface = interface(&mut device, IpAddress::v4(127, 0, 0, 1), 8);
     no_delay(sockets, client.handle());
     let cx = iface.context();
     sockets

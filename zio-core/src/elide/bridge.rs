@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 use super::{ensure_started, run_engine, with_engine, yield_now, ACTIVE, ENGINE, MADE};
 use crate::engine::{Busy, Gather};
 use crate::tracker::OrigId;
-use crate::{thread, usermem};
+use crate::{runtime, thread, usermem};
 
 /// An IO stack lends `[a, a+n)`, holding bytes it received. False if zio
 /// does not elide in this process (disabled, no userfaultfd), for an empty
@@ -40,13 +40,13 @@ pub fn release(a: usize, n: usize, wait_ns: u64) -> bool {
     let Some(_inside) = thread::enter() else {
         return true;
     };
-    let start = now_ns();
+    let start = runtime::now_ns();
     loop {
         let done = with_engine(|e| Ok(e.release_lent(a, n) != Err(Busy)));
         if done != Some(false) {
             return true;
         }
-        if now_ns().saturating_sub(start) >= wait_ns {
+        if runtime::now_ns().saturating_sub(start) >= wait_ns {
             return false;
         }
         yield_now();
@@ -80,15 +80,4 @@ pub fn resolve_done(pins: &[OrigId], resolved: usize) {
         e.resolve_done(pins, resolved);
         Ok(())
     });
-}
-
-/// Monotonic nanoseconds.
-fn now_ns() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to write; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
