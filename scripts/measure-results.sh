@@ -173,6 +173,8 @@ finish benches
 fi
 
 if want apps; then
+    # The servers come from Debian packages a fresh machine lacks.
+    bash scripts/deps.sh
     begin apps
     if [ "$quick" = 1 ]; then apps=(--quick); else apps=(--pairs 4); fi
     step apps apps env ZIO_LIB="$bin/libzio.so" python3 scripts/apps.py "${apps[@]}" --csv "$stage/apps/apps.csv" --coverage "$stage/apps/coverage.csv"
