@@ -1,7 +1,7 @@
 # zio: build, test, bench and demo entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: all build deps lint test unit integration soak regress apps bench demo results clean
+.PHONY: all build deps lint test unit integration soak regress apps bench demo results install uninstall clean
 
 all: build
 
@@ -19,7 +19,21 @@ lint:
 
 # In-process tests of the mechanisms (no LD_PRELOAD).
 unit:
-	$(CARGO) test --release -p zio-core -p zio-run
+	$(CARGO) test --release -p zio-core -p zio-run -p zio-stat
+
+# libzio.so to $(PREFIX)/lib, zio.h (the bridge contract) to include/,
+# zio-run and zio-stat to bin/; zio-run finds ../lib/libzio.so from itself.
+# DESTDIR=DIR stages the same tree under DIR (packaging).
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 target/release/libzio.so $(DESTDIR)$(PREFIX)/lib/libzio.so
+	install -m 0644 libzio/include/zio.h $(DESTDIR)$(PREFIX)/include/zio.h
+	install -m 0755 target/release/zio-run target/release/zio-stat $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libzio.so $(DESTDIR)$(PREFIX)/include/zio.h \
+		$(DESTDIR)$(PREFIX)/bin/zio-run $(DESTDIR)$(PREFIX)/bin/zio-stat
 
 # Real programs under LD_PRELOAD (needs the built libzio.so).
 integration: deps build

@@ -7,7 +7,10 @@
 //! - [`config`]: the options table (`ZIO_*` environment), read once at start.
 //! - [`log`]: messages to a private dup of stderr or `ZIO_LOG_FILE`, never
 //!   allocating.
-//! - [`stats`]: per-thread counters for every hook, summed on read.
+//! - [`stats`]: per-thread counters for every hook, summed on read;
+//!   [`claim`]: how a thread takes a counter slot and gives it back.
+//! - [`statfile`]: the live counters file `zio-stat` reads, where the
+//!   counter slots live; and its reader.
 //! - [`summary`]: the stats summary read back from a log (pure `std`).
 //! - [`thread`]: the per-thread state (re-entrancy guard, counter slot).
 //! - [`real`]: the real libc functions, resolved once, with safe fallbacks.
@@ -44,6 +47,7 @@
 
 #![deny(missing_docs)]
 
+pub mod claim;
 pub mod config;
 pub mod elide;
 pub mod engine;
@@ -59,6 +63,7 @@ pub mod resources;
 pub mod runtime;
 pub mod selftest;
 pub mod signals;
+pub mod statfile;
 pub mod stats;
 pub mod summary;
 pub mod thread;

@@ -4,14 +4,29 @@
 //! the lock in whatever state another thread left it. This one is three
 //! states in one word (0 free, 1 held, 2 held with waiters), as in Ulrich
 //! Drepper's "Futexes Are Tricky", and allocates nothing.
+//!
+//! The `zio-loom` crate compiles this same file with `cfg(zio_loom)`:
+//! loom's atomics, and a futex modelled with loom's condition variable
+//! (a wake that could be lost shows there as a deadlock).
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::Ordering;
+
+#[cfg(not(zio_loom))]
+use core::sync::atomic::AtomicU32;
+#[cfg(zio_loom)]
+use loom::sync::atomic::AtomicU32;
+
+/// Tries to take a contended lock this many times before sleeping (once
+/// under loom: every extra try multiplies the interleavings it explores).
+const SPINS: u32 = if cfg!(zio_loom) { 1 } else { 100 };
 
 /// A mutex around `T`.
 pub struct Lock<T> {
     state: AtomicU32,
+    #[cfg(zio_loom)]
+    futex: loom_futex::Futex,
     value: UnsafeCell<T>,
 }
 
@@ -25,6 +40,7 @@ pub struct Guard<'a, T> {
     lock: &'a Lock<T>,
 }
 
+#[cfg(not(zio_loom))]
 fn futex(word: &AtomicU32, op: i32, val: u32) {
     // SAFETY: FUTEX_WAIT/WAKE on a valid, aligned u32 that outlives the call.
     unsafe {
@@ -38,13 +54,74 @@ fn futex(word: &AtomicU32, op: i32, val: u32) {
     }
 }
 
+#[cfg(zio_loom)]
+mod loom_futex {
+    use super::AtomicU32;
+    use core::sync::atomic::Ordering;
+    use loom::sync::{Condvar, Mutex};
+
+    /// The kernel's futex queue of one word: a wait sleeps only if the
+    /// word still holds the value, checked under the queue's lock, which
+    /// a wake takes too.
+    pub(super) struct Futex {
+        queue: Mutex<()>,
+        woken: Condvar,
+    }
+
+    impl Futex {
+        pub(super) fn new() -> Futex {
+            Futex {
+                queue: Mutex::new(()),
+                woken: Condvar::new(),
+            }
+        }
+
+        pub(super) fn wait(&self, word: &AtomicU32, val: u32) {
+            let q = self.queue.lock().unwrap();
+            if word.load(Ordering::Relaxed) == val {
+                drop(self.woken.wait(q).unwrap());
+            }
+        }
+
+        pub(super) fn wake(&self) {
+            let _q = self.queue.lock().unwrap();
+            self.woken.notify_one();
+        }
+    }
+}
+
 impl<T> Lock<T> {
     /// A free lock around `value`.
+    #[cfg(not(zio_loom))]
     pub const fn new(value: T) -> Lock<T> {
         Lock {
             state: AtomicU32::new(0),
             value: UnsafeCell::new(value),
         }
+    }
+
+    /// A free lock around `value` (loom's atomics are not `const`).
+    #[cfg(zio_loom)]
+    pub fn new(value: T) -> Lock<T> {
+        Lock {
+            state: AtomicU32::new(0),
+            futex: loom_futex::Futex::new(),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    fn sleep(&self) {
+        #[cfg(not(zio_loom))]
+        futex(&self.state, libc::FUTEX_WAIT, 2);
+        #[cfg(zio_loom)]
+        self.futex.wait(&self.state, 2);
+    }
+
+    fn wake_one(&self) {
+        #[cfg(not(zio_loom))]
+        futex(&self.state, libc::FUTEX_WAKE, 1);
+        #[cfg(zio_loom)]
+        self.futex.wake();
     }
 
     /// Waits for and takes the lock.
@@ -56,7 +133,7 @@ impl<T> Lock<T> {
         {
             let mut spins = 0;
             loop {
-                if spins < 100 {
+                if spins < SPINS {
                     spins += 1;
                     core::hint::spin_loop();
                     if self
@@ -71,7 +148,7 @@ impl<T> Lock<T> {
                 if self.state.swap(2, Ordering::Acquire) == 0 {
                     break;
                 }
-                futex(&self.state, libc::FUTEX_WAIT, 2);
+                self.sleep();
             }
         }
         Guard { lock: self }
@@ -101,7 +178,7 @@ impl<T> Lock<T> {
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
         if self.lock.state.swap(0, Ordering::Release) == 2 {
-            futex(&self.lock.state, libc::FUTEX_WAKE, 1);
+            self.lock.wake_one();
         }
     }
 }
@@ -121,7 +198,7 @@ impl<T> DerefMut for Guard<'_, T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(zio_loom)))]
 mod tests {
     use super::*;
 

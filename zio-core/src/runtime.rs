@@ -64,6 +64,17 @@ pub(crate) fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Wall clock in nanoseconds since the epoch (vDSO: no system call).
+pub(crate) fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Sleeps `ms` milliseconds (an interrupted sleep ends early, which every
 /// caller tolerates: they wait in loops or periods).
 pub(crate) fn sleep_ms(ms: u64) {
@@ -81,6 +92,7 @@ pub fn init() {
     real::resolve_all();
     START_NS.store(now_ns(), Ordering::Relaxed);
     config::init_from_env();
+    crate::statfile::init();
     stats::init();
 
     let mode = if !config::enabled() {
@@ -95,6 +107,7 @@ pub fn init() {
         Mode::Ready
     };
     MODE.store(mode as u8, Ordering::Release);
+    crate::statfile::set_mode(mode as u32);
     if mode == Mode::Ready {
         crate::elide::activate();
     }
@@ -201,11 +214,14 @@ fn banner(mode: Mode) {
 pub fn elision_failed(errno: i32) {
     UFFD_ERRNO.store(errno, Ordering::Relaxed);
     MODE.store(Mode::NoUserfaultfd as u8, Ordering::Release);
+    crate::statfile::set_mode(Mode::NoUserfaultfd as u32);
 }
 
-/// The library destructor's work: the stats summary if asked for.
+/// The library destructor's work: the counters file goes, and the stats
+/// summary is written if asked for.
 pub fn at_exit() {
     let _inside = thread::enter();
+    crate::statfile::remove();
     if config::get(Opt::Stats) == 0 {
         return;
     }

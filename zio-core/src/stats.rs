@@ -8,6 +8,10 @@
 //! [`MAX_SLOTS`], calls made before start-up and calls made after a thread's
 //! exit handling share one slot updated with atomic adds.
 //!
+//! The slots live in one static block, which the counters file replaces
+//! in place when the process publishes ([`crate::statfile`]): that is what
+//! `zio-stat` reads.
+//!
 //! [`count_fast`] is the whole hot path: one TLS load, a null test and two
 //! plain increments. Everything else is out of line, so the copy hooks need
 //! no stack frame.
@@ -17,6 +21,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::log::Line;
+use crate::statfile::block;
 use crate::thread;
 
 macro_rules! hooks {
@@ -86,8 +91,9 @@ pub const NHOOKS: usize = HOOK_NAMES.len();
 /// Threads that get a private slot; later threads share one.
 pub const MAX_SLOTS: usize = 256;
 
-/// One thread's counters (or the shared or retired totals).
-#[repr(align(64))]
+/// One thread's counters (or the shared or retired totals). `repr(C)`:
+/// readers of the counters file find the arrays at fixed offsets.
+#[repr(C, align(64))]
 pub struct Slot {
     owned: AtomicBool,
     calls: [AtomicU64; NHOOKS],
@@ -95,7 +101,13 @@ pub struct Slot {
 }
 
 impl Slot {
-    const fn new() -> Slot {
+    /// Where the call counts are in a slot.
+    pub(crate) const CALLS_OFFSET: usize = core::mem::offset_of!(Slot, calls);
+    /// Where the byte counts are in a slot.
+    pub(crate) const BYTES_OFFSET: usize = core::mem::offset_of!(Slot, bytes);
+
+    /// A free slot, every counter 0.
+    pub(crate) const fn new() -> Slot {
         Slot {
             owned: AtomicBool::new(false),
             calls: [const { AtomicU64::new(0) }; NHOOKS],
@@ -117,6 +129,12 @@ impl Slot {
         let i = hook as usize;
         self.calls[i].fetch_add(1, Ordering::Relaxed);
         self.bytes[i].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts a call (tests of the counters file).
+    #[cfg(test)]
+    pub(crate) fn test_add(&self, hook: Hook, bytes: u64) {
+        self.add_shared(hook, bytes);
     }
 
     fn zero(&self) {
@@ -144,12 +162,9 @@ fn bump(c: &AtomicU64, by: u64) {
     );
 }
 
-static SLOTS: [Slot; MAX_SLOTS] = [const { Slot::new() }; MAX_SLOTS];
 /// One past the highest slot ever claimed: the slots after it were never
 /// touched (their pages not even mapped).
 static CLAIMED_END: AtomicUsize = AtomicUsize::new(0);
-static SHARED: Slot = Slot::new();
-static RETIRED: Slot = Slot::new();
 
 /// The pthread key whose destructor retires a thread's slot; `u32::MAX` until
 /// [`init`] has created it.
@@ -179,8 +194,9 @@ pub fn count_fast(hook: Hook, bytes: u64) -> bool {
         if t.inside.get() {
             return true;
         }
-        // SAFETY: non-null slot pointers point into SLOTS, and this thread
-        // owns the slot until `retire` clears the pointer.
+        // SAFETY: non-null slot pointers point into the block's slots (one
+        // static, at one address with or without a file mapped over it),
+        // and this thread owns the slot until `retire` clears the pointer.
         unsafe { &*slot }.add_private(hook, bytes);
         true
     })
@@ -202,7 +218,7 @@ fn count_slow(hook: Hook, bytes: u64) {
     }
     match thread::with(claim) {
         Some(slot) => slot.add_private(hook, bytes),
-        None => SHARED.add_shared(hook, bytes),
+        None => block().shared.add_shared(hook, bytes),
     }
 }
 
@@ -216,28 +232,26 @@ fn claim(t: &thread::ThreadState) -> Option<&'static Slot> {
         // Before start-up: count in the shared slot and try again next call.
         return None;
     }
-    for (i, s) in SLOTS.iter().enumerate() {
-        if !s.owned.load(Ordering::Relaxed)
-            && s.owned
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            CLAIMED_END.fetch_max(i + 1, Ordering::Relaxed);
-            // SAFETY: key was created by `init`; the value is only read back
-            // by `retire`. For keys below PTHREAD_KEY_2NDLEVEL_SIZE glibc
-            // stores it in the thread descriptor without allocating.
-            unsafe { libc::pthread_setspecific(key, (s as *const Slot).cast()) };
-            t.slot.set(s);
-            return Some(s);
-        }
+    let slots = &block().slots;
+    if let Some(i) = crate::claim::first_free(slots.iter().map(|s| &s.owned)) {
+        let s = &slots[i];
+        CLAIMED_END.fetch_max(i + 1, Ordering::Relaxed);
+        // SAFETY: key was created by `init`; the value is only read back
+        // by `retire`. For keys below PTHREAD_KEY_2NDLEVEL_SIZE glibc
+        // stores it in the thread descriptor without allocating.
+        unsafe { libc::pthread_setspecific(key, (s as *const Slot).cast()) };
+        t.slot.set(s);
+        return Some(s);
     }
     t.overflow.set(true);
     None
 }
 
-/// pthread key destructor: folds the exiting thread's counts into RETIRED.
+/// pthread key destructor: folds the exiting thread's counts into the
+/// retired slot.
 extern "C" fn retire(p: *mut libc::c_void) {
-    // SAFETY: the only values stored under the key are pointers into SLOTS.
+    // SAFETY: the only values stored under the key are pointers to the
+    // block's slots.
     let s = unsafe { &*(p as *const Slot) };
     // Calls made later in this thread's exit (other destructors freeing
     // memory) go to the shared slot, never back into a freed slot.
@@ -246,22 +260,43 @@ extern "C" fn retire(p: *mut libc::c_void) {
         t.overflow.set(true);
     });
     for i in 0..NHOOKS {
-        RETIRED.calls[i].fetch_add(s.calls[i].load(Ordering::Relaxed), Ordering::Relaxed);
-        RETIRED.bytes[i].fetch_add(s.bytes[i].load(Ordering::Relaxed), Ordering::Relaxed);
+        let r = &block().retired;
+        r.calls[i].fetch_add(s.calls[i].load(Ordering::Relaxed), Ordering::Relaxed);
+        r.bytes[i].fetch_add(s.bytes[i].load(Ordering::Relaxed), Ordering::Relaxed);
     }
     s.zero();
-    s.owned.store(false, Ordering::Release);
+    crate::claim::give_back(&s.owned);
 }
 
 /// In a child after `fork`: only the calling thread survives. Its counts and
 /// everybody else's belong to the parent, so start from zero and free the
-/// slots of threads that no longer exist. A slot not owned is zero already
-/// (`retire` zeroes it before letting it go), and only counters that are
-/// not zero are written: a child that exits at once pays for the pages its
-/// counters really are on, not for all of them.
+/// slots of threads that no longer exist.
+///
+/// With a counters file the block is the parent's shared memory: zero
+/// pages take its place ([`crate::statfile::after_fork`]) and the thread's
+/// slot is marked its own again. Without one the child zeroes its copy of
+/// the block: a slot not owned is zero already (`retire` zeroes it before
+/// letting it go), and only counters that are not zero are written, so a
+/// child that exits at once pays for the pages its counters really are
+/// on, not for all of them.
 pub fn reset_after_fork() {
     let mine = thread::with(|t| t.slot.get());
-    for s in &SLOTS[..CLAIMED_END.load(Ordering::Relaxed)] {
+    match crate::statfile::after_fork() {
+        Some(true) => {
+            if !mine.is_null() {
+                // SAFETY: `mine` points into the block (see count_fast),
+                // whose pages are now the child's, all zero.
+                unsafe { &*mine }.owned.store(true, Ordering::Relaxed);
+            }
+            return;
+        }
+        // The parent's file is still mapped: writing zeros would erase
+        // the parent's counts.
+        Some(false) => return,
+        None => {}
+    }
+    let old = block();
+    for s in &old.slots[..CLAIMED_END.load(Ordering::Relaxed)] {
         if !s.owned.load(Ordering::Relaxed) {
             continue;
         }
@@ -270,8 +305,13 @@ pub fn reset_after_fork() {
             s.owned.store(false, Ordering::Relaxed);
         }
     }
-    SHARED.zero_if_set();
-    RETIRED.zero_if_set();
+    old.shared.zero_if_set();
+    old.retired.zero_if_set();
+}
+
+/// One past the highest private slot ever claimed in this process.
+pub(crate) fn claimed_end() -> usize {
+    CLAIMED_END.load(Ordering::Relaxed)
 }
 
 /// Totals of every counter at one moment.
@@ -302,8 +342,9 @@ pub fn snapshot() -> Snapshot {
         calls: [0; NHOOKS],
         bytes: [0; NHOOKS],
     };
-    let claimed = &SLOTS[..CLAIMED_END.load(Ordering::Relaxed)];
-    for s in claimed.iter().chain([&SHARED, &RETIRED]) {
+    let b = block();
+    let claimed = &b.slots[..CLAIMED_END.load(Ordering::Relaxed)];
+    for s in claimed.iter().chain([&b.shared, &b.retired]) {
         for i in 0..NHOOKS {
             snap.calls[i] += s.calls[i].load(Ordering::Relaxed);
             snap.bytes[i] += s.bytes[i].load(Ordering::Relaxed);
@@ -547,7 +588,8 @@ mod tests {
             24000
         );
         // The exited threads' slots were freed for reuse.
-        let owned = SLOTS
+        let owned = block()
+            .slots
             .iter()
             .filter(|s| s.owned.load(Ordering::Relaxed))
             .count();

@@ -54,8 +54,22 @@ pub struct OptDesc {
     pub max: u64,
     /// The `zio-run` flag that sets this option.
     pub flag: &'static str,
-    /// One line of help.
+    /// One line of help for the variable.
     pub help: &'static str,
+    /// One line of help for the flag, where it differs (a switch says
+    /// what the flag does, not what each value of the variable means).
+    pub flag_help: &'static str,
+}
+
+impl OptDesc {
+    /// The help of the `zio-run` flag.
+    pub fn flag_text(&self) -> &'static str {
+        if self.flag_help.is_empty() {
+            self.help
+        } else {
+            self.flag_help
+        }
+    }
 }
 
 /// Index of an option in [`OPTIONS`].
@@ -86,6 +100,8 @@ pub enum Opt {
     Inject,
     /// `ZIO_VALGRIND`
     Valgrind,
+    /// `ZIO_PUBLISH`
+    Publish,
 }
 
 const KIB: u64 = 1024;
@@ -94,7 +110,7 @@ const GIB: u64 = 1024 * MIB;
 const TIB: u64 = 1024 * GIB;
 
 /// Number of options.
-pub const NOPTS: usize = 12;
+pub const NOPTS: usize = 13;
 
 /// The options table. The order matches [`Opt`].
 pub static OPTIONS: [OptDesc; NOPTS] = [
@@ -107,6 +123,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1,
         flag: "--disable",
         help: "0 = load but never elide (pure pass-through)",
+        flag_help: "load zio but never elide: every call passes through",
     },
     OptDesc {
         name: "ZIO_THRESHOLD",
@@ -120,6 +137,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: TIB,
         flag: "--threshold",
         help: "smallest copy core (whole pages) tracked or elided; K/M/G suffixes",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_FAULT_RATIO",
@@ -130,6 +148,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 0x3FF0_0000_0000_0000, // 1.0_f64.to_bits()
         flag: "--fault-ratio",
         help: "touched/elided bytes above which elision stops for a buffer or call site (1: never)",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_MAX_RECORDS",
@@ -142,6 +161,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1 << 24,
         flag: "--max-records",
         help: "live records beyond which garbage collection materializes the least recently used",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_QUARANTINE",
@@ -152,6 +172,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: TIB,
         flag: "--quarantine",
         help: "byte budget of freed originals kept for their dependents, and again of zio-owned copies (backups, redirected input)",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_GC_MS",
@@ -162,6 +183,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 3_600_000,
         flag: "--gc-ms",
         help: "period of the garbage-collection pass, in milliseconds",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_REDIRECT_INPUT",
@@ -172,6 +194,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1,
         flag: "--no-redirect-input",
         help: "1 = land input into a reused buffer in zio's memory and leave the buffer's pages unmapped (no backup, no protection changes)",
+        flag_help: "read input into the program's own buffers, never into zio's memory",
     },
     OptDesc {
         name: "ZIO_STATS",
@@ -182,6 +205,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1,
         flag: "--stats",
         help: "1 = print a stats summary at exit (on stderr, or ZIO_LOG_FILE)",
+        flag_help: "print a stats summary at exit (on stderr, or in the --log-file)",
     },
     OptDesc {
         name: "ZIO_LOG",
@@ -192,6 +216,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 5,
         flag: "--log",
         help: "message level: off, error, warn, info, debug, trace",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_LOG_FILE",
@@ -202,6 +227,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 0,
         flag: "--log-file",
         help: "write messages and stats here instead of stderr; %p becomes the pid",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_INJECT",
@@ -212,6 +238,7 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1 << 32,
         flag: "--inject",
         help: "testing: every Nth mapping or userfaultfd request of zio's own fails (ENOMEM, or EAGAIN; 0 = never)",
+        flag_help: "",
     },
     OptDesc {
         name: "ZIO_VALGRIND",
@@ -222,6 +249,18 @@ pub static OPTIONS: [OptDesc; NOPTS] = [
         max: 1,
         flag: "--under-valgrind",
         help: "1 = elide under valgrind anyway (instruction counts of programs that never touch an elided copy: a touch hangs)",
+        flag_help: "elide under valgrind anyway (for instruction counts of programs that never touch an elided copy: a touch hangs)",
+    },
+    OptDesc {
+        name: "ZIO_PUBLISH",
+        kind: Kind::Bool,
+        default_text: "1",
+        default: 1,
+        min: 0,
+        max: 1,
+        flag: "--no-publish",
+        help: "0 = no live counters file (/dev/shm/zio.<pid>, mode 0600, read by zio-stat)",
+        flag_help: "publish no live counters file for zio-stat",
     },
 ];
 
@@ -289,6 +328,7 @@ pub const ALL: [Opt; NOPTS] = [
     Opt::LogFile,
     Opt::Inject,
     Opt::Valgrind,
+    Opt::Publish,
 ];
 
 #[cfg(test)]

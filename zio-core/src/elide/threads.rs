@@ -5,9 +5,9 @@
 use core::sync::atomic::Ordering;
 
 use super::clock::ticks;
-use super::{free_all, publish, ENGINE, HANDLER_FD};
+use super::{counters_of, free_all, publish, ENGINE, HANDLER_FD};
 use crate::log::Level;
-use crate::{config, thread, uffd, zio_log};
+use crate::{config, statfile, thread, uffd, zio_log};
 
 /// The fault handler: one blocking read per fault, resolved under the lock.
 pub(super) fn handler_loop() {
@@ -43,17 +43,36 @@ pub(super) fn handler_loop() {
     }
 }
 
-/// Periodic collection, plus freeing what the quarantine released.
+/// Periodic collection, plus freeing what the quarantine released; and,
+/// with a counters file, the engine's counters copied into it every
+/// [`statfile::PUBLISH_MS`] (between collections if they are rarer).
 pub(super) fn collector_loop() {
     thread::mark_zio_thread();
+    let period = config::get(config::Opt::GcMs);
+    let step = if statfile::published() {
+        period.min(statfile::PUBLISH_MS)
+    } else {
+        period
+    };
+    let mut waited = 0;
     loop {
-        crate::runtime::sleep_ms(config::get(config::Opt::GcMs));
+        crate::runtime::sleep_ms(step);
+        waited += step;
+        let collect = waited >= period;
+        if collect {
+            waited = 0;
+        }
         let to_free = {
             let t0 = ticks();
             let mut g = ENGINE.lock();
             let Some(e) = g.as_mut() else { continue };
-            e.collect();
-            publish(e);
+            if collect {
+                e.collect();
+                publish(e);
+            }
+            if statfile::published() {
+                statfile::publish_engine(&counters_of(e));
+            }
             e.mem.time.background_call(t0);
             e.take_to_free()
         };
