@@ -173,11 +173,27 @@ fn zio_run_check_is_strict() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in {text}"))
+    };
+    let t = row("ZIO_THRESHOLD");
     assert!(
-        text.contains("ZIO_THRESHOLD    32K          (environment)"),
+        t.contains(" 32K ") && t.ends_with("(environment)"),
         "{text}"
     );
-    assert!(text.contains("userfaultfd      available"), "{text}");
+    // Every row's value starts in one column, the longest name's too.
+    let column = |l: &str| l.find(l.split_whitespace().nth(1).unwrap()).unwrap();
+    for name in [
+        "ZIO_REDIRECT_INPUT",
+        "ZIO_ENABLE",
+        "userfaultfd",
+        "libzio.so",
+    ] {
+        assert_eq!(column(row(name)), column(t), "{text}");
+    }
+    assert!(row("userfaultfd").contains(" available"), "{text}");
     assert!(text.trim_end().ends_with("ok"));
 
     let out = zio_run()
@@ -231,8 +247,11 @@ fn zio_run_launches_with_options_and_passes_the_status_through() {
         .output()
         .unwrap();
     assert_eq!(st.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&st.stderr)
-        .contains("--threshold: ZIO_THRESHOLD=\"tiny\" is not valid"));
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(
+        err.contains("--threshold") && err.contains("ZIO_THRESHOLD=\"tiny\" is not valid"),
+        "{err}"
+    );
     let st = zio_run().args(["--frobnicate", "true"]).output().unwrap();
     assert_eq!(st.status.code(), Some(2));
     let st = zio_run().arg("/nonexistent/program").output().unwrap();

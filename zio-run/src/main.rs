@@ -13,58 +13,138 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-use zio_core::config::{self, Kind, OPTIONS};
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
+use zio_core::config::{self, Kind, OptDesc, OPTIONS};
 
 mod setup;
 
 const USAGE_EXIT: i32 = 2;
 
-fn help() -> String {
-    let mut s = String::from(
-        "zio-run: run a program with zio (copy elision for IO data) preloaded\n\n\
-         usage: zio-run [options] [--] program [args...]\n\
-         \x20      zio-run --check    validate the ZIO_* environment and exit\n\
-         \x20      zio-run --setup [--user NAME]... [--undo]\n\
-         \x20                         let service users open /dev/userfaultfd (as root, once)\n\n\
-         options (each sets the environment variable shown; flags override the environment):\n",
-    );
-    for d in &OPTIONS {
-        let arg = match d.kind {
-            Kind::Bool => "",
-            Kind::Size => " SIZE",
-            Kind::Ratio => " RATIO",
-            Kind::Count => " N",
-            Kind::Millis => " MS",
-            Kind::Level => " LEVEL",
-            Kind::Path => " PATH",
-        };
-        let default = if d.default_text.is_empty() {
-            "stderr".to_string()
-        } else {
-            d.default_text.to_string()
-        };
-        s.push_str(&format!(
-            "  {:<22} {} [{}={}]\n",
-            format!("{}{}", d.flag, arg),
-            d.help,
-            d.name,
-            default
-        ));
+const AFTER_HELP: &str = "\
+Each zio option flag sets the environment variable shown, over the environment's
+value. SIZE takes K, M, G suffixes (powers of 1024). Bad values in the environment
+are warned about by the library and replaced by their defaults; --check and the flags
+refuse them instead. The exit status is the program's; zio-run itself exits 2 on a
+usage error, 126 if the program cannot be run, 127 if it is not found.";
+
+/// Runs a program with zio (copy elision for IO data) preloaded.
+#[derive(Parser, Debug)]
+#[command(name = "zio-run", version, about, after_help = AFTER_HELP)]
+struct Cli {
+    /// The libzio.so to preload [ZIO_LIB; default: next to zio-run, then
+    /// ../lib/ from it]
+    #[arg(long, value_name = "PATH")]
+    lib: Option<PathBuf>,
+
+    /// Validate every ZIO_* variable strictly, report userfaultfd and the
+    /// library found, and exit
+    #[arg(long, conflicts_with_all = ["setup", "program"])]
+    check: bool,
+
+    /// As root: give /dev/userfaultfd to a group zio (kept by a udev rule),
+    /// add each --user to it, and exit. For servers that run as their own
+    /// users
+    #[arg(long, conflicts_with = "program")]
+    setup: bool,
+
+    /// With --setup: a service user to add to group zio (with --undo: to
+    /// remove); repeat it or separate names with commas
+    #[arg(long, value_name = "NAME", requires = "setup", value_delimiter = ',',
+          action = ArgAction::Append)]
+    user: Vec<String>,
+
+    /// With --setup: reverse the setup (or, with --user, only remove the
+    /// users named)
+    #[arg(long, requires = "setup")]
+    undo: bool,
+
+    /// The program to run
+    #[arg(value_name = "PROGRAM")]
+    program: Option<OsString>,
+
+    /// Its arguments
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        requires = "program"
+    )]
+    args: Vec<OsString>,
+}
+
+/// The value name of a table option's flag.
+fn value_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "",
+        Kind::Size => "SIZE",
+        Kind::Ratio => "RATIO",
+        Kind::Count => "N",
+        Kind::Millis => "MS",
+        Kind::Level => "LEVEL",
+        Kind::Path => "PATH",
     }
-    s.push_str(
-        "  --lib PATH             the libzio.so to preload [ZIO_LIB; default: next to zio-run]\n\
-         \x20 --check                validate every ZIO_* variable strictly, report userfaultfd, exit\n\
-         \x20 --setup                give /dev/userfaultfd to a group zio (udev rule), add each\n\
-         \x20                        --user NAME to it, exit; --undo reverses it (or only removes\n\
-         \x20                        the users named). For servers that run as their own users.\n\
-         \x20 -h, --help             this text\n\
-         \x20 -V, --version          version\n\n\
-         SIZE takes K, M, G suffixes (powers of 1024). Bad values in the environment are\n\
-         warned about by the library and replaced by their defaults; --check and the flags\n\
-         above refuse them instead. The exit status is the program's; zio-run itself exits\n\
-         2 on a usage error, 126 if the program cannot be run, 127 if it is not found.\n",
-    );
-    s
+}
+
+/// The flag of one row of the options table, checked by the library's
+/// own parser.
+fn option_arg(d: &'static OptDesc) -> Arg {
+    let default = if d.default_text.is_empty() {
+        "stderr"
+    } else {
+        d.default_text
+    };
+    let help = if d.kind == Kind::Bool {
+        format!("{} [{}]", d.flag_text(), d.name)
+    } else {
+        format!("{} [{}={}]", d.flag_text(), d.name, default)
+    };
+    let arg = Arg::new(d.name)
+        .long(d.flag.trim_start_matches("--"))
+        .help(help)
+        .help_heading("zio options");
+    if d.kind == Kind::Bool {
+        return arg.action(ArgAction::SetTrue);
+    }
+    arg.value_name(value_name(d.kind))
+        .value_parser(move |v: &str| -> Result<String, String> {
+            if d.parse(v.as_bytes()).is_ok() {
+                return Ok(v.to_string());
+            }
+            let mut msg = String::new();
+            let (opt, _) = config::find(d.name.as_bytes()).expect("table entry");
+            let _ = config::write_refusal(&mut msg, opt, v.as_bytes());
+            Err(msg)
+        })
+}
+
+/// The whole command line: the fixed flags and one per option.
+fn command() -> clap::Command {
+    OPTIONS
+        .iter()
+        .fold(Cli::command(), |c, d| c.arg(option_arg(d)))
+}
+
+/// `ZIO_*` variables and their values.
+type Vars = Vec<(&'static str, OsString)>;
+
+/// The `ZIO_*` variables the option flags set.
+fn option_env(m: &ArgMatches) -> Vars {
+    let mut env = Vec::new();
+    for d in &OPTIONS {
+        if d.kind == Kind::Bool {
+            if m.get_flag(d.name) {
+                // --disable turns ZIO_ENABLE off; other switches turn theirs
+                // on (or off, as --no-publish).
+                env.push((
+                    d.name,
+                    OsString::from(if d.default == 1 { "0" } else { "1" }),
+                ));
+            }
+        } else if let Some(v) = m.get_one::<String>(d.name) {
+            env.push((d.name, OsString::from(v)));
+        }
+    }
+    env
 }
 
 fn die(msg: &str) -> ! {
@@ -102,20 +182,27 @@ fn check() -> ! {
         vars.iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
     );
+    let w = OPTIONS
+        .iter()
+        .map(|d| d.name.len())
+        .chain(["/dev/userfaultfd".len()])
+        .max()
+        .unwrap_or(0);
     for d in &OPTIONS {
         match std::env::var_os(d.name) {
-            Some(v) => println!("{:<16} {:<12} (environment)", d.name, v.to_string_lossy()),
-            None => println!("{:<16} {:<12} (default)", d.name, d.default_text),
+            Some(v) => println!("{:<w$} {:<12} (environment)", d.name, v.to_string_lossy()),
+            None => println!("{:<w$} {:<12} (default)", d.name, d.default_text),
         }
     }
     match find_lib(None) {
-        Ok(p) => println!("libzio.so        {}", p.display()),
-        Err(e) => println!("libzio.so        {e}"),
+        Ok(p) => println!("{:<w$} {}", "libzio.so", p.display()),
+        Err(e) => println!("{:<w$} {e}", "libzio.so"),
     }
     match zio_core::uffd::probe() {
-        Ok(f) => println!("userfaultfd      available (features {f:#x})"),
+        Ok(f) => println!("{:<w$} available (features {f:#x})", "userfaultfd"),
         Err(e) => println!(
-            "userfaultfd      unavailable ({} failed with {}): zio would run as pure pass-through",
+            "{:<w$} unavailable ({} failed with {}): zio would run as pure pass-through",
+            "userfaultfd",
             e.step,
             zio_core::uffd::errno_name(e.errno)
         ),
@@ -129,13 +216,14 @@ fn check() -> ! {
                 ""
             };
             println!(
-                "/dev/userfaultfd uid {} gid {} mode {:04o}{group}",
+                "{:<w$} uid {} gid {} mode {:04o}{group}",
+                "/dev/userfaultfd",
                 m.uid(),
                 m.gid(),
                 m.mode() & 0o7777
             );
         }
-        Err(e) => println!("/dev/userfaultfd {e}"),
+        Err(e) => println!("{:<w$} {e}", "/dev/userfaultfd"),
     }
     for p in &problems {
         eprintln!("zio-run: {}", p.message);
@@ -152,79 +240,29 @@ fn check() -> ! {
 }
 
 fn main() {
-    let mut args = std::env::args_os().skip(1).peekable();
-    let mut env: Vec<(&'static str, OsString)> = Vec::new();
-    let mut lib: Option<PathBuf> = None;
-
-    while let Some(arg) = args.peek() {
-        let a = arg.to_string_lossy().into_owned();
-        if !a.starts_with('-') {
-            break;
-        }
-        args.next();
-        if a == "--" {
-            break;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(OsString::from(v))),
-            None => (a.clone(), None),
-        };
-        match flag.as_str() {
-            "-h" | "--help" => {
-                print!("{}", help());
-                exit(0);
-            }
-            "-V" | "--version" => {
-                println!("zio-run {}", env!("CARGO_PKG_VERSION"));
-                exit(0);
-            }
-            "--check" => check(),
-            "--setup" if inline.is_none() => {
-                let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
-                setup::main(&rest)
-            }
-            "--lib" => {
-                let v = inline
-                    .or_else(|| args.next())
-                    .unwrap_or_else(|| die("--lib needs a path"));
-                lib = Some(PathBuf::from(v));
-            }
-            _ => {
-                let Some(d) = OPTIONS.iter().find(|d| d.flag == flag) else {
-                    die(&format!("unknown option {a}"));
-                };
-                let value = if d.kind == Kind::Bool {
-                    if inline.is_some() {
-                        die(&format!("{flag} takes no value"));
-                    }
-                    // --disable turns ZIO_ENABLE off; other switches turn theirs on.
-                    OsString::from(if d.default == 1 { "0" } else { "1" })
-                } else {
-                    inline
-                        .or_else(|| args.next())
-                        .unwrap_or_else(|| die(&format!("{flag} needs a value")))
-                };
-                if d.parse(value.as_bytes()).is_err() {
-                    let mut msg = String::new();
-                    let (opt, _) = config::find(d.name.as_bytes()).expect("table entry");
-                    let _ = config::write_refusal(&mut msg, opt, value.as_bytes());
-                    die(&format!("{flag}: {msg}"));
-                }
-                env.push((d.name, value));
-            }
-        }
+    let m = command().get_matches();
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    if cli.check {
+        check();
     }
-
-    let Some(program) = args.next() else {
+    if cli.setup {
+        let req = setup::Request::new(cli.undo, &cli.user).unwrap_or_else(|e| {
+            eprintln!("zio-run --setup: {e}");
+            exit(USAGE_EXIT)
+        });
+        setup::main(req);
+    }
+    let env = option_env(&m);
+    let Some(program) = cli.program else {
         die("no program given");
     };
-    let lib = find_lib(lib).unwrap_or_else(|e| {
+    let lib = find_lib(cli.lib).unwrap_or_else(|e| {
         eprintln!("zio-run: {e}");
         exit(USAGE_EXIT)
     });
 
     let mut cmd = Command::new(&program);
-    cmd.args(args);
+    cmd.args(cli.args);
     for (k, v) in &env {
         cmd.env(k, v);
     }
@@ -291,11 +329,77 @@ mod tests {
         }
     }
 
+    fn parse(args: &[&str]) -> Result<(Cli, Vars), clap::Error> {
+        let m = command()
+            .try_get_matches_from(std::iter::once("zio-run").chain(args.iter().copied()))?;
+        Ok((Cli::from_arg_matches(&m)?, option_env(&m)))
+    }
+
     #[test]
-    fn help_lists_every_option() {
-        let h = help();
+    fn help_lists_every_option_with_its_own_words() {
+        command().debug_assert();
+        let h = command().render_long_help().to_string();
         for d in &OPTIONS {
             assert!(h.contains(d.flag) && h.contains(d.name), "{}", d.name);
+            assert!(h.contains(d.flag_text()), "{}", d.name);
         }
+        assert!(
+            !h.contains("0 = load"),
+            "a flag's help says what the flag does"
+        );
+        assert!(
+            !h.contains("1 = land"),
+            "a flag's help says what the flag does"
+        );
+    }
+
+    #[test]
+    fn flags_become_variables_and_the_program_keeps_its_own() {
+        let (cli, env) = parse(&[
+            "--stats",
+            "--threshold",
+            "1M",
+            "--disable",
+            "--no-publish",
+            "prog",
+            "-x",
+            "--stats",
+        ])
+        .unwrap();
+        assert_eq!(cli.program.as_deref(), Some(OsStr::new("prog")));
+        assert_eq!(cli.args, ["-x", "--stats"]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+        assert_eq!(
+            env,
+            [
+                ("ZIO_ENABLE", "0"),
+                ("ZIO_THRESHOLD", "1M"),
+                ("ZIO_STATS", "1"),
+                ("ZIO_PUBLISH", "0")
+            ]
+        );
+        let (cli, _) = parse(&["--", "prog", "--lib"]).unwrap();
+        assert_eq!(cli.args, ["--lib"]);
+        let e = parse(&["--threshold", "lots", "prog"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ZIO_THRESHOLD"), "{e}");
+        assert!(parse(&["--bogus", "prog"]).is_err());
+        assert!(
+            parse(&["--stats=1", "prog"]).is_err(),
+            "switches take no value"
+        );
+        assert!(parse(&["--user", "x"]).is_err(), "--user only with --setup");
+        let (cli, _) = parse(&[
+            "--setup",
+            "--user",
+            "postgres,www-data",
+            "--user=redis",
+            "--undo",
+        ])
+        .unwrap();
+        assert_eq!(cli.user, ["postgres", "www-data", "redis"]);
+        assert!(cli.undo && cli.setup);
+        assert!(parse(&["--check", "prog"]).is_err());
     }
 }

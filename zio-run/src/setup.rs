@@ -41,38 +41,23 @@ pub struct Request {
     pub users: Vec<String>,
 }
 
-/// Parses the arguments after `--setup`.
-pub fn parse(args: &[String]) -> Result<Request, String> {
-    let mut req = Request {
-        undo: false,
-        users: Vec::new(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f, Some(v.to_string())),
-            None => (a.as_str(), None),
+impl Request {
+    /// A request for these users (each once, in order), checked.
+    pub fn new(undo: bool, names: &[String]) -> Result<Request, String> {
+        let mut req = Request {
+            undo,
+            users: Vec::new(),
         };
-        match flag {
-            "--undo" if inline.is_none() => req.undo = true,
-            "--user" => {
-                let v = inline
-                    .or_else(|| it.next().cloned())
-                    .filter(|v| v.split(',').any(|n| !n.is_empty()))
-                    .ok_or("--user needs a user name")?;
-                for name in v.split(',').filter(|n| !n.is_empty()) {
-                    if !valid_name(name) {
-                        return Err(format!("{name:?} is not a user name"));
-                    }
-                    if !req.users.iter().any(|u| u == name) {
-                        req.users.push(name.to_string());
-                    }
-                }
+        for name in names {
+            if !valid_name(name) {
+                return Err(format!("{name:?} is not a user name"));
             }
-            _ => return Err(format!("--setup does not take {a}")),
+            if !req.users.iter().any(|u| u == name) {
+                req.users.push(name.to_string());
+            }
         }
+        Ok(req)
     }
-    Ok(req)
 }
 
 /// A name `useradd` would accept (and nothing a shell or `/etc/group`
@@ -192,12 +177,7 @@ fn group_members() -> Option<(u32, Vec<String>)> {
 }
 
 /// `zio-run --setup ARGS`: does what was asked and exits.
-pub fn main(args: &[String]) -> ! {
-    let req = parse(args).unwrap_or_else(|e| {
-        eprintln!("zio-run --setup: {e}");
-        eprintln!("usage: zio-run --setup [--user NAME]... [--undo]");
-        exit(2)
-    });
+pub fn main(req: Request) -> ! {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         fail("needs root (it changes a group, a device node and a udev rule)");
@@ -360,30 +340,17 @@ fn undo(users: &[String]) -> ! {
 mod tests {
     use super::*;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| a.to_string()).collect()
-    }
-
     #[test]
-    fn parses_users_once_each_and_refuses_the_rest() {
-        let r = parse(&args(&[
-            "--user",
-            "postgres",
-            "--user=www-data,redis",
-            "--user",
-            "redis",
-        ]))
-        .unwrap();
+    fn names_once_each_and_no_others() {
+        let names: Vec<String> = ["postgres", "www-data", "redis", "redis"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let r = Request::new(false, &names).unwrap();
         assert_eq!(r.users, ["postgres", "www-data", "redis"]);
-        assert!(!r.undo);
-        assert!(parse(&args(&["--undo"])).unwrap().undo);
-        assert!(parse(&args(&["--user"])).is_err());
-        assert!(parse(&args(&["--user="])).is_err());
-        assert!(parse(&args(&["--user", ","])).is_err());
-        assert!(parse(&args(&["--user", "-rf"])).is_err());
-        assert!(parse(&args(&["--user", "a:b"])).is_err());
-        assert!(parse(&args(&["--undo=1"])).is_err());
-        assert!(parse(&args(&["postgres"])).is_err());
+        for bad in ["", "-rf", "a:b"] {
+            assert!(Request::new(false, &[bad.to_string()]).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
