@@ -11,6 +11,8 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 use crate::pattern::{verify, Message, Rng, Verify, MIN_SIZE};
 use crate::tcp;
 
@@ -77,16 +79,44 @@ pub struct ClientResult {
     pub p50_us: f64,
     /// 99th percentile round-trip latency, µs.
     pub p99_us: f64,
+    /// 99.9th percentile round-trip latency, µs.
+    pub p999_us: f64,
 }
 
 impl ClientResult {
     /// One line of JSON.
     pub fn to_json(&self) -> String {
-        format!(
-            "{{\"size\":{},\"conns\":{},\"threads\":{},\"secs\":{:.3},\"requests\":{},\"gbps\":{:.4},\"rps\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1}}}",
-            self.size, self.conns, self.threads, self.secs, self.requests, self.gbps, self.rps, self.p50_us, self.p99_us
-        )
+        let r = |v: f64, digits: i32| {
+            let m = 10f64.powi(digits);
+            (v * m).round() / m
+        };
+        serde_json::json!({
+            "size": self.size,
+            "conns": self.conns,
+            "threads": self.threads,
+            "secs": r(self.secs, 3),
+            "requests": self.requests,
+            "gbps": r(self.gbps, 4),
+            "rps": r(self.rps, 1),
+            "p50_us": r(self.p50_us, 1),
+            "p99_us": r(self.p99_us, 1),
+            "p999_us": r(self.p999_us, 1),
+        })
+        .to_string()
     }
+}
+
+/// Round-trip latencies in ns: 1 µs to 100 s, three significant digits.
+pub type Latencies = Histogram<u64>;
+
+/// An empty [`Latencies`].
+pub fn latencies() -> Latencies {
+    Histogram::new_with_bounds(1_000, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Records one round trip (clamped into the histogram's range).
+fn record(lat: &mut Latencies, d: Duration) {
+    lat.saturating_record(d.as_nanos() as u64);
 }
 
 /// One connection's state.
@@ -135,8 +165,8 @@ struct Window {
     end: Instant,
 }
 
-/// Per-thread results: latencies (ns) of the requests completed in the window.
-type ThreadOut = Result<Vec<u64>, String>;
+/// Per-thread results: latencies of the requests completed in the window.
+type ThreadOut = Result<Latencies, String>;
 
 fn connect(port: u16, timeout: f64) -> Result<TcpStream, String> {
     let deadline = Instant::now() + Duration::from_secs_f64(timeout.min(10.0));
@@ -184,11 +214,11 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
         }));
     }
     barrier.wait();
-    let mut lat = Vec::new();
+    let mut lat = latencies();
     let mut first_err = None;
     for h in handles {
         match h.join() {
-            Ok(Ok(v)) => lat.extend(v),
+            Ok(Ok(v)) => lat.add(&v).expect("histograms of one shape"),
             Ok(Err(e)) => {
                 first_err.get_or_insert(e);
             }
@@ -200,12 +230,11 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
     if let Some(e) = first_err {
         return Err(e);
     }
-    lat.sort_unstable();
     if std::env::var_os("ECHO_BENCH_HIST").is_some() {
         print_latencies(&lat);
     }
     let pct = |p| percentile_us(&lat, p);
-    let requests = lat.len() as u64;
+    let requests = lat.len();
     let secs = cfg.duration;
     Ok(ClientResult {
         size: cfg.size,
@@ -217,23 +246,33 @@ pub fn run(cfg: &ClientConfig) -> Result<ClientResult, String> {
         rps: requests as f64 / secs,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
+        p999_us: pct(0.999),
     })
 }
 
-/// The `p` quantile of the sorted latencies `lat` (ns), in µs; 0 if none.
-fn percentile_us(lat: &[u64], p: f64) -> f64 {
-    match lat.len() {
-        0 => 0.0,
-        n => lat[((n as f64 * p) as usize).min(n - 1)] as f64 / 1000.0,
+/// The `p` quantile of the latencies, in µs; 0 if none.
+fn percentile_us(lat: &Latencies, p: f64) -> f64 {
+    if lat.is_empty() {
+        return 0.0;
     }
+    lat.value_at_quantile(p) as f64 / 1000.0
 }
 
 /// The latency distribution on stderr (`ECHO_BENCH_HIST` set): quantiles,
 /// and the requests over 1 ms with the time they took.
-fn print_latencies(lat: &[u64]) {
+fn print_latencies(lat: &Latencies) {
     let q = |p| percentile_us(lat, p);
-    let slow = lat.iter().filter(|&&l| l > 1_000_000).count();
-    let slow_ns: u64 = lat.iter().filter(|&&l| l > 1_000_000).sum();
+    let over = |v: &hdrhistogram::iterators::IterationValue<u64>| v.value_iterated_to() > 1_000_000;
+    let slow: u64 = lat
+        .iter_recorded()
+        .filter(over)
+        .map(|v| v.count_at_value())
+        .sum();
+    let slow_ns: u64 = lat
+        .iter_recorded()
+        .filter(over)
+        .map(|v| v.count_at_value() * lat.median_equivalent(v.value_iterated_to()))
+        .sum();
     eprintln!(
         "latency us: p10 {:.0} p50 {:.0} p90 {:.0} p95 {:.0} p99 {:.0} p99.9 {:.0} max {:.0}; {} of {} over 1 ms ({:.2} s in them)",
         q(0.1), q(0.5), q(0.9), q(0.95), q(0.99), q(0.999), q(1.0), slow, lat.len(), slow_ns as f64 / 1e9
@@ -369,7 +408,7 @@ fn blocking(c: &mut Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> Thre
     let to = Some(Duration::from_secs_f64(cfg.timeout));
     c.stream.set_read_timeout(to).map_err(|e| e.to_string())?;
     c.stream.set_write_timeout(to).map_err(|e| e.to_string())?;
-    let mut lat = Vec::new();
+    let mut lat = latencies();
     loop {
         let t0 = Instant::now();
         if t0 >= w.end {
@@ -412,7 +451,7 @@ fn blocking(c: &mut Conn, cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> Thre
         let t1 = Instant::now();
         verify(c.msg.bytes(), &c.rbuf, cfg.verify, rng).map_err(|e| c.mismatch(e))?;
         if t0 >= w.warm && t1 <= w.end {
-            lat.push((t1 - t0).as_nanos() as u64);
+            record(&mut lat, t1 - t0);
         }
         c.seq += 1;
     }
@@ -455,7 +494,7 @@ fn polled(conns: &mut [Conn], cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> 
         c.started = Instant::now();
     }
     let n = cfg.size;
-    let mut lat = Vec::new();
+    let mut lat = latencies();
     let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(conns.len());
     let mut last_progress = Instant::now();
     loop {
@@ -508,7 +547,7 @@ fn advance(
     cfg: &ClientConfig,
     w: &Window,
     rng: &mut Rng,
-    lat: &mut Vec<u64>,
+    lat: &mut Latencies,
 ) -> Result<bool, String> {
     let n = cfg.size;
     let fd = c.stream.as_raw_fd();
@@ -552,7 +591,7 @@ fn advance(
                 let t1 = Instant::now();
                 verify(c.msg.bytes(), &c.rbuf, cfg.verify, rng).map_err(|e| c.mismatch(e))?;
                 if c.started >= w.warm && t1 <= w.end {
-                    lat.push((t1 - c.started).as_nanos() as u64);
+                    record(lat, t1 - c.started);
                 }
                 c.seq += 1;
                 c.msg.stamp(c.seq);

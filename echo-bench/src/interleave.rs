@@ -9,7 +9,6 @@
 //! round is what zio changes, and the median over many rounds, with a
 //! distribution-free confidence interval, says how sure it is.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use zio_core::summary::Summary;
@@ -369,33 +368,42 @@ fn across_runs(runs: &[Outcome]) -> String {
 }
 
 fn csv(points: &[Outcome]) -> String {
-    let mut s = String::from(
-        "size,copies,run,round,gbps_0copy,gbps_without,gbps_with,elided_bytes_per_msg,policy_skips_per_msg,gbps_0copy_more_inputs,syscalls_per_msg\n",
-    );
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "size",
+        "copies",
+        "run",
+        "round",
+        "gbps_0copy",
+        "gbps_without",
+        "gbps_with",
+        "elided_bytes_per_msg",
+        "policy_skips_per_msg",
+        "gbps_0copy_more_inputs",
+        "syscalls_per_msg",
+    ]);
     for p in points {
         for (i, r) in p.rounds.iter().enumerate() {
             let g = |role| {
                 p.col(role)
                     .map_or(String::new(), |c| format!("{:.4}", r[c]))
             };
-            let _ = writeln!(
-                s,
-                "{},{},{},{},{},{},{},{:.0},{:.3},{},{:.3}",
-                p.size,
-                p.copies,
-                p.run,
-                i,
+            let _ = w.write_record([
+                p.size.to_string(),
+                p.copies.to_string(),
+                p.run.to_string(),
+                i.to_string(),
                 g(Role::Ceiling),
                 g(Role::Without),
                 g(Role::With),
-                p.per_msg("elided_bytes"),
-                p.per_msg("policy_skips"),
+                format!("{:.0}", p.per_msg("elided_bytes")),
+                format!("{:.3}", p.per_msg("policy_skips")),
                 g(Role::CeilingInputs),
-                p.syscalls_per_msg(),
-            );
+                format!("{:.3}", p.syscalls_per_msg()),
+            ]);
         }
     }
-    s
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// Runs every (size, copies) point; prints the table as it goes.

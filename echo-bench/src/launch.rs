@@ -282,13 +282,12 @@ pub(crate) fn server_messages(stderr: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Pulls a numeric field out of the client's one-line JSON.
+/// A numeric field of the client's one-line JSON.
 pub fn json_num(json: &str, key: &str) -> Option<f64> {
-    let pat = format!("\"{key}\":");
-    let i = json.find(&pat)? + pat.len();
-    let rest = &json[i..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
+    serde_json::from_str::<serde_json::Value>(json.trim())
+        .ok()?
+        .get(key)?
+        .as_f64()
 }
 
 #[cfg(test)]

@@ -1,7 +1,15 @@
-//! Hand-written SVG line charts: axes with ticks and labels, one polyline
-//! with markers per series, a legend, a title; several panels side by side.
+//! Line charts drawn with plotters' SVG backend: axes with ticks and
+//! labels, one line with markers per series, a legend, a title; several
+//! panels side by side.
 
-use std::fmt::Write;
+use std::ops::Range;
+
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::element::{Drawable, PointCollection};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// The x axis of a panel.
 #[derive(Clone, Debug)]
@@ -47,363 +55,297 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
-const W: f64 = 640.0;
-const H: f64 = 480.0;
-const LEFT: f64 = 72.0;
-const RIGHT: f64 = 24.0;
-const TOP: f64 = 116.0;
-const BOTTOM: f64 = 64.0;
+const W: u32 = 640;
+const H: u32 = 480;
+/// Height of the titles and the legend above a panel's chart.
+const TITLES: u32 = 96;
+/// Where the plot area starts, from a panel's left edge.
+const LEFT: i32 = 72;
+const FONT: &str = "sans-serif";
 
 /// The series colours, in the order the plots use them.
 pub const COLORS: [&str; 6] = [
     "#d62728", "#1f77b4", "#555555", "#2ca02c", "#9467bd", "#ff7f0e",
 ];
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A "nice" tick step for a range of `span` with about `n` ticks.
-fn nice_step(span: f64, n: f64) -> f64 {
-    if span <= 0.0 || !span.is_finite() {
-        return 1.0;
-    }
-    let raw = span / n;
-    let mag = 10f64.powf(raw.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if m * mag >= raw {
-            return m * mag;
-        }
-    }
-    10.0 * mag
+/// `#rrggbb` as a colour (black for anything else).
+fn rgb(hex: &str) -> RGBColor {
+    let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
+    RGBColor((v >> 16) as u8, (v >> 8) as u8, v as u8)
 }
 
 /// A tick label without trailing zeros: 0, 0.25, 12.
 fn fmt_num(v: f64) -> String {
     let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-fn marker(out: &mut String, i: usize, x: f64, y: f64, color: &str) {
-    let r = 4.5;
-    match i % 4 {
-        0 => {
-            let _ = write!(
-                out,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="{r}" fill="{color}"/>"#
-            );
-        }
-        1 => {
-            let _ = write!(
-                out,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"/>"#,
-                x - r,
-                y - r,
-                2.0 * r,
-                2.0 * r
-            );
-        }
-        2 => {
-            let _ = write!(
-                out,
-                r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="{color}"/>"#,
-                x,
-                y - r * 1.2,
-                x - r * 1.1,
-                y + r * 0.8,
-                x + r * 1.1,
-                y + r * 0.8
-            );
-        }
-        _ => {
-            let _ = write!(
-                out,
-                r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" fill="white" stroke="{color}" stroke-width="2"/>"#,
-                x,
-                y - r * 1.3,
-                x + r * 1.3,
-                y,
-                x,
-                y + r * 1.3,
-                x - r * 1.3,
-                y
-            );
-        }
-    }
-}
-
-/// Where a panel's plot area is and how data maps onto it.
-struct Frame {
-    /// The panel's top left corner.
-    ox: f64,
-    oy: f64,
-    /// The plot area's top left corner, width and height.
-    x0: f64,
-    y0: f64,
-    pw: f64,
-    ph: f64,
-    /// The x range shown.
-    xmin: f64,
-    xmax: f64,
-    /// The y range shown is 0 to `ymax`, with grid lines every `ystep`.
-    ymax: f64,
-    ystep: f64,
-}
-
-impl Frame {
-    /// The frame of panel `p` at `(ox, oy)`, and its x ticks with labels.
-    fn of(p: &Panel, ox: f64, oy: f64) -> (Frame, Vec<(f64, String)>) {
-        let (xmin, xmax, xticks): (f64, f64, Vec<(f64, String)>) = match &p.x {
-            XAxis::Linear { ticks } => {
-                let lo = ticks.iter().cloned().fold(f64::INFINITY, f64::min);
-                let hi = ticks.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let (lo, hi) = if lo < hi {
-                    (lo, hi)
-                } else {
-                    (lo - 1.0, lo + 1.0)
-                };
-                (lo, hi, ticks.iter().map(|&t| (t, fmt_num(t))).collect())
-            }
-            XAxis::Categories(c) => (
-                -0.5,
-                c.len() as f64 - 0.5,
-                c.iter()
-                    .enumerate()
-                    .map(|(i, s)| (i as f64, s.clone()))
-                    .collect(),
-            ),
-        };
-        let pad = if matches!(p.x, XAxis::Linear { .. }) {
-            (xmax - xmin) * 0.04
-        } else {
-            0.0
-        };
-        // y from 0 to a nice maximum above the data.
-        let ymax_data = p
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|&(_, y)| y))
-            .filter(|y| y.is_finite())
-            .fold(0.0, f64::max);
-        let ystep = nice_step(ymax_data.max(1e-9) * 1.15, 6.0);
-        let frame = Frame {
-            ox,
-            oy,
-            x0: ox + LEFT,
-            y0: oy + TOP,
-            pw: W - LEFT - RIGHT,
-            ph: H - TOP - BOTTOM,
-            xmin: xmin - pad,
-            xmax: xmax + pad,
-            ymax: (ymax_data * 1.15 / ystep).ceil().max(1.0) * ystep,
-            ystep,
-        };
-        (frame, xticks)
-    }
-
-    fn sx(&self, x: f64) -> f64 {
-        self.x0 + (x - self.xmin) / (self.xmax - self.xmin) * self.pw
-    }
-
-    fn sy(&self, y: f64) -> f64 {
-        self.y0 + self.ph - y / self.ymax * self.ph
-    }
-}
-
-/// The panel's background, title and subtitle: on one line, or two split
-/// at the "; " nearest its middle if it is too long.
-fn titles(out: &mut String, p: &Panel, f: &Frame) {
-    let (ox, oy) = (f.ox, f.oy);
-    let _ = write!(
-        out,
-        r##"<g font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12"><rect x="{ox}" y="{oy}" width="{W}" height="{H}" fill="white"/>"##
-    );
-    let _ = write!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        ox + W / 2.0,
-        oy + 22.0,
-        esc(&p.title)
-    );
-    let lines: Vec<String> = if p.subtitle.chars().count() > 92 {
-        let mid = p.subtitle.len() / 2;
-        let cut = p
-            .subtitle
-            .match_indices("; ")
-            .map(|(i, _)| i)
-            .min_by_key(|&i| i.abs_diff(mid));
-        match cut {
-            Some(i) => vec![p.subtitle[..i].to_string(), p.subtitle[i + 2..].to_string()],
-            None => vec![p.subtitle.clone()],
-        }
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
     } else {
-        vec![p.subtitle.clone()]
-    };
-    for (k, line) in lines.iter().enumerate() {
-        let _ = write!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#333">{}</text>"##,
-            ox + W / 2.0,
-            oy + 40.0 + 15.0 * k as f64,
-            esc(line)
-        );
+        s.to_string()
     }
 }
 
-/// The grid, the ticks of both axes, the axes and their labels.
-fn axes(out: &mut String, p: &Panel, f: &Frame, xticks: &[(f64, String)]) {
-    let (x0, y0, pw, ph) = (f.x0, f.y0, f.pw, f.ph);
-    let mut v = 0.0;
-    while v <= f.ymax + f.ystep * 1e-6 {
-        let y = f.sy(v);
-        let _ = write!(
-            out,
-            r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e3e3e3"/><line x1="{:.1}" y1="{y:.1}" x2="{x0:.1}" y2="{y:.1}" stroke="black"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            x0 + pw,
-            x0 - 5.0,
-            x0 - 8.0,
-            y + 4.0,
-            fmt_num(v)
-        );
-        v += f.ystep;
+/// The subtitle in one line, or two split at the "; " nearest its middle
+/// if it is too long.
+fn subtitle_lines(sub: &str) -> Vec<&str> {
+    if sub.chars().count() <= 92 {
+        return vec![sub];
     }
-    for (t, label) in xticks {
-        let x = f.sx(*t);
-        let _ = write!(
-            out,
-            r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{:.1}" stroke="#f0f0f0"/><line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="black"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            y0 + ph,
-            y0 + ph,
-            y0 + ph + 5.0,
-            y0 + ph + 19.0,
-            esc(label)
-        );
-    }
-    let _ = write!(
-        out,
-        r#"<line x1="{x0:.1}" y1="{y0:.1}" x2="{x0:.1}" y2="{:.1}" stroke="black"/><line x1="{x0:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/>"#,
-        y0 + ph,
-        y0 + ph,
-        x0 + pw,
-        y0 + ph
-    );
-    let _ = write!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="13">{}</text>"#,
-        x0 + pw / 2.0,
-        f.oy + H - 18.0,
-        esc(&p.xlabel)
-    );
-    let (lx, ly) = (f.ox + 18.0, y0 + ph / 2.0);
-    let _ = write!(
-        out,
-        r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="middle" font-size="13" transform="rotate(-90 {lx:.1} {ly:.1})">{}</text>"#,
-        esc(&p.ylabel)
-    );
-}
-
-/// The stroke attribute of a dashed series (empty for a solid one).
-fn dash(s: &Series) -> &'static str {
-    if s.dashed {
-        r#" stroke-dasharray="7,4""#
-    } else {
-        ""
+    let mid = sub.len() / 2;
+    match sub
+        .match_indices("; ")
+        .map(|(i, _)| i)
+        .min_by_key(|&i| i.abs_diff(mid))
+    {
+        Some(i) => vec![&sub[..i], &sub[i + 2..]],
+        None => vec![sub],
     }
 }
 
-/// Each series as polylines (broken at its NaN points) with markers.
-fn lines(out: &mut String, p: &Panel, f: &Frame) {
-    for (i, s) in p.series.iter().enumerate() {
-        let dash = dash(s);
-        let mut seg: Vec<String> = Vec::new();
-        let flush = |seg: &mut Vec<String>, out: &mut String| {
-            if seg.len() > 1 {
-                let _ = write!(
-                    out,
-                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.2"{dash}/>"#,
-                    seg.join(" "),
-                    s.color
-                );
-            }
-            seg.clear();
-        };
-        for &(x, y) in &s.points {
-            if y.is_finite() {
-                seg.push(format!("{:.1},{:.1}", f.sx(x), f.sy(y)));
+/// The runs of finite points of a series (a NaN breaks the line).
+fn segments(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
+    points
+        .split(|p| !p.1.is_finite())
+        .filter(|s| !s.is_empty())
+        .map(<[(f64, f64)]>::to_vec)
+        .collect()
+}
+
+/// The x range shown and the tick labels by position.
+fn x_range(x: &XAxis) -> (f64, f64, Vec<(f64, String)>) {
+    match x {
+        XAxis::Linear { ticks } => {
+            let lo = ticks.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ticks.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = if lo < hi {
+                (lo, hi)
             } else {
-                flush(&mut seg, out);
-            }
+                (lo - 1.0, lo + 1.0)
+            };
+            let pad = (hi - lo) * 0.04;
+            (
+                lo - pad,
+                hi + pad,
+                ticks.iter().map(|&t| (t, fmt_num(t))).collect(),
+            )
         }
-        flush(&mut seg, out);
-        for &(x, y) in &s.points {
-            if y.is_finite() && s.markers {
-                marker(out, i, f.sx(x), f.sy(y), s.color);
-            }
-        }
+        XAxis::Categories(c) => (
+            -0.5,
+            c.len() as f64 - 0.5,
+            c.iter()
+                .enumerate()
+                .map(|(i, s)| (i as f64, s.clone()))
+                .collect(),
+        ),
     }
 }
 
-/// The legend: entries in rows between the titles and the plot.
-fn legend(out: &mut String, p: &Panel, f: &Frame) {
-    let mut lx = f.x0;
-    let mut ly = f.oy + 78.0;
+type Result<T> = std::result::Result<T, String>;
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("plot: {e:?}")
+}
+
+/// An x axis with ticks exactly at the panel's points (the copy counts
+/// 0, 1, 2, 3, 5, 8, 12; the categories), not at plotters' round numbers.
+struct Ticked {
+    range: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.range.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.range.range()
+    }
+}
+
+/// The markers of the `i`th series (its shape: circle, square, triangle,
+/// cross) at `pts`, drawn by `draw` with each shape's elements.
+macro_rules! markers {
+    ($draw:expr, $i:expr, $pts:expr, $style:expr) => {{
+        let (style, fill): (ShapeStyle, ShapeStyle) = ($style, $style.filled());
+        match $i % 4 {
+            0 => $draw($pts.map(|p| Circle::new(p, 4, fill))),
+            1 => {
+                $draw($pts.map(|p| EmptyElement::at(p) + Rectangle::new([(-4, -4), (4, 4)], fill)))
+            }
+            2 => $draw($pts.map(|p| TriangleMarker::new(p, 5, fill))),
+            _ => $draw($pts.map(|p| Cross::new(p, 4, style))),
+        }
+    }};
+}
+
+/// Draws every element of `elements` into `area`.
+fn draw_all<'a, E, I>(
+    area: &DrawingArea<SVGBackend<'a>, Shift>,
+    elements: I,
+) -> std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>
+where
+    I: Iterator<Item = E>,
+    E: Drawable<SVGBackend<'a>>,
+    for<'b> &'b E: PointCollection<'b, (i32, i32)>,
+{
+    elements.into_iter().try_for_each(|e| area.draw(&e))
+}
+
+/// The legend: entries in rows under the titles, each a line, its marker
+/// and the series' name.
+fn legend(top: &DrawingArea<SVGBackend<'_>, Shift>, p: &Panel) -> Result<()> {
+    let (mut x, mut y) = (LEFT, 70);
+    let font = (FONT, 13)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
     for (i, s) in p.series.iter().enumerate() {
-        let w = s.name.chars().count() as f64 * 6.9 + 52.0;
-        if lx + w > f.x0 + f.pw && lx > f.x0 {
-            lx = f.x0;
-            ly += 19.0;
+        let w = s.name.chars().count() as i32 * 7 + 52;
+        if x + w > W as i32 - 20 && x > LEFT {
+            (x, y) = (LEFT, y + 19);
         }
-        let _ = write!(
-            out,
-            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{}" stroke-width="2.2"{}/>"#,
-            lx,
-            lx + 30.0,
-            s.color,
-            dash(s)
-        );
+        let style = line_style(s);
+        if s.dashed {
+            for k in 0..3 {
+                top.draw(&PathElement::new(
+                    vec![(x + 11 * k, y), (x + 11 * k + 7, y)],
+                    style,
+                ))
+                .map_err(err)?;
+            }
+        } else {
+            top.draw(&PathElement::new(vec![(x, y), (x + 30, y)], style))
+                .map_err(err)?;
+        }
         if s.markers {
-            marker(out, i, lx + 15.0, ly, s.color);
+            let at = std::iter::once((x + 15, y));
+            markers!(|e| draw_all(top, e), i, at, style).map_err(err)?;
         }
-        let _ = write!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-            lx + 36.0,
-            ly + 4.0,
-            esc(&s.name)
-        );
-        lx += w;
+        top.draw(&Text::new(s.name.clone(), (x + 36, y), font.clone()))
+            .map_err(err)?;
+        x += w;
+    }
+    Ok(())
+}
+
+fn line_style(s: &Series) -> ShapeStyle {
+    ShapeStyle {
+        color: rgb(s.color).to_rgba(),
+        filled: false,
+        stroke_width: 2,
     }
 }
 
-/// One panel at `(ox, oy)`.
-fn panel(out: &mut String, p: &Panel, ox: f64, oy: f64) {
-    let (f, xticks) = Frame::of(p, ox, oy);
-    titles(out, p, &f);
-    axes(out, p, &f, &xticks);
-    lines(out, p, &f);
-    legend(out, p, &f);
-    out.push_str("</g>");
+/// One panel into `area`.
+fn panel(area: &DrawingArea<SVGBackend<'_>, Shift>, p: &Panel) -> Result<()> {
+    let (top, rest) = area.split_vertically(TITLES);
+    let centre = Pos::new(HPos::Center, VPos::Top);
+    let title = (FONT, 17)
+        .into_font()
+        .style(FontStyle::Bold)
+        .color(&BLACK)
+        .pos(centre);
+    top.draw(&Text::new(p.title.clone(), (W as i32 / 2, 8), title))
+        .map_err(err)?;
+    let sub = (FONT, 13)
+        .into_font()
+        .color(&RGBColor(0x33, 0x33, 0x33))
+        .pos(centre);
+    for (k, line) in subtitle_lines(&p.subtitle).into_iter().enumerate() {
+        top.draw(&Text::new(
+            line.to_string(),
+            (W as i32 / 2, 30 + 15 * k as i32),
+            sub.clone(),
+        ))
+        .map_err(err)?;
+    }
+    legend(&top, p)?;
+
+    let (xmin, xmax, ticks) = x_range(&p.x);
+    let ymax_data = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|&(_, y)| y))
+        .filter(|y| y.is_finite())
+        .fold(0.0, f64::max);
+    let ymax = (ymax_data * 1.15).max(1e-9);
+    let keys: Vec<f64> = ticks.iter().map(|t| t.0).collect();
+    let mut chart = ChartBuilder::on(&rest)
+        .margin_left(8)
+        .margin_right(20)
+        .margin_bottom(8)
+        .x_label_area_size(44)
+        .y_label_area_size(LEFT - 8)
+        .build_cartesian_2d(
+            Ticked {
+                range: (xmin..xmax).into(),
+                ticks: keys,
+            },
+            0.0..ymax,
+        )
+        .map_err(err)?;
+    let label_of = |v: &f64| {
+        ticks
+            .iter()
+            .find(|(t, _)| (t - v).abs() <= (xmax - xmin) * 1e-6)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .x_desc(p.xlabel.as_str())
+        .y_desc(p.ylabel.as_str())
+        .axis_desc_style((FONT, 14))
+        .label_style((FONT, 13))
+        .x_label_formatter(&label_of)
+        .y_labels(6)
+        .y_label_formatter(&|v| fmt_num(*v))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(0xe8, 0xe8, 0xe8))
+        .draw()
+        .map_err(err)?;
+
+    for (i, s) in p.series.iter().enumerate() {
+        let style = line_style(s);
+        for seg in segments(&s.points) {
+            if s.dashed {
+                chart.draw_series(DashedLineSeries::new(seg, 7, 4, style))
+            } else {
+                chart.draw_series(LineSeries::new(seg, style))
+            }
+            .map_err(err)?;
+        }
+        if s.markers {
+            let pts = s.points.iter().copied().filter(|p| p.1.is_finite());
+            markers!(|e| chart.draw_series(e).map(|_| ()), i, pts, style).map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 /// An SVG document with `panels` side by side.
 pub fn render(panels: &[Panel]) -> String {
-    let n = panels.len().max(1) as f64;
+    let n = panels.len().max(1) as u32;
     let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{:.0}" height="{H:.0}" viewBox="0 0 {:.0} {H:.0}">
-"#,
-        W * n,
-        W * n
-    );
-    for (i, p) in panels.iter().enumerate() {
-        panel(&mut out, p, W * i as f64, 0.0);
-        out.push('\n');
+    let drawn = (|| -> Result<()> {
+        let root = SVGBackend::with_string(&mut out, (W * n, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        for (area, p) in root.split_evenly((1, n as usize)).iter().zip(panels) {
+            panel(area, p)?;
+        }
+        root.present().map_err(err)
+    })();
+    if let Err(e) = drawn {
+        eprintln!("echo-bench: {e}");
     }
-    out.push_str("</svg>\n");
     out
 }
 
@@ -412,7 +354,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_series_and_escapes() {
+    fn renders_series_breaks_and_escapes() {
         let p = Panel {
             title: "a < b & c".into(),
             subtitle: "sub".into(),
@@ -429,10 +371,22 @@ mod tests {
                 points: vec![(0.0, 10.0), (1.0, f64::NAN), (5.0, 8.0), (12.0, 7.5)],
             }],
         };
-        let s = render(&[p]);
-        assert!(s.contains("a &lt; b &amp; c"));
-        assert!(s.contains("<polyline"));
-        assert!(s.ends_with("</svg>\n"));
-        assert_eq!(nice_step(13.0, 6.0), 2.5);
+        let s = render(&[p.clone(), p]);
+        assert!(
+            s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
+            "{s}"
+        );
+        assert!(s.contains("a &lt; b &amp; c"), "titles are escaped");
+        assert!(s.contains("with zio") && s.contains("Gbit/s"));
+        assert!(s.contains("width=\"1280\""), "two panels side by side");
+        assert_eq!(
+            segments(&[(0.0, 1.0), (1.0, f64::NAN), (2.0, 2.0), (3.0, 3.0)]).len(),
+            2
+        );
+        assert_eq!(fmt_num(2.50), "2.5");
+        assert_eq!(
+            subtitle_lines(&format!("{}; {}", "a".repeat(60), "b".repeat(60))).len(),
+            2
+        );
     }
 }

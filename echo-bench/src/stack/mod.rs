@@ -16,13 +16,20 @@ pub mod smoltcp;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::args::Opts;
 use crate::median::{median, median_ci};
 
 /// Which stack `echo-bench stack` runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stack {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stack {
+    /// The pipeline source -> echo -> sink (three processes); the echo
+    /// copies each message into its buffer, makes N more copies and
+    /// publishes the last. Modes: the same pipeline publishing what it
+    /// received (1 copy: the publish copy no pipeline avoids), N copies
+    /// without zio, under zio, and under zio with the bridge
     Iceoryx2,
+    /// The echo over smoltcp's Loopback device (one process), the server
+    /// reading each message, making N more copies, sending the last.
+    /// Modes: without zio, under zio, under zio with the bridge
     Smoltcp,
 }
 
@@ -65,41 +72,33 @@ const MODES: [Mode; 4] = [
     },
 ];
 
-/// `echo-bench stack` options.
-struct StackOpts {
+/// `echo-bench stack`: user-space IO stacks with zio's bridge (zio+IO):
+/// every point run in each mode once per round, the order rotating, and
+/// the bridge's throughput over each other mode's in the same round.
+#[derive(clap::Args, Debug)]
+pub struct StackOpts {
+    /// The stack
+    #[arg(long, value_enum)]
     stack: Stack,
+    /// Message sizes
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = crate::args::size_arg,
+          default_value = "64K,256K,1M,8M")]
     sizes: Vec<usize>,
+    /// The echo's copies after its first
+    #[arg(long, value_name = "N", default_value_t = 2)]
     copies: usize,
+    /// Rounds
+    #[arg(long, value_name = "R", default_value_t = 5,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     rounds: usize,
+    /// Bytes per run (at least 16 messages)
+    #[arg(long, value_name = "B", value_parser = crate::args::size_arg, default_value = "256M")]
     bytes: usize,
 }
 
-/// `echo-bench stack --stack iceoryx2|smoltcp [...]`.
-pub fn bench(argv: &[String]) -> Result<(), String> {
-    let mut o = Opts::parse(argv, &["help"])?;
-    if o.flag("help") {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    let stack = match o.string("stack")?.as_deref() {
-        Some("iceoryx2") => Stack::Iceoryx2,
-        Some("smoltcp") => Stack::Smoltcp,
-        _ => {
-            return Err(format!(
-                "usage: --stack iceoryx2|smoltcp is required\n\n{USAGE}"
-            ))
-        }
-    };
-    let opts = StackOpts {
-        stack,
-        sizes: o
-            .sizes("sizes")?
-            .unwrap_or(vec![64 << 10, 256 << 10, 1 << 20, 8 << 20]),
-        copies: o.get("copies")?.unwrap_or(2),
-        rounds: o.get::<usize>("rounds")?.unwrap_or(5).max(1),
-        bytes: o.size("bytes")?.unwrap_or(256 << 20),
-    };
-    o.finish()?;
+/// Runs `echo-bench stack`.
+pub fn bench(opts: StackOpts) -> Result<(), String> {
+    let stack = opts.stack;
     let modes: &[Mode] = match stack {
         Stack::Iceoryx2 => &MODES,
         Stack::Smoltcp => &MODES[1..],
@@ -238,26 +237,3 @@ fn figure(out: &std::process::Output, name: &str) -> Result<f64, String> {
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("no {name} in {}", err.trim()))
 }
-
-/// `echo-bench stack --help`.
-pub const USAGE: &str = "\
-usage: echo-bench stack --stack iceoryx2|smoltcp [--sizes 64K,256K,1M,8M] [--copies N]
-                        [--rounds R] [--bytes B]
-
-User-space IO stacks with zio's bridge (zio+IO): every point run in each
-mode once per round, the order rotating, and the bridge's throughput over
-each other mode's in the same round.
-
-  --stack iceoryx2   the pipeline source -> echo -> sink (three processes); the
-                     echo copies each message into its buffer, makes N more
-                     copies and publishes the last. Modes: the same pipeline
-                     publishing what it received (1 copy: the publish copy no
-                     pipeline avoids), N copies without zio, under zio, and
-                     under zio with the bridge
-  --stack smoltcp    the echo over smoltcp's Loopback device (one process),
-                     the server reading each message, making N more copies,
-                     sending the last. Modes: without zio, under zio, under
-                     zio with the bridge
-  --copies N         the echo's copies after its first (default 2)
-  --rounds R         rounds (default 5)
-  --bytes B          bytes per run (default 256M; at least 16 messages)";

@@ -162,23 +162,50 @@ fn per_message(m: &Measured) -> String {
 }
 
 fn csv(o: &SweepOpts, pts: &[Point], res: &[Measured]) -> String {
-    let mut s = String::from(
-        "sweep,group,point,x,size,copies,server_threads,conns,buffers,touch,reps,without_gbps,with_gbps,ratio,without_max_gbps,with_max_gbps,ceiling_gbps,zio_over_ceiling,without_runs,with_runs,without_p50_us,with_p50_us,without_p99_us,with_p99_us,zio_messages",
-    );
-    for c in COUNTERS {
-        let _ = write!(s, ",{c}");
-    }
-    s.push_str(
-        ",max_other_cpu,max_steal_cpu,disturbed_runs_repeated,disturbed_runs_kept,failures\n",
-    );
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let head = [
+        "sweep",
+        "group",
+        "point",
+        "x",
+        "size",
+        "copies",
+        "server_threads",
+        "conns",
+        "buffers",
+        "touch",
+        "reps",
+        "without_gbps",
+        "with_gbps",
+        "ratio",
+        "without_max_gbps",
+        "with_max_gbps",
+        "ceiling_gbps",
+        "zio_over_ceiling",
+        "without_runs",
+        "with_runs",
+        "without_p50_us",
+        "with_p50_us",
+        "without_p99_us",
+        "with_p99_us",
+        "zio_messages",
+    ];
+    let tail = [
+        "max_other_cpu",
+        "max_steal_cpu",
+        "disturbed_runs_repeated",
+        "disturbed_runs_kept",
+        "failures",
+    ];
+    let _ = w.write_record(head.iter().chain(COUNTERS.iter()).chain(tail.iter()));
     for (i, (p, m)) in pts.iter().zip(res).enumerate() {
-        csv_row(&mut s, o, p, m, ceiling_of(pts, res, i));
+        let _ = w.write_record(csv_row(o, p, m, ceiling_of(pts, res, i)));
     }
-    s
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// One point's CSV line; `c` is its ceiling's throughput.
-fn csv_row(s: &mut String, o: &SweepOpts, p: &Point, m: &Measured, c: f64) {
+/// One point's CSV fields; `c` is its ceiling's throughput.
+fn csv_row(o: &SweepOpts, p: &Point, m: &Measured, c: f64) -> Vec<String> {
     let (a, b) = (m.med(false), m.med(true));
     let runs = |v: &[Run]| {
         v.iter()
@@ -186,48 +213,45 @@ fn csv_row(s: &mut String, o: &SweepOpts, p: &Point, m: &Measured, c: f64) {
             .collect::<Vec<_>>()
             .join(";")
     };
-    let _ = write!(
-        s,
-        "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{},{:.1},{:.1},{:.1},{:.1},{}",
-        o.kind.name(),
-        p.group,
+    let f3 = |v: f64| format!("{v:.3}");
+    let f1 = |v: f64| format!("{v:.1}");
+    let mut row = vec![
+        o.kind.name().to_string(),
+        p.group.to_string(),
         p.label.replace(',', ";"),
-        p.x,
-        p.size,
-        p.copies,
-        p.threads,
-        p.conns,
-        o.launch.memory(),
-        touch_name(p.touch),
-        o.reps,
-        a,
-        b,
-        b / a,
-        m.max(false),
-        m.max(true),
-        c,
-        b / c,
+        p.x.to_string(),
+        p.size.to_string(),
+        p.copies.to_string(),
+        p.threads.to_string(),
+        p.conns.to_string(),
+        o.launch.memory().to_string(),
+        touch_name(p.touch).to_string(),
+        o.reps.to_string(),
+        f3(a),
+        f3(b),
+        f3(b / a),
+        f3(m.max(false)),
+        f3(m.max(true)),
+        f3(c),
+        f3(b / c),
         runs(&m.without),
         runs(&m.with),
-        m.med_lat(false, false),
-        m.med_lat(true, false),
-        m.med_lat(false, true),
-        m.med_lat(true, true),
-        m.messages()
-    );
-    for c in COUNTERS {
-        let _ = write!(s, ",{}", m.counter(c));
-    }
+        f1(m.med_lat(false, false)),
+        f1(m.med_lat(true, false)),
+        f1(m.med_lat(false, true)),
+        f1(m.med_lat(true, true)),
+        m.messages().to_string(),
+    ];
+    row.extend(COUNTERS.iter().map(|c| m.counter(c).to_string()));
     let worst = |f: fn(&Run) -> f64| m.without.iter().chain(&m.with).map(f).fold(0.0, f64::max);
-    let _ = writeln!(
-        s,
-        ",{:.3},{:.3},{},{},{}",
-        worst(|r| r.foreign),
-        worst(|r| r.steal),
-        m.disturbed,
-        m.kept_disturbed(o.max_foreign),
-        m.failures.len()
-    );
+    row.extend([
+        f3(worst(|r| r.foreign)),
+        f3(worst(|r| r.steal)),
+        m.disturbed.to_string(),
+        m.kept_disturbed(o.max_foreign).to_string(),
+        m.failures.len().to_string(),
+    ]);
+    row
 }
 
 fn fmt_g(v: f64) -> String {
