@@ -41,6 +41,16 @@ fn engine_counter(pid: u32, name: &str) -> Option<u64> {
     v["engine"][name].as_u64()
 }
 
+/// Starts `c` and reads the first line it prints.
+fn first_line(mut c: Command) -> (Child, String) {
+    let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
 /// An echo server under zio (256 KiB messages, 2 copies), with its port.
 fn server() -> (Child, u16) {
     let mut c = Command::new(zio_run_path());
@@ -49,13 +59,8 @@ fn server() -> (Child, u16) {
         .arg(echo_bench_path())
         .args(["server", "--port", "0", "--size", "256K", "--copies", "2"])
         .args(["--max-seconds", "120"])
-        .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) = first_line(c);
     let port = line
         .trim()
         .strip_prefix("listening on ")
@@ -225,15 +230,8 @@ fn a_forked_child_publishes_its_own_file_once_its_engine_starts() {
                   print(a, b, flush=True)\n\
                   os.waitpid(a, 0); os.waitpid(b, 0)\n";
     let mut c = Command::new(zio_run_path());
-    let mut py = without_zio_env(&mut c)
-        .args(["--", "python3", "-c", script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(py.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    without_zio_env(&mut c).args(["--", "python3", "-c", script]);
+    let (mut py, line) = first_line(c);
     let kids: Vec<u32> = line
         .split_whitespace()
         .map(|p| p.parse().unwrap())
@@ -287,15 +285,9 @@ fn plain_answers_for_processes_it_cannot_show() {
                   m[0:12] = b'zio-stat' + (99).to_bytes(4, 'little')\n\
                   print('ready', flush=True)\n\
                   time.sleep(20)\n";
-    let mut py = Command::new("python3")
-        .args(["-c", script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(py.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut c = Command::new("python3");
+    c.args(["-c", script]);
+    let (mut py, _) = first_line(c);
     let (ok, _, err) = stat(&[&py.id().to_string()]);
     py.kill().unwrap();
     py.wait().unwrap();

@@ -53,26 +53,25 @@ pub fn uffd_features() -> u64 {
     UFFD_FEATURES.load(Ordering::Relaxed)
 }
 
-/// Monotonic clock in nanoseconds (vDSO: no system call).
-pub(crate) fn now_ns() -> u64 {
+/// `clock` in nanoseconds (vDSO: no system call).
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Wall clock in nanoseconds since the epoch (vDSO: no system call).
+/// Monotonic clock in nanoseconds.
+pub(crate) fn now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Wall clock in nanoseconds since the epoch.
 pub(crate) fn realtime_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock_ns(libc::CLOCK_REALTIME)
 }
 
 /// Sleeps `ms` milliseconds (an interrupted sleep ends early, which every
