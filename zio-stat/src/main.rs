@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 mod files;
 mod view;
@@ -50,8 +50,35 @@ fn parse_interval(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The counters `zio-stat PID` prints, for `--help`.
+fn counters_help() -> String {
+    let wrap = |names: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        let mut line = String::from(" ");
+        for n in names {
+            if line.len() + n.len() > 78 {
+                out += &line;
+                out.push('\n');
+                line = String::from(" ");
+            }
+            line = line + " " + n;
+        }
+        out + &line
+    };
+    format!(
+        "Hooks (calls and bytes of each):\n{}\n\nEngine counters:\n{}\n\n\
+         What each counter means: README.md, section Stats. The file: /dev/shm/zio.PID, \
+         published from the process's first input of ZIO_THRESHOLD bytes on.",
+        wrap(&mut zio_core::stats::HOOK_NAMES.iter().copied()),
+        wrap(&mut zio_core::stats::ENGINE_COUNTERS.iter().map(|c| c.0)),
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let m = Cli::command()
+        .after_long_help(counters_help())
+        .get_matches();
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
     let Some(pid) = cli.pid else {
         let rows: Vec<_> = files::live_pids()
             .into_iter()
@@ -112,7 +139,6 @@ fn watch(pid: u32, first: zio_core::statfile::Reading, cli: &Cli) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {
@@ -129,5 +155,9 @@ mod tests {
             (c.pid, c.interval, c.count, c.json),
             (Some(12), 0.5, Some(3), true)
         );
+        let h = counters_help();
+        for name in ["memcpy", "sendmsg", "elided_copies", "lock_wait_us_program"] {
+            assert!(h.contains(name), "{name} in {h}");
+        }
     }
 }
