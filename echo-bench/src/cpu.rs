@@ -7,10 +7,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::sys::resource::{getrusage, UsageWho};
+
 /// Clock ticks per second, the unit of /proc's CPU times.
 fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+    use nix::unistd::{sysconf, SysconfVar};
+    sysconf(SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as f64
 }
 
 /// CPU time used so far, in seconds.
@@ -47,8 +53,8 @@ impl CpuTimes {
             .unwrap_or((0.0, 0.0));
         CpuTimes {
             busy: busy / hz,
-            children: rusage_secs(libc::RUSAGE_CHILDREN),
-            own: rusage_secs(libc::RUSAGE_SELF),
+            children: rusage_secs(UsageWho::RUSAGE_CHILDREN),
+            own: rusage_secs(UsageWho::RUSAGE_SELF),
             steal: steal / hz,
         }
     }
@@ -67,16 +73,13 @@ impl CpuTimes {
     }
 }
 
-/// User and system seconds of `who` (`RUSAGE_SELF` or `RUSAGE_CHILDREN`).
-fn rusage_secs(who: libc::c_int) -> f64 {
-    // SAFETY: an all-zero rusage is valid, and getrusage fills it.
-    let r = unsafe {
-        let mut r: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut r);
-        r
-    };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(r.ru_utime) + t(r.ru_stime)
+/// User and system seconds of `who` (this process, or its waited-for
+/// children); NaN if the kernel refuses.
+fn rusage_secs(who: UsageWho) -> f64 {
+    use nix::sys::time::TimeValLike;
+    getrusage(who).map_or(f64::NAN, |r| {
+        (r.user_time().num_microseconds() + r.system_time().num_microseconds()) as f64 / 1e6
+    })
 }
 
 /// CPU seconds (user + system) process `pid` has used so far; NaN if
@@ -97,13 +100,13 @@ pub(crate) fn process_secs(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Pins the calling thread to one CPU.
+/// Pins the calling thread to one CPU (best effort: a CPU the machine
+/// lacks leaves it where it was).
 fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t with one CPU set, for the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    use nix::sched::{sched_setaffinity, CpuSet};
+    let mut set = CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
     }
 }
 

@@ -230,8 +230,8 @@ pub(crate) fn start_server(mut cmd: Command) -> Result<Listening, String> {
 /// Stops a server with SIGTERM (so that zio prints its summary); kills it
 /// if it has not exited 15 s later.
 pub(crate) fn stop_server(server: &mut Child) -> Result<ExitStatus, String> {
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
+    let pid = nix::unistd::Pid::from_raw(server.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     match wait_for(server, Duration::from_secs(15)) {
         Some(s) => Ok(s),
         None => {

@@ -1,7 +1,11 @@
 //! TCP settings of the benchmark's connections.
 
+use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
+
+use nix::sys::socket::sockopt::TcpCongestion;
+use nix::sys::socket::{getsockopt, setsockopt};
 
 /// The congestion control echo-bench's servers and clients use unless told
 /// otherwise. BBR (the default of some systems) paces each connection by
@@ -18,56 +22,26 @@ pub const SYSTEM_CONGESTION: &str = "system";
 /// accepted connections inherit it) to `alg` (nothing for
 /// [`SYSTEM_CONGESTION`]). Fails with the kernel's error for an algorithm
 /// it does not have or does not allow.
-pub fn set_congestion(sock: &impl AsRawFd, alg: &str) -> io::Result<()> {
+pub fn set_congestion(sock: &impl AsFd, alg: &str) -> io::Result<()> {
     if alg == SYSTEM_CONGESTION {
         return Ok(());
     }
-    // SAFETY: `alg` is valid for `alg.len()` bytes; the kernel copies at
-    // most that many and needs no terminating zero.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            alg.as_ptr().cast(),
-            alg.len() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        Err(io::Error::new(
+    setsockopt(sock, TcpCongestion, &OsString::from(alg)).map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(
             e.kind(),
             format!(
                 "TCP congestion control {alg:?}: {e} (available: {})",
                 available().trim()
             ),
-        ))
-    }
+        )
+    })
 }
 
 /// The congestion control of `sock`, as the kernel reports it.
-pub fn congestion(sock: &impl AsRawFd) -> io::Result<String> {
-    let mut buf = [0u8; 16];
-    let mut len = buf.len() as libc::socklen_t;
-    // SAFETY: `buf` is writable for `len` bytes and `len` is a valid
-    // in/out length.
-    let r = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let name = &buf[..len as usize];
-    let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    Ok(String::from_utf8_lossy(&name[..end]).into_owned())
+pub fn congestion(sock: &impl AsFd) -> io::Result<String> {
+    let name = getsockopt(sock, TcpCongestion)?;
+    Ok(name.to_string_lossy().trim_end_matches('\0').to_string())
 }
 
 fn available() -> String {

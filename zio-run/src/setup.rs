@@ -178,8 +178,7 @@ fn group_members() -> Option<(u32, Vec<String>)> {
 
 /// `zio-run --setup ARGS`: does what was asked and exits.
 pub fn main(req: Request) -> ! {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         fail("needs root (it changes a group, a device node and a udev rule)");
     }
     for u in &req.users {
