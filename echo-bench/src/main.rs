@@ -113,6 +113,8 @@ fn client_main(a: ClientArgs) -> Result<(), String> {
         ..d
     };
     let Some(ports) = a.ports else {
+        // Checked here: clap's `requires = "ports"` on these let
+        // `--port 1 --slice 1` through.
         if a.slice.is_some() || a.rounds.is_some() {
             return Err("usage: --slice and --rounds go with --ports".into());
         }

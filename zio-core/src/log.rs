@@ -184,29 +184,33 @@ fn destination() -> i32 {
     }
 }
 
+/// `v` in decimal, in `buf` (no allocation, no formatter: for paths built
+/// where zio must not allocate).
+pub(crate) fn decimal(mut v: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut n = buf.len();
+    loop {
+        n -= 1;
+        buf[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[n..];
+        }
+    }
+}
+
 /// Writes `path` with each `%p` replaced by the pid into `out`, NUL-terminated.
 /// Returns `None` if it does not fit.
 pub fn expand_pid(path: &[u8], out: &mut [u8]) -> Option<()> {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
-    let mut digits = [0u8; 12];
-    let mut n = 0;
-    let mut p = pid as u32;
-    loop {
-        digits[n] = b'0' + (p % 10) as u8;
-        n += 1;
-        p /= 10;
-        if p == 0 {
-            break;
-        }
-    }
-    digits[..n].reverse();
+    let mut buf = [0u8; 10];
+    let digits = decimal(pid as u32, &mut buf);
     let mut o = 0;
     let mut i = 0;
     while i < path.len() {
         let piece: &[u8] = if path[i] == b'%' && path.get(i + 1) == Some(&b'p') {
             i += 2;
-            &digits[..n]
+            digits
         } else {
             i += 1;
             &path[i - 1..i]

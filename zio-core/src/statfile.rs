@@ -5,8 +5,8 @@
 //! The counters live in one page-aligned static block of the library. To
 //! publish it, the library writes its counts so far into a new file and
 //! maps the file over the block, in place: every address stays the same
-//! (each thread's slot pointer too), the threads count with the same plain
-//! stores as before, and publishing adds nothing to a hook. The engine's
+//! (each thread's slot pointer too), the threads go on counting with plain
+//! stores into the file's pages, and publishing adds nothing to a hook. The engine's
 //! counters live under its lock; zio's collector thread copies them in
 //! every [`PUBLISH_MS`] under a sequence number (one writer, no
 //! read-modify-write). The file is created with mode 0600, never opened if
@@ -188,20 +188,9 @@ fn path(pid: u32, buf: &mut [u8; 40]) -> *const c_char {
         n += part.len();
     }
     let mut digits = [0u8; 10];
-    let (mut v, mut k) = (pid, 0);
-    loop {
-        digits[k] = b'0' + (v % 10) as u8;
-        k += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for d in digits[..k].iter().rev() {
-        buf[n] = *d;
-        n += 1;
-    }
-    buf[n] = 0;
+    let digits = crate::log::decimal(pid, &mut digits);
+    buf[n..n + digits.len()].copy_from_slice(digits);
+    buf[n + digits.len()] = 0;
     buf.as_ptr().cast()
 }
 
@@ -383,11 +372,11 @@ pub(crate) fn after_fork() -> Option<bool> {
 
 /// The engine is being made (the first large input): the process
 /// publishes its counters now, whatever the kernel then says of
-/// userfaultfd (a pass-through process is worth seeing too). `claimed`:
-/// the private slots in use so far.
-pub fn publish_pending(claimed: usize) {
+/// userfaultfd (a pass-through process is worth seeing too).
+pub fn publish_pending() {
     if PENDING.swap(false, Ordering::Relaxed) {
-        publish(block().header().mode.load(Ordering::Relaxed), claimed);
+        let mode = block().header().mode.load(Ordering::Relaxed);
+        publish(mode, crate::stats::claimed_end());
     }
 }
 

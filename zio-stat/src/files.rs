@@ -60,11 +60,19 @@ pub fn path_of(pid: u32) -> PathBuf {
     Path::new(statfile::DIR).join(format!("{}{pid}", statfile::PREFIX))
 }
 
+/// The login name of `uid`, if it has one.
+pub fn login(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
 /// The user called `uid`, by name if it has one.
 pub fn user_name(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => format!("user {} (uid {uid})", u.name),
-        _ => format!("uid {uid}"),
+    match login(uid) {
+        Some(name) => format!("user {name} (uid {uid})"),
+        None => format!("uid {uid}"),
     }
 }
 

@@ -76,10 +76,7 @@ pub fn print_list(rows: &[(u32, Reading)], as_json: bool) {
         "PID", "USER", "UPTIME", "ELIDED", "MODE"
     );
     for (pid, r) in rows {
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(r.uid))
-            .ok()
-            .flatten()
-            .map_or_else(|| r.uid.to_string(), |u| u.name);
+        let user = files::login(r.uid).unwrap_or_else(|| r.uid.to_string());
         println!(
             "{pid:>8} {user:<10} {:>9.0}s {:>12}  {:<30} {}",
             uptime_s(r),

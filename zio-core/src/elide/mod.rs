@@ -154,7 +154,7 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
     if slot.is_some() {
         return true;
     }
-    crate::statfile::publish_pending(crate::stats::claimed_end());
+    crate::statfile::publish_pending();
     if !crate::runtime::probe_kernel() {
         ACTIVE.store(false, Ordering::Relaxed);
         return false;
