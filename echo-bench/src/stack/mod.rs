@@ -8,9 +8,11 @@
 //!   (`echo-bench smoltcp-echo ...`);
 //! - here: `echo-bench stack`, which runs either in rounds, every mode once
 //!   per round in a rotating order, and prints MB/s and the ratios of each
-//!   round's runs with their intervals.
+//!   round's runs with their intervals;
+//! - `plot.rs`: its CSV of every run and its SVG plot.
 
 pub mod iox;
+mod plot;
 pub mod smoltcp;
 
 use std::path::PathBuf;
@@ -94,6 +96,34 @@ pub struct StackOpts {
     /// Bytes per run (at least 16 messages)
     #[arg(long, value_name = "B", value_parser = crate::args::size_arg, default_value = "256M")]
     bytes: usize,
+    /// Write every run's MB/s here as CSV (stack, size, round, mode, MB/s)
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Draw the modes' MB/s and the bridge's ratios against message size
+    /// here (SVG)
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+}
+
+/// One size's runs: MB/s of each mode (in the order of the stack's modes),
+/// one entry per round.
+struct SizeRuns {
+    size: usize,
+    mbs: Vec<Vec<f64>>,
+}
+
+impl SizeRuns {
+    /// The bridge's (the last mode's) MB/s over mode `i`'s, per round:
+    /// their median and the interval around it.
+    fn ratio(&self, i: usize) -> (f64, f64, f64) {
+        let last = self.mbs.len() - 1;
+        let r: Vec<f64> = self.mbs[last]
+            .iter()
+            .zip(&self.mbs[i])
+            .map(|(b, a)| b / a)
+            .collect();
+        median_ci(&r)
+    }
 }
 
 /// Runs `echo-bench stack`.
@@ -127,6 +157,7 @@ pub fn bench(opts: StackOpts) -> Result<(), String> {
         head += &format!("  {:>22}", format!("bridge / {}", m.name));
     }
     println!("{head}");
+    let mut all = Vec::new();
     for &size in &opts.sizes {
         let messages = (opts.bytes / size).max(16) as u64;
         let mut mbs = vec![Vec::new(); modes.len()];
@@ -137,18 +168,30 @@ pub fn bench(opts: StackOpts) -> Result<(), String> {
                 mbs[i].push(run_point(&opts, &bin, &zio_run, m, size, messages)?);
             }
         }
+        let runs = SizeRuns { size, mbs };
         let mut line = format!("{:>6}", crate::args::fmt_size(size));
-        for v in &mbs {
+        for v in &runs.mbs {
             line += &format!("  {:>12.0}", median(v));
         }
-        for v in &mbs[..last] {
-            let r: Vec<f64> = mbs[last].iter().zip(v).map(|(b, a)| b / a).collect();
-            let (m, lo, hi) = median_ci(&r);
+        for i in 0..last {
+            let (m, lo, hi) = runs.ratio(i);
             line += &format!("  {:>22}", format!("{m:.3} ({lo:.3}-{hi:.3})"));
         }
         println!("{line}");
+        all.push(runs);
+    }
+    let names: Vec<&str> = modes.iter().map(|m| m.name).collect();
+    if let Some(path) = &opts.csv {
+        write_file(path, &plot::csv(stack, &names, &all)?)?;
+    }
+    if let Some(path) = &opts.plot {
+        write_file(path, &plot::svg(&opts, &names, &all))?;
     }
     Ok(())
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// One run of `m` at `size`: the MB/s its stack reported.
