@@ -98,7 +98,7 @@ pub(super) fn svg(o: &StackOpts, names: &[&str], all: &[SizeRuns]) -> String {
         .map(|(i, name)| {
             let (color, _) = style(name);
             Series {
-                name: format!("zio+bridge / {name}"),
+                name: format!("over {name}"),
                 color,
                 dashed: false,
                 markers: true,
@@ -113,7 +113,7 @@ pub(super) fn svg(o: &StackOpts, names: &[&str], all: &[SizeRuns]) -> String {
     ratios.push(level("1.0 (no change)", 1.0, COLORS[2], n));
     if o.stack == Stack::Iceoryx2 {
         ratios.push(level(
-            "0.95 (goal: zio+bridge / 1 copy)",
+            "0.95 (goal over 1 copy)",
             IOX_FLOOR,
             COLORS[4],
             n,
