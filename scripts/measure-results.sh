@@ -185,11 +185,10 @@ if want bridge; then
     begin bridge
     if [ "$quick" = 1 ]; then iox=(--sizes 64K,1M --rounds 1 --bytes 16M); smol=(--sizes 64K --rounds 1 --bytes 4M)
     else iox=(--rounds 9 --bytes 2G); smol=(--rounds 7 --bytes 512M); fi
-    for s in iceoryx2 smoltcp; do
-        if [ $s = iceoryx2 ]; then args=("${iox[@]}"); else args=("${smol[@]}"); fi
-        step bridge $s "$eb" stack --stack $s "${args[@]}" \
-            --csv "$stage/bridge/$s.csv" --plot "$stage/bridge/$s.svg"
-    done
+    step bridge iceoryx2 "$eb" stack --stack iceoryx2 "${iox[@]}" \
+        --csv "$stage/bridge/iceoryx2.csv" --plot "$stage/bridge/iceoryx2.svg"
+    step bridge smoltcp "$eb" stack --stack smoltcp "${smol[@]}" \
+        --csv "$stage/bridge/smoltcp.csv" --plot "$stage/bridge/smoltcp.svg"
     finish bridge
 fi
 
