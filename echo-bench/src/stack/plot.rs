@@ -112,12 +112,7 @@ pub(super) fn svg(o: &StackOpts, names: &[&str], all: &[SizeRuns]) -> String {
         .collect();
     ratios.push(level("1.0 (no change)", 1.0, COLORS[2], n));
     if o.stack == Stack::Iceoryx2 {
-        ratios.push(level(
-            "0.95 (goal over 1 copy)",
-            IOX_FLOOR,
-            COLORS[4],
-            n,
-        ));
+        ratios.push(level("0.95 (goal over 1 copy)", IOX_FLOOR, COLORS[4], n));
     }
     svg::render(&[
         Panel {
