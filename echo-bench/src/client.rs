@@ -7,11 +7,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags};
+use nix::sys::socket::{recv, send, MsgFlags};
 
 use crate::pattern::{verify, Message, Rng, Verify, MIN_SIZE};
 use crate::tcp;
@@ -468,23 +471,18 @@ enum Step {
     Retry,
 }
 
-fn step(r: isize, call: &str, c: &Conn) -> Result<Step, String> {
-    if r >= 0 {
-        return Ok(Step::Done(r as usize));
-    }
-    let e = errno();
-    match e.kind() {
-        io::ErrorKind::WouldBlock => Ok(Step::Blocked),
-        io::ErrorKind::Interrupted => Ok(Step::Retry),
-        _ => Err(format!(
-            "connection {} request {}: {call}: {e}",
-            c.id, c.seq
+fn step(r: nix::Result<usize>, call: &str, c: &Conn) -> Result<Step, String> {
+    match r {
+        Ok(r) => Ok(Step::Done(r)),
+        Err(Errno::EAGAIN) => Ok(Step::Blocked),
+        Err(Errno::EINTR) => Ok(Step::Retry),
+        Err(e) => Err(format!(
+            "connection {} request {}: {call}: {}",
+            c.id,
+            c.seq,
+            io::Error::from(e)
         )),
     }
-}
-
-fn errno() -> io::Error {
-    io::Error::last_os_error()
 }
 
 /// Several connections on one thread: non-blocking IO driven by poll.
@@ -495,32 +493,35 @@ fn polled(conns: &mut [Conn], cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> 
     }
     let n = cfg.size;
     let mut lat = latencies();
-    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(conns.len());
     let mut last_progress = Instant::now();
+    let mut ready: Vec<bool> = Vec::with_capacity(conns.len());
     loop {
         let now = Instant::now();
         if now >= w.end {
             return Ok(lat);
         }
-        pfds.clear();
-        pfds.extend(conns.iter().map(|c| libc::pollfd {
-            fd: c.stream.as_raw_fd(),
-            events: if c.sent < n {
-                libc::POLLOUT
-            } else {
-                libc::POLLIN
-            },
-            revents: 0,
-        }));
-        // SAFETY: pfds holds pfds.len() valid entries.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 100) };
-        if r < 0 {
-            let e = errno();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("poll: {e}"));
-        }
+        let mut pfds: Vec<PollFd> = conns
+            .iter()
+            .map(|c| {
+                let events = if c.sent < n {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
+                PollFd::new(c.stream.as_fd(), events)
+            })
+            .collect();
+        let r = match poll(&mut pfds, 100u8) {
+            Ok(r) => r,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("poll: {}", io::Error::from(e))),
+        };
+        ready.clear();
+        ready.extend(
+            pfds.iter()
+                .map(|p| p.revents().is_some_and(|r| !r.is_empty())),
+        );
+        drop(pfds);
         if r == 0 {
             if last_progress.elapsed().as_secs_f64() > cfg.timeout {
                 let c = &conns[0];
@@ -528,8 +529,8 @@ fn polled(conns: &mut [Conn], cfg: &ClientConfig, w: &Window, rng: &mut Rng) -> 
             }
             continue;
         }
-        for (i, p) in pfds.iter().enumerate() {
-            if p.revents == 0 {
+        for (i, &has_events) in ready.iter().enumerate() {
+            if !has_events {
                 continue;
             }
             if advance(&mut conns[i], cfg, w, rng, &mut lat)? {
@@ -555,15 +556,7 @@ fn advance(
     loop {
         if c.sent < n {
             let b = c.msg.bytes();
-            // SAFETY: b holds n bytes.
-            let r = unsafe {
-                libc::send(
-                    fd,
-                    b[c.sent..].as_ptr().cast(),
-                    n - c.sent,
-                    libc::MSG_NOSIGNAL,
-                )
-            };
+            let r = send(fd, &b[c.sent..n], MsgFlags::MSG_NOSIGNAL);
             let r = match step(r, "send", c)? {
                 Step::Done(r) => r,
                 Step::Blocked => return Ok(progressed),
@@ -572,8 +565,7 @@ fn advance(
             c.sent += r;
             progressed = true;
         } else {
-            // SAFETY: rbuf holds n bytes.
-            let r = unsafe { libc::recv(fd, c.rbuf[c.got..].as_mut_ptr().cast(), n - c.got, 0) };
+            let r = recv(fd, &mut c.rbuf[c.got..n], MsgFlags::empty());
             let r = match step(r, "recv", c)? {
                 Step::Done(r) => r,
                 Step::Blocked => return Ok(progressed),

@@ -5,16 +5,22 @@
 //! preloaded zio sees it: `read` (or `recv` with `MSG_WAITALL`) into the
 //! input buffer, `memcpy` through a function pointer (so the compiler can
 //! neither inline nor merge the chained copies), `write` of the reply, and
-//! `malloc`/`free` or `posix_memalign` for the buffers.
+//! `malloc`/`free` or `posix_memalign` for the buffers. Those calls stay
+//! raw `libc` on raw heap memory, as in a C server: nix's wrappers take
+//! slices, and a slice over a fresh buffer's uninitialised bytes would not
+//! be sound. The rest (poll, signals) goes through `nix`.
 
 use std::ffi::c_void;
 use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags};
+use nix::sys::signal::{signal, SigHandler, Signal};
 
 use crate::tcp;
 
@@ -118,17 +124,15 @@ pub struct ServeStats {
 /// Set by SIGTERM/SIGINT once [`install_signal_handlers`] ran.
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(_: std::ffi::c_int) {
     SIGNALLED.store(true, Ordering::Relaxed);
 }
 
 /// SIGTERM and SIGINT make [`Server::serve`] return.
 pub fn install_signal_handlers() {
-    let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic (async-signal-safe).
-    unsafe {
-        libc::signal(libc::SIGTERM, h);
-        libc::signal(libc::SIGINT, h);
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        let _ = unsafe { signal(sig, SigHandler::Handler(on_signal)) };
     }
 }
 
@@ -222,7 +226,6 @@ impl Server {
                 .name(format!("echo-{t}"))
                 .spawn(move || worker(rx, cfg, stop, messages, errors))?;
         }
-        let lfd = self.listener.as_raw_fd();
         let mut connections = 0u64;
         let mut next = 0;
         loop {
@@ -233,14 +236,8 @@ impl Server {
                 stop.store(true, Ordering::Relaxed);
                 break;
             }
-            let mut p = libc::pollfd {
-                fd: lfd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut p, 1, 50) };
-            if r <= 0 {
+            let mut p = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            if !matches!(poll(&mut p, 50u8), Ok(1..)) {
                 continue;
             }
             loop {
@@ -294,7 +291,7 @@ fn worker(
     // Buffers::Chain: each connection's input buffer, made at its first
     // message and freed when it closes.
     let mut inputs: Vec<Option<Buf>> = Vec::new();
-    let mut pfds: Vec<libc::pollfd> = Vec::new();
+    let mut ready: Vec<usize> = Vec::new();
     let mut turn = 0usize;
     while !stop.load(Ordering::Relaxed) {
         while let Ok(c) = rx.try_recv() {
@@ -313,24 +310,23 @@ fn worker(
             continue;
         }
         // One connection: block in read (no poll per message). More: poll.
-        let ready: Vec<usize> = if conns.len() == 1 {
-            vec![0]
+        ready.clear();
+        if conns.len() == 1 {
+            ready.push(0);
         } else {
-            pfds.clear();
-            pfds.extend(conns.iter().map(|c| libc::pollfd {
-                fd: c.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }));
-            // SAFETY: pfds holds pfds.len() valid entries.
-            let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
-            if r <= 0 {
+            let mut pfds: Vec<PollFd> = conns
+                .iter()
+                .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN))
+                .collect();
+            if !matches!(poll(&mut pfds, 50u8), Ok(1..)) {
                 continue;
             }
-            (0..pfds.len()).filter(|&i| pfds[i].revents != 0).collect()
-        };
+            ready.extend(
+                (0..pfds.len()).filter(|&i| pfds[i].revents().is_some_and(|r| !r.is_empty())),
+            );
+        }
         let mut dead = Vec::new();
-        for i in ready {
+        for &i in &ready {
             turn = turn.wrapping_add(1);
             match echo_one(conns[i].as_raw_fd(), &cfg, &bufs, &mut inputs[i], turn) {
                 Ok(true) => {

@@ -329,8 +329,7 @@ pub fn as_user(user: &str) -> Command {
 /// Fails the test unless it runs as root (it switches users or installs
 /// setuid files); `what` names it.
 pub fn require_root(what: &str) {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "{what} needs root");
+    assert!(nix::unistd::geteuid().is_root(), "{what} needs root");
 }
 
 /// Fails the test unless unprivileged processes are refused userfaultfd

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use zio_integration::{echo_bench_path, lib_path, require_root, without_zio_env, zio_run_path};
 
 fn zio_stat() -> Command {
@@ -88,8 +90,8 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn terminate(child: &mut Child) {
-    // SAFETY: kill of our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGTERM).expect("SIGTERM to our own child");
     assert!(child.wait().unwrap().success());
 }
 

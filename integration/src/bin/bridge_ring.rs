@@ -17,7 +17,6 @@
 use std::alloc::{alloc_zeroed, Layout};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
 use std::time::Duration;
 
 use zio_integration::mix;
@@ -99,11 +98,8 @@ fn bound(zio: &Bridge, slot: &mut [u8]) {
     // SAFETY: released below before anything writes the slot.
     unsafe { zio.register(slot.as_ptr(), SLOT) };
     let copy = slot.to_vec();
-    let mut fds = [0; 2];
-    // SAFETY: a two-int array for pipe(2).
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
-    // SAFETY: fresh descriptors, each owned by one File from here on.
-    let (mut rd, mut wr) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    let (rd, wr) = nix::unistd::pipe().expect("pipe");
+    let (mut rd, mut wr) = (File::from(rd), File::from(wr));
     let writer = std::thread::spawn(move || {
         wr.write_all(&copy).expect("pipe write");
         copy
