@@ -22,18 +22,34 @@ unit:
 	$(CARGO) test --release -p zio-core -p zio-run -p zio-stat
 
 # libzio.so to $(PREFIX)/lib, zio.h (the bridge contract) to include/,
-# zio-run and zio-stat to bin/; zio-run finds ../lib/libzio.so from itself.
-# DESTDIR=DIR stages the same tree under DIR (packaging).
+# zio-run and zio-stat to bin/ with their manual pages and bash, zsh and
+# fish completions (each tool prints its own); zio-run finds
+# ../lib/libzio.so from itself. DESTDIR=DIR stages the same tree under DIR.
 PREFIX ?= /usr/local
+TOOLS := zio-run zio-stat
+D := $(DESTDIR)$(PREFIX)
 install: build
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 target/release/libzio.so $(DESTDIR)$(PREFIX)/lib/libzio.so
-	install -m 0644 libzio/include/zio.h $(DESTDIR)$(PREFIX)/include/zio.h
-	install -m 0755 target/release/zio-run target/release/zio-stat $(DESTDIR)$(PREFIX)/bin/
+	install -d $(D)/lib $(D)/include $(D)/bin $(D)/share/man/man1 \
+		$(D)/share/bash-completion/completions $(D)/share/zsh/site-functions \
+		$(D)/share/fish/vendor_completions.d
+	install -m 0755 target/release/libzio.so $(D)/lib/libzio.so
+	install -m 0644 libzio/include/zio.h $(D)/include/zio.h
+	for t in $(TOOLS); do \
+		install -m 0755 target/release/$$t $(D)/bin/ && \
+		target/release/$$t --man > $(D)/share/man/man1/$$t.1 && \
+		target/release/$$t --completions bash > $(D)/share/bash-completion/completions/$$t && \
+		target/release/$$t --completions zsh > $(D)/share/zsh/site-functions/_$$t && \
+		target/release/$$t --completions fish > $(D)/share/fish/vendor_completions.d/$$t.fish \
+		|| exit 1; \
+	done
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libzio.so $(DESTDIR)$(PREFIX)/include/zio.h \
-		$(DESTDIR)$(PREFIX)/bin/zio-run $(DESTDIR)$(PREFIX)/bin/zio-stat
+	rm -f $(D)/lib/libzio.so $(D)/include/zio.h
+	for t in $(TOOLS); do \
+		rm -f $(D)/bin/$$t $(D)/share/man/man1/$$t.1 \
+			$(D)/share/bash-completion/completions/$$t \
+			$(D)/share/zsh/site-functions/_$$t $(D)/share/fish/vendor_completions.d/$$t.fish; \
+	done
 
 # Real programs under LD_PRELOAD (needs the built libzio.so).
 integration: deps build

@@ -58,6 +58,14 @@ struct Cli {
     #[arg(long, requires = "setup")]
     undo: bool,
 
+    /// Print this manual page (roff, for man(1)) and exit
+    #[arg(long, exclusive = true)]
+    man: bool,
+
+    /// Print a completion script for SHELL and exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
+
     /// The program to run
     #[arg(value_name = "PROGRAM")]
     program: Option<OsString>,
@@ -242,6 +250,14 @@ fn check() -> ! {
 fn main() {
     let m = command().get_matches();
     let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    if cli.man {
+        let shown = clap_mangen::Man::new(command()).render(&mut std::io::stdout());
+        exit(i32::from(shown.is_err()));
+    }
+    if let Some(shell) = cli.completions {
+        clap_complete::generate(shell, &mut command(), "zio-run", &mut std::io::stdout());
+        exit(0);
+    }
     if cli.check {
         check();
     }
@@ -351,6 +367,28 @@ mod tests {
             !h.contains("1 = land"),
             "a flag's help says what the flag does"
         );
+    }
+
+    #[test]
+    fn the_manual_and_completions_cover_every_option() {
+        let mut man = Vec::new();
+        clap_mangen::Man::new(command()).render(&mut man).unwrap();
+        let man = String::from_utf8(man).unwrap();
+        let mut bash = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut command(),
+            "zio-run",
+            &mut bash,
+        );
+        let bash = String::from_utf8(bash).unwrap();
+        for d in &OPTIONS {
+            assert!(man.contains(&d.flag.replace('-', r"\-")), "{}", d.flag);
+            assert!(man.contains(d.name), "{}", d.name);
+            assert!(bash.contains(d.flag), "{}", d.flag);
+        }
+        assert!(parse(&["--man", "prog"]).is_err(), "--man runs nothing");
+        assert!(parse(&["--completions", "bash", "--check"]).is_err());
     }
 
     #[test]

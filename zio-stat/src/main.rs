@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 mod files;
+mod help;
 mod view;
 
 /// Shows what zio is doing in running processes: without a PID, every
@@ -40,6 +41,19 @@ struct Cli {
     /// one object per line).
     #[arg(long)]
     json: bool,
+
+    /// Print this manual page (roff, for man(1)) and exit.
+    #[arg(long, exclusive = true)]
+    man: bool,
+
+    /// Print a completion script for SHELL and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<clap_complete::Shell>,
+}
+
+/// The whole command line, with the counters listed after the options.
+fn command() -> clap::Command {
+    Cli::command().after_long_help(help::long_help())
 }
 
 fn parse_interval(s: &str) -> Result<f64, String> {
@@ -50,35 +64,21 @@ fn parse_interval(s: &str) -> Result<f64, String> {
     }
 }
 
-/// The counters `zio-stat PID` prints, for `--help`.
-fn counters_help() -> String {
-    let wrap = |names: &mut dyn Iterator<Item = &str>| {
-        let mut out = String::new();
-        let mut line = String::from(" ");
-        for n in names {
-            if line.len() + n.len() > 78 {
-                out += &line;
-                out.push('\n');
-                line = String::from(" ");
-            }
-            line = line + " " + n;
-        }
-        out + &line
-    };
-    format!(
-        "Hooks (calls and bytes of each):\n{}\n\nEngine counters:\n{}\n\n\
-         What each counter means: README.md, section Stats. The file: /dev/shm/zio.PID, \
-         published from the process's first input of ZIO_THRESHOLD bytes on.",
-        wrap(&mut zio_core::stats::HOOK_NAMES.iter().copied()),
-        wrap(&mut zio_core::stats::ENGINE_COUNTERS.iter().map(|c| c.0)),
-    )
-}
-
 fn main() -> ExitCode {
-    let m = Cli::command()
-        .after_long_help(counters_help())
-        .get_matches();
+    let m = command().get_matches();
     let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    if cli.man {
+        let shown = help::render_man(command(), &mut std::io::stdout());
+        return if shown.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    if let Some(shell) = cli.completions {
+        clap_complete::generate(shell, &mut command(), "zio-stat", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let Some(pid) = cli.pid else {
         let rows: Vec<_> = files::live_pids()
             .into_iter()
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
         assert!(
             Cli::try_parse_from(["zio-stat", "-w"]).is_err(),
             "--watch needs a pid"
@@ -155,9 +155,7 @@ mod tests {
             (c.pid, c.interval, c.count, c.json),
             (Some(12), 0.5, Some(3), true)
         );
-        let h = counters_help();
-        for name in ["memcpy", "sendmsg", "elided_copies", "lock_wait_us_program"] {
-            assert!(h.contains(name), "{name} in {h}");
-        }
+        assert!(Cli::try_parse_from(["zio-stat", "--man", "12"]).is_err());
+        assert!(Cli::try_parse_from(["zio-stat", "--completions", "tcsh"]).is_err());
     }
 }
