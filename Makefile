@@ -1,7 +1,7 @@
 # zio: build, test, bench and demo entry points. `make test` is what CI runs.
 CARGO ?= cargo
 
-.PHONY: all build deps lint test unit integration soak regress apps bench demo results install uninstall clean
+.PHONY: all build deps lint test unit integration soak regress apps bench crate-costs demo results install uninstall clean
 
 all: build
 
@@ -80,6 +80,12 @@ test: deps build lint
 
 bench: build
 	$(CARGO) bench -p zio-benches
+
+# The crates zio does not use (redhook, userfaultfd, once_cell), measured
+# against what it does instead (benches/crates, a workspace of its own;
+# needs valgrind and libclang). About a minute.
+crate-costs: build
+	python3 scripts/crate_costs.py | tee docs/results/crates.txt
 
 demo: deps build
 	bash scripts/demo.sh
