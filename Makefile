@@ -81,9 +81,10 @@ test: deps build lint
 bench: build
 	$(CARGO) bench -p zio-benches
 
-# The crates zio does not use (redhook, userfaultfd, once_cell), measured
-# against what it does instead (benches/crates, a workspace of its own;
-# needs valgrind and libclang). About a minute.
+# The crates zio does not use (redhook, userfaultfd, once_cell,
+# crossbeam-skiplist), measured against what it does instead
+# (benches/crates, a workspace of its own; needs valgrind and libclang).
+# About a minute.
 crate-costs: build
 	python3 scripts/crate_costs.py | tee docs/results/crates.txt
 

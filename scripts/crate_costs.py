@@ -9,7 +9,9 @@ minutes; needs valgrind, and libclang for the userfaultfd crate's build):
 - userfaultfd: ns per ioctl through the crate and raw, alternating
   (benches/crates/uffd-ioctls), and the crates its build pulls in;
 - once_cell: ns per read of once_cell, OnceLock and an atomic load
-  (benches/crates/once-get).
+  (benches/crates/once-get);
+- crossbeam-skiplist: the record index at 640 records, ns per lookup and
+  per insert+remove, against zio's tracker (benches/crates/skiplist-index).
 """
 import importlib.util
 import json
@@ -93,6 +95,10 @@ def main():
     print("== once_cell: ns per read of a set cell")
     print(subprocess.run([os.path.join(CRATES, "target", "release", "once-get")], check=True,
                          capture_output=True, text=True).stdout, end="")
+
+    print("== crossbeam-skiplist: the record index at 640 records")
+    print(subprocess.run([os.path.join(CRATES, "target", "release", "skiplist-index")],
+                         check=True, capture_output=True, text=True).stdout, end="")
 
 
 if __name__ == "__main__":

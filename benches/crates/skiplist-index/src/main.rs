@@ -1,0 +1,90 @@
+//! The record index at 640 live records (as `bench-tracker` sets it up):
+//! ns per lookup of the piece covering an address and per insert+remove
+//! pair, for crossbeam-skiplist's `SkipMap` and zio's `Tracker`, in
+//! alternating rounds. The skiplist holds the same (start, piece) pairs;
+//! it allocates each node through the global allocator, which inside a
+//! preloaded library would be the program's hooked `malloc`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use crossbeam_skiplist::SkipMap;
+use zio_core::tracker::{Piece, Slots, Tracker};
+
+const PAGE: usize = 4096;
+const RECORDS: usize = 640;
+const OPS: u32 = 1_000_000;
+
+fn piece(src: usize, orig: u32) -> Piece {
+    Piece {
+        len: 16 << 10,
+        src,
+        orig,
+        stamp: 0,
+        slots: Slots::default(),
+        trips: 0,
+    }
+}
+
+/// 64 originals of 64 KiB with 10 dependents of 16 KiB each, in both.
+fn setup() -> (Tracker, SkipMap<usize, Piece>, Vec<usize>) {
+    let (mut t, map) = (Tracker::new(), SkipMap::new());
+    let mut keys = Vec::new();
+    for o in 0..RECORDS / 10 {
+        let start = 0x1000_0000 + o * (64 << 10);
+        let id = t.add_original(start, 64 << 10, 0);
+        for d in 0..10 {
+            let dst = 0x4000_0000 + (o * 10 + d) * (64 << 10);
+            t.insert_piece(dst, piece(start + d * PAGE, id));
+            map.insert(dst, piece(start + d * PAGE, id));
+            keys.push(dst);
+        }
+    }
+    (t, map, keys)
+}
+
+/// Mean ns per call of `f`.
+fn per_op(mut f: impl FnMut()) -> f64 {
+    let t = Instant::now();
+    for _ in 0..OPS {
+        f();
+    }
+    t.elapsed().as_nanos() as f64 / f64::from(OPS)
+}
+
+fn main() {
+    let (mut t, map, keys) = setup();
+    let orig = t.origs_in(0x1000_0000, 0x1000_0001)[0];
+    let free_dst = 0x7000_0000;
+    let mut i = 0usize;
+    for round in 1..=5 {
+        let tracker_lookup = per_op(|| {
+            i = (i + 7919) % keys.len();
+            black_box(
+                t.piece_at(black_box(keys[i] + 5 * PAGE + 17))
+                    .map(|(k, _)| k),
+            );
+        });
+        let skip_lookup = per_op(|| {
+            i = (i + 7919) % keys.len();
+            let addr = black_box(keys[i] + 5 * PAGE + 17);
+            let hit = map
+                .upper_bound(std::ops::Bound::Included(&addr))
+                .filter(|e| addr < e.key() + e.value().len)
+                .map(|e| *e.key());
+            black_box(hit);
+        });
+        let tracker_pair = per_op(|| {
+            t.insert_piece(black_box(free_dst), piece(0x1000_0000, orig));
+            t.cut_piece(free_dst, free_dst, free_dst + (16 << 10));
+        });
+        let skip_pair = per_op(|| {
+            map.insert(black_box(free_dst), piece(0x1000_0000, orig));
+            map.remove(&free_dst);
+        });
+        println!(
+            "round {round}: lookup tracker {tracker_lookup:.0} ns, skiplist {skip_lookup:.0} ns; \
+             insert+remove tracker {tracker_pair:.0} ns, skiplist {skip_pair:.0} ns"
+        );
+    }
+}
