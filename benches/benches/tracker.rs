@@ -11,39 +11,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use zio_core::tracker::{Piece, Slots, Tracker};
-
-const PAGE: usize = 4096;
-const RECORDS: usize = 640;
-
-fn setup() -> (Tracker, Vec<usize>) {
-    let mut t = Tracker::new();
-    // 64 originals of 64 KiB, each with 10 dependents of 16 KiB spread over
-    // the address space: 640 pieces.
-    let mut keys = Vec::new();
-    for o in 0..RECORDS / 10 {
-        let start = 0x1000_0000 + o * (64 << 10);
-        let id = t.add_original(start, 64 << 10, 0);
-        for d in 0..10 {
-            let dst = 0x4000_0000 + (o * 10 + d) * (64 << 10);
-            let piece = Piece {
-                len: 16 << 10,
-                src: start + d * PAGE,
-                orig: id,
-                stamp: 0,
-                slots: Slots::default(),
-                trips: 0,
-            };
-            t.insert_piece(dst, piece);
-            keys.push(dst);
-        }
-    }
-    assert_eq!(t.piece_count(), RECORDS);
-    (t, keys)
-}
+use zio_benches::{tracker_640, PAGE, RECORDS};
+use zio_core::tracker::{Piece, Slots};
 
 fn bench(c: &mut Criterion) {
-    let (mut t, keys) = setup();
+    let (mut t, keys) = tracker_640(|_, _| {});
     let mut g = c.benchmark_group("tracker_640");
     let mut i = 0usize;
     g.bench_function("lookup", |b| {

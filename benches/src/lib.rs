@@ -102,3 +102,39 @@ pub fn open(p: &Path, flags: c_int) -> c_int {
     assert!(fd >= 0, "cannot open {}", p.display());
     fd
 }
+
+/// Live records in the record-index benches: the size at which the zIO
+/// paper measured its prototype's skiplist.
+pub const RECORDS: usize = 640;
+
+/// The record index of the tracker benches: 64 originals of 64 KiB, each
+/// with 10 dependents of 16 KiB spread over the address space, `RECORDS`
+/// pieces in all. `each` sees every piece as it goes in (another index can
+/// hold the same ones); returns the tracker and the pieces' keys.
+pub fn tracker_640(
+    mut each: impl FnMut(usize, &zio_core::tracker::Piece),
+) -> (zio_core::tracker::Tracker, Vec<usize>) {
+    use zio_core::tracker::{Piece, Slots, Tracker};
+    let mut t = Tracker::new();
+    let mut keys = Vec::new();
+    for o in 0..RECORDS / 10 {
+        let start = 0x1000_0000 + o * (64 << 10);
+        let id = t.add_original(start, 64 << 10, 0);
+        for d in 0..10 {
+            let dst = 0x4000_0000 + (o * 10 + d) * (64 << 10);
+            let piece = Piece {
+                len: 16 << 10,
+                src: start + d * PAGE,
+                orig: id,
+                stamp: 0,
+                slots: Slots::default(),
+                trips: 0,
+            };
+            each(dst, &piece);
+            t.insert_piece(dst, piece);
+            keys.push(dst);
+        }
+    }
+    assert_eq!(t.piece_count(), RECORDS);
+    (t, keys)
+}

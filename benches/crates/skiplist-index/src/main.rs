@@ -9,10 +9,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use crossbeam_skiplist::SkipMap;
-use zio_core::tracker::{Piece, Slots, Tracker};
+use zio_benches::{tracker_640, PAGE};
+use zio_core::tracker::{Piece, Slots};
 
-const PAGE: usize = 4096;
-const RECORDS: usize = 640;
 const OPS: u32 = 1_000_000;
 
 fn piece(src: usize, orig: u32) -> Piece {
@@ -26,23 +25,6 @@ fn piece(src: usize, orig: u32) -> Piece {
     }
 }
 
-/// 64 originals of 64 KiB with 10 dependents of 16 KiB each, in both.
-fn setup() -> (Tracker, SkipMap<usize, Piece>, Vec<usize>) {
-    let (mut t, map) = (Tracker::new(), SkipMap::new());
-    let mut keys = Vec::new();
-    for o in 0..RECORDS / 10 {
-        let start = 0x1000_0000 + o * (64 << 10);
-        let id = t.add_original(start, 64 << 10, 0);
-        for d in 0..10 {
-            let dst = 0x4000_0000 + (o * 10 + d) * (64 << 10);
-            t.insert_piece(dst, piece(start + d * PAGE, id));
-            map.insert(dst, piece(start + d * PAGE, id));
-            keys.push(dst);
-        }
-    }
-    (t, map, keys)
-}
-
 /// Mean ns per call of `f`.
 fn per_op(mut f: impl FnMut()) -> f64 {
     let t = Instant::now();
@@ -53,7 +35,10 @@ fn per_op(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let (mut t, map, keys) = setup();
+    let map = SkipMap::new();
+    let (mut t, keys) = tracker_640(|dst, p| {
+        map.insert(dst, piece(p.src, p.orig));
+    });
     let orig = t.origs_in(0x1000_0000, 0x1000_0001)[0];
     let free_dst = 0x7000_0000;
     let mut i = 0usize;
