@@ -55,6 +55,7 @@ pub mod heap;
 pub mod lock;
 pub mod log;
 mod model;
+pub mod once;
 pub mod pins;
 pub mod process;
 pub mod ranges;

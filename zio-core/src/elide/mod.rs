@@ -22,6 +22,7 @@ pub use real_mem::RealMem;
 
 use crate::engine::{Busy, Cfg, Engine};
 use crate::lock::Lock;
+use crate::once::{self, Turn};
 use crate::uffd::{self, feature};
 use crate::{config, log::Level, real, thread, zio_log};
 use clock::clock_sample;
@@ -36,8 +37,8 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static HANDLER_FD: AtomicI32 = AtomicI32::new(-1);
 /// The engine exists (it records input from the first large one on).
 static MADE: AtomicBool = AtomicBool::new(false);
-/// Arming ([`armed`]): 0 not tried, 1 under way, 2 armed, 3 failed.
-static ARM: AtomicU8 = AtomicU8::new(0);
+/// Arming ([`armed`]), a [`once`] start.
+static ARM: AtomicU8 = AtomicU8::new(once::IDLE);
 /// Forks under way (between `fork_prepare` and `fork_finish`): no page
 /// may be left missing meanwhile ([`RealMem`] refuses).
 static FORKING: AtomicUsize = AtomicUsize::new(0);
@@ -97,9 +98,8 @@ pub fn activate() {
 /// of its fault's round trip.
 const SELF_TEST_MS: i32 = 1000;
 
-/// The self-test's outcome in this process: 0 not run, 1 running, 2
-/// passed, 3 failed.
-static SELF_TEST: AtomicU8 = AtomicU8::new(0);
+/// The self-test in this process, a [`once`] start.
+static SELF_TEST: AtomicU8 = AtomicU8::new(once::IDLE);
 
 /// True once userfaultfd has been seen to deliver and answer a fault in
 /// this process ([`crate::selftest::round_trip`], run by the first caller, without
@@ -107,9 +107,10 @@ static SELF_TEST: AtomicU8 = AtomicU8::new(0);
 /// as zio's own). A failure turns elision off for good, with one line
 /// saying why; callers meanwhile get false.
 fn self_tested() -> bool {
-    match SELF_TEST.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
-        Ok(_) => {}
-        Err(state) => return state == 2,
+    match once::begin(&SELF_TEST) {
+        Turn::Run => {}
+        Turn::Running => return false,
+        Turn::Done(ok) => return ok,
     }
     // Under valgrind (ZIO_VALGRIND) the test itself would hang: valgrind
     // runs one thread at a time, and the helper's fault holds it.
@@ -128,7 +129,7 @@ fn self_tested() -> bool {
         crate::runtime::elision_failed(libc::ETIMEDOUT);
         ACTIVE.store(false, Ordering::Relaxed);
     }
-    SELF_TEST.store(if r.is_ok() { 2 } else { 3 }, Ordering::Release);
+    once::finish(&SELF_TEST, r.is_ok());
     r.is_ok()
 }
 
@@ -136,13 +137,8 @@ fn self_tested() -> bool {
 /// running is this process's to run again, and the parent's threads are
 /// not the child's (its first copy arms the engine again).
 fn self_test_after_fork() {
-    // Loads first: a failed compare-exchange still writes the page.
-    if SELF_TEST.load(Ordering::Relaxed) == 1 {
-        SELF_TEST.store(0, Ordering::Relaxed);
-    }
-    if matches!(ARM.load(Ordering::Relaxed), 1 | 2) {
-        ARM.store(0, Ordering::Relaxed);
-    }
+    once::reset_after_fork(&SELF_TEST, true);
+    once::reset_after_fork(&ARM, false);
 }
 
 /// Makes the engine on the first large input: records only, no
@@ -175,22 +171,23 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
 /// why.
 fn armed() -> bool {
     // A load first: every copy that reaches the engine asks.
-    if ARM.load(Ordering::Acquire) == 2 {
+    if once::passed(&ARM) {
         return true;
     }
     // Nothing recorded yet: no copy can be elided, nothing to arm for.
     if !MADE.load(Ordering::Acquire) {
         return false;
     }
-    match ARM.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
-        Ok(_) => {}
-        Err(state) => return state == 2,
+    match once::begin(&ARM) {
+        Turn::Run => {}
+        Turn::Running => return false,
+        Turn::Done(ok) => return ok,
     }
     let ok = self_tested() && start_threads();
     if !ok {
         ACTIVE.store(false, Ordering::Relaxed);
     }
-    ARM.store(if ok { 2 } else { 3 }, Ordering::Release);
+    once::finish(&ARM, ok);
     ok
 }
 
