@@ -86,7 +86,9 @@ bench: build
 # (benches/crates, a workspace of its own; needs valgrind and libclang).
 # About a minute.
 crate-costs: build
-	python3 scripts/crate_costs.py | tee docs/results/crates.txt
+	python3 scripts/crate_costs.py > docs/results/crates.txt.new
+	mv docs/results/crates.txt.new docs/results/crates.txt
+	cat docs/results/crates.txt
 
 demo: deps build
 	bash scripts/demo.sh

@@ -58,6 +58,12 @@ def criterion_ns(exe, lib, ident):
     return float(m.group(1)) * scale
 
 
+def run_bin(name):
+    """Runs one of benches/crates' timing programs and prints its lines."""
+    print(subprocess.run([os.path.join(CRATES, "target", "release", name)], check=True,
+                         capture_output=True, text=True).stdout, end="")
+
+
 def main():
     cargo(["build", "--release"], CRATES)
     cargo(["build", "--release", "-p", "libzio"], ROOT)
@@ -85,20 +91,17 @@ def main():
         print(f"round {r}: " + ", ".join(f"{n} {v:.2f} ns" for n, v in ns.items()))
 
     print("== userfaultfd: ns per ioctl, crate and raw, alternating")
-    print(subprocess.run([os.path.join(CRATES, "target", "release", "uffd-ioctls")], check=True,
-                         capture_output=True, text=True).stdout, end="")
+    run_bin("uffd-ioctls")
     tree = cargo(["tree", "-p", "uffd-ioctls", "-e", "normal,build", "--prefix", "none"], CRATES)
     pulled = {l.split()[0] for l in tree.splitlines() if l.strip()} - {"uffd-ioctls", "libc"}
     print(f"the userfaultfd crate's build pulls in {len(pulled)} crates, bindgen among them: "
           f"{'yes' if 'bindgen' in pulled else 'no'}")
 
     print("== once_cell: ns per read of a set cell")
-    print(subprocess.run([os.path.join(CRATES, "target", "release", "once-get")], check=True,
-                         capture_output=True, text=True).stdout, end="")
+    run_bin("once-get")
 
     print("== crossbeam-skiplist: the record index at 640 records")
-    print(subprocess.run([os.path.join(CRATES, "target", "release", "skiplist-index")],
-                         check=True, capture_output=True, text=True).stdout, end="")
+    run_bin("skiplist-index")
 
 
 if __name__ == "__main__":
