@@ -43,8 +43,8 @@ impl Mem for NullMem {
     fn protect(&mut self, _a: usize, _len: usize, _on: bool) -> bool {
         true
     }
-    fn plain_readable(&mut self, _a: usize, _len: usize) -> bool {
-        false
+    fn read_plain(&mut self, _addr: usize, out: &mut [u8]) {
+        out.fill(0);
     }
     fn backup(&mut self, _src: usize, len: usize) -> Option<usize> {
         let a = self.next_backup;

@@ -22,6 +22,11 @@ use loom::sync::atomic::AtomicU32;
 /// under loom: every extra try multiplies the interleavings it explores).
 const SPINS: u32 = if cfg!(zio_loom) { 1 } else { 100 };
 
+/// Longest sleep of [`Lock::lock_polling`] between two polls, in
+/// nanoseconds.
+#[cfg(not(zio_loom))]
+pub const POLL_NS: i64 = 200_000;
+
 /// A mutex around `T`.
 pub struct Lock<T> {
     state: AtomicU32,
@@ -117,6 +122,31 @@ impl<T> Lock<T> {
         self.futex.wait(&self.state, 2);
     }
 
+    /// As [`Lock::sleep`], for at most `POLL_NS` (under loom, until
+    /// woken: loom has no clock).
+    fn sleep_briefly(&self) {
+        #[cfg(not(zio_loom))]
+        {
+            let t = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: POLL_NS as libc::c_long,
+            };
+            // SAFETY: FUTEX_WAIT on a valid, aligned u32 that outlives the
+            // call, with a relative timeout that lives across it.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    2u32,
+                    &t as *const libc::timespec,
+                );
+            }
+        }
+        #[cfg(zio_loom)]
+        self.futex.wait(&self.state, 2);
+    }
+
     fn wake_one(&self) {
         #[cfg(not(zio_loom))]
         futex(&self.state, libc::FUTEX_WAKE, 1);
@@ -150,6 +180,30 @@ impl<T> Lock<T> {
                 }
                 self.sleep();
             }
+        }
+        Guard { lock: self }
+    }
+
+    /// As [`Lock::lock`], calling `poll` before every sleep and sleeping at
+    /// most `POLL_NS` at a time: for a waiter that must keep serving
+    /// something the holder may be waiting for (the fault handler).
+    pub fn lock_polling(&self, mut poll: impl FnMut()) -> Guard<'_, T> {
+        for _ in 0..SPINS {
+            if self
+                .state
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Guard { lock: self };
+            }
+            core::hint::spin_loop();
+        }
+        loop {
+            poll();
+            if self.state.swap(2, Ordering::Acquire) == 0 {
+                break;
+            }
+            self.sleep_briefly();
         }
         Guard { lock: self }
     }

@@ -26,13 +26,6 @@ pub fn round_trip(u: &Uffd, timeout_ms: i32) -> Result<(), &'static str> {
 }
 
 fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static str> {
-    // poll() on a blocking userfaultfd answers POLLERR at once, and a
-    // blocking read would wait for good: the test's descriptor must not
-    // block for the timeout to hold.
-    // SAFETY: fcntl on our own descriptor, plain flags.
-    if unsafe { libc::fcntl(u.fd, libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
-        return Err("fcntl");
-    }
     u.register(page, PAGE).map_err(|_| "UFFDIO_REGISTER")?;
     let mask = crate::signals::block_all();
     let helper = std::thread::Builder::new()

@@ -381,7 +381,8 @@ impl Uffd {
     }
 }
 
-/// `UFFDIO_COPY`s made by [`fill_pages`], outside any [`Uffd`]'s count.
+/// ioctls made without the engine's lock ([`fill_pages`],
+/// [`zero_page_unlocked`]), outside any [`Uffd`]'s count.
 static UNLOCKED_CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Maps a copy of `bytes` (whole pages) at the missing pages from `dst` of
@@ -409,6 +410,30 @@ pub fn fill_pages(fd: c_int, dst: usize, bytes: &[u8]) -> usize {
     usize::try_from(c.copy).map_or(0, |done| done / PAGE)
 }
 
+/// Maps a zero page at `page` of `fd` if it is missing and wakes the
+/// threads waiting on it, without the engine's lock (a page the lock's
+/// holder is reading, [`crate::elide`]'s plain reads). Errors are left to
+/// the faulting thread, which faults again.
+pub fn zero_page_unlocked(fd: c_int, page: usize) {
+    UNLOCKED_CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut z = Zeropage {
+        range: Range {
+            start: page as u64,
+            len: PAGE as u64,
+        },
+        mode: 0,
+        zeropage: 0,
+    };
+    if ioctl_on(fd, UFFDIO_ZEROPAGE, &mut z) == Err(libc::EEXIST) {
+        UNLOCKED_CALLS.fetch_add(1, Ordering::Relaxed);
+        let mut r = Range {
+            start: page as u64,
+            len: PAGE as u64,
+        };
+        let _ = ioctl_on(fd, UFFDIO_WAKE, &mut r);
+    }
+}
+
 /// One ioctl `req` on `fd` with `arg`, the struct it expects.
 fn ioctl_on<T>(fd: c_int, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
     // SAFETY: `arg` is the struct this request expects, valid for the call;
@@ -420,7 +445,8 @@ fn ioctl_on<T>(fd: c_int, req: libc::c_ulong, arg: &mut T) -> Result<(), i32> {
     }
 }
 
-/// The ioctls [`fill_pages`] made in this process.
+/// The ioctls [`fill_pages`] and [`zero_page_unlocked`] made in this
+/// process.
 pub fn unlocked_calls() -> u64 {
     UNLOCKED_CALLS.load(Ordering::Relaxed)
 }
@@ -458,18 +484,45 @@ fn per_mapping(
     first_err
 }
 
-/// Blocks until the next message on descriptor `fd` (opened blocking).
+/// Waits for the next message on descriptor `fd` (opened non-blocking,
+/// as [`open`] opens it: reads first, and sleeps in `poll` only when
+/// none is there).
 pub fn read_msg(fd: c_int) -> Result<Msg, i32> {
+    loop {
+        match try_read_msg(fd) {
+            Ok(Some(m)) => return Ok(m),
+            Ok(None) => {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; no timeout.
+                if unsafe { libc::poll(&mut p, 1, -1) } < 0 && errno() != libc::EINTR {
+                    return Err(errno());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The next message on the non-blocking descriptor `fd` if one is there
+/// now, `None` if not.
+pub fn try_read_msg(fd: c_int) -> Result<Option<Msg>, i32> {
     let mut m = Msg::default();
     loop {
         // SAFETY: `m` is 32 writable bytes, the size of one uffd_msg.
         let n = unsafe { libc::read(fd, (&mut m as *mut Msg).cast(), core::mem::size_of::<Msg>()) };
         if n == core::mem::size_of::<Msg>() as isize {
-            return Ok(m);
+            return Ok(Some(m));
         }
         let e = errno();
-        if n < 0 && (e == libc::EINTR || e == libc::EAGAIN) {
+        if n < 0 && e == libc::EINTR {
             continue;
+        }
+        if n < 0 && e == libc::EAGAIN {
+            return Ok(None);
         }
         return Err(if n < 0 { e } else { libc::EIO });
     }
@@ -501,8 +554,10 @@ fn errno() -> i32 {
 }
 
 fn raw_open() -> Result<c_int, OpenError> {
-    // Blocking: the handler thread sleeps in read(2) until a fault arrives.
-    let flags = libc::O_CLOEXEC;
+    // Non-blocking: poll(2) on a blocking userfaultfd answers POLLERR at
+    // once, and the handler must be able to ask whether a fault is there
+    // without waiting (while it waits for the engine's lock).
+    let flags = libc::O_CLOEXEC | libc::O_NONBLOCK;
     // SAFETY: the userfaultfd system call takes only flags.
     let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) } as c_int;
     if fd >= 0 {

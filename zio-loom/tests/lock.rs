@@ -1,6 +1,7 @@
 //! loom checks of zio-core's futex lock (`zio-core/src/lock.rs`): every
-//! interleaving of contending threads keeps them apart (loom's cells
-//! check each access against the lock's acquire and release), none
+//! interleaving of contending threads (plain and polling) keeps them
+//! apart (loom's cells check each access against the lock's acquire and
+//! release), none
 //! sleeps forever (a lost wake-up leaves the model deadlocked, which loom
 //! reports), and a fork child's reset frees a lock its holder left held.
 
@@ -39,6 +40,27 @@ fn contending_threads_take_turns_and_all_finish() {
         for h in hs {
             h.join().unwrap();
         }
+        assert_eq!(value(&l), 3);
+    });
+}
+
+/// The fault handler's way in: a waiter that polls between its sleeps
+/// takes turns with plain lockers, and none sleeps forever.
+#[test]
+fn a_polling_waiter_takes_turns_with_lockers() {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(|| {
+        let l = Arc::new(Lock::new(UnsafeCell::new(0u32)));
+        let l2 = l.clone();
+        let h = thread::spawn(move || {
+            let g = l2.lock_polling(|| {});
+            // SAFETY: as in `add_one`.
+            g.with_mut(|p| unsafe { *p += 1 });
+        });
+        add_one(&l);
+        add_one(&l);
+        h.join().unwrap();
         assert_eq!(value(&l), 3);
     });
 }

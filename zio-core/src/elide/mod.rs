@@ -12,6 +12,7 @@
 pub mod bridge;
 mod calls;
 mod clock;
+mod plain_read;
 mod real_mem;
 mod threads;
 

@@ -27,9 +27,6 @@ pub struct RealMem {
     /// [`RealMem::register_checked`] forgets the pages it registers, so an
     /// entry stays true until then.
     unregistered: [usize; UNREGISTERED],
-    /// Pages found registered by [`Mem::plain_readable`]: not asked again
-    /// (an entry gone stale only makes it answer false once too often).
-    registered_seen: [usize; UNREGISTERED],
     /// Mappings found shared, file-backed or read-only, most recent last,
     /// with the answers each may still give: never elided into, and asked
     /// about once per [`REFUSED_USES`] copies instead of at every one (a
@@ -44,8 +41,7 @@ pub struct RealMem {
     pub(super) time: EngineTime,
 }
 
-/// Pages each of [`RealMem::unregistered`] and
-/// [`RealMem::registered_seen`] remembers.
+/// Pages [`RealMem::unregistered`] remembers.
 const UNREGISTERED: usize = 32;
 
 /// Mappings [`RealMem::refused`] remembers.
@@ -86,7 +82,6 @@ impl RealMem {
             registrations: 0,
             madvise_calls: 0,
             unregistered: [usize::MAX; UNREGISTERED],
-            registered_seen: [usize::MAX; UNREGISTERED],
             refused: [(0, 0, 0); REFUSED],
             time: EngineTime::new(),
         }
@@ -273,26 +268,11 @@ impl Mem for RealMem {
         }
     }
 
-    fn plain_readable(&mut self, a: usize, len: usize) -> bool {
-        let mut p = a;
-        while p < a + len {
-            if self.registered_seen.contains(&p) {
-                return false;
-            }
-            if !self.unregistered.contains(&p) {
-                // One zero-page request tells: ENOENT, not registered;
-                // anything else, registered (a missing page got zeros,
-                // which the caller's comparison then tells apart).
-                if self.uffd.zeropage_page(p) == Err(libc::ENOENT) {
-                    remember(&mut self.unregistered, p);
-                } else {
-                    remember(&mut self.registered_seen, p);
-                    return false;
-                }
-            }
-            p += PAGE;
-        }
-        true
+    fn read_plain(&mut self, addr: usize, out: &mut [u8]) {
+        // SAFETY: the engine holds the lock and nothing of zio's in these
+        // pages (the trait's contract); they hold the source of the copy
+        // being decided, which the program has mapped.
+        unsafe { super::plain_read::read(addr, out) };
     }
 
     fn zero_range(&mut self, a: usize, len: usize) {

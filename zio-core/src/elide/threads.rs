@@ -1,18 +1,22 @@
-//! zio's own threads: the fault handler (one blocking read of the
+//! zio's own threads: the fault handler (one read of the
 //! userfaultfd per fault, resolved under the engine's lock) and the
 //! periodic collector.
 
 use core::sync::atomic::Ordering;
 
 use super::clock::ticks;
-use super::{counters_of, free_all, publish, ENGINE, HANDLER_FD};
+use super::{counters_of, free_all, plain_read, publish, ENGINE, HANDLER_FD};
 use crate::log::Level;
 use crate::{config, statfile, thread, uffd, zio_log};
 
-/// The fault handler: one blocking read per fault, resolved under the lock.
+/// The fault handler: one read per fault, resolved under the lock.
+/// A fault in the pages the lock's holder is reading
+/// ([`super::plain_read`]) is served without it, also while the handler
+/// waits for the lock: faults read meanwhile are kept for after.
 pub(super) fn handler_loop() {
     thread::mark_zio_thread();
     let fd = HANDLER_FD.load(Ordering::Relaxed);
+    let mut kept: Vec<uffd::Msg> = Vec::new();
     loop {
         let m = match uffd::read_msg(fd) {
             Ok(m) => m,
@@ -25,21 +29,30 @@ pub(super) fn handler_loop() {
                 return;
             }
         };
-        if m.event != uffd::EVENT_PAGEFAULT {
+        if m.event != uffd::EVENT_PAGEFAULT || plain_read::serve(fd, &m) {
             continue;
         }
         let t0 = ticks();
-        let mut g = ENGINE.lock();
+        let mut g = ENGINE.lock_polling(|| {
+            while let Ok(Some(m)) = uffd::try_read_msg(fd) {
+                if m.event == uffd::EVENT_PAGEFAULT && !plain_read::serve(fd, &m) {
+                    kept.push(m);
+                }
+            }
+        });
         if let Some(e) = g.as_mut() {
-            if m.flags & uffd::PAGEFAULT_FLAG_WP != 0 {
-                // Busy: the writer stays blocked until the pin is dropped.
-                let _ = e.on_wp_fault(m.address as usize);
-            } else {
-                e.on_missing_fault(m.address as usize);
+            for m in core::iter::once(m).chain(kept.drain(..)) {
+                if m.flags & uffd::PAGEFAULT_FLAG_WP != 0 {
+                    // Busy: the writer stays blocked until the pin is dropped.
+                    let _ = e.on_wp_fault(m.address as usize);
+                } else {
+                    e.on_missing_fault(m.address as usize);
+                }
             }
             publish(e);
             e.mem.time.background_call(t0);
         }
+        kept.clear();
     }
 }
 

@@ -50,11 +50,12 @@ pub trait Mem {
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool;
     /// The program unmapped `[a, a+len)`: forget what is known about it.
     fn forget(&mut self, _a: usize, _len: usize) {}
-    /// True if the program's plain memory `[a, a+len)` (page-aligned) can
-    /// be read under zio's lock: none of it is registered, so no access
-    /// there can wait for the fault handler. False when that is not known
-    /// cheaply (the caller then leaves it alone).
-    fn plain_readable(&mut self, a: usize, len: usize) -> bool;
+    /// Reads the program's plain memory at `addr` into `out` (a few pages
+    /// at most) under zio's lock, where zio holds nothing: no pieces, no
+    /// pages left unfilled. A page there that was discarded behind zio's
+    /// back (registered and missing) reads as zeros, as the kernel would
+    /// map it, instead of waiting for a handler that needs this lock.
+    fn read_plain(&mut self, addr: usize, out: &mut [u8]);
     /// True if the page-aligned `[a, a+len)`, which zio left missing when it
     /// was freed, can still be elided into as it is: still the registered
     /// memory zio left there (the allocator may have unmapped and mapped it

@@ -393,3 +393,60 @@ fn copy_too_small_to_elide_is_left_to_the_program() {
     assert!(w.output(dst, n) == data);
     w.check_all();
 }
+
+/// Two connections' chains through a thread heap's chunks, laid out as
+/// glibc lays them out: one input 16 bytes into a page, the other 0xb70
+/// into one, and two links whose second starts in the page the first
+/// ends in. The fringes a link copies for real lie on pages registered
+/// by earlier copies; their hints are proved there all the same, so
+/// every link elides all of its whole pages (no real copy grows along
+/// the chain, no page is filled), with one registration check per copy.
+#[test]
+fn fringes_on_registered_pages_are_proved() {
+    let (mut w, n, _) = chain_world();
+    let inputs = [BASE + 60 * PAGE + 0x10, BASE + 10 * PAGE + 0xb70];
+    let x = inputs[1] + n + 0x1020;
+    let chunks = [x, x + n + 0x10];
+    let copies = 12;
+    for seed in 0..4u8 {
+        message(
+            &mut w,
+            inputs[usize::from(seed % 2)],
+            chunks,
+            n,
+            copies,
+            seed,
+        );
+    }
+    let before = (
+        w.e.counters.copied_bytes,
+        w.fills,
+        w.e.mem.check_calls,
+        w.e.paths.fringe_hits,
+        w.e.mem.plain_reads,
+    );
+    for seed in 4..12u8 {
+        message(
+            &mut w,
+            inputs[usize::from(seed % 2)],
+            chunks,
+            n,
+            copies,
+            seed,
+        );
+    }
+    let links = 8 * copies as u64;
+    // A message copies for real its input's two partial pages (written
+    // back from zio's memory) and each link's two: a page's worth each.
+    let per_message = (w.e.counters.copied_bytes - before.0) / 8;
+    assert!(
+        per_message <= ((copies + 1) * PAGE) as u64,
+        "{per_message} bytes copied per message"
+    );
+    assert_eq!(w.fills - before.1, 0, "pages filled");
+    assert_eq!(w.e.mem.check_calls - before.2, links, "registration checks");
+    assert_eq!(w.e.paths.fringe_hits - before.3, links, "fringe hits");
+    assert!(w.e.mem.plain_reads - before.4 >= links, "plain reads");
+    assert_eq!(w.e.counters.elided_copies, 12 * copies as u64);
+    w.check_all();
+}

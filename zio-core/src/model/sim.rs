@@ -44,6 +44,8 @@ pub(super) struct Sim {
     /// Every fill fails, as `UFFDIO_COPY` does when the kernel is out of
     /// memory.
     pub(super) refuse_fills: bool,
+    /// Reads of plain memory under the lock ([`Mem::read_plain`]).
+    pub(super) plain_reads: u64,
 }
 
 impl Sim {
@@ -66,6 +68,7 @@ impl Sim {
             check_calls: 0,
             fill_calls: 0,
             refuse_fills: false,
+            plain_reads: 0,
         }
     }
     pub(super) fn idx(addr: usize) -> usize {
@@ -208,9 +211,17 @@ impl Mem for Sim {
             p.data[(addr + i) % PAGE] = b;
         }
     }
-    fn plain_readable(&mut self, a: usize, len: usize) -> bool {
-        (Self::idx(a)..Self::idx(a + len - 1) + 1)
-            .all(|i| !self.registered[i] && self.pages[i].present)
+    fn read_plain(&mut self, addr: usize, out: &mut [u8]) {
+        self.plain_reads += 1;
+        for i in Self::idx(addr)..Self::idx(addr + out.len() - 1) + 1 {
+            let p = &mut self.pages[i];
+            if !p.present {
+                assert!(self.registered[i], "a missing page not registered");
+                p.data.iter_mut().for_each(|b| *b = 0);
+                p.present = true;
+            }
+        }
+        self.read(addr, out);
     }
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
         self.protect_calls += 1;
