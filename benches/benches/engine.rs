@@ -46,6 +46,7 @@ impl Mem for NullMem {
     fn read_plain(&mut self, _addr: usize, out: &mut [u8]) {
         out.fill(0);
     }
+    fn write_plain(&mut self, _addr: usize, _data: &[u8]) {}
     fn backup(&mut self, _src: usize, len: usize) -> Option<usize> {
         let a = self.next_backup;
         self.next_backup += (len + 4095) & !4095;

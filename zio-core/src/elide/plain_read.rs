@@ -1,18 +1,19 @@
-//! The one read of program memory zio makes under its lock that may fault:
-//! plain bytes a fringe hint is checked against. zio holds nothing in
-//! those pages, but one may have been discarded behind its back (still
-//! registered, now missing), and its fault would go to the handler, which
-//! needs the lock the reader holds. So the reader names the pages it
-//! reads, and the handler serves a missing fault there with a zero page,
-//! without the lock: what the kernel maps at a discarded page.
+//! zio's accesses to plain program memory under its lock that may fault:
+//! the bytes a fringe hint is checked against, and a redirected input's
+//! partial end pages written for real. zio holds nothing in those pages,
+//! but one may have been discarded behind its back (still registered,
+//! now missing), and its fault would go to the handler, which needs the
+//! lock the accessing thread holds. So that thread names the pages it
+//! accesses, and the handler serves a missing fault there with a zero
+//! page, without the lock: what the kernel maps at a discarded page.
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 use crate::ranges::{page_down, page_up, PAGE};
 use crate::uffd::{self, Msg};
 
-/// The pages being read: the first page's address plus their count (in
-/// the low bits), 0 for none. One word, so that the handler never sees
+/// The pages being accessed: the first page's address plus their count
+/// (in the low bits), 0 for none. One word, so that the handler never sees
 /// the start of one read with the end of another. Written only by the
 /// engine lock's holder.
 static READING: AtomicUsize = AtomicUsize::new(0);
@@ -28,21 +29,39 @@ static SERVING: AtomicBool = AtomicBool::new(false);
 /// readable; zio holds nothing in its pages (no pieces, none left
 /// unfilled), so zeros are their contents wherever they are missing.
 pub(super) unsafe fn read(a: usize, out: &mut [u8]) {
-    let (p0, p1) = (page_down(a), page_up(a + out.len()));
+    // SAFETY: the caller's contract; a fault there is served by `serve`.
+    within(a, out.len(), || unsafe {
+        core::ptr::copy_nonoverlapping(a as *const u8, out.as_mut_ptr(), out.len())
+    });
+}
+
+/// Writes `data` at `a` (at most a few pages).
+///
+/// # Safety
+/// As for [`read`], and the range is writable and not write-protected.
+pub(super) unsafe fn write(a: usize, data: &[u8]) {
+    // SAFETY: the caller's contract; a fault there is served by `serve`.
+    within(a, data.len(), || unsafe {
+        core::ptr::copy_nonoverlapping(data.as_ptr(), a as *mut u8, data.len())
+    });
+}
+
+/// Runs `access` with the pages of `[a, a+len)` published to the handler.
+fn within(a: usize, len: usize, access: impl FnOnce()) {
+    let (p0, p1) = (page_down(a), page_up(a + len));
     debug_assert!((p1 - p0) / PAGE < PAGE);
     READING.store(p0 | ((p1 - p0) / PAGE), SeqCst);
-    // SAFETY: the caller's contract; a fault here is served by `serve`.
-    unsafe { core::ptr::copy_nonoverlapping(a as *const u8, out.as_mut_ptr(), out.len()) };
+    access();
     READING.store(0, SeqCst);
     // Sequentially consistent with `serve`'s two accesses: either the
-    // handler saw the pages no longer read, or this sees it serving.
+    // handler saw the pages no longer accessed, or this sees it serving.
     while SERVING.load(SeqCst) {
         core::hint::spin_loop();
     }
 }
 
 /// Serves `m` on descriptor `fd` if it is a missing fault in the pages
-/// being read: maps a zero page there and wakes the waiters. True if so.
+/// being accessed: maps a zero page there and wakes the waiters. True if so.
 pub(super) fn serve(fd: i32, m: &Msg) -> bool {
     if m.flags & uffd::PAGEFAULT_FLAG_WP != 0 {
         return false;

@@ -275,6 +275,13 @@ impl Mem for RealMem {
         unsafe { super::plain_read::read(addr, out) };
     }
 
+    fn write_plain(&mut self, addr: usize, data: &[u8]) {
+        // SAFETY: the lock is held and zio holds nothing in these pages
+        // (the trait's contract); the engine writes only a redirected
+        // input's own buffer there, released (unprotected) before.
+        unsafe { super::plain_read::write(addr, data) };
+    }
+
     fn zero_range(&mut self, a: usize, len: usize) {
         self.zero_registered(a, len, Uffd::zero_writable);
     }

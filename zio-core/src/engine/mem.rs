@@ -56,6 +56,11 @@ pub trait Mem {
     /// back (registered and missing) reads as zeros, as the kernel would
     /// map it, instead of waiting for a handler that needs this lock.
     fn read_plain(&mut self, addr: usize, out: &mut [u8]);
+    /// Writes `data` into the program's plain, unprotected memory at
+    /// `addr` (a page at most) under zio's lock, where zio holds nothing,
+    /// as [`Mem::read_plain`] reads it: a page discarded behind zio's back
+    /// gets zeros first.
+    fn write_plain(&mut self, addr: usize, data: &[u8]);
     /// True if the page-aligned `[a, a+len)`, which zio left missing when it
     /// was freed, can still be elided into as it is: still the registered
     /// memory zio left there (the allocator may have unmapped and mapped it

@@ -280,12 +280,17 @@ impl<M: Mem> Engine<M> {
     fn write_part(&mut self, a: usize, r: &Redirect, lo: usize, hi: usize) {
         // Under the lock: pages without pieces are unprotected (released
         // before) and present (dropped ones were just filled, those a free
-        // left unfilled get fresh pages, one the allocator discarded behind
-        // zio's back a zero page), so the write cannot fault into the
-        // handler.
+        // left unfilled get fresh pages), so the write cannot fault into
+        // the handler, but for a page the allocator discarded behind
+        // zio's back: written plain where zio holds nothing there (the
+        // handler then maps zeros without the lock), given a zero page
+        // first otherwise.
         let (p0, p1) = (page_down(lo), page_up(hi));
-        for (s, e) in self.unfilled.gaps(p0, p1) {
-            self.mem.zero_if_missing(s, e - s);
+        let plain = !self.t.has_pieces_in(p0, p1);
+        if !plain {
+            for (s, e) in self.unfilled.gaps(p0, p1) {
+                self.mem.zero_if_missing(s, e - s);
+            }
         }
         self.refill(p0, p1);
         let mut bytes = [0u8; PAGE];
@@ -294,7 +299,11 @@ impl<M: Mem> Engine<M> {
             let end = hi.min(page_down(pos) + PAGE);
             let chunk = &mut bytes[..end - pos];
             self.mem.read(r.to + (pos - a), chunk);
-            self.mem.write(pos, chunk);
+            if plain {
+                self.mem.write_plain(pos, chunk);
+            } else {
+                self.mem.write(pos, chunk);
+            }
             pos = end;
         }
         self.counters.copied_bytes += (hi - lo) as u64;
@@ -402,11 +411,17 @@ impl<M: Mem> Engine<M> {
         // A page a free left unfilled reads as zeros and is missing
         // already; any other is read under the lock, so a page the
         // allocator discarded behind zio's back (never written since)
-        // gets a zero page first rather than a fault into the handler.
+        // reads as zeros rather than fault into a handler needing it:
+        // plainly where zio holds nothing there, after a zero page
+        // otherwise.
         let unfilled = self.unfilled.covers(lo, page_end);
         if !unfilled {
-            self.mem.zero_if_missing(lo, PAGE);
-            self.mem.read(hi, old);
+            if self.t.has_pieces_in(lo, page_end) {
+                self.mem.zero_if_missing(lo, PAGE);
+                self.mem.read(hi, old);
+            } else {
+                self.mem.read_plain(hi, old);
+            }
         }
         self.mem.write(r.to + (hi - a), old);
         let moved = if unfilled {

@@ -401,6 +401,8 @@ fn copy_too_small_to_elide_is_left_to_the_program() {
 /// by earlier copies; their hints are proved there all the same, so
 /// every link elides all of its whole pages (no real copy grows along
 /// the chain, no page is filled), with one registration check per copy.
+/// The inputs' partial end pages, written for real from zio's memory,
+/// are written plain: no zero-page call makes sure of them first.
 #[test]
 fn fringes_on_registered_pages_are_proved() {
     let (mut w, n, _) = chain_world();
@@ -424,6 +426,8 @@ fn fringes_on_registered_pages_are_proved() {
         w.e.mem.check_calls,
         w.e.paths.fringe_hits,
         w.e.mem.plain_reads,
+        w.e.mem.zero_calls,
+        w.e.mem.plain_writes,
     );
     for seed in 4..12u8 {
         message(
@@ -447,6 +451,8 @@ fn fringes_on_registered_pages_are_proved() {
     assert_eq!(w.e.mem.check_calls - before.2, links, "registration checks");
     assert_eq!(w.e.paths.fringe_hits - before.3, links, "fringe hits");
     assert!(w.e.mem.plain_reads - before.4 >= links, "plain reads");
+    assert_eq!(w.e.mem.zero_calls - before.5, 0, "zero-page calls");
+    assert!(w.e.mem.plain_writes - before.6 >= 8, "plain writes");
     assert_eq!(w.e.counters.elided_copies, 12 * copies as u64);
     w.check_all();
 }

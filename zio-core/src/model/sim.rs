@@ -46,6 +46,8 @@ pub(super) struct Sim {
     pub(super) refuse_fills: bool,
     /// Reads of plain memory under the lock ([`Mem::read_plain`]).
     pub(super) plain_reads: u64,
+    /// Writes of plain memory under the lock ([`Mem::write_plain`]).
+    pub(super) plain_writes: u64,
 }
 
 impl Sim {
@@ -69,10 +71,23 @@ impl Sim {
             fill_calls: 0,
             refuse_fills: false,
             plain_reads: 0,
+            plain_writes: 0,
         }
     }
     pub(super) fn idx(addr: usize) -> usize {
         (addr - BASE) / PAGE
+    }
+    /// What the handler does for a plain access: a missing page (one
+    /// discarded behind zio's back) gets zeros.
+    fn zero_discarded(&mut self, addr: usize, len: usize) {
+        for i in Self::idx(addr)..Self::idx(addr + len - 1) + 1 {
+            let p = &mut self.pages[i];
+            if !p.present {
+                assert!(self.registered[i], "a missing page not registered");
+                p.data.iter_mut().for_each(|b| *b = 0);
+                p.present = true;
+            }
+        }
     }
 }
 
@@ -213,15 +228,13 @@ impl Mem for Sim {
     }
     fn read_plain(&mut self, addr: usize, out: &mut [u8]) {
         self.plain_reads += 1;
-        for i in Self::idx(addr)..Self::idx(addr + out.len() - 1) + 1 {
-            let p = &mut self.pages[i];
-            if !p.present {
-                assert!(self.registered[i], "a missing page not registered");
-                p.data.iter_mut().for_each(|b| *b = 0);
-                p.present = true;
-            }
-        }
+        self.zero_discarded(addr, out.len());
         self.read(addr, out);
+    }
+    fn write_plain(&mut self, addr: usize, data: &[u8]) {
+        self.plain_writes += 1;
+        self.zero_discarded(addr, data.len());
+        self.write(addr, data);
     }
     fn protect(&mut self, a: usize, len: usize, on: bool) -> bool {
         self.protect_calls += 1;
