@@ -410,16 +410,13 @@ fn fringes_on_registered_pages_are_proved() {
     let x = inputs[1] + n + 0x1020;
     let chunks = [x, x + n + 0x10];
     let copies = 12;
-    for seed in 0..4u8 {
-        message(
-            &mut w,
-            inputs[usize::from(seed % 2)],
-            chunks,
-            n,
-            copies,
-            seed,
-        );
-    }
+    let messages = |w: &mut World, seeds: core::ops::Range<u8>| {
+        for seed in seeds {
+            let input = inputs[usize::from(seed % 2)];
+            message(w, input, chunks, n, copies, seed);
+        }
+    };
+    messages(&mut w, 0..4);
     let before = (
         w.e.counters.copied_bytes,
         w.fills,
@@ -429,16 +426,7 @@ fn fringes_on_registered_pages_are_proved() {
         w.e.mem.zero_calls,
         w.e.mem.plain_writes,
     );
-    for seed in 4..12u8 {
-        message(
-            &mut w,
-            inputs[usize::from(seed % 2)],
-            chunks,
-            n,
-            copies,
-            seed,
-        );
-    }
+    messages(&mut w, 4..12);
     let links = 8 * copies as u64;
     // A message copies for real its input's two partial pages (written
     // back from zio's memory) and each link's two: a page's worth each.
