@@ -45,16 +45,26 @@ pub struct Guard<'a, T> {
     lock: &'a Lock<T>,
 }
 
+/// FUTEX_WAIT or FUTEX_WAKE on `word`; a wait gives up after `timeout_ns`
+/// if one is given.
 #[cfg(not(zio_loom))]
-fn futex(word: &AtomicU32, op: i32, val: u32) {
-    // SAFETY: FUTEX_WAIT/WAKE on a valid, aligned u32 that outlives the call.
+fn futex(word: &AtomicU32, op: i32, val: u32, timeout_ns: Option<i64>) {
+    let t = timeout_ns.map(|ns| libc::timespec {
+        tv_sec: 0,
+        tv_nsec: ns as libc::c_long,
+    });
+    let tp = t
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT/WAKE on a valid, aligned u32 that outlives the
+    // call, with a relative timeout (or none) that lives across it.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             op | libc::FUTEX_PRIVATE_FLAG,
             val,
-            core::ptr::null::<libc::timespec>(),
+            tp,
         );
     }
 }
@@ -115,47 +125,41 @@ impl<T> Lock<T> {
         }
     }
 
-    fn sleep(&self) {
+    /// Sleeps while the lock is held with waiters: until woken, or for at
+    /// most `POLL_NS` if `brief` (under loom, until woken: loom has no
+    /// clock).
+    fn sleep(&self, brief: bool) {
         #[cfg(not(zio_loom))]
-        futex(&self.state, libc::FUTEX_WAIT, 2);
+        futex(&self.state, libc::FUTEX_WAIT, 2, brief.then_some(POLL_NS));
         #[cfg(zio_loom)]
-        self.futex.wait(&self.state, 2);
-    }
-
-    /// As [`Lock::sleep`], for at most `POLL_NS` (under loom, until
-    /// woken: loom has no clock).
-    fn sleep_briefly(&self) {
-        #[cfg(not(zio_loom))]
         {
-            let t = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: POLL_NS as libc::c_long,
-            };
-            // SAFETY: FUTEX_WAIT on a valid, aligned u32 that outlives the
-            // call, with a relative timeout that lives across it.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_futex,
-                    self.state.as_ptr(),
-                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                    2u32,
-                    &t as *const libc::timespec,
-                );
-            }
+            let _ = brief;
+            self.futex.wait(&self.state, 2);
         }
-        #[cfg(zio_loom)]
-        self.futex.wait(&self.state, 2);
     }
 
     fn wake_one(&self) {
         #[cfg(not(zio_loom))]
-        futex(&self.state, libc::FUTEX_WAKE, 1);
+        futex(&self.state, libc::FUTEX_WAKE, 1, None);
         #[cfg(zio_loom)]
         self.futex.wake();
     }
 
     /// Waits for and takes the lock.
+    #[inline]
     pub fn lock(&self) -> Guard<'_, T> {
+        self.acquire(|| {}, false)
+    }
+
+    /// As [`Lock::lock`], calling `poll` before every sleep and sleeping at
+    /// most `POLL_NS` at a time: for a waiter that must keep serving
+    /// something the holder may be waiting for (the fault handler).
+    pub fn lock_polling(&self, poll: impl FnMut()) -> Guard<'_, T> {
+        self.acquire(poll, true)
+    }
+
+    #[inline(always)]
+    fn acquire(&self, mut poll: impl FnMut(), brief: bool) -> Guard<'_, T> {
         if self
             .state
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -175,35 +179,12 @@ impl<T> Lock<T> {
                     }
                     continue;
                 }
+                poll();
                 if self.state.swap(2, Ordering::Acquire) == 0 {
                     break;
                 }
-                self.sleep();
+                self.sleep(brief);
             }
-        }
-        Guard { lock: self }
-    }
-
-    /// As [`Lock::lock`], calling `poll` before every sleep and sleeping at
-    /// most `POLL_NS` at a time: for a waiter that must keep serving
-    /// something the holder may be waiting for (the fault handler).
-    pub fn lock_polling(&self, mut poll: impl FnMut()) -> Guard<'_, T> {
-        for _ in 0..SPINS {
-            if self
-                .state
-                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Guard { lock: self };
-            }
-            core::hint::spin_loop();
-        }
-        loop {
-            poll();
-            if self.state.swap(2, Ordering::Acquire) == 0 {
-                break;
-            }
-            self.sleep_briefly();
         }
         Guard { lock: self }
     }

@@ -64,16 +64,11 @@ fn round_trip_on(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static 
 
 /// Waits for the helper's fault on `page` and maps a zero page there.
 fn answer_one_fault(u: &Uffd, page: usize, timeout_ms: i32) -> Result<(), &'static str> {
-    let mut p = libc::pollfd {
-        fd: u.fd,
-        events: libc::POLLIN,
-        revents: 0,
+    let m = match uffd::wait_msg(u.fd, timeout_ms) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err("fault delivery"),
+        Err(_) => return Err("read"),
     };
-    // SAFETY: `p` is one valid pollfd.
-    if unsafe { libc::poll(&mut p, 1, timeout_ms) } != 1 || p.revents & libc::POLLIN == 0 {
-        return Err("fault delivery");
-    }
-    let m = uffd::read_msg(u.fd).map_err(|_| "read")?;
     if m.event != uffd::EVENT_PAGEFAULT || (m.address as usize & !(PAGE - 1)) != page {
         return Err("fault message");
     }

@@ -489,22 +489,28 @@ fn per_mapping(
 /// none is there).
 pub fn read_msg(fd: c_int) -> Result<Msg, i32> {
     loop {
-        match try_read_msg(fd) {
-            Ok(Some(m)) => return Ok(m),
-            Ok(None) => {
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd; no timeout.
-                if unsafe { libc::poll(&mut p, 1, -1) } < 0 && errno() != libc::EINTR {
-                    return Err(errno());
-                }
-            }
-            Err(e) => return Err(e),
+        if let Some(m) = wait_msg(fd, -1)? {
+            return Ok(m);
         }
     }
+}
+
+/// The next message on the non-blocking descriptor `fd`, waiting for it
+/// up to `timeout_ms` (-1: without end); `None` if none came.
+pub fn wait_msg(fd: c_int, timeout_ms: c_int) -> Result<Option<Msg>, i32> {
+    if let Some(m) = try_read_msg(fd)? {
+        return Ok(Some(m));
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&mut p, 1, timeout_ms) } < 0 && errno() != libc::EINTR {
+        return Err(errno());
+    }
+    try_read_msg(fd)
 }
 
 /// The next message on the non-blocking descriptor `fd` if one is there

@@ -12,7 +12,7 @@
 pub mod bridge;
 mod calls;
 mod clock;
-mod plain_read;
+mod plain_access;
 mod real_mem;
 mod threads;
 

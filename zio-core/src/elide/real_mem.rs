@@ -272,14 +272,14 @@ impl Mem for RealMem {
         // SAFETY: the engine holds the lock and nothing of zio's in these
         // pages (the trait's contract); they hold the source of the copy
         // being decided, which the program has mapped.
-        unsafe { super::plain_read::read(addr, out) };
+        unsafe { super::plain_access::read(addr, out) };
     }
 
     fn write_plain(&mut self, addr: usize, data: &[u8]) {
         // SAFETY: the lock is held and zio holds nothing in these pages
         // (the trait's contract); the engine writes only a redirected
         // input's own buffer there, released (unprotected) before.
-        unsafe { super::plain_read::write(addr, data) };
+        unsafe { super::plain_access::write(addr, data) };
     }
 
     fn zero_range(&mut self, a: usize, len: usize) {

@@ -5,13 +5,13 @@
 use core::sync::atomic::Ordering;
 
 use super::clock::ticks;
-use super::{counters_of, free_all, plain_read, publish, ENGINE, HANDLER_FD};
+use super::{counters_of, free_all, plain_access, publish, ENGINE, HANDLER_FD};
 use crate::log::Level;
 use crate::{config, statfile, thread, uffd, zio_log};
 
 /// The fault handler: one read per fault, resolved under the lock.
 /// A fault in the pages the lock's holder is reading
-/// ([`super::plain_read`]) is served without it, also while the handler
+/// ([`super::plain_access`]) is served without it, also while the handler
 /// waits for the lock: faults read meanwhile are kept for after.
 pub(super) fn handler_loop() {
     thread::mark_zio_thread();
@@ -29,13 +29,13 @@ pub(super) fn handler_loop() {
                 return;
             }
         };
-        if m.event != uffd::EVENT_PAGEFAULT || plain_read::serve(fd, &m) {
+        if m.event != uffd::EVENT_PAGEFAULT || plain_access::serve(fd, &m) {
             continue;
         }
         let t0 = ticks();
         let mut g = ENGINE.lock_polling(|| {
             while let Ok(Some(m)) = uffd::try_read_msg(fd) {
-                if m.event == uffd::EVENT_PAGEFAULT && !plain_read::serve(fd, &m) {
+                if m.event == uffd::EVENT_PAGEFAULT && !plain_access::serve(fd, &m) {
                     kept.push(m);
                 }
             }

@@ -16,7 +16,7 @@ use crate::uffd::{self, Msg};
 /// (in the low bits), 0 for none. One word, so that the handler never sees
 /// the start of one read with the end of another. Written only by the
 /// engine lock's holder.
-static READING: AtomicUsize = AtomicUsize::new(0);
+static ACCESSING: AtomicUsize = AtomicUsize::new(0);
 
 /// Set while the handler decides on and serves a fault: the reader does
 /// not leave its pages (and let the engine change them) before it is done.
@@ -50,9 +50,9 @@ pub(super) unsafe fn write(a: usize, data: &[u8]) {
 fn within(a: usize, len: usize, access: impl FnOnce()) {
     let (p0, p1) = (page_down(a), page_up(a + len));
     debug_assert!((p1 - p0) / PAGE < PAGE);
-    READING.store(p0 | ((p1 - p0) / PAGE), SeqCst);
+    ACCESSING.store(p0 | ((p1 - p0) / PAGE), SeqCst);
     access();
-    READING.store(0, SeqCst);
+    ACCESSING.store(0, SeqCst);
     // Sequentially consistent with `serve`'s two accesses: either the
     // handler saw the pages no longer accessed, or this sees it serving.
     while SERVING.load(SeqCst) {
@@ -68,7 +68,7 @@ pub(super) fn serve(fd: i32, m: &Msg) -> bool {
     }
     let addr = m.address as usize;
     SERVING.store(true, SeqCst);
-    let r = READING.load(SeqCst);
+    let r = ACCESSING.load(SeqCst);
     let p0 = page_down(r);
     let hit = r != 0 && p0 <= addr && addr < p0 + (r - p0) * PAGE;
     if hit {
