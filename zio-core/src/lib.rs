@@ -32,7 +32,8 @@
 //! - [`elide`]: the engine in the running process: its lock ([`lock`]), the
 //!   userfaultfd backend, the handler and collector threads, and the entry
 //!   points the hooks call. [`vma`] says which memory may be elided into;
-//!   [`heap`] is the private allocator zio's own data lives in.
+//!   [`heap`] is the private allocator zio's own data lives in; [`cover`]
+//!   is what the engine tracks, as hooks read it without the lock.
 //! - `model` (tests only): the engine against a simulated address space,
 //!   byte for byte against plain copies.
 //!
@@ -49,6 +50,7 @@
 
 pub mod claim;
 pub mod config;
+pub mod cover;
 pub mod elide;
 pub mod engine;
 pub mod heap;

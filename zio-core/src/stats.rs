@@ -444,6 +444,7 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("engine_us_program", |c| c.program_ns / 1000),
     ("engine_us_zio", |c| c.background_ns / 1000),
     ("lock_wait_us_program", |c| c.lock_wait_ns / 1000),
+    ("engine_calls_program", |c| c.program_calls),
 ];
 
 /// The reader of the engine counter called `name` (as the summary prints

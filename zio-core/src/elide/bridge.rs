@@ -62,7 +62,7 @@ pub fn resolve(a: usize, n: usize) -> Option<Gather> {
     }
     let _inside = thread::enter()?;
     // Frees stay queued: the caller is about to hold pins (as for output).
-    let g = run_engine(false, |e| Ok(e.resolve_for_stack(a, n)))?;
+    let g = run_engine(false, |e| Ok(e.resolve_for_stack(a, n)), |_| false)?;
     if g.substituted == 0 {
         return None; // no piece, so nothing was pinned
     }

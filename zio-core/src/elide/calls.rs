@@ -1,13 +1,14 @@
 //! The entry points the hooks call, one per kind of call: copies, input,
 //! output, free and realloc, unmaps and discards, fork. Each takes the
 //! engine's lock, asks the engine, releases the lock, then does what
-//! touches program memory.
+//! touches program memory; a copy, free or output of memory the cover
+//! leaves clear takes no lock.
 
 use core::sync::atomic::Ordering;
 
 use super::{
-    armed, ensure_started, publish, run_engine, tracking, with_engine, ACTIVE, ENGINE, HANDLER_FD,
-    MADE,
+    armed, block_is_clear, bytes_are_clear, copy_is_clear, ensure_started, publish, run_engine,
+    tracking, with_engine, with_engine_quiet, ACTIVE, COVER, ENGINE, HANDLER_FD, MADE,
 };
 use super::{free_all, set_tracking};
 use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, IoRanges, Redirect, PLAN_FILLS};
@@ -23,10 +24,11 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
     let Some(_inside) = thread::enter() else {
         return false;
     };
-    if !armed() {
+    if !armed() || copy_is_clear(d, s, n) {
         return false;
     }
-    let plan: Option<CopyPlan> = with_engine(|e| e.copy(d, s, n, site)).flatten();
+    let plan: Option<CopyPlan> =
+        with_engine_quiet(|e| e.copy(d, s, n, site), Option::is_none).flatten();
     let Some(plan) = plan else {
         return false;
     };
@@ -122,13 +124,13 @@ pub fn input_end(a: usize, n: usize, redirect: Option<Redirect>, r: isize) {
 
 /// Before an input call writes up to `n` bytes at `a`.
 pub fn input_prepare(a: usize, n: usize) {
-    if n == 0 || !tracking() {
+    if n == 0 || !tracking() || block_is_clear(a, n) {
         return;
     }
     let Some(_inside) = thread::enter() else {
         return;
     };
-    with_engine(|e| e.input_prepare(a, n));
+    with_engine_quiet(|e| e.input_prepare(a, n), |_| true);
 }
 
 /// After an input call put `got` bytes at `a`.
@@ -152,11 +154,11 @@ pub fn input_done(a: usize, got: usize) {
 /// The gather list for an output of `[a, a+n)`, or `None` if it can go out
 /// unchanged. The caller must pass the result to [`output_done`].
 pub fn output(a: usize, n: usize) -> Option<Gather> {
-    if n == 0 || !tracking() {
+    if n == 0 || !tracking() || bytes_are_clear(a, n) {
         return None;
     }
     let _inside = thread::enter()?;
-    let g = run_engine(false, |e| Ok(e.output(a, n)))?;
+    let g = run_engine(false, |e| Ok(e.output(a, n)), |g| g.substituted == 0)?;
     if g.substituted == 0 {
         return None;
     }
@@ -166,17 +168,21 @@ pub fn output(a: usize, n: usize) -> Option<Gather> {
 /// The gather list for an output of several buffers (an iovec), or `None`
 /// if it can go out unchanged.
 pub fn output_vec(parts: &[(usize, usize)]) -> Option<Gather> {
-    if !tracking() {
+    if !tracking() || parts.iter().all(|&(a, n)| bytes_are_clear(a, n)) {
         return None;
     }
     let _inside = thread::enter()?;
-    let g = run_engine(false, |e| {
-        let mut all = Gather::default();
-        for &(a, n) in parts {
-            e.output_into(&mut all, a, n);
-        }
-        Ok(all)
-    })?;
+    let g = run_engine(
+        false,
+        |e| {
+            let mut all = Gather::default();
+            for &(a, n) in parts {
+                e.output_into(&mut all, a, n);
+            }
+            Ok(all)
+        },
+        |g| g.substituted == 0,
+    )?;
     if g.substituted == 0 {
         return None; // no piece, so nothing was pinned
     }
@@ -209,10 +215,11 @@ pub unsafe fn free(p: usize) -> bool {
     };
     // SAFETY: `p` is live (the caller is about to free it).
     let size = unsafe { libc::malloc_usable_size(p as *mut libc::c_void) };
-    if small_block(size) {
+    if small_block(size) || block_is_clear(p, size) {
         return false;
     }
-    with_engine(|e| Ok(e.free(p, size))) == Some(FreeAction::Quarantined)
+    with_engine_quiet(|e| Ok(e.free(p, size)), |&a| a == FreeAction::Now)
+        == Some(FreeAction::Quarantined)
 }
 
 /// True if a block of `size` bytes can be freed or reallocated without the
@@ -240,7 +247,7 @@ pub unsafe fn realloc_tracked(p: usize) -> Option<usize> {
     let _inside = thread::enter()?;
     // SAFETY: `p` is live.
     let size = unsafe { libc::malloc_usable_size(p as *mut libc::c_void) };
-    if small_block(size) {
+    if small_block(size) || bytes_are_clear(p, size) {
         return None;
     }
     let g = ENGINE.lock();
@@ -355,6 +362,7 @@ pub fn fork_finish(g: ForkGuard, child: bool) {
             heap::reset_in_child();
             ENGINE.reset();
             crate::pins::reset_in_child();
+            COVER.reset();
         }
         if MADE.load(Ordering::Relaxed) {
             core::mem::forget(ENGINE.lock().take());

@@ -103,6 +103,11 @@ impl EngineTime {
         self.background_ticks += ticks() - t0;
     }
 
+    /// Engine calls of the program's threads.
+    pub(super) fn program_calls(&self) -> u64 {
+        self.program_calls
+    }
+
     /// Nanoseconds of the program's threads: the timed calls stand for all.
     pub(super) fn program_ns(&self) -> u64 {
         self.scaled_ns(self.program_ticks)

@@ -7,7 +7,8 @@
 //! the IO call itself), so that a fault raised there is always served by the
 //! handler thread, which needs the lock. Entry points are only reached
 //! above the size threshold or when something is tracked; the pass-through
-//! path never gets here.
+//! path never gets here. A copy, free or output of memory the cover
+//! ([`crate::cover`]) leaves clear returns before the lock.
 
 pub mod bridge;
 mod calls;
@@ -21,14 +22,18 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering}
 pub use calls::*;
 pub use real_mem::RealMem;
 
+use crate::cover::{Cover, Shape};
 use crate::engine::{Busy, Cfg, Engine};
 use crate::lock::Lock;
 use crate::once::{self, Turn};
+use crate::ranges::{page_down, page_up};
 use crate::uffd::{self, feature};
 use crate::{config, log::Level, real, thread, zio_log};
 use clock::clock_sample;
 
 static ENGINE: Lock<Option<Engine<RealMem>>> = Lock::new(None);
+/// What the engine tracks, for the hooks that can do without its lock.
+static COVER: Cover = Cover::new();
 /// Something is tracked: copies and inputs must consult the engine.
 static TRACKING: AtomicBool = AtomicBool::new(false);
 /// Copy elision is possible in this process (enabled, userfaultfd works).
@@ -252,7 +257,43 @@ fn start_threads() -> bool {
 }
 
 fn publish(e: &Engine<RealMem>) {
+    publish_cover(e, false);
+}
+
+/// After a call that may have changed what the engine tracks: the
+/// tracking flag, and the cover, in full if `settled` (the call answered
+/// "nothing to do" and changed no count), else covering everything. Both
+/// are right after any call; the full one costs a walk of what is tracked,
+/// worth it only where calls like this one are likely to follow (messages
+/// too small to elide), not after every elision.
+fn publish_cover(e: &Engine<RealMem>, settled: bool) {
     set_tracking(!e.is_idle());
+    COVER.publish(&if settled {
+        e.shape()
+    } else {
+        Shape::everything()
+    });
+}
+
+/// True if a copy from `[s, s+n)` into `[d, d+n)` involves nothing the
+/// engine tracks, as last published: no original or piece among the
+/// source bytes, no protected or unfilled page under the destination. The
+/// engine would copy it for real and change nothing.
+fn copy_is_clear(d: usize, s: usize, n: usize) -> bool {
+    COVER.clear((s, s + n), (page_down(d), page_up(d + n)))
+}
+
+/// True if `[a, a+n)` holds no original or piece and its pages none that
+/// is protected or unfilled, as last published: a free of it, or a write
+/// into it, leaves the engine nothing to do.
+fn block_is_clear(a: usize, n: usize) -> bool {
+    COVER.clear((a, a + n), (page_down(a), page_up(a + n)))
+}
+
+/// True if `[a, a+n)` holds no piece, as last published: an output of it
+/// goes out unchanged.
+fn bytes_are_clear(a: usize, n: usize) -> bool {
+    COVER.clear((a, a + n), (0, 0))
 }
 
 fn free_all(ptrs: &[usize]) {
@@ -274,7 +315,19 @@ fn yield_now() {
 /// [`run_engine`]: it is the frame of every engine call of the hooks.
 #[inline(always)]
 fn with_engine<R>(op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>) -> Option<R> {
-    run_engine(true, op)
+    run_engine(true, op, |_| false)
+}
+
+/// As [`with_engine`], for a call the cover may let through next time:
+/// if `quiet` says its answer left the engine nothing to do, and it
+/// changed no count of what the engine tracks, the cover is published in
+/// full (see [`publish`]).
+#[inline(always)]
+fn with_engine_quiet<R>(
+    op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>,
+    quiet: impl Fn(&R) -> bool,
+) -> Option<R> {
+    run_engine(true, op, quiet)
 }
 
 /// As [`with_engine`]; with `free_now` false, due frees stay queued in the
@@ -285,11 +338,12 @@ fn with_engine<R>(op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>) -> Op
 fn run_engine<R>(
     free_now: bool,
     mut op: impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>,
+    quiet: impl Fn(&R) -> bool,
 ) -> Option<R> {
     // zio's own system calls must not change what the program's call left
     // in errno (a failed write's EPIPE must survive the engine after it).
     let errno = Errno::save();
-    let r = run_engine_loop(free_now, &mut op);
+    let r = run_engine_loop(free_now, &mut op, &quiet);
     errno.restore();
     r
 }
@@ -316,6 +370,7 @@ impl Errno {
 fn run_engine_loop<R>(
     free_now: bool,
     op: &mut impl FnMut(&mut Engine<RealMem>) -> Result<R, Busy>,
+    quiet: &impl Fn(&R) -> bool,
 ) -> Option<R> {
     loop {
         let t0 = clock_sample();
@@ -326,8 +381,10 @@ fn run_engine_loop<R>(
             if crate::resources::exhausted() {
                 e.stop_eliding();
             }
+            let counts = e.shape_counts();
             let r = op(e);
-            publish(e);
+            let settled = matches!(&r, Ok(v) if quiet(v)) && e.shape_counts() == counts;
+            publish_cover(e, settled);
             e.mem.time.program_call(t0, locked);
             (
                 r,
@@ -379,6 +436,7 @@ fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     c.program_ns = e.mem.time.program_ns();
     c.background_ns = e.mem.time.background_ns();
     c.lock_wait_ns = e.mem.time.lock_wait_ns();
+    c.program_calls = e.mem.time.program_calls();
     c.registrations = e.mem.registrations;
     c.syscalls_uffd = e.mem.uffd_calls() + crate::uffd::unlocked_calls();
     c.syscalls_madvise = e.mem.madvise_calls;

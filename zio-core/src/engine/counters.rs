@@ -102,6 +102,9 @@ pub struct Counters {
     /// engine's lock (the same sample): what one engine for all threads
     /// costs them.
     pub lock_wait_ns: u64,
+    /// Times the program's threads entered the engine (took its lock):
+    /// hooks the cover let through without it are not among them.
+    pub program_calls: u64,
 }
 
 /// How often each of the engine's special paths ran: the steady states and

@@ -61,6 +61,7 @@ pub use output::Gather;
 pub use redirect::Redirect;
 
 use crate::config::{Opt, OPTIONS};
+use crate::cover::{self, Shape};
 use crate::ranges::{page_down, page_up, RangeSet};
 use crate::tracker::Tracker;
 
@@ -182,6 +183,59 @@ impl<M: Mem> Engine<M> {
     /// the engine must fill before the program uses it through a hook).
     pub fn is_idle(&self) -> bool {
         self.t.is_empty() && self.unfilled.is_empty()
+    }
+
+    /// What is tracked, as [`crate::cover`] publishes it for the hooks:
+    /// every original's and piece's bytes, every protected and unfilled
+    /// page; more than the cover holds makes it cover everything, found
+    /// from the counts alone.
+    pub fn shape(&self) -> Shape {
+        if self.t.piece_count() + self.t.orig_count() > cover::CAP
+            || self.prot.wp.len() + self.unfilled.runs() > cover::CAP
+        {
+            return Shape::everything();
+        }
+        let mut s = Shape::default();
+        for (k, p) in self.t.pieces() {
+            s.bytes.add(k, k + p.len);
+        }
+        for (a, b) in self.t.orig_ranges() {
+            s.bytes.add(a, b);
+        }
+        for (a, b) in self.prot.wp.iter().chain(self.unfilled.iter()) {
+            s.pages.add(a, b);
+        }
+        s
+    }
+
+    /// How many pieces, originals, protected runs and unfilled runs the
+    /// engine tracks, and the pieces' bytes: a call that changes none of
+    /// them most likely left [`Engine::shape`] as it was.
+    pub fn shape_counts(&self) -> [usize; 5] {
+        [
+            self.t.piece_count(),
+            self.t.orig_count(),
+            self.prot.wp.len(),
+            self.unfilled.runs(),
+            self.t.piece_bytes(),
+        ]
+    }
+
+    /// Everything the engine tracks and has counted, as text: two calls
+    /// with equal digests between them changed nothing (the model checks
+    /// the calls the cover leaves clear with it).
+    #[cfg(test)]
+    pub(crate) fn digest(&self) -> String {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            self.t.pieces().collect::<Vec<_>>(),
+            self.t.orig_ranges().collect::<Vec<_>>(),
+            self.prot.wp.iter().collect::<Vec<_>>(),
+            self.unfilled.iter().collect::<Vec<_>>(),
+            self.quarantine,
+            self.counters,
+            self.paths,
+        )
     }
 
     /// zio's own resources ran out ([`crate::resources`]): nothing new is

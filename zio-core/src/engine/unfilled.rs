@@ -87,6 +87,11 @@ impl Unfilled {
         self.runs.is_empty()
     }
 
+    /// Number of runs left unfilled.
+    pub(super) fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
     /// The runs left unfilled, in order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.runs.iter()

@@ -338,7 +338,14 @@ impl World {
     /// are undefined from now on.
     fn free(&mut self, at: usize, len: usize) {
         let a = BASE + at;
-        if self.e.free(a, len) == FreeAction::Quarantined {
+        let clear = self.clear_before((a, a + len), (page_down(a), page_up(a + len)));
+        let action = self.e.free(a, len);
+        assert!(
+            clear.is_none() || action == FreeAction::Now,
+            "a clear free kept"
+        );
+        self.assert_untouched(clear, "a free");
+        if action == FreeAction::Quarantined {
             self.held.push((a, len));
         }
         self.valid[at..at + len].iter_mut().for_each(|v| *v = false);

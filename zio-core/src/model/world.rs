@@ -18,6 +18,10 @@ pub(super) struct World {
     pub(super) fills: u64,
     /// Ranges an IO stack lent zio and has not taken back.
     pub(super) lent: Vec<(usize, usize)>,
+    /// Copies, frees and outputs the engine's cover left clear (the hooks
+    /// skip the engine for them), each checked to be one the engine does
+    /// nothing about.
+    pub(super) clear_calls: u64,
 }
 
 impl World {
@@ -29,6 +33,7 @@ impl World {
             held: Vec::new(),
             fills: 0,
             lent: Vec::new(),
+            clear_calls: 0,
         }
     }
 
@@ -157,9 +162,58 @@ impl World {
         self.e.input_done(a, data.len());
     }
 
+    /// The hooks' question before a copy, free or output (`bytes` and
+    /// `pages` as [`crate::cover::Cover::clear`] takes them): if the
+    /// engine's cover leaves them clear, what the engine and its memory
+    /// hold and have counted, which the call must leave as it is.
+    pub(super) fn clear_before(
+        &mut self,
+        bytes: (usize, usize),
+        pages: (usize, usize),
+    ) -> Option<String> {
+        self.e.shape().clear(bytes, pages).then(|| {
+            self.clear_calls += 1;
+            self.digest()
+        })
+    }
+
+    fn digest(&self) -> String {
+        let m = &self.e.mem;
+        let wp: Vec<usize> = (0..PAGES).filter(|&i| m.pages[i].wp).collect();
+        let missing: Vec<usize> = (0..PAGES).filter(|&i| !m.pages[i].present).collect();
+        format!(
+            "{} {wp:?} {missing:?} {:?}",
+            self.e.digest(),
+            (
+                m.protect_calls,
+                m.unmap_calls,
+                m.zero_calls,
+                m.check_calls,
+                m.fill_calls,
+                m.plain_reads,
+                m.plain_writes,
+            )
+        )
+    }
+
+    /// After a call [`World::clear_before`] found clear: the engine changed
+    /// nothing (the hooks, which skip it, would have been right).
+    pub(super) fn assert_untouched(&self, before: Option<String>, what: &str) {
+        if let Some(d) = before {
+            assert_eq!(
+                self.digest(),
+                d,
+                "{what} the cover left clear changed the engine"
+            );
+        }
+    }
+
     /// memcpy/memmove through the engine, executing its plan afterwards.
     pub(super) fn copy(&mut self, d: usize, s: usize, n: usize, site: usize) {
+        let clear = self.clear_before((s, s + n), (page_down(d), page_up(d + n)));
         let plan = self.e.copy(d, s, n, site).unwrap();
+        assert!(clear.is_none() || plan.is_none(), "a clear copy got a plan");
+        self.assert_untouched(clear, "a copy");
         match plan {
             None => self.raw_copy(d, s, n, false),
             Some(p) => {
@@ -215,7 +269,13 @@ impl World {
 
     /// write(2) of `[a, a+n)`: the kernel reads the gather list.
     pub(super) fn output(&mut self, a: usize, n: usize) -> Vec<u8> {
+        let clear = self.clear_before((a, a + n), (0, 0));
         let g = self.e.output(a, n);
+        assert!(
+            clear.is_none() || g.substituted == 0,
+            "a clear output substituted"
+        );
+        self.assert_untouched(clear, "an output");
         let mut out = Vec::with_capacity(n);
         for &(addr, len) in &g.iov {
             for i in 0..len {

@@ -406,6 +406,14 @@ impl Tracker {
         o.stamp = stamp;
     }
 
+    /// Every original's bytes `[start, end)`, in address order.
+    pub fn orig_ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.by_start.values().map(|&id| {
+            let o = self.orig(id);
+            (o.start, o.end())
+        })
+    }
+
     /// The original with this id.
     pub fn orig(&self, id: OrigId) -> &Original {
         self.origs[id as usize].as_ref().expect("stale original id")
