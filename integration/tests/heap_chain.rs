@@ -3,7 +3,8 @@
 //! elided, the output is byte for byte what it is without zio, and zio's
 //! system calls per message stay within what re-registering the chunks
 //! glibc trimmed needs. At a size too small to elide, the copies, frees
-//! and writes of memory holding nothing zio tracks skip its engine.
+//! and writes of memory holding nothing zio tracks skip its engine, and
+//! zio starts no thread.
 
 use std::process::Command;
 
@@ -62,6 +63,13 @@ fn copies_too_small_to_elide_skip_the_engine() {
         c
     });
     assert_eq!(run.counter("elided_copies"), 0, "{}", run.log);
+    // No copy could be elided, so zio never armed: no handler or
+    // collector thread, and glibc's allocator stays single-threaded.
+    assert!(
+        run.stderr().contains("threads 1\n"),
+        "zio started threads: {}",
+        run.stderr()
+    );
     // The input is recorded as an original (two calls around the pread)
     // and the first copy reads it (one call); the other four copies, the
     // five frees and the pwrite touch nothing zio tracks and skip the

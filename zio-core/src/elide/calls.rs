@@ -24,7 +24,7 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
     let Some(_inside) = thread::enter() else {
         return false;
     };
-    if !armed() || copy_is_clear(d, s, n) {
+    if !armed(d, n) || copy_is_clear(d, s, n) {
         return false;
     }
     let plan: Option<CopyPlan> =

@@ -26,7 +26,7 @@ use crate::cover::{Cover, Shape};
 use crate::engine::{Busy, Cfg, Engine};
 use crate::lock::Lock;
 use crate::once::{self, Turn};
-use crate::ranges::{page_down, page_up};
+use crate::ranges::{page_down, page_up, whole_pages};
 use crate::uffd::{self, feature};
 use crate::{config, log::Level, real, thread, zio_log};
 use clock::clock_sample;
@@ -170,18 +170,22 @@ fn ensure_started(slot: &mut Option<Engine<RealMem>>) -> bool {
 }
 
 /// True once the engine works through userfaultfd: the first caller (a
-/// copy that may be elided) runs the self-test, opens the descriptor and
-/// starts the handler and collector threads, without zio's lock (their
-/// start may reach zio's hooks); meanwhile other callers get false and copy
-/// for real. A failure turns elision off for good, with one line saying
-/// why.
-fn armed() -> bool {
+/// copy of `n` bytes into `d` that may be elided) runs the self-test,
+/// opens the descriptor and starts the handler and collector threads,
+/// without zio's lock (their start may reach zio's hooks); meanwhile other
+/// callers get false and copy for real. A failure turns elision off for
+/// good, with one line saying why.
+fn armed(d: usize, n: usize) -> bool {
     // A load first: every copy that reaches the engine asks.
     if once::passed(&ARM) {
         return true;
     }
-    // Nothing recorded yet: no copy can be elided, nothing to arm for.
-    if !MADE.load(Ordering::Acquire) {
+    // Nothing recorded yet, or a destination with fewer whole pages than
+    // the threshold: this copy cannot be elided, nothing to arm for. A
+    // program whose copies are all that small then never gets the threads,
+    // and glibc's allocator keeps its single-threaded fast paths.
+    let (c0, c1) = whole_pages(d, n);
+    if !MADE.load(Ordering::Acquire) || c1 - c0 < config::threshold() {
         return false;
     }
     match once::begin(&ARM) {
