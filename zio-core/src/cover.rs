@@ -99,6 +99,18 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// The shape of these byte and page ranges.
+    pub fn of(bytes: &[(usize, usize)], pages: &[(usize, usize)]) -> Shape {
+        let mut s = Shape::default();
+        for &(a, b) in bytes {
+            s.bytes.add(a, b);
+        }
+        for &(a, b) in pages {
+            s.pages.add(a, b);
+        }
+        s
+    }
+
     /// A shape that leaves nothing clear.
     pub fn everything() -> Shape {
         Shape {
@@ -247,14 +259,7 @@ mod tests {
     use super::*;
 
     fn shape(bytes: &[(usize, usize)], pages: &[(usize, usize)]) -> Shape {
-        let mut s = Shape::default();
-        for &(a, b) in bytes {
-            s.bytes.add(a, b);
-        }
-        for &(a, b) in pages {
-            s.pages.add(a, b);
-        }
-        s
+        Shape::of(bytes, pages)
     }
 
     #[test]

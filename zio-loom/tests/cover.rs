@@ -14,14 +14,7 @@ mod cover;
 use cover::{Cover, Shape};
 
 fn shape(bytes: &[(usize, usize)], pages: &[(usize, usize)]) -> Shape {
-    let mut s = Shape::default();
-    for &(a, b) in bytes {
-        s.bytes.add(a, b);
-    }
-    for &(a, b) in pages {
-        s.pages.add(a, b);
-    }
-    s
+    Shape::of(bytes, pages)
 }
 
 #[test]
