@@ -73,7 +73,7 @@ fn copies_too_small_to_elide_skip_the_engine() {
     // The input is recorded as an original (two calls around the pread)
     // and the first copy reads it (one call); the other four copies, the
     // five frees and the pwrite touch nothing zio tracks and skip the
-    // engine's lock: 3 calls per message, 13 without the cover.
+    // engine's lock.
     let calls = run.counter("engine_calls_program") as f64 / MESSAGES as f64;
     assert!(
         (2.0..=4.0).contains(&calls),
