@@ -428,6 +428,7 @@ pub const ENGINE_COUNTERS: &[(&str, CounterFn)] = &[
     ("quarantined_bytes", |c| c.quarantined_bytes),
     ("quarantined_total", |c| c.quarantined_total),
     ("policy_skips", |c| c.policy_skips),
+    ("inputs_unrecorded", |c| c.inputs_unrecorded),
     ("refused", |c| c.refused),
     ("vmas_registered", |c| c.registrations),
     ("syscalls_uffd", |c| c.syscalls_uffd),

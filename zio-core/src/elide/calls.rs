@@ -10,7 +10,7 @@ use super::{
     armed, block_is_clear, bytes_are_clear, copy_is_clear, ensure_started, publish, run_engine,
     tracking, with_engine, with_engine_quiet, ACTIVE, COVER, ENGINE, HANDLER_FD, MADE,
 };
-use super::{free_all, set_tracking};
+use super::{count_unrecorded, free_all, set_tracking, spend_unrecorded, unrecorded_due};
 use crate::engine::{CopyFrom, CopyPlan, FreeAction, Gather, IoRanges, Redirect, PLAN_FILLS};
 use crate::ranges::{page_down, page_up, PAGE};
 use crate::{config, heap, real, thread, vma};
@@ -138,6 +138,12 @@ pub fn input_done(a: usize, got: usize) {
     if got < config::threshold() || !ACTIVE.load(Ordering::Relaxed) {
         return;
     }
+    // Left unrecorded where zio holds nothing: no lock at all.
+    let dormant = unrecorded_due();
+    if dormant && (!tracking() || block_is_clear(a, got)) && spend_unrecorded() {
+        count_unrecorded();
+        return;
+    }
     let Some(_inside) = thread::enter() else {
         return;
     };
@@ -145,7 +151,11 @@ pub fn input_done(a: usize, got: usize) {
     let started = MADE.load(Ordering::Acquire) || ensure_started(&mut ENGINE.lock());
     if started {
         with_engine(|e| {
-            e.input_done(a, got);
+            if dormant && spend_unrecorded() && e.input_unrecorded(a, got) {
+                count_unrecorded();
+            } else {
+                e.input_done(a, got);
+            }
             Ok(())
         });
     }

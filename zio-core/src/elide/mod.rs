@@ -17,7 +17,9 @@ mod plain_access;
 mod real_mem;
 mod threads;
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 pub use calls::*;
 pub use real_mem::RealMem;
@@ -48,6 +50,31 @@ static ARM: AtomicU8 = AtomicU8::new(once::IDLE);
 /// Forks under way (between `fork_prepare` and `fork_finish`): no page
 /// may be left missing meanwhile ([`RealMem`] refuses).
 static FORKING: AtomicUsize = AtomicUsize::new(0);
+
+/// Inputs the hooks may still leave unrecorded: set by the engine when its
+/// policy has refused every copy for a while (`engine/policy.rs`,
+/// `Dormancy`), spent one per input by [`input_done`].
+static UNRECORDED: AtomicU32 = AtomicU32::new(0);
+/// Inputs left unrecorded so far (the `inputs_unrecorded` counter).
+static INPUTS_UNRECORDED: AtomicU64 = AtomicU64::new(0);
+
+/// True if inputs may go unrecorded now: the policy refused every copy
+/// lately.
+fn unrecorded_due() -> bool {
+    UNRECORDED.load(Ordering::Relaxed) > 0
+}
+
+/// Spends one of [`UNRECORDED`]; false if none is left.
+fn spend_unrecorded() -> bool {
+    UNRECORDED
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1))
+        .is_ok()
+}
+
+/// Counts an input left unrecorded.
+fn count_unrecorded() {
+    INPUTS_UNRECORDED.fetch_add(1, Ordering::Relaxed);
+}
 
 /// True while a fork is under way in this process.
 fn forking() -> bool {
@@ -389,6 +416,10 @@ fn run_engine_loop<R>(
             let r = op(e);
             let settled = matches!(&r, Ok(v) if quiet(v)) && e.shape_counts() == counts;
             publish_cover(e, settled);
+            let unrecorded = e.inputs_to_leave_unrecorded();
+            if unrecorded > 0 {
+                UNRECORDED.store(unrecorded, Ordering::Relaxed);
+            }
             e.mem.time.program_call(t0, locked);
             (
                 r,
@@ -445,5 +476,6 @@ fn counters_of(e: &Engine<RealMem>) -> crate::engine::Counters {
     c.syscalls_uffd = e.mem.uffd_calls() + crate::uffd::unlocked_calls();
     c.syscalls_madvise = e.mem.madvise_calls;
     c.syscalls_maps = crate::vma::queries();
+    c.inputs_unrecorded = INPUTS_UNRECORDED.load(Ordering::Relaxed);
     c
 }

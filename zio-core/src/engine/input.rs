@@ -3,6 +3,7 @@
 //! records and the unfilled pages.
 
 use super::{Busy, Engine, Mem};
+use crate::ranges::{page_down, page_up};
 use crate::tracker::OrigId;
 
 impl<M: Mem> Engine<M> {
@@ -50,6 +51,31 @@ impl<M: Mem> Engine<M> {
             }
         }
         self.sync_counts();
+    }
+
+    /// An input call put `got` bytes at `a` that the hooks leave unrecorded
+    /// (the policy refuses every copy lately, see `policy.rs`): the records
+    /// of the bytes it overwrote end, as at a free, and none is made, so
+    /// that the copies, writes and free of the buffer pass the engine by.
+    /// False if an original there is pinned: the input is then recorded.
+    pub fn input_unrecorded(&mut self, a: usize, got: usize) -> bool {
+        let b = a + got;
+        if self
+            .t
+            .origs_in(a, b)
+            .iter()
+            .any(|&id| self.t.orig(id).pins > 0)
+        {
+            return false;
+        }
+        self.unfilled.forget(a, b);
+        if self.prepare_write(a, b).is_err() {
+            return false;
+        }
+        self.t.trim_originals(a, b);
+        self.unprotect_idle(page_down(a), page_up(b));
+        self.sync_counts();
+        true
     }
 
     /// The original that ends right at `a`, if any, of the program's

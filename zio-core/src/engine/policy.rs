@@ -41,6 +41,57 @@ const CHURN_SHARE: u64 = 8;
 /// missing yet), and that start must not stop it for good.
 const CHURN_SAMPLE: u64 = 64 << 20;
 
+/// Verdicts refused in a row, none allowed, after which new inputs are
+/// left unrecorded for a while ([`Dormancy`]).
+const DORMANT_AFTER: u32 = 64;
+
+/// Inputs left unrecorded the first time; each later time in a row
+/// (nothing allowed in between) doubles it, up to [`DORMANT_MAX`].
+const DORMANT_FIRST: u32 = 64;
+
+/// Most inputs left unrecorded at a time.
+const DORMANT_MAX: u32 = 4096;
+
+/// Whether recording new input is worth its cost. Each input at least the
+/// threshold becomes an original that the engine indexes, protects or
+/// redirects, and frees again: about a microsecond per message, paid so
+/// that a copy of it can be elided. When the policy refuses every copy (a
+/// program that reads all it copies), nothing repays it, so after
+/// [`DORMANT_AFTER`] refusals in a row the next inputs into memory zio
+/// holds nothing in are left unrecorded: their copies, writes and frees
+/// then never reach the engine. Then recording resumes, and the policy's
+/// own probes judge again; a verdict that allows elision ends it.
+#[derive(Clone, Copy, Debug)]
+struct Dormancy {
+    refused: u32,
+    gap: u32,
+    /// Inputs to leave unrecorded, not yet handed to the caller.
+    due: u32,
+}
+
+impl Dormancy {
+    fn new() -> Dormancy {
+        Dormancy {
+            refused: 0,
+            gap: DORMANT_FIRST,
+            due: 0,
+        }
+    }
+
+    fn noted(&mut self, allowed: bool) {
+        if allowed {
+            *self = Dormancy::new();
+            return;
+        }
+        self.refused += 1;
+        if self.refused >= DORMANT_AFTER {
+            self.refused = 0;
+            self.due = self.gap;
+            self.gap = (self.gap * 2).min(DORMANT_MAX);
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Usage {
     key: usize,
@@ -60,6 +111,7 @@ struct Usage {
 pub(super) struct Policy {
     sites: Vec<Usage>,
     bufs: Vec<Usage>,
+    dormancy: Dormancy,
 }
 
 impl Policy {
@@ -68,7 +120,14 @@ impl Policy {
         Policy {
             sites: vec![Usage::default(); SLOTS],
             bufs: vec![Usage::default(); SLOTS],
+            dormancy: Dormancy::new(),
         }
+    }
+
+    /// Inputs to leave unrecorded from now on ([`Dormancy`]), 0 if none
+    /// became due since the last call.
+    pub(super) fn take_unrecorded(&mut self) -> u32 {
+        core::mem::take(&mut self.dormancy.due)
     }
 
     /// The slot of `key`: one of the two its hash picks. A key in neither
@@ -193,10 +252,20 @@ impl<M: Mem> Engine<M> {
             return Verdict::TooSmall;
         }
         let sample = 4 * self.cfg.threshold as u64;
-        match self.policy.allows(site, c0, self.cfg.fault_ratio, sample) {
-            (true, slots) => Verdict::Elide(slots),
-            (false, _) => Verdict::Refused,
+        let (ok, slots) = self.policy.allows(site, c0, self.cfg.fault_ratio, sample);
+        self.policy.dormancy.noted(ok);
+        if ok {
+            Verdict::Elide(slots)
+        } else {
+            Verdict::Refused
         }
+    }
+
+    /// How many of the next inputs the hooks may leave unrecorded where
+    /// zio holds nothing ([`Dormancy`]): 0 unless the policy has refused
+    /// every copy for a while, and only once per such stretch.
+    pub fn inputs_to_leave_unrecorded(&mut self) -> u32 {
+        self.policy.take_unrecorded()
     }
 }
 
@@ -258,6 +327,33 @@ mod tests {
         assert!(!p.allows(3, 0x9000, 0.06, SAMPLE).0);
         assert!(!p.allows(4, 0x1000, 0.06, SAMPLE).0);
         assert!(p.allows(4, 0x9000, 0.06, SAMPLE).0);
+    }
+
+    /// After `DORMANT_AFTER` refusals in a row, `DORMANT_FIRST` inputs are
+    /// left unrecorded, twice as many each time it happens again in a row,
+    /// up to `DORMANT_MAX`; one allowed verdict starts over.
+    #[test]
+    fn refusing_everything_leaves_ever_more_inputs_unrecorded() {
+        let mut p = Policy::new();
+        let refuse = |p: &mut Policy, n: u32| {
+            for _ in 0..n {
+                p.dormancy.noted(false);
+            }
+            p.take_unrecorded()
+        };
+        assert_eq!(refuse(&mut p, DORMANT_AFTER - 1), 0);
+        assert_eq!(refuse(&mut p, 1), DORMANT_FIRST);
+        assert_eq!(p.take_unrecorded(), 0, "handed out once");
+        let mut want = DORMANT_FIRST;
+        for _ in 0..10 {
+            want = (want * 2).min(DORMANT_MAX);
+            assert_eq!(refuse(&mut p, DORMANT_AFTER), want);
+        }
+        assert_eq!(want, DORMANT_MAX);
+        refuse(&mut p, DORMANT_AFTER / 2);
+        p.dormancy.noted(true);
+        assert_eq!(refuse(&mut p, DORMANT_AFTER - 1), 0, "allowed: starts over");
+        assert_eq!(refuse(&mut p, 1), DORMANT_FIRST);
     }
 
     /// A slot's history halves past `HALVE_AT` elided bytes, keeping the

@@ -88,6 +88,9 @@ pub(super) enum Op {
         at: usize,
         len: usize,
     },
+    /// From now on inputs are left unrecorded as the hooks leave them while
+    /// the policy refuses every copy (or, false, recorded again).
+    Dormant(bool),
 }
 
 /// Offsets cluster around page boundaries so fringes and alignments vary,
@@ -130,6 +133,7 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Fork),
         2 => (addr(), len(), any::<u8>()).prop_map(|(at, len, seed)| Op::Lend { at, len, seed }),
         1 => (addr(), len()).prop_map(|(at, len)| Op::Release { at, len }),
+        1 => any::<bool>().prop_map(Op::Dormant),
     ]
 }
 
@@ -271,6 +275,7 @@ impl World {
                 }
             }
             Op::Release { at, len } => self.release_lent_over(BASE + at, BASE + at + len),
+            Op::Dormant(on) => self.dormant = on,
         }
     }
 

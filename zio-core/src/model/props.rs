@@ -68,6 +68,8 @@ fn run_sequences(op: impl Strategy<Value = Op>, cfg: Cfg) -> BTreeMap<&'static s
             ("lent", c.bytes_lent),
             ("lent released", c.lent_released),
             ("cover clear", w.clear_calls),
+            ("unrecorded input", w.unrecorded[0]),
+            ("records ended by input", w.unrecorded[1]),
         ] {
             *r.entry(path).or_insert(0) += n;
         }
@@ -93,9 +95,10 @@ fn assert_reached(reached: &BTreeMap<&'static str, u64>, paths: &[&str]) {
 /// up, quarantine, fault (around, and on writes), move overlapping bytes,
 /// leave reallocs of IO data to the allocator's move, elide bytes a real
 /// copy left in plain memory (fringe hints), fork, lend and release
-/// memory as an IO stack does (released before it is written), and make
+/// memory as an IO stack does (released before it is written), make
 /// copies, frees and outputs the cover leaves clear (each checked to be
-/// one the engine does nothing about).
+/// one the engine does nothing about), and leave inputs unrecorded as the
+/// hooks do while the policy refuses every copy.
 #[test]
 fn engine_matches_plain_copies() {
     let reached = run_sequences(op(), small_cfg());
@@ -121,6 +124,8 @@ fn engine_matches_plain_copies() {
             "lent",
             "lent released",
             "cover clear",
+            "unrecorded input",
+            "records ended by input",
         ],
     );
 }

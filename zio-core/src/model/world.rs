@@ -22,6 +22,12 @@ pub(super) struct World {
     /// skip the engine for them), each checked to be one the engine does
     /// nothing about.
     pub(super) clear_calls: u64,
+    /// Inputs are left unrecorded, as the hooks leave them while the
+    /// policy refuses every copy (`Op::Dormant`).
+    pub(super) dormant: bool,
+    /// Inputs left unrecorded so far: where the cover was clear (no engine
+    /// call), and where the engine ended the records there.
+    pub(super) unrecorded: [u64; 2],
 }
 
 impl World {
@@ -34,6 +40,8 @@ impl World {
             fills: 0,
             lent: Vec::new(),
             clear_calls: 0,
+            dormant: false,
+            unrecorded: [0; 2],
         }
     }
 
@@ -159,7 +167,16 @@ impl World {
         for (i, &b) in data.iter().enumerate() {
             self.store(a + i, b);
         }
-        self.e.input_done(a, data.len());
+        let (s, e) = (a, a + data.len());
+        // As the hooks leave an input unrecorded: without the engine where
+        // the cover is clear, else ending the records there.
+        if self.dormant && self.e.shape().clear((s, e), (page_down(s), page_up(e))) {
+            self.unrecorded[0] += 1;
+        } else if self.dormant && self.e.input_unrecorded(s, e - s) {
+            self.unrecorded[1] += 1;
+        } else {
+            self.e.input_done(s, e - s);
+        }
     }
 
     /// The hooks' question before a copy, free or output (`bytes` and
