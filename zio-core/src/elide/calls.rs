@@ -24,7 +24,16 @@ pub unsafe fn copy(d: usize, s: usize, n: usize, site: usize) -> bool {
     let Some(_inside) = thread::enter() else {
         return false;
     };
-    if !armed(d, n) || copy_is_clear(d, s, n) {
+    if copy_is_clear(d, s, n) {
+        return false;
+    }
+    if !armed(d, n) {
+        // Too small to elide: the engine only counts it, against recording
+        // inputs no copy elides from (the policy's dormancy).
+        with_engine(|e| {
+            e.copied_unarmed(s, n);
+            Ok(())
+        });
         return false;
     }
     let plan: Option<CopyPlan> =

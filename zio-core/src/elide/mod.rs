@@ -52,13 +52,13 @@ static ARM: AtomicU8 = AtomicU8::new(once::IDLE);
 static FORKING: AtomicUsize = AtomicUsize::new(0);
 
 /// Inputs the hooks may still leave unrecorded: set by the engine when its
-/// policy has refused every copy for a while (`engine/policy.rs`,
+/// policy saw no copy of IO data elided for a while (`engine/policy.rs`,
 /// `Dormancy`), spent one per input by [`input_done`].
 static UNRECORDED: AtomicU32 = AtomicU32::new(0);
 /// Inputs left unrecorded so far (the `inputs_unrecorded` counter).
 static INPUTS_UNRECORDED: AtomicU64 = AtomicU64::new(0);
 
-/// True if inputs may go unrecorded now: the policy refused every copy
+/// True if inputs may go unrecorded now: no copy of IO data was elided
 /// lately.
 fn unrecorded_due() -> bool {
     UNRECORDED.load(Ordering::Relaxed) > 0

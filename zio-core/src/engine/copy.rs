@@ -185,6 +185,7 @@ impl<M: Mem> Engine<M> {
         self.fringes.note(d, n, s, id);
         self.counters.copied_bytes += n as u64;
         self.paths.plain_copies += 1;
+        self.copied_too_small();
         true
     }
 

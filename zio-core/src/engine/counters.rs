@@ -57,7 +57,7 @@ pub struct Counters {
     pub quarantined_total: u64,
     /// Copies not elided because the policy stopped their site or buffer.
     pub policy_skips: u64,
-    /// Inputs left unrecorded while the policy refused every copy; kept by
+    /// Inputs left unrecorded while no copy of IO data was elided; kept by
     /// the hooks, filled in when the counters are read.
     pub inputs_unrecorded: u64,
     /// Elision refused by memory kind (shared, file-backed, registration).

@@ -54,7 +54,7 @@ impl<M: Mem> Engine<M> {
     }
 
     /// An input call put `got` bytes at `a` that the hooks leave unrecorded
-    /// (the policy refuses every copy lately, see `policy.rs`): the records
+    /// (no copy of IO data was elided lately, see `policy.rs`): the records
     /// of the bytes it overwrote end, as at a free, and none is made, so
     /// that the copies, writes and free of the buffer pass the engine by.
     /// False if an original there is pinned: the input is then recorded.

@@ -41,8 +41,9 @@ const CHURN_SHARE: u64 = 8;
 /// missing yet), and that start must not stop it for good.
 const CHURN_SAMPLE: u64 = 64 << 20;
 
-/// Verdicts refused in a row, none allowed, after which new inputs are
-/// left unrecorded for a while ([`Dormancy`]).
+/// Copies of IO data in a row that elided nothing (refused, or too small
+/// to elide), after which new inputs are left unrecorded for a while
+/// ([`Dormancy`]).
 const DORMANT_AFTER: u32 = 64;
 
 /// Inputs left unrecorded the first time; each later time in a row
@@ -55,15 +56,17 @@ const DORMANT_MAX: u32 = 4096;
 /// Whether recording new input is worth its cost. Each input at least the
 /// threshold becomes an original that the engine indexes, protects or
 /// redirects, and frees again: about a microsecond per message, paid so
-/// that a copy of it can be elided. When the policy refuses every copy (a
-/// program that reads all it copies), nothing repays it, so after
-/// [`DORMANT_AFTER`] refusals in a row the next inputs into memory zio
-/// holds nothing in are left unrecorded: their copies, writes and frees
-/// then never reach the engine. Then recording resumes, and the policy's
-/// own probes judge again; a verdict that allows elision ends it.
+/// that a copy of it can be elided. When no copy of IO data is elided (a
+/// program that reads all it copies, so the policy refuses them, or whose
+/// copies land in buffers with too few whole pages), nothing repays it,
+/// so after [`DORMANT_AFTER`] such copies in a row the next inputs into
+/// memory zio holds nothing in are left unrecorded: their copies, writes
+/// and frees then never reach the engine. Then recording resumes, and
+/// the policy's own probes judge again; a copy elided ends it.
 #[derive(Clone, Copy, Debug)]
 struct Dormancy {
-    refused: u32,
+    /// Copies of IO data not elided since the last one allowed.
+    not_elided: u32,
     gap: u32,
     /// Inputs to leave unrecorded, not yet handed to the caller.
     due: u32,
@@ -72,20 +75,21 @@ struct Dormancy {
 impl Dormancy {
     fn new() -> Dormancy {
         Dormancy {
-            refused: 0,
+            not_elided: 0,
             gap: DORMANT_FIRST,
             due: 0,
         }
     }
 
+    /// A copy of IO data was allowed to elide, or not.
     fn noted(&mut self, allowed: bool) {
         if allowed {
             *self = Dormancy::new();
             return;
         }
-        self.refused += 1;
-        if self.refused >= DORMANT_AFTER {
-            self.refused = 0;
+        self.not_elided += 1;
+        if self.not_elided >= DORMANT_AFTER {
+            self.not_elided = 0;
             self.due = self.gap;
             self.gap = (self.gap * 2).min(DORMANT_MAX);
         }
@@ -249,6 +253,7 @@ impl<M: Mem> Engine<M> {
     pub(super) fn policy_for(&mut self, d: usize, n: usize, site: usize) -> Verdict {
         let (c0, c1) = whole_pages(d, n);
         if c1 - c0 < self.cfg.threshold {
+            self.policy.dormancy.noted(false);
             return Verdict::TooSmall;
         }
         let sample = 4 * self.cfg.threshold as u64;
@@ -261,9 +266,23 @@ impl<M: Mem> Engine<M> {
         }
     }
 
+    /// A copy of IO data too small to elide was made for real.
+    pub(super) fn copied_too_small(&mut self) {
+        self.policy.dormancy.noted(false);
+    }
+
+    /// The hooks copied `[s, s+n)` into `[d, d+n)` for real without asking
+    /// the engine, too small to elide before any copy armed it: counted
+    /// as [`Engine::copied_too_small`] if its bytes are IO data.
+    pub fn copied_unarmed(&mut self, s: usize, n: usize) {
+        if self.t.has_origs_in(s, s + n) || self.t.has_pieces_in(s, s + n) {
+            self.copied_too_small();
+        }
+    }
+
     /// How many of the next inputs the hooks may leave unrecorded where
-    /// zio holds nothing ([`Dormancy`]): 0 unless the policy has refused
-    /// every copy for a while, and only once per such stretch.
+    /// zio holds nothing ([`Dormancy`]): 0 unless no copy of IO data was
+    /// elided for a while, and only once per such stretch.
     pub fn inputs_to_leave_unrecorded(&mut self) -> u32 {
         self.policy.take_unrecorded()
     }

@@ -89,7 +89,7 @@ pub(super) enum Op {
         len: usize,
     },
     /// From now on inputs are left unrecorded as the hooks leave them while
-    /// the policy refuses every copy (or, false, recorded again).
+    /// the policy sees no copy elided (or, false, recorded again).
     Dormant(bool),
 }
 

@@ -98,7 +98,7 @@ fn assert_reached(reached: &BTreeMap<&'static str, u64>, paths: &[&str]) {
 /// memory as an IO stack does (released before it is written), make
 /// copies, frees and outputs the cover leaves clear (each checked to be
 /// one the engine does nothing about), and leave inputs unrecorded as the
-/// hooks do while the policy refuses every copy.
+/// hooks do while no copy is elided.
 #[test]
 fn engine_matches_plain_copies() {
     let reached = run_sequences(op(), small_cfg());

@@ -23,7 +23,7 @@ pub(super) struct World {
     /// nothing about.
     pub(super) clear_calls: u64,
     /// Inputs are left unrecorded, as the hooks leave them while the
-    /// policy refuses every copy (`Op::Dormant`).
+    /// policy sees no copy elided (`Op::Dormant`).
     pub(super) dormant: bool,
     /// Inputs left unrecorded so far: where the cover was clear (no engine
     /// call), and where the engine ended the records there.
