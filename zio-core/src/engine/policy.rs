@@ -271,8 +271,8 @@ impl<M: Mem> Engine<M> {
         self.policy.dormancy.noted(false);
     }
 
-    /// The hooks copied `[s, s+n)` into `[d, d+n)` for real without asking
-    /// the engine, too small to elide before any copy armed it: counted
+    /// The hooks copied `[s, s+n)` for real without asking the engine, into
+    /// a destination too small to elide before any copy armed it: counted
     /// as [`Engine::copied_too_small`] if its bytes are IO data.
     pub fn copied_unarmed(&mut self, s: usize, n: usize) {
         if self.t.has_origs_in(s, s + n) || self.t.has_pieces_in(s, s + n) {
